@@ -1,0 +1,23 @@
+"""DBNet ("Real-time Scene Text Detection with Differentiable Binarization",
+Liao et al., AAAI 2020) as a tcmbench plugin.
+
+Registered through the ``tcmbench`` entry-point group exactly like a
+third-party plugin. This module stays torch-free: the spec points at
+builders that import torch when a model is actually built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tcmbench.hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+
+@hookimpl
+def register_detectors(register: Callable[[Any], None]) -> None:
+    from tcmbench_dbnet.spec import dbnet_spec
+
+    register(dbnet_spec())

@@ -1,0 +1,3 @@
+from tcmbench.cli import main
+
+main()

@@ -1,0 +1,132 @@
+"""Uniform read access to annotation files in a folder, a zip, or one file.
+
+The ICDAR RRC distributes ground truth as zips (``gt_img_N.txt`` entries),
+researchers unpack them into folders, and some formats are one file. Readers
+see all three through :class:`AnnotationSource`, so "a GT zip or a folder is
+accepted wherever annotations are read" holds for every format at once.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from tcmbench.errors import AnnotationFormatError, DatasetNotFoundError
+
+log = logging.getLogger(__name__)
+
+
+def decode_text(data: bytes) -> str:
+    """Decode annotation bytes: UTF-8 with or without BOM, else Latin-1.
+
+    ICDAR 2015 GT files start with a UTF-8 BOM; a few legacy files are
+    Latin-1. Latin-1 never fails, so a reader never crashes on decoding.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+class AnnotationSource:
+    """A folder, a zip archive, or a single file, listed as relative names."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DatasetNotFoundError(f"annotation path does not exist: {self.path}")
+        self._zip: zipfile.ZipFile | None = None
+        if self.path.is_file() and zipfile.is_zipfile(self.path):
+            self._zip = zipfile.ZipFile(self.path)
+            self._names = sorted(
+                n for n in self._zip.namelist() if not n.endswith("/") and "__MACOSX" not in n
+            )
+        elif self.path.is_dir():
+            self._names = sorted(
+                p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
+            )
+        else:
+            self._names = [self.path.name]
+
+    @property
+    def is_zip(self) -> bool:
+        return self._zip is not None
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Relative posix names of all files; ``pattern`` is an fnmatch glob
+        applied to the base name."""
+        if pattern is None:
+            return list(self._names)
+        return [n for n in self._names if fnmatch.fnmatch(PurePosixPath(n).name, pattern)]
+
+    def read_bytes(self, name: str) -> bytes:
+        if self._zip is not None:
+            return self._zip.read(name)
+        if self.path.is_dir():
+            return (self.path / name).read_bytes()
+        return self.path.read_bytes()
+
+    def read_text(self, name: str) -> str:
+        return decode_text(self.read_bytes(name))
+
+    def location(self, name: str) -> str:
+        """Human-readable location for error messages."""
+        if self._zip is not None:
+            return f"{self.path}:{name}"
+        if self.path.is_dir():
+            return str(self.path / name)
+        return str(self.path)
+
+    def local_path(self, name: str) -> Path | None:
+        """A filesystem path for ``name`` when it is not inside an archive
+        (libraries such as scipy.io.loadmat accept file objects too)."""
+        if self._zip is not None:
+            return None
+        return self.path / name if self.path.is_dir() else self.path
+
+    def iter_lines(self, name: str) -> Iterator[tuple[int, str]]:
+        """(1-based line number, line without newline) for non-blank lines."""
+        for i, line in enumerate(self.read_text(name).splitlines(), start=1):
+            if line.strip():
+                yield i, line.rstrip("\r\n")
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def __enter__(self) -> AnnotationSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class ParseReport:
+    """What to do with malformed input, and what was skipped.
+
+    Strict by default: the first malformed line raises
+    :class:`AnnotationFormatError`. With ``skip_invalid`` the line is logged
+    as a warning, counted, and parsing goes on; the CLI prints the count in a
+    summary so nothing is dropped silently.
+    """
+
+    skip_invalid: bool = False
+    skipped: list[AnnotationFormatError] = field(default_factory=list)
+
+    def fail(self, location: str, line: int | None, expected: str, detail: str = "") -> None:
+        err = AnnotationFormatError(location, line, expected, detail)
+        if not self.skip_invalid:
+            raise err
+        log.warning("skipped: %s", err)
+        self.skipped.append(err)
+
+    def summary(self) -> str:
+        return f"{len(self.skipped)} malformed line(s) skipped" if self.skipped else ""

@@ -1,0 +1,1 @@
+"""Evaluation protocols equal to the official scripts."""

@@ -1,0 +1,122 @@
+"""Torch-free declarations a detector plugin registers.
+
+A plugin module is imported when the CLI starts, so what it registers must
+not import torch. A :class:`DetectorSpec` therefore points at *functions*
+(imported lazily by the plugin) that build the torch parts on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TCMSupport:
+    """How a detector opts into TCM (../docs/tcm.md, TCM.md sections 5-6).
+
+    ``stages``: which CLIP image-encoder stages the detector's neck consumes,
+    as indices into (C2, C3, C4, C5) -- (0, 1, 2, 3) for DBNet / PANet,
+    (1, 2, 3) for FCENet. ``feature_level``: index *into the consumed
+    features* where the 1-channel score map is concatenated (3 for DBNet /
+    PANet, 2 for FCENet: always C5). ``input_resolution``: the training
+    resolution the CLIP positional embedding is resized to at load time.
+    ``aux_target(targets, score_logits) -> (target, mask)`` builds the target
+    and mask of the auxiliary loss from the detector's own training targets;
+    ``upsample_score_map``: whether the score map is upsampled x32 to input
+    size before that loss (DB, PAN) or the target is made at 1/32 (FCE).
+    ``aux_loss``: ``"balanced_bce"`` (DB, FCE) or ``"ohem_dice"`` (PAN).
+    """
+
+    feature_level: int
+    stages: tuple[int, ...] = (0, 1, 2, 3)
+    input_resolution: int = 640
+    aux_target: Callable[..., Any] | None = None
+    upsample_score_map: bool = True
+    aux_loss: str = "balanced_bce"
+
+
+@dataclass
+class TCMConfig:
+    """Switches and hyper-parameters of the TCM module (paper Tables 6 and 8)."""
+
+    context_length: int = 4  # N learnable context tokens (LP); 0 disables LP
+    predefined_prompt: bool = True  # PP
+    language_generator: bool = True  # LG
+    visual_generator: bool = True  # VG
+    text_context_decoder: bool = True
+    prompt: str = "the pixels of many arbitrary-shape text instances."
+    clip_model: str = "RN50-quickgelu"
+    clip_pretrained: str | None = "openai"  # open_clip pretrained tag; None = random init
+    clip_weights: str | None = None  # local file overriding clip_pretrained
+    tau: float = 0.07
+    aux_weight: float = 1.0
+    lr_factor_image: float = 0.1
+    lr_factor_text: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TCMConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class DetectorConfig:
+    """What to build: architecture options common to all detectors, the
+    plugin's own options, and the TCM switches (None = plain detector)."""
+
+    backbone: str = "resnet18"
+    pretrained_backbone: bool = False
+    tcm: TCMConfig | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backbone": self.backbone,
+            "pretrained_backbone": self.pretrained_backbone,
+            "tcm": self.tcm.to_dict() if self.tcm is not None else None,
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DetectorConfig:
+        tcm = d.get("tcm")
+        return cls(
+            backbone=d.get("backbone", "resnet18"),
+            pretrained_backbone=bool(d.get("pretrained_backbone", False)),
+            tcm=TCMConfig.from_dict(tcm) if tcm else None,
+            options=dict(d.get("options") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A detector architecture contributed by a plugin.
+
+    ``build_parts(config) -> tcmbench.models.detector.DetectorParts`` builds
+    the torch modules (import torch inside it). ``recipes`` maps a recipe
+    name (usually a dataset name) to a plain dict of training / test
+    settings; ``default_recipe`` is used when a dataset has none. ``tcm`` is
+    None when the detector has not opted into TCM: asking for ``--tcm`` then
+    fails with a clear error.
+    """
+
+    name: str
+    build_parts: Callable[[DetectorConfig], Any]
+    summary: str = ""
+    version: str = ""
+    recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    default_recipe: str = "default"
+    tcm: TCMSupport | None = None
+
+    def recipe(self, name: str | None) -> dict[str, Any]:
+        """The named recipe, falling back to the default one."""
+        if name and name in self.recipes:
+            return dict(self.recipes[name])
+        return dict(self.recipes.get(self.default_recipe, {}))

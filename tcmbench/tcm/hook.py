@@ -1,0 +1,33 @@
+"""TCM as a pluggy wrapper around detector building.
+
+Kept torch-free at import time (the CLI imports every hook module at start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from tcmbench.errors import PluginError
+from tcmbench.hookspecs import hookimpl
+
+
+@hookimpl(wrapper=True)
+def build_detector(spec: Any, config: Any) -> Generator[None, Any, Any]:
+    """When ``config.tcm`` is set, turn the detector into its TCM variant.
+
+    A detector that has not declared :class:`~tcmbench.models.spec.TCMSupport`
+    gets a clear error instead of silently training without TCM.
+    """
+    if getattr(config, "tcm", None) is None:
+        return (yield)
+    if getattr(spec, "tcm", None) is None:
+        raise PluginError(
+            f"detector plugin {spec.name!r} has not opted into TCM (its DetectorSpec has no "
+            "`tcm=TCMSupport(...)`); run without --tcm, or see docs/plugins.md "
+            "'Opting into TCM'."
+        )
+    detector = yield
+    from tcmbench.tcm.wrap import apply_tcm
+
+    return apply_tcm(detector, spec, config)
