@@ -95,3 +95,31 @@ class Sample:
             height=int(d.get("height") or 0),
             instances=[Instance.from_dict(x) for x in d.get("instances", [])],
         )
+
+
+@dataclass
+class Prediction:
+    """One detected polygon with an optional confidence.
+
+    Coordinates are in original-image pixels; float (a detector's output) or
+    integral (an RRC submission). ``score`` is None when the source has no
+    confidences. Protocols decide how to round (icdar2015 truncates with
+    ``int()`` as the official script does).
+    """
+
+    polygon: np.ndarray
+    score: float | None = None
+
+    def __post_init__(self) -> None:
+        self.polygon = np.asarray(self.polygon, dtype=np.float64).reshape(-1, 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"polygon": self.polygon.reshape(-1).tolist()}
+        if self.score is not None:
+            d["score"] = float(self.score)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Prediction:
+        score = d.get("score")
+        return cls(polygon=np.asarray(d["polygon"], dtype=np.float64), score=None if score is None else float(score))

@@ -1,0 +1,148 @@
+"""The Detector: a model made of named parts.
+
+Every detector plugin returns :class:`DetectorParts`; the core assembles them
+into :class:`Detector`. The seams TCM needs are part of the contract, so the
+TCM wrapper works for any plugin without plugin-specific code:
+
+- ``backbone(images) -> list[Tensor]`` stage features, with ``out_channels``;
+- ``feature_transform`` (None by default): ``feats -> (feats, extras)``,
+  applied between backbone and neck. TCM puts its instance-language matching
+  here (it selects stages, concatenates the score map to one level, and
+  returns the score logits in ``extras``);
+- the neck is built by ``neck_builder(in_channels)``, so a wrapper that
+  changes the channel list (TCM adds one channel to C5) rebuilds it with
+  :meth:`Detector.rebuild_neck`;
+- ``aux_losses``: extra loss modules ``(outputs, targets) -> dict`` whose
+  terms are added to the detector loss (TCM's score-map loss);
+- learning-rate factors: a module may carry ``lr_factor``; a parameter takes
+  the factor of its nearest ancestor that declares one (default 1.0).
+  :meth:`Detector.param_groups` builds optimizer groups from that, with no
+  weight decay on norm layers and biases, and leaves out parameters whose
+  factor is 0 or that do not require grad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class DetectorParts:
+    """What a detector plugin builds.
+
+    ``target_builder(polygons, ignores, height, width) -> dict[str, ndarray]``
+    makes the per-image training targets (float32 maps at input resolution,
+    same keys for every image so they stack into a batch).
+    ``postprocessor(outputs, metas) -> list[list[Prediction]]`` turns the
+    head's maps into polygons in original-image coordinates; each meta dict
+    holds at least ``orig_size`` (h, w) and ``scale`` (sx, sy) = input size /
+    original size.
+    """
+
+    backbone: nn.Module
+    neck_builder: Callable[[list[int]], nn.Module]
+    head: nn.Module
+    loss: nn.Module
+    target_builder: Callable[..., dict[str, Any]]
+    postprocessor: Callable[..., list[list[Any]]]
+
+
+_NORM_TYPES = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.SyncBatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.InstanceNorm2d,
+)
+
+
+class Detector(nn.Module):
+    """backbone -> [feature_transform] -> neck -> head (+ loss, aux losses)."""
+
+    def __init__(self, parts: DetectorParts) -> None:
+        super().__init__()
+        self.backbone = parts.backbone
+        self.neck_builder = parts.neck_builder
+        self.neck = parts.neck_builder(list(parts.backbone.out_channels))
+        self.head = parts.head
+        self.loss = parts.loss
+        self.feature_transform: nn.Module | None = None
+        self.aux_losses = nn.ModuleDict()
+        # Plain callables, not modules: kept out of state_dict.
+        self.target_builder = parts.target_builder
+        self.postprocessor = parts.postprocessor
+
+    def rebuild_neck(self, in_channels: list[int]) -> None:
+        """Replace the neck by one built for ``in_channels`` (fresh weights)."""
+        self.neck = self.neck_builder(list(in_channels))
+
+    def forward(self, images: Tensor, targets: dict[str, Tensor] | None = None) -> dict[str, Any]:
+        """Maps from the head (plus extras); with ``targets`` also
+        ``outputs["losses"]``, a dict whose ``"loss"`` is the total."""
+        feats = self.backbone(images)
+        extras: dict[str, Tensor] = {}
+        if self.feature_transform is not None:
+            feats, extras = self.feature_transform(feats)
+        outputs: dict[str, Any] = dict(self.head(self.neck(feats)))
+        outputs.update(extras)
+        if targets is not None:
+            losses = dict(self.loss(outputs, targets))
+            for aux in self.aux_losses.values():
+                for key, value in aux(outputs, targets).items():
+                    losses[key] = value
+                    losses["loss"] = losses["loss"] + value
+            outputs["losses"] = losses
+        return outputs
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, metas: list[dict[str, Any]]) -> list[list[Any]]:
+        """Inference: forward without targets, then the postprocessor."""
+        return self.postprocessor(self.forward(images), metas)
+
+    def lr_factors(self) -> dict[str, float]:
+        """Learning-rate factor of every parameter, by qualified name."""
+        factors: dict[str, float] = {}
+
+        def walk(module: nn.Module, prefix: str, inherited: float) -> None:
+            factor = float(getattr(module, "lr_factor", inherited))
+            for pname, _ in module.named_parameters(recurse=False):
+                factors[f"{prefix}{pname}"] = factor
+            for cname, child in module.named_children():
+                walk(child, f"{prefix}{cname}.", factor)
+
+        walk(self, "", 1.0)
+        return factors
+
+    def param_groups(self, base_lr: float, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer groups: one per (lr factor, decay) pair; no weight decay
+        on norm layers and biases; factor-0 and frozen parameters left out."""
+        factors = self.lr_factors()
+        no_decay: set[str] = set()
+        for mname, module in self.named_modules():
+            for pname, _ in module.named_parameters(recurse=False):
+                full = f"{mname}.{pname}" if mname else pname
+                if isinstance(module, _NORM_TYPES) or pname == "bias":
+                    no_decay.add(full)
+        groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+        for name, param in self.named_parameters():
+            factor = factors.get(name, 1.0)
+            if not param.requires_grad or factor == 0.0:
+                continue
+            decay = name not in no_decay
+            groups.setdefault((factor, decay), []).append(param)
+        return [
+            {
+                "params": params,
+                "lr": base_lr * factor,
+                "lr_factor": factor,
+                "weight_decay": weight_decay if decay else 0.0,
+            }
+            for (factor, decay), params in sorted(groups.items())
+        ]
