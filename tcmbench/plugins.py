@@ -78,7 +78,11 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         except Exception as exc:  # a broken third-party plugin must not kill the CLI
             log.warning("could not load plugin %s (%s): %s", ep.name, ep.value, exc)
             continue
-        pm.register(plugin, name=ep.name)
+        try:
+            pm.register(plugin, name=ep.name)
+        except pluggy.PluginValidationError as exc:
+            log.warning("plugin %s (%s) is invalid and was not loaded: %s", ep.name, ep.value, exc)
+            continue
         _plugin_versions[ep.name] = ep.dist.version if ep.dist is not None else ""
 
 
@@ -97,9 +101,20 @@ def get_plugin_manager() -> pluggy.PluginManager:
             pm.register(importlib.import_module(modname), name=modname)
             _plugin_versions[modname] = __version__
         _load_entry_points(pm)
-        pm.check_pending()
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            # A hookimpl whose name matches no hookspec is almost always a
+            # typo that would otherwise make the plugin silently do nothing.
+            raise PluginError(f"plugin {exc.plugin_name!r} is invalid: {exc}") from None
         _pm = pm
     return _pm
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager (tests; after installing a plugin)."""
+    global _pm
+    _pm = None
 
 
 def plugin_version(name: str) -> str:
