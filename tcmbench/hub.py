@@ -1,0 +1,345 @@
+"""Checkpoints: folders on disk and repositories on the Hugging Face Hub.
+
+A checkpoint is a folder following huggingface_hub's ModelHubMixin
+conventions, so it can be pushed to and pulled from the Hub as is:
+
+- ``config.json``: ``library_name`` (tcmbench), plugin name and version,
+  the architecture (:class:`~tcmbench.models.spec.DetectorConfig`, TCM
+  switches included), the training recipe and library versions;
+- ``model.safetensors``: the weights (never a pickle);
+- ``README.md``: a model card with ``library_name: tcmbench`` metadata.
+
+``--weights`` accepts such a folder, a ``.safetensors`` file (its
+``config.json`` is read from the same folder), or ``hf://org/repo[@rev]``
+resolved by ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
+``HF_ENDPOINT`` are honoured because we call the library, not HTTP).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tcmbench import __version__
+from tcmbench.errors import CheckpointError
+from tcmbench.paths import atomic_dir
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+HF_PREFIX = "hf://"
+CHECKPOINT_FILES = [CONFIG_NAME, WEIGHTS_NAME, CARD_NAME]
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model rebuilt from a checkpoint, with what it was built from."""
+
+    model: Any
+    spec: Any
+    config: Any
+    meta: dict[str, Any]
+    path: Path
+    sha256: str
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    out = {"tcmbench": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    try:
+        import open_clip
+
+        out["open_clip"] = open_clip.__version__
+    except Exception:  # optional at save time
+        pass
+    return out
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    """A Hub model card whose metadata marks the repo as a tcmbench model."""
+    plugin = meta.get("plugin", "detector")
+    tcm = bool((meta.get("architecture") or {}).get("tcm"))
+    title = f"TCM-{plugin}" if tcm else plugin
+    datasets = meta.get("datasets") or []
+    lines = [
+        "---",
+        "library_name: tcmbench",
+        "pipeline_tag: object-detection",
+        "tags:",
+        "- tcmbench",
+        "- scene-text-detection",
+        f"- {plugin}",
+    ]
+    if tcm:
+        lines.append("- tcm")
+    if datasets:
+        lines.append("datasets:")
+        lines.extend(f"- {d}" for d in datasets)
+    lines += ["---", "", f"# {title} (tcmbench)", ""]
+    lines.append(
+        f"A `{plugin}` scene text detector{' with the TCM CLIP module' if tcm else ''}, "
+        "saved by [tcmbench](https://pypi.org/project/tcmbench/)."
+    )
+    lines += ["", "## Use", "", "```bash", "pip install tcmbench"]
+    lines.append(
+        f"tcmbench evaluate --plugin {plugin}{' --tcm' if tcm else ''} --dataset DATASET "
+        "--weights hf://ORG/REPO"
+    )
+    lines += ["```", ""]
+    results = meta.get("results")
+    if results:
+        lines += ["## Results", "", "| dataset | protocol | precision | recall | hmean |", "|---|---|---|---|---|"]
+        for r in results:
+            lines.append(
+                f"| {r.get('dataset')} | {r.get('protocol')} | {r.get('precision', 0):.4f} | "
+                f"{r.get('recall', 0):.4f} | {r.get('hmean', 0):.4f} |"
+            )
+        lines.append("")
+    lines += ["## Architecture", "", "```json", json.dumps(meta.get("architecture", {}), indent=2), "```", ""]
+    return "\n".join(lines)
+
+
+def save_checkpoint(
+    out_dir: str | Path,
+    model: Any,
+    spec: Any,
+    config: Any,
+    *,
+    recipe: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically (a crash leaves the old one).
+
+    Only tensors of ``model.state_dict()`` go to safetensors; everything
+    needed to rebuild the architecture goes to config.json.
+    """
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    meta: dict[str, Any] = {
+        "library_name": "tcmbench",
+        "format_version": 1,
+        "plugin": spec.name,
+        "plugin_version": getattr(spec, "version", ""),
+        "architecture": config.to_dict(),
+        "recipe": recipe or {},
+        "versions": _versions(),
+    }
+    if extra:
+        meta.update(extra)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_dir(out_dir) as tmp:
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "library": "tcmbench"})
+        (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        (tmp / CARD_NAME).write_text(model_card(meta))
+    log.info("saved checkpoint to %s", out_dir)
+    return out_dir
+
+
+def parse_hf_uri(uri: str) -> tuple[str, str | None]:
+    """``hf://org/repo[@revision]`` -> (repo_id, revision)."""
+    body = uri[len(HF_PREFIX):]
+    repo, _, rev = body.partition("@")
+    if repo.count("/") != 1 or not all(repo.split("/")):
+        raise CheckpointError(f"invalid Hub reference {uri!r}; expected hf://org/repo[@revision]")
+    return repo, rev or None
+
+
+def download(repo_id: str, revision: str | None = None, local_dir: str | Path | None = None) -> Path:
+    """Fetch a checkpoint repo through huggingface_hub (cache / offline aware)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants as hf_constants
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        path = snapshot_download(
+            repo_id,
+            revision=revision,
+            allow_patterns=CHECKPOINT_FILES,
+            local_dir=str(local_dir) if local_dir is not None else None,
+            library_name="tcmbench",
+            library_version=__version__,
+        )
+    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+        raise CheckpointError(f"Hub repo {repo_id}@{revision or 'main'} not found: {exc}") from None
+    except LocalEntryNotFoundError:
+        raise CheckpointError(
+            f"{repo_id}@{revision or 'main'} is not in the Hugging Face cache "
+            f"({hf_constants.HF_HUB_CACHE}) and the Hub cannot be reached "
+            f"(HF_HUB_OFFLINE={int(hf_constants.HF_HUB_OFFLINE)}); run "
+            f"`tcmbench hub pull {repo_id}` where the Hub is reachable, or pass a local folder"
+        ) from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise CheckpointError(f"could not download {repo_id}: {exc}") from None
+    return Path(path)
+
+
+def resolve_weights(weights: str | Path) -> Path:
+    """A local checkpoint folder for ``--weights`` (folder, file or hf://)."""
+    text = str(weights)
+    if text.startswith(HF_PREFIX):
+        repo, rev = parse_hf_uri(text)
+        return download(repo, rev)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_checkpoint_meta(path: Path) -> tuple[dict[str, Any], Path]:
+    """(config.json contents, weights file) of a checkpoint folder or file."""
+    if path.is_dir():
+        weights_file, config_file = path / WEIGHTS_NAME, path / CONFIG_NAME
+    else:
+        weights_file, config_file = path, path.with_name(CONFIG_NAME)
+    if not weights_file.is_file():
+        raise CheckpointError(f"{path} holds no {WEIGHTS_NAME}")
+    if not config_file.is_file():
+        raise CheckpointError(
+            f"{config_file} is missing: a tcmbench checkpoint needs config.json beside "
+            f"{weights_file.name} (import foreign checkpoints with `tcmbench import`)"
+        )
+    try:
+        meta = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from None
+    if not isinstance(meta, dict) or "plugin" not in meta or "architecture" not in meta:
+        raise CheckpointError(f"{config_file} is not a tcmbench checkpoint config (no plugin/architecture)")
+    return meta, weights_file
+
+
+def load_state_dict(weights_file: Path) -> dict[str, Any]:
+    """Read safetensors; a truncated or foreign file becomes a CheckpointError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(weights_file))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights_file} is truncated or not a safetensors file: {exc}") from None
+
+
+def load_checkpoint(
+    weights: str | Path,
+    *,
+    device: str = "cpu",
+    plugin: str | None = None,
+    expect_tcm: bool | None = None,
+) -> LoadedCheckpoint:
+    """Rebuild the model a checkpoint describes and load its weights.
+
+    ``plugin``: the plugin the caller asked for; a checkpoint of another
+    plugin is refused with a clear message. ``expect_tcm``: likewise for
+    TCM / plain checkpoints. CLIP weights are not downloaded: the
+    checkpoint holds them.
+    """
+    from tcmbench.models.spec import DetectorConfig
+    from tcmbench.plugins import get_detector, get_plugin_manager
+
+    path = resolve_weights(weights)
+    meta, weights_file = read_checkpoint_meta(path)
+    if plugin is not None and meta["plugin"] != plugin:
+        raise CheckpointError(
+            f"{path} is a checkpoint of plugin {meta['plugin']!r}, not {plugin!r}; "
+            f"use --plugin {meta['plugin']}"
+        )
+    config = DetectorConfig.from_dict(meta["architecture"])
+    if expect_tcm is not None and (config.tcm is not None) != expect_tcm:
+        kind = "a TCM" if config.tcm is not None else "a plain (non-TCM)"
+        raise CheckpointError(f"{path} is {kind} checkpoint; {'drop' if config.tcm else 'add'} --tcm")
+    config.pretrained_backbone = False
+    if config.tcm is not None:
+        config.tcm.clip_pretrained = None
+        config.tcm.clip_weights = None
+    spec = get_detector(meta["plugin"])
+    model = get_plugin_manager().hook.build_detector(spec=spec, config=config)
+    state = load_state_dict(weights_file)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or mismatched:
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)}: {few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)}: {few(unexpected)}")
+        if mismatched:
+            parts.append(f"shape mismatch {len(mismatched)}: {few(mismatched)}")
+        raise CheckpointError(
+            f"{weights_file} does not fit the {meta['plugin']} architecture in its config.json: "
+            + "; ".join(parts)
+        )
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return LoadedCheckpoint(model, spec, config, meta, path, file_sha256(weights_file))
+
+
+def push(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str | None = None,
+) -> str:
+    """Upload a checkpoint folder to the Hub; returns the commit URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    folder = Path(folder)
+    read_checkpoint_meta(folder)  # refuse to push something that is not a checkpoint
+    api = HfApi(token=token, library_name="tcmbench", library_version=__version__)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            revision=revision,
+            allow_patterns=CHECKPOINT_FILES,
+            commit_message=commit_message or "Upload tcmbench checkpoint",
+        )
+    except (HfHubHTTPError, OSError) as exc:
+        raise CheckpointError(f"could not push {folder} to {repo_id}: {exc}") from None
+    return str(getattr(info, "commit_url", info))
+
+
+def pull(repo_id: str, *, revision: str | None = None, out_dir: str | Path | None = None) -> Path:
+    """Download a checkpoint repo (into the HF cache, and copy to ``out_dir``)."""
+    path = download(repo_id, revision)
+    read_checkpoint_meta(path)
+    if out_dir is None:
+        return path
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        for name in CHECKPOINT_FILES:
+            src = path / name
+            if src.exists():
+                shutil.copyfile(src, tmp / name)
+    return out_dir
