@@ -183,7 +183,7 @@ def download(repo_id: str, revision: str | None = None, local_dir: str | Path | 
             f"(HF_HUB_OFFLINE={int(hf_constants.HF_HUB_OFFLINE)}); run "
             f"`tcmbench hub pull {repo_id}` where the Hub is reachable, or pass a local folder"
         ) from None
-    except (HfHubHTTPError, OSError) as exc:
+    except (HfHubHTTPError, OSError, ValueError) as exc:
         raise CheckpointError(f"could not download {repo_id}: {exc}") from None
     return Path(path)
 
@@ -325,7 +325,7 @@ def push(
             allow_patterns=CHECKPOINT_FILES,
             commit_message=commit_message or "Upload tcmbench checkpoint",
         )
-    except (HfHubHTTPError, OSError) as exc:
+    except (HfHubHTTPError, OSError, ValueError) as exc:
         raise CheckpointError(f"could not push {folder} to {repo_id}: {exc}") from None
     return str(getattr(info, "commit_url", info))
 
