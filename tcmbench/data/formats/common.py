@@ -1,0 +1,523 @@
+"""Pieces every annotation reader shares.
+
+Readers differ only in how one line or record turns into polygons; finding
+files, naming samples, locating images, validating polygons and ordering the
+result are the same everywhere and live here, so every format obeys the
+reader contract (``tcmbench.hookspecs.register_dataset_formats``) the same
+way: malformed input goes through :class:`ParseReport`, images are optional,
+samples come back in natural id order.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import numpy as np
+
+from tcmbench.data.schema import Instance, Sample
+from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.errors import DatasetNotFoundError, ImageReadError, TcmbenchError
+
+log = logging.getLogger(__name__)
+
+# Extensions tried, in this order, when an image is found by its id. Upper
+# case variants matter on case-sensitive file systems (MSRA-TD500 ships
+# ``IMG_0059.JPG``; ICDAR 2013 has a few ``.gif``-free but ``.JPG`` sets).
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".gif", ".GIF", ".bmp", ".BMP",
+    ".tif", ".tiff", ".TIF", ".webp",
+)
+
+# Transcriptions that mark a don't-care region in the RRC-style formats.
+DONT_CARE = "###"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --------------------------------------------------------------------------- options
+
+
+def checked_options(format_name: str) -> Callable[[F], F]:
+    """Turn an unknown reader option (a typo in a dataset YAML) into a
+    one-line :class:`TcmbenchError` listing the accepted ones, instead of the
+    ``TypeError`` traceback Python would give."""
+
+    def deco(func: F) -> F:
+        params = inspect.signature(func).parameters
+        accepted = [
+            n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
+
+        @functools.wraps(func)
+        def wrapper(source: AnnotationSource, images: Any, report: ParseReport, **options: Any) -> Any:
+            unknown = sorted(set(options) - set(accepted))
+            if unknown:
+                raise TcmbenchError(
+                    f"dataset format {format_name!r} does not accept option(s) "
+                    f"{', '.join(unknown)}; accepted: {', '.join(accepted) or 'none'}"
+                )
+            return func(source, None if images is None else Path(images), report, **options)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+# --------------------------------------------------------------------------- ids, files
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders ``img_2`` before ``img_10`` (numeric-aware)."""
+    parts = _DIGITS.split(text)
+    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts))
+
+
+def stem_id(name: str, prefixes: Sequence[str] = ("gt_",)) -> str:
+    """Sample id from an annotation file name: the image stem.
+
+    ``gt_img_17.txt`` -> ``img_17``, ``poly_gt_img12.txt`` -> ``img12``
+    (with prefix ``poly_gt_``), ``1001.txt`` -> ``1001``.
+    """
+    stem = PurePosixPath(name).name
+    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+    for prefix in prefixes:
+        if stem.startswith(prefix) and len(stem) > len(prefix):
+            return stem[len(prefix):]
+    return stem
+
+
+def annotation_names(source: AnnotationSource, pattern: str | Sequence[str]) -> list[str]:
+    """The annotation files of ``source`` matching ``pattern`` (one glob or
+    several; a single-file source is read whatever its name); a source with none is a :class:`DatasetNotFoundError`, never an
+    empty dataset that would evaluate to a meaningless score."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    if not source.is_zip and not source.path.is_dir():
+        return source.names()  # one file named explicitly: read it whatever its name
+    names: list[str] = []
+    for pat in patterns:
+        names.extend(
+            n for n in source.names(pat)
+            if n not in names and not PurePosixPath(n).name.startswith(".")  # macOS ._ files
+        )
+    if not names:
+        raise DatasetNotFoundError(
+            f"no annotation files matching {' or '.join(patterns)} in {source.path}"
+        )
+    return names
+
+
+# --------------------------------------------------------------------------- values
+
+
+def unquote(text: str) -> str:
+    """Strip surrounding double quotes and undo ``\\"`` / ``\\\\`` escapes, as
+    the RRC scripts do for quoted transcriptions."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        text = text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return text
+
+
+def parse_number(field: str) -> float:
+    """A finite float from one field; ValueError naming the field otherwise
+    (``nan``, ``inf`` and words are malformed coordinates)."""
+    try:
+        value = float(field)
+    except ValueError:
+        raise ValueError(f"non-numeric coordinate {field.strip()!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"non-finite coordinate {field.strip()!r}")
+    return value
+
+
+def is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_numbers(fields: Iterable[str]) -> list[float]:
+    return [parse_number(f) for f in fields]
+
+
+def to_polygon(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Flat ``x1, y1, x2, y2, ...`` (or N x 2) -> float32 N x 2, N >= 3.
+
+    Raises ValueError with a short reason (odd count, too few points,
+    non-finite values) that readers put into the report's detail.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[1] == 2:
+        flat = arr.reshape(-1)
+    elif arr.ndim == 1:
+        flat = arr
+    else:
+        raise ValueError(f"coordinates of shape {arr.shape} are not a polygon")
+    if flat.size % 2:
+        raise ValueError(f"odd number of coordinates ({flat.size})")
+    if flat.size < 6:
+        raise ValueError(f"{flat.size // 2} point(s); a polygon needs at least 3")
+    if not np.all(np.isfinite(flat)):
+        raise ValueError("non-finite coordinate")
+    return flat.reshape(-1, 2).astype(np.float32)
+
+
+def box_to_polygon(left: float, top: float, right: float, bottom: float) -> np.ndarray:
+    """Axis-aligned box -> TL, TR, BR, BL."""
+    return np.array(
+        [[left, top], [right, top], [right, bottom], [left, bottom]], dtype=np.float32
+    )
+
+
+def rotated_rect_to_polygon(x: float, y: float, w: float, h: float, theta: float) -> np.ndarray:
+    """MSRA-TD500 rectangle -> TL, TR, BR, BL corners.
+
+    ``(x, y)`` is the top-left corner of the *unrotated* box, which is
+    rotated by ``theta`` radians about its centre (positive = clockwise on
+    screen, since image y points down).
+    """
+    cx, cy = x + w / 2.0, y + h / 2.0
+    c, s = math.cos(theta), math.sin(theta)
+    corners = [(-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2)]
+    return np.array(
+        [[cx + dx * c - dy * s, cy + dx * s + dy * c] for dx, dy in corners], dtype=np.float32
+    )
+
+
+# --------------------------------------------------------------------------- MATLAB
+
+
+def mat_strings(value: Any) -> list[str]:
+    """The strings inside a MATLAB char array or cell array as scipy loads it
+    (nested object arrays of ``<U`` arrays); non-text raises ValueError."""
+    if isinstance(value, str):
+        return [value]
+    arr = np.asarray(value)
+    if arr.size == 0:
+        return []
+    if arr.dtype.kind == "U":
+        return [str(s) for s in arr.ravel()]
+    if arr.dtype == object:
+        return [s for v in arr.ravel() for s in mat_strings(v)]
+    raise ValueError(f"expected text, got an array of {arr.dtype}")
+
+
+# --------------------------------------------------------------------------- images
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header; PIL does not decode pixels
+    here, so this costs a file open, not a decode."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise ImageReadError(f"image not found: {path}") from None
+    except Exception as exc:  # noqa: BLE001  (PIL raises many types for bad files)
+        raise ImageReadError(f"cannot read image {path}: {exc}") from None
+    return int(w), int(h)
+
+
+class ImageFinder:
+    """Finds the image of a sample id in one folder.
+
+    ``required``: an explicitly given image folder must contain every image
+    (a missing one is an :class:`ImageReadError` naming where we looked);
+    an implicit one (images next to the annotation files) may lack some.
+    """
+
+    def __init__(self, folder: Path, *, required: bool = True) -> None:
+        self.folder = Path(folder)
+        self.required = required
+        if required and not self.folder.is_dir():
+            raise ImageReadError(f"image folder not found: {self.folder}")
+        self._listing: set[str] | None = None
+
+    def _names(self) -> set[str]:
+        if self._listing is None:
+            try:
+                self._listing = set(os.listdir(self.folder))
+            except OSError:
+                self._listing = set()
+        return self._listing
+
+    def find(self, sample_id: str) -> Path | None:
+        if "/" in sample_id:  # ids that keep a sub-folder (SynthText)
+            for ext in IMAGE_EXTENSIONS:
+                p = self.folder / f"{sample_id}{ext}"
+                if p.is_file():
+                    return p
+        else:
+            names = self._names()
+            for ext in IMAGE_EXTENSIONS:
+                if f"{sample_id}{ext}" in names:
+                    return self.folder / f"{sample_id}{ext}"
+        if self.required:
+            raise ImageReadError(
+                f"no image for sample {sample_id!r} in {self.folder} "
+                f"(looked for {sample_id}{{{','.join(IMAGE_EXTENSIONS[:5])},...}})"
+            )
+        return None
+
+    def find_file(self, file_name: str) -> Path | None:
+        """An image named by the annotation itself (COCO ``file_name``,
+        mmocr ``img_path``): as given, else its base name in the folder."""
+        for p in (self.folder / file_name, self.folder / PurePosixPath(file_name).name):
+            if p.is_file():
+                return p
+        if self.required:
+            raise ImageReadError(f"image {file_name!r} not found in {self.folder}")
+        return None
+
+
+def attach_image(sample: Sample, path: Path | None, *, known_size: bool = False) -> None:
+    """Set ``image_path`` and, from the header, width and height.
+
+    ``known_size``: the annotation carries sizes (COCO, mmocr); the header
+    still wins because it is the truth the detector will see.
+    """
+    if path is None:
+        return
+    w, h = image_size(path)
+    if known_size and (sample.width, sample.height) not in ((0, 0), (w, h)):
+        log.warning(
+            "%s: annotation says %dx%d but the image is %dx%d; using the image",
+            path, sample.width, sample.height, w, h,
+        )
+    sample.image_path = str(path)
+    sample.width, sample.height = w, h
+
+
+# --------------------------------------------------------------------------- results
+
+
+def finalize(
+    samples: Iterable[tuple[Sample, str]], report: ParseReport, expected: str
+) -> list[Sample]:
+    """Drop duplicate ids through the report and sort naturally by id.
+
+    ``samples`` pairs each sample with the location it came from, so a
+    duplicate (two ``gt_img_1.txt`` in one zip) names both places.
+    """
+    seen: dict[str, str] = {}
+    out: list[Sample] = []
+    for sample, where in samples:
+        if sample.id in seen:
+            report.fail(
+                where, None, expected,
+                f"sample id {sample.id!r} already read from {seen[sample.id]}; ids must be unique",
+            )
+            continue
+        seen[sample.id] = where
+        out.append(sample)
+    out.sort(key=lambda s: natural_key(s.id))
+    return out
+
+
+def make_instance(polygon: np.ndarray, text: str | None, *, ignore: bool = False,
+                  dont_care: Sequence[str] = (DONT_CARE,)) -> Instance:
+    """An instance whose ``ignore`` is also set by a don't-care transcription
+    (the marker itself is not kept as text)."""
+    if text is not None and text in dont_care:
+        return Instance(polygon, ignore=True, text=None)
+    return Instance(polygon, ignore=ignore, text=text)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def load_json(source: AnnotationSource, name: str, report: ParseReport, expected: str) -> Any:
+    """Parse a JSON file; a syntax error is reported with its line number and
+    yields None (the file is skipped under ``skip_invalid``)."""
+    text = source.read_text(name)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        report.fail(source.location(name), exc.lineno, expected, f"invalid JSON: {exc.msg}")
+        return None
+
+
+def json_line_of(text: str, path: Sequence[str | int]) -> int | None:
+    """1-based line where the value at ``path`` (keys / indices) starts.
+
+    Only called when a record is malformed, so the fast C parser does the
+    normal work and this slower walk (which skips sibling values with
+    ``raw_decode``) runs just to name the line in the error.
+    """
+    dec = json.JSONDecoder()
+    ws = re.compile(r"[ \t\n\r]*")
+
+    def skip(p: int) -> int:
+        m = ws.match(text, p)
+        return m.end() if m else p
+
+    try:
+        pos = skip(0)
+        for key in path:
+            if text[pos] == "{" and isinstance(key, str):
+                pos = skip(pos + 1)
+                while text[pos] != "}":
+                    k, pos = dec.raw_decode(text, pos)
+                    pos = skip(pos)
+                    pos = skip(pos + 1)  # ':'
+                    if k == key:
+                        break
+                    _, pos = dec.raw_decode(text, pos)
+                    pos = skip(pos)
+                    if text[pos] == ",":
+                        pos = skip(pos + 1)
+                else:
+                    return None
+            elif text[pos] == "[" and isinstance(key, int):
+                pos = skip(pos + 1)
+                i = 0
+                while text[pos] != "]":
+                    if i == key:
+                        break
+                    _, pos = dec.raw_decode(text, pos)
+                    pos = skip(pos)
+                    if text[pos] == ",":
+                        pos = skip(pos + 1)
+                    i += 1
+                else:
+                    return None
+            else:
+                return None
+    except (ValueError, IndexError):
+        return None
+    return text.count("\n", 0, pos) + 1
+
+
+class JsonFile:
+    """A parsed JSON annotation file that can name the line of a record."""
+
+    def __init__(self, source: AnnotationSource, name: str) -> None:
+        self.source = source
+        self.name = name
+        self.location = source.location(name)
+        self._text: str | None = None
+
+    def line_of(self, *path: str | int) -> int | None:
+        if self._text is None:
+            self._text = self.source.read_text(self.name)
+        return json_line_of(self._text, path)
+
+    def fail(self, report: ParseReport, path: Sequence[str | int], expected: str, detail: str) -> None:
+        where = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
+        report.fail(self.location, self.line_of(*path), expected, f"record {where}: {detail}")
+
+
+def pick_json(source: AnnotationSource, file: str | None, what: str) -> str:
+    """The JSON file to read: ``file`` when given, else the only ``*.json``
+    in the source (a single file source is itself)."""
+    names = source.names("*.json") if file is None else [
+        n for n in source.names() if n == file or n.endswith("/" + file) or PurePosixPath(n).name == file
+    ]
+    if file is None and not names and len(source.names()) == 1:
+        names = source.names()
+    if not names:
+        raise DatasetNotFoundError(
+            f"no {what} JSON file {file or '*.json'} in {source.path}"
+        )
+    if len(names) > 1:
+        raise DatasetNotFoundError(
+            f"several JSON files in {source.path} ({', '.join(names[:5])}); "
+            f"choose one with the option file: NAME"
+        )
+    return names[0]
+
+
+# --------------------------------------------------------------------------- per-image files
+
+
+LineParser = Callable[[str], "Instance | None"]
+
+
+def parse_lines(
+    source: AnnotationSource, name: str, report: ParseReport, expected: str, parse_line: LineParser
+) -> list[Instance]:
+    """Instances of a one-record-per-line file. ``parse_line`` raises
+    ValueError with a short reason for a malformed line; that line goes
+    through the report (raise, or skip and count)."""
+    instances: list[Instance] = []
+    for line_no, line in source.iter_lines(name):
+        try:
+            inst = parse_line(line)
+        except ValueError as exc:
+            report.fail(source.location(name), line_no, expected, str(exc))
+            continue
+        if inst is not None:
+            instances.append(inst)
+    return instances
+
+
+FileParser = Callable[[AnnotationSource, str, ParseReport], "list[Instance] | None"]
+
+
+def read_per_image_files(
+    source: AnnotationSource,
+    images: Path | None,
+    report: ParseReport,
+    *,
+    pattern: str | Sequence[str],
+    parse_file: FileParser,
+    expected: str,
+    id_prefixes: Sequence[str] = ("gt_",),
+    images_next_to_annotations: bool = False,
+) -> list[Sample]:
+    """The RRC layout: one annotation file per image, id = image stem.
+
+    ``images_next_to_annotations``: when no image folder is given and the
+    annotations are a folder, look for each image beside its annotation file
+    (MSRA-TD500 ships ``IMG_0059.JPG`` next to ``IMG_0059.gt``).
+    """
+    names = annotation_names(source, pattern)
+    finder = ImageFinder(images) if images is not None else None
+    beside: dict[Path, ImageFinder] = {}
+    out: list[tuple[Sample, str]] = []
+    for name in _progress(names, f"reading {source.path.name}"):
+        instances = parse_file(source, name, report)
+        if instances is None:  # the whole file was malformed and skipped
+            continue
+        sample = Sample(stem_id(name, id_prefixes), None, 0, 0, instances)
+        path: Path | None = None
+        if finder is not None:
+            path = finder.find(sample.id)
+        elif images_next_to_annotations:
+            local = source.local_path(name)
+            if local is not None and source.path.is_dir():
+                folder = local.parent
+                if folder not in beside:
+                    beside[folder] = ImageFinder(folder, required=False)
+                path = beside[folder].find(sample.id)
+        attach_image(sample, path)
+        out.append((sample, source.location(name)))
+    return finalize(out, report, expected)
+
+
+def _progress(items: Sequence[Any], desc: str) -> Iterable[Any]:
+    """A tqdm bar on stderr for long reads (hidden when not a terminal or
+    for small inputs)."""
+    import sys
+
+    if len(items) < 2000 or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="file", leave=False)

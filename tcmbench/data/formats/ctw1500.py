@@ -1,0 +1,151 @@
+"""SCUT-CTW1500 (curved text lines, 14-point polygons) in all its releases.
+
+Per line of a ``NNNN.txt`` file, the shape is recognised from the fields:
+
+(a) 32 integers: ``xmin,ymin,xmax,ymax`` then 14 ``(dx, dy)`` offsets from
+    ``(xmin, ymin)`` -- the original training labels;
+(b) 28 absolute coordinates then ``,####text`` -- the test labels with
+    transcriptions (``####`` followed by ``###`` = don't care);
+(c) any even number of coordinates then one label field: ``CARE``
+    (no transcription), ``###`` (don't care) or the transcription -- the
+    TIoU-style evaluation GT;
+(d) coordinates only (an even count other than 32): a polygon without text.
+
+``NNNN.xml`` files (the training XML: ``<image file="0001.jpg"><box>
+<label>text</label><segs>x1,y1,...,x14,y14</segs>``) are read as well.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from tcmbench.data.formats.common import (
+    ImageFinder,
+    annotation_names,
+    attach_image,
+    checked_options,
+    finalize,
+    is_number,
+    make_instance,
+    parse_numbers,
+    stem_id,
+    to_polygon,
+    unquote,
+)
+from tcmbench.data.schema import Instance, Sample
+from tcmbench.data.source import AnnotationSource, ParseReport
+
+TXT_EXPECTED = (
+    "SCUT-CTW1500 'xmin,ymin,xmax,ymax,dx1,dy1,...,dx14,dy14' (32 ints), "
+    "'x1,y1,...,x14,y14,####text', or 'x1,y1,...,xn,yn,CARE|###|text'"
+)
+XML_EXPECTED = (
+    "SCUT-CTW1500 XML <image file=...><box><label>text</label>"
+    "<segs>x1,y1,...,x14,y14</segs></box></image>"
+)
+
+
+def parse_ctw_line(line: str) -> Instance:
+    fields = [f.strip() for f in line.split(",")]
+    marker = next((i for i, f in enumerate(fields) if f.startswith("####")), None)
+    if marker is not None:  # (b) absolute polygon, ####text
+        coords = parse_numbers(fields[:marker])
+        text = line[line.index("####") + 4:].strip()
+        return make_instance(to_polygon(coords), text)
+    k = 0
+    while k < len(fields) and is_number(fields[k]):
+        k += 1
+    if k == len(fields) and k % 2 == 0:
+        values = parse_numbers(fields)
+        if len(values) == 32:  # (a) box + 14 offsets
+            xmin, ymin = values[0], values[1]
+            offsets = np.asarray(values[4:], dtype=np.float64).reshape(14, 2)
+            return make_instance(to_polygon(offsets + [xmin, ymin]), None)
+        return make_instance(to_polygon(values), None)  # (d)
+    if k % 2:  # a numeric transcription ends the coordinates
+        k -= 1
+    coords = parse_numbers(fields[:k])
+    label = unquote(line.split(",", k)[k])
+    return make_instance(to_polygon(coords), None if label == "CARE" else label)  # (c)
+
+
+_BOX_TAG = re.compile(r"<box\b")
+
+
+def _read_xml(
+    source: AnnotationSource, name: str, report: ParseReport
+) -> list[tuple[str, list[Instance]]]:
+    """(image stem, instances) for every ``<image>`` of one XML file. Line
+    numbers of boxes come from the raw text (ElementTree keeps none)."""
+    text = source.read_text(name)
+    loc = source.location(name)
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        report.fail(loc, exc.position[0], XML_EXPECTED, f"invalid XML: {exc}")
+        return []
+    box_lines = [text.count("\n", 0, m.start()) + 1 for m in _BOX_TAG.finditer(text)]
+    images = [root] if root.tag == "image" else root.iter("image")
+    out: list[tuple[str, list[Instance]]] = []
+    box_no = 0
+    for image in images:
+        file_name = image.get("file")
+        if not file_name:
+            report.fail(loc, None, XML_EXPECTED, "<image> without a file attribute")
+            box_no += len(image.findall("box"))
+            continue
+        instances = []
+        for box in image.iter("box"):
+            line = box_lines[box_no] if box_no < len(box_lines) else None
+            box_no += 1
+            try:
+                segs = box.findtext("segs")
+                if segs is not None and segs.strip():
+                    poly = to_polygon(parse_numbers(segs.replace(";", ",").split(",")))
+                else:
+                    pts = [(p.get("x"), p.get("y")) for p in box.iter("pts")]
+                    if not pts:
+                        raise ValueError("<box> without <segs> or <pts>")
+                    poly = to_polygon(parse_numbers([v or "" for xy in pts for v in xy]))
+                label = box.findtext("label")
+                instances.append(make_instance(poly, label.strip() if label is not None else None))
+            except ValueError as exc:
+                report.fail(loc, line, XML_EXPECTED, str(exc))
+        out.append((PurePosixPath(file_name).stem, instances))
+    return out
+
+
+@checked_options("ctw1500")
+def read_ctw1500(
+    source: AnnotationSource,
+    images: Path | None,
+    report: ParseReport,
+    *,
+    pattern: str | tuple[str, ...] = ("*.txt", "*.xml"),
+) -> list[Sample]:
+    """SCUT-CTW1500: ``1001.txt`` (any of the text shapes) or ``0001.xml``."""
+    names = annotation_names(source, pattern)
+    finder = ImageFinder(images) if images is not None else None
+    found: list[tuple[Sample, str]] = []
+    for name in names:
+        loc = source.location(name)
+        if name.lower().endswith(".xml"):
+            per_image = _read_xml(source, name, report)
+        else:
+            instances = []
+            for line_no, line in source.iter_lines(name):
+                try:
+                    instances.append(parse_ctw_line(line))
+                except ValueError as exc:
+                    report.fail(loc, line_no, TXT_EXPECTED, str(exc))
+            per_image = [(stem_id(name, ()), instances)]
+        for sid, instances in per_image:
+            sample = Sample(sid, None, 0, 0, instances)
+            if finder is not None:
+                attach_image(sample, finder.find(sid))
+            found.append((sample, loc))
+    return finalize(found, report, TXT_EXPECTED)

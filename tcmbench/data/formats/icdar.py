@@ -1,0 +1,112 @@
+"""ICDAR Robust Reading Competition formats: 2015 (quadrilaterals), 2013
+(axis-aligned boxes) and 2017 MLT (quadrilaterals + script).
+
+All three are one ``gt_img_N.txt`` per image, usually shipped as a zip; the
+sample id is the image stem (``img_N``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tcmbench.data.formats.common import (
+    box_to_polygon,
+    checked_options,
+    make_instance,
+    parse_lines,
+    parse_numbers,
+    read_per_image_files,
+    to_polygon,
+    unquote,
+)
+from tcmbench.data.schema import Instance, Sample
+from tcmbench.data.source import AnnotationSource, ParseReport
+
+IC15_EXPECTED = "ICDAR 2015 'x1,y1,x2,y2,x3,y3,x4,y4,transcription' (### = don't care)"
+IC13_EXPECTED = (
+    "ICDAR 2013 'left,top,right,bottom,\"word\"' or 'left top right bottom \"word\"' "
+    "(### = don't care)"
+)
+MLT_EXPECTED = "ICDAR 2017 MLT 'x1,y1,x2,y2,x3,y3,x4,y4,script,transcription' (### = don't care)"
+
+
+def parse_ic15_line(line: str) -> Instance:
+    """Eight coordinates, then the transcription: everything after the 8th
+    comma, so a transcription may itself contain commas (``$5,50``)."""
+    fields = line.split(",", 8)
+    if len(fields) < 8:
+        raise ValueError(f"{len(fields)} field(s); need 8 coordinates and a transcription")
+    coords = parse_numbers(fields[:8])
+    text = unquote(fields[8]) if len(fields) == 9 else None
+    return make_instance(to_polygon(coords), text)
+
+
+_NUM = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+_SEP = r"(?:\s*,\s*|\s+)"
+_IC13_LINE = re.compile(rf"^\s*{_NUM}{_SEP}{_NUM}{_SEP}{_NUM}{_SEP}{_NUM}(?:{_SEP}(.*?))?\s*$")
+
+
+def parse_ic13_line(line: str) -> Instance:
+    """``left, top, right, bottom, "word"`` (comma variant, the test set) or
+    ``left top right bottom "word"`` (space variant, the training set); the
+    box becomes TL, TR, BR, BL."""
+    m = _IC13_LINE.match(line)
+    if m is None:
+        raise ValueError("not 4 numbers followed by a quoted word")
+    left, top, right, bottom = (float(v) for v in m.group(1, 2, 3, 4))
+    if right < left or bottom < top:
+        raise ValueError(f"right < left or bottom < top in box {left:g},{top:g},{right:g},{bottom:g}")
+    text = unquote(m.group(5)) if m.group(5) is not None else None
+    return make_instance(box_to_polygon(left, top, right, bottom), text)
+
+
+def parse_mlt_line(line: str) -> Instance:
+    """Eight coordinates, the script (Latin, Arabic, ..., None), then the
+    transcription (may contain commas). The script is not kept: the sample
+    schema has no field for it and no protocol uses it."""
+    fields = line.split(",", 9)
+    if len(fields) < 10:
+        raise ValueError(f"{len(fields)} field(s); need 8 coordinates, a script and a transcription")
+    coords = parse_numbers(fields[:8])
+    return make_instance(to_polygon(coords), unquote(fields[9]))
+
+
+def _line_reader(expected: str, parse_line):  # type: ignore[no-untyped-def]
+    def parse_file(source: AnnotationSource, name: str, report: ParseReport) -> list[Instance]:
+        return parse_lines(source, name, report, expected, parse_line)
+
+    return parse_file
+
+
+@checked_options("icdar2015")
+def read_icdar2015(
+    source: AnnotationSource, images: Path | None, report: ParseReport, *, pattern: str = "gt_*.txt"
+) -> list[Sample]:
+    """ICDAR 2015 incidental text (also MSRA-TD500 converted to IC15 form)."""
+    return read_per_image_files(
+        source, images, report, pattern=pattern,
+        parse_file=_line_reader(IC15_EXPECTED, parse_ic15_line), expected=IC15_EXPECTED,
+    )
+
+
+@checked_options("icdar2013")
+def read_icdar2013(
+    source: AnnotationSource, images: Path | None, report: ParseReport, *, pattern: str = "gt_*.txt"
+) -> list[Sample]:
+    """ICDAR 2013 focused scene text, both punctuation variants."""
+    return read_per_image_files(
+        source, images, report, pattern=pattern,
+        parse_file=_line_reader(IC13_EXPECTED, parse_ic13_line), expected=IC13_EXPECTED,
+    )
+
+
+@checked_options("mlt17")
+def read_mlt17(
+    source: AnnotationSource, images: Path | None, report: ParseReport, *, pattern: str = "gt_*.txt"
+) -> list[Sample]:
+    """ICDAR 2017 MLT (multi-lingual)."""
+    return read_per_image_files(
+        source, images, report, pattern=pattern,
+        parse_file=_line_reader(MLT_EXPECTED, parse_mlt_line), expected=MLT_EXPECTED,
+    )
