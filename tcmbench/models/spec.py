@@ -116,7 +116,10 @@ class DetectorSpec:
     tcm: TCMSupport | None = None
 
     def recipe(self, name: str | None) -> dict[str, Any]:
-        """The named recipe, falling back to the default one."""
+        """The named recipe, falling back to the default one (a deep copy:
+        callers may edit it without changing the plugin's recipes)."""
+        import copy
+
         if name and name in self.recipes:
-            return dict(self.recipes[name])
-        return dict(self.recipes.get(self.default_recipe, {}))
+            return copy.deepcopy(dict(self.recipes[name]))
+        return copy.deepcopy(dict(self.recipes.get(self.default_recipe, {})))
