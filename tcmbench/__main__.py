@@ -1,3 +1,3 @@
 from tcmbench.cli import main
 
-main()
+raise SystemExit(main())

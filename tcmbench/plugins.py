@@ -33,6 +33,7 @@ ENV_ALLOW_LIST = "TCMBENCH_LOAD_PLUGINS"
 CORE_PLUGIN_MODULES = (
     "tcmbench.data.formats",
     "tcmbench.data.config",
+    "tcmbench.data.hf",
     "tcmbench.eval.protocols",
     "tcmbench.models.build",
     "tcmbench.tcm.hook",
