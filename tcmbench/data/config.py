@@ -100,6 +100,9 @@ class DatasetConfig:
     protocol: str | None = None
     other_protocols: tuple[str, ...] = ()
     protocol_note: str = ""
+    # Parameters for the default protocol (e.g. synthtext-mini turns the RRC
+    # 4-point format check off because it has curved 14-point words).
+    protocol_params: Mapping[str, Any] = field(default_factory=dict)
     splits: Mapping[str, SplitConfig] = field(default_factory=dict)
     licence: str = ""
     citation: str = ""
@@ -207,9 +210,11 @@ def parse_dataset_config(data: Mapping[str, Any], path: Path | None = None) -> D
         raise DatasetConfigError(f"{where}: missing 'format' (or 'generator')")
     protocol = data.get("protocol")
     other: tuple[str, ...] = ()
-    if isinstance(protocol, Mapping):  # {default: x, others: [...], note: ...}
+    protocol_params: dict[str, Any] = {}
+    if isinstance(protocol, Mapping):  # {default: x, others: [...], note: ..., params: {...}}
         other = _str_tuple(protocol.get("others"), f"{where}: protocol.others")
         note = str(protocol.get("note") or "")
+        protocol_params = dict(_mapping(protocol.get("params"), f"{where}: protocol.params"))
         protocol = protocol.get("default")
     else:
         note = ""
@@ -226,6 +231,7 @@ def parse_dataset_config(data: Mapping[str, Any], path: Path | None = None) -> D
         protocol=protocol,
         other_protocols=other,
         protocol_note=note,
+        protocol_params=protocol_params,
         splits=splits,
         licence=str(data.get("licence") or data.get("license") or ""),
         citation=str(citation).strip(),
