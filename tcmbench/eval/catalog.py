@@ -1,0 +1,88 @@
+"""The IoU-family protocols described without the plugin machinery.
+
+``tcmbench score`` looks a built-in protocol up here, so scoring never
+imports pluggy or the plugin manager; :mod:`tcmbench.eval.protocols`
+registers the same entries through the ``register_protocols`` hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# Parameters every protocol of the IoU family accepts (docs/protocols.md).
+_IOU_COMMON: dict[str, Any] = {
+    "iou_threshold": 0.5,  # IOU_CONSTRAINT: a match needs IoU > this
+    "area_precision_threshold": 0.5,  # AREA_PRECISION_CONSTRAINT: don't-care absorption
+    "confidences": False,  # sort detections by score and compute AP (RRC CONFIDENCES)
+    "sweep": False,  # add the labelled mmocr-style best-threshold sweep
+    "details": True,  # per-image matches in Result.per_image
+}
+
+# name -> ("module:function", summary, default parameters)
+IOU_PROTOCOLS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "icdar2015": (
+        "tcmbench.eval.iou:evaluate_icdar2015",
+        ("ICDAR 2015 task 4.1 (RRC script.py): int32 quads, clockwise check, IoU > 0.5 greedy, "
+         "don't-care absorption; AP with confidences=true"),
+        {**_IOU_COMMON, "validate": True, "tiou": False},
+    ),
+    "msra-td500": (
+        "tcmbench.eval.iou:evaluate_msra_td500",
+        ("MSRA-TD500 as DBNet scores it: icdar2015 rules on the rotated quads (GT rounded to int), "
+         "difficult = don't care"),
+        {**_IOU_COMMON, "validate": False, "tiou": False},
+    ),
+    "totaltext-iou": (
+        "tcmbench.eval.iou:evaluate_totaltext_iou",
+        ("Total-Text, IoU 0.5 (TIoU-metric curved script): float32 polygons, greedy IoU > 0.5, "
+         "plus the TIoU figures"),
+        {**_IOU_COMMON, "validate": True, "tiou": True},
+    ),
+    "ctw1500-iou": (
+        "tcmbench.eval.iou:evaluate_ctw1500_iou",
+        ("SCUT-CTW1500, IoU 0.5 (TIoU-metric curved script): float32 polygons, greedy IoU > 0.5, "
+         "plus the TIoU figures"),
+        {**_IOU_COMMON, "validate": True, "tiou": True},
+    ),
+    "tiou": (
+        "tcmbench.eval.iou:evaluate_tiou",
+        ("Tightness-aware IoU (Liu et al. 2019) as the headline figures; rules=curved (curved "
+         "script, default) or rules=icdar2015 (the ICDAR 2015 TIoU script)"),
+        {**_IOU_COMMON, "validate": True, "rules": "curved"},
+    ),
+}
+
+
+def _lazy(target: str, name: str) -> Callable[..., Any]:
+    """An evaluate function that imports its module on first call."""
+    modname, func = target.split(":")
+
+    def evaluate(gt: Any, predictions: Any, **params: Any) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(modname), func)(gt, predictions, **params)
+
+    evaluate.__name__ = func
+    evaluate.__qualname__ = func
+    evaluate.__doc__ = f"Protocol {name!r}: lazy proxy for {target}."
+    return evaluate
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    """A built-in protocol described without the plugin manager (same
+    fields as :class:`tcmbench.plugins.ProtocolSpec`, which imports
+    ``importlib.metadata``; ``tcmbench score`` has to start fast)."""
+
+    name: str
+    evaluate: Callable[..., Any]
+    summary: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def iou_spec(name: str) -> BuiltinSpec:
+    """The spec of one IoU-family protocol (KeyError if not one)."""
+    target, summary, params = IOU_PROTOCOLS[name]
+    return BuiltinSpec(name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params))

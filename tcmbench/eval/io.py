@@ -1,0 +1,395 @@
+"""Prediction and ground-truth files as the official scripts take them.
+
+Predictions (a zip, a folder, or one JSON file):
+
+* ``rrc``: ICDAR 2015 RRC submissions, ``res_img_<N>.txt``, lines of
+  exactly 8 integers (``-?[0-9]+``, spaces allowed around commas), plus a
+  9th confidence field when ``confidences`` is on, parsed with the RRC
+  script's own patterns. An entry whose name does not match
+  ``res_img_<N>.txt`` makes the RRC script reject the submission; so it
+  does here.
+* ``rrc-ltrb``: ICDAR 2013 submissions, ``res_img_<N>.txt`` lines
+  ``left,top,right,bottom[,confidence]``.
+* ``polygon``: curved-text results, one ``.txt`` per image (``1001.txt``,
+  ``img12.txt``, ``res_img12.txt``...), lines of comma separated numbers
+  ``x1,y1,...,xn,yn``; an odd count means a trailing score.
+* ``polygon-yx``: the same with points as ``y,x`` pairs, the input of the
+  official Total-Text ``Deteval.py`` (``--pred-order yx``).
+* ``mat``: the official DetEval example predictions (``imgN.mat``,
+  variable ``accuInf``).
+* ``json``: tcmbench's own ``{"img_1": [{"polygon": [x1, y1, ...],
+  "score": 0.9}, ...], ...}`` (``score`` optional).
+
+Keys are image ids (``res_img_17.txt`` -> ``img_17``); ``tcmbench.eval.api``
+matches them with the ground truth's ids. Every malformed line is reported
+with its file, line number and the expected format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from tcmbench.data.schema import Prediction, Sample
+from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.errors import AnnotationFormatError, ProtocolError
+from tcmbench.eval.api import canonical_id
+
+STYLES = ("auto", "rrc", "rrc-ltrb", "polygon", "polygon-yx", "mat", "json")
+
+_INT = r"\s*(-?[0-9]+)\s*"
+_CONF = r"\s*([0-1].?[0-9]*)\s*"
+RRC_LINE = re.compile(r"^" + ",".join([_INT] * 8) + r"$")
+RRC_LINE_CONF = re.compile(r"^" + ",".join([_INT] * 8) + "," + _CONF + r"$")
+LTRB_LINE = re.compile(r"^\s*(-?[0-9]+)\s*,\s*(-?[0-9]+)\s*,\s*([0-9]+)\s*,\s*([0-9]+)\s*,?\s*$")
+LTRB_LINE_CONF = re.compile(
+    r"^\s*(-?[0-9]+)\s*,\s*(-?[0-9]+)\s*,\s*([0-9]+)\s*,\s*([0-9]+)\s*," + _CONF + r"$"
+)
+RRC_NAME = re.compile(r"res_img_([0-9]+).txt")  # re.match, as the RRC script applies it
+
+RRC_EXPECTED = "ICDAR 2015 result line 'x1,y1,x2,y2,x3,y3,x4,y4' (8 integers)"
+RRC_EXPECTED_CONF = "ICDAR 2015 result line 'x1,y1,x2,y2,x3,y3,x4,y4,confidence' (8 integers, confidence in [0,1])"
+LTRB_EXPECTED = "ICDAR 2013 result line 'left,top,right,bottom' (4 integers, right >= left, bottom >= top)"
+LTRB_EXPECTED_CONF = "ICDAR 2013 result line 'left,top,right,bottom,confidence'"
+POLYGON_EXPECTED = "polygon line 'x1,y1,x2,y2,...,xn,yn[,score]' (comma separated numbers)"
+POLYGON_YX_EXPECTED = "DetEval line 'y1,x1,y2,x2,...,yn,xn[,score]' (comma separated numbers)"
+JSON_EXPECTED = 'JSON object {"img_1": [{"polygon": [x1, y1, ...], "score": 0.9}, ...], ...}'
+
+# Default prediction style and ground-truth format of each built-in protocol.
+PROTOCOL_INPUTS: dict[str, tuple[str, str | None]] = {
+    "icdar2015": ("rrc", "icdar2015"),
+    "msra-td500": ("rrc", None),  # GT: .gt files or the ICDAR 2015 conversion
+    "totaltext-iou": ("polygon", "totaltext"),
+    "ctw1500-iou": ("polygon", "ctw1500"),
+    "tiou": ("polygon", None),
+    "totaltext-deteval": ("polygon-yx", "totaltext"),
+    "icdar2013": ("rrc-ltrb", "icdar2013"),
+    "icdar2013-deteval": ("rrc-ltrb", "icdar2013"),
+}
+
+
+@dataclass
+class PredictionFiles(Mapping[str, list[Prediction]]):
+    """Predictions read from files: image id -> predictions, plus where
+    each came from (for error messages that point at a line)."""
+
+    predictions: dict[str, list[Prediction]]
+    origins: dict[str, tuple[str, list[int | None]]] = field(default_factory=dict)
+    style: str = ""
+
+    def __getitem__(self, key: str) -> list[Prediction]:
+        return self.predictions[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.predictions)
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+    def locate(self, sample_id: str, index: int) -> str | None:
+        """``file, line N`` of prediction ``index`` of ``sample_id``."""
+        where = self.origins.get(sample_id)
+        if where is None:
+            return None
+        location, lines = where
+        line = lines[index] if 0 <= index < len(lines) else None
+        return f"{location}, line {line}" if line is not None else location
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def read_predictions(
+    path: str | os.PathLike[str],
+    *,
+    style: str = "auto",
+    confidences: bool = False,
+    skip_invalid: bool = False,
+) -> tuple[PredictionFiles, ParseReport]:
+    """Read predictions from a zip, a folder or a JSON file (see the module
+    doc for the styles). ``skip_invalid`` turns malformed lines into counted
+    warnings instead of an error."""
+    if style not in STYLES:
+        raise ProtocolError(f"unknown prediction style {style!r}; known: {', '.join(STYLES)}")
+    report = ParseReport(skip_invalid=skip_invalid)
+    path = Path(path)
+    if style == "json" or (style == "auto" and path.is_file() and path.suffix.lower() == ".json"):
+        return _read_json(path, report), report
+    with AnnotationSource(path) as source:
+        names = [n for n in source.names() if not PurePosixPath(n).name.startswith(".")]
+        if style == "auto" or (
+            style in ("polygon", "polygon-yx") and names and all(n.lower().endswith(".mat") for n in names)
+        ):
+            style = _guess_style(source, names)  # .mat files: the DetEval example predictions
+        if style == "json":
+            raise ProtocolError(f"{path}: JSON predictions must be one .json file")
+        # Names first: the official scripts reject a submission with a
+        # stray entry before reading any line.
+        for name in names:
+            base = PurePosixPath(name).name
+            if style == "mat" and not base.lower().endswith(".mat"):
+                raise ProtocolError(f"{source.location(name)}: unexpected entry; expected imgN.mat files")
+            if style in ("rrc", "rrc-ltrb") and RRC_NAME.match(base) is None:
+                raise ProtocolError(
+                    f"{source.location(name)}: entry name not valid (the RRC script rejects the "
+                    f"submission: 'ZIP entry not valid'); expected res_img_<N>.txt"
+                )
+            if style in ("polygon", "polygon-yx") and not base.lower().endswith(".txt"):
+                raise ProtocolError(
+                    f"{source.location(name)}: unexpected entry; expected one .txt result file per image"
+                )
+        out = PredictionFiles({}, {}, style)
+        for name in names:
+            base = PurePosixPath(name).name
+            if style == "mat":
+                from tcmbench.eval.deteval import read_deteval_mat_predictions
+
+                preds = read_deteval_mat_predictions(source.read_bytes(name), source.location(name))
+                _put(out, canonical_id(base), preds, source.location(name), [None] * len(preds))
+                continue
+            preds, lines = _read_text_file(source, name, style, confidences, report)
+            _put(out, canonical_id(base), preds, source.location(name), lines)
+    return out, report
+
+
+def _put(out: PredictionFiles, key: str, preds: list[Prediction], location: str, lines: list[int | None]) -> None:
+    if key in out.predictions:
+        raise ProtocolError(f"{location}: a second result file for image {key!r}")
+    out.predictions[key] = preds
+    out.origins[key] = (location, lines)
+
+
+def _guess_style(source: AnnotationSource, names: list[str]) -> str:
+    """``mat`` for .mat files, ``rrc`` when every entry is a res_img_N.txt
+    of 8 (or 9) integer fields, else ``polygon``."""
+    if names and all(n.lower().endswith(".mat") for n in names):
+        return "mat"
+    if names and all(RRC_NAME.match(PurePosixPath(n).name) for n in names):
+        for name in names:
+            for _, line in source.iter_lines(name):
+                fields = line.split(",")
+                if len(fields) in (4, 5):
+                    return "rrc-ltrb"
+                return "rrc" if len(fields) in (8, 9) else "polygon"
+        return "rrc"
+    return "polygon"
+
+
+def _read_text_file(
+    source: AnnotationSource, name: str, style: str, confidences: bool, report: ParseReport
+) -> tuple[list[Prediction], list[int | None]]:
+    if style in ("polygon", "polygon-yx"):
+        fast = _polygon_file_fast(source.read_text(name), yx=style == "polygon-yx")
+        if fast is not None:
+            return fast
+    location = source.location(name)
+    preds: list[Prediction] = []
+    lines: list[int | None] = []
+    for lineno, raw in source.iter_lines(name):
+        line = raw.replace("\r", "")
+        if style == "rrc":
+            pred = _rrc_line(line, confidences)
+            expected = RRC_EXPECTED_CONF if confidences else RRC_EXPECTED
+        elif style == "rrc-ltrb":
+            pred = _ltrb_line(line, confidences)
+            expected = LTRB_EXPECTED_CONF if confidences else LTRB_EXPECTED
+        else:
+            pred = _polygon_line(line, yx=style == "polygon-yx")
+            expected = POLYGON_YX_EXPECTED if style == "polygon-yx" else POLYGON_EXPECTED
+        if pred is None:
+            detail = _why(line)
+            if style == "rrc" and not confidences and line.count(",") == 8:
+                detail += "; 9 fields: if the last is a confidence, pass --param confidences=true"
+            report.fail(location, lineno, expected, detail)
+            continue
+        preds.append(pred)
+        lines.append(lineno)
+    return preds, lines
+
+
+def _polygon_file_fast(text: str, yx: bool) -> tuple[list[Prediction], list[int | None]] | None:
+    """All lines of a polygon result file converted by one numpy call (the
+    per-line parser is the fallback that reports a malformed line)."""
+    numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not numbered:
+        return [], []
+    counts = [line.count(",") + 1 for _, line in numbered]
+    try:
+        values = np.array(",".join(line for _, line in numbered).split(","), dtype=np.float64)
+    except ValueError:
+        return None
+    preds: list[Prediction] = []
+    pos = 0
+    for c in counts:
+        row = values[pos:pos + c]
+        pos += c
+        if c < 2:
+            return None
+        score = None
+        if c % 2 == 1:
+            score = float(row[-1])
+            row = row[:-1]
+        pts = row.reshape(-1, 2)
+        if yx:
+            pts = pts[:, ::-1]
+        preds.append(Prediction(polygon=pts, score=score))
+    return preds, [i for i, _ in numbered]
+
+
+def _why(line: str) -> str:
+    shown = line if len(line) <= 60 else line[:57] + "..."
+    return f"got {shown!r}"
+
+
+def _rrc_line(line: str, confidences: bool) -> Prediction | None:
+    m = (RRC_LINE_CONF if confidences else RRC_LINE).match(line)
+    if m is None:
+        return None
+    pts = np.array([float(m.group(i)) for i in range(1, 9)], dtype=np.float64).reshape(4, 2)
+    score = float(m.group(9)) if confidences else None
+    return Prediction(polygon=pts, score=score)
+
+
+def _ltrb_line(line: str, confidences: bool) -> Prediction | None:
+    m = (LTRB_LINE_CONF if confidences else LTRB_LINE).match(line)
+    if m is None:
+        return None
+    xmin, ymin, xmax, ymax = (int(m.group(i)) for i in range(1, 5))
+    if xmax < xmin or ymax < ymin:
+        return None
+    # The RRC 2013 script's rectangle_to_polygon order.
+    pts = np.array([[xmin, ymax], [xmin, ymin], [xmax, ymin], [xmax, ymax]], dtype=np.float64)
+    return Prediction(polygon=pts, score=float(m.group(5)) if confidences else None)
+
+
+def _polygon_line(line: str, yx: bool) -> Prediction | None:
+    fields = [f.strip() for f in line.split(",")]
+    if fields and fields[-1] == "":
+        fields = fields[:-1]  # a trailing comma
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        return None
+    if len(values) < 2:
+        return None
+    score = None
+    if len(values) % 2 == 1:
+        score = values.pop()
+    pts = np.array(values, dtype=np.float64).reshape(-1, 2)
+    if yx:
+        pts = pts[:, ::-1].copy()
+    return Prediction(polygon=pts, score=score)
+
+
+def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
+    location = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise ProtocolError(f"prediction file not found: {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise AnnotationFormatError(location, line, JSON_EXPECTED, f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AnnotationFormatError(location, None, JSON_EXPECTED, f"top level is a {type(data).__name__}")
+    out = PredictionFiles({}, {}, "json")
+    for key, items in data.items():
+        if not isinstance(items, list):
+            report.fail(location, None, JSON_EXPECTED, f"value of {key!r} is not a list")
+            continue
+        preds: list[Prediction] = []
+        for k, item in enumerate(items):
+            pred = _json_prediction(item)
+            if pred is None:
+                report.fail(location, None, JSON_EXPECTED, f"{key}[{k}] is not a prediction: {str(item)[:60]}")
+                continue
+            preds.append(pred)
+        _put(out, canonical_id(str(key)), preds, f"{location} [{key}]", [None] * len(preds))
+    return out
+
+
+def _json_prediction(item: Any) -> Prediction | None:
+    if isinstance(item, dict):
+        poly, score = item.get("polygon"), item.get("score")
+    else:
+        poly, score = item, None
+    try:
+        pts = np.asarray(poly, dtype=np.float64)
+        if pts.ndim == 1 and pts.size % 2 == 0:
+            pts = pts.reshape(-1, 2)
+        if pts.ndim != 2 or pts.shape[1] != 2:
+            return None
+        return Prediction(polygon=pts, score=None if score is None else float(score))
+    except (TypeError, ValueError):
+        return None
+
+
+def write_predictions_json(predictions: Mapping[str, list[Prediction]], path: str | os.PathLike[str]) -> None:
+    """Write predictions in tcmbench's JSON (atomically)."""
+    from tcmbench.paths import atomic_write_text
+
+    data = {k: [p.to_dict() for p in v] for k, v in predictions.items()}
+    atomic_write_text(path, json.dumps(data))
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+def guess_gt_format(path: str | os.PathLike[str], protocol: str) -> str:
+    """The ground-truth format for ``protocol``, from the file names where
+    the protocol accepts several (msra-td500: ``.gt`` files or the ICDAR
+    2015 conversion; tiou: any of the curved or quad formats)."""
+    fixed = PROTOCOL_INPUTS.get(protocol, (None, None))[1]
+    if fixed is not None:
+        return fixed
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if p.is_file() and suffix == ".jsonl":
+        return "jsonl"
+    if p.is_file() and suffix == ".parquet":
+        return "hf"
+    with AnnotationSource(p) as source:
+        names = [PurePosixPath(n).name for n in source.names()]
+    if any(n.lower().endswith(".gt") for n in names):
+        return "msra-td500"
+    if any(n.startswith("poly_gt_") for n in names):
+        return "totaltext"
+    if any(re.fullmatch(r"\d+\.txt", n) for n in names):
+        return "ctw1500"
+    if any(n.startswith("gt_") for n in names):
+        return "icdar2015"
+    raise ProtocolError(
+        f"cannot tell the ground-truth format of {path} for protocol {protocol!r}; pass --gt-format"
+    )
+
+
+def read_ground_truth(
+    path: str | os.PathLike[str], fmt: str, *, skip_invalid: bool = False
+) -> tuple[list[Sample], ParseReport]:
+    """Ground truth through the registered dataset readers.
+
+    Built-in formats are read without starting the plugin manager (which
+    imports every plugin): ``tcmbench score`` has to start fast.
+    """
+    from tcmbench.data.formats import BUILTIN_FORMATS
+
+    for name, target, _summary, _pattern in BUILTIN_FORMATS:
+        if name == fmt:
+            import importlib
+
+            modname, func = target.split(":")
+            reader = getattr(importlib.import_module(modname), func)
+            report = ParseReport(skip_invalid=skip_invalid)
+            with AnnotationSource(path) as source:
+                samples = reader(source, None, report)
+            return samples, report
+    from tcmbench.data.formats.api import read_annotations
+
+    return read_annotations(fmt, path, skip_invalid=skip_invalid)
