@@ -268,7 +268,8 @@ def load_checkpoint(
     config = DetectorConfig.from_dict(meta["architecture"])
     if expect_tcm is not None and (config.tcm is not None) != expect_tcm:
         kind = "a TCM" if config.tcm is not None else "a plain (non-TCM)"
-        raise CheckpointError(f"{path} is {kind} checkpoint; {'drop' if config.tcm else 'add'} --tcm")
+        fix = "add --tcm" if config.tcm is not None else "drop --tcm"
+        raise CheckpointError(f"{path} is {kind} checkpoint; {fix}")
     config.pretrained_backbone = False
     if config.tcm is not None:
         config.tcm.clip_pretrained = None

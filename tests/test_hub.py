@@ -77,7 +77,7 @@ def test_bad_checkpoints_give_clear_errors(checkpoint: tuple[Path, torch.nn.Modu
         hub.load_checkpoint(tmp_path / "nope")
     with pytest.raises(CheckpointError, match="checkpoint of plugin 'tiny-hub-detector', not 'dbnet'"):
         hub.load_checkpoint(path, plugin="dbnet")
-    with pytest.raises(CheckpointError, match="plain .*add --tcm"):
+    with pytest.raises(CheckpointError, match="plain .*drop --tcm"):
         hub.load_checkpoint(path, expect_tcm=True)
 
     truncated = tmp_path / "truncated"

@@ -1,0 +1,412 @@
+"""``tcmbench bench``: parameters, GFLOPs, latency and throughput.
+
+The figures of a paper's efficiency table, measured here on the current
+device: parameters (``params``; with ``--tcm`` also
+``params_without_text_encoder``, the paper's convention), forward GFLOPs /
+GMACs per resolution, median latency and images/s, and the postprocessor's
+time per image. ``--compare-tcm`` measures the plain detector and its TCM
+variant in one interleaved run and reports ``tcm_latency_ratio``.
+
+Random weights are enough to measure size and speed: nothing is downloaded
+(ImageNet and CLIP weights are not loaded; ``clip_pretrained=None``). Pass
+``--weights`` to measure a checkpoint instead (its post-processing time is
+then realistic: random weights give arbitrary maps).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from tcmbench.commands._options import device_option, tcm_options
+
+log = logging.getLogger(__name__)
+
+
+def _millions(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f}M"
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def default_backbone(spec: Any, recipe: dict[str, Any]) -> str:
+    """The backbone of the plugin's recipe (DBNet: resnet50), else resnet18."""
+    return str((recipe.get("model") or {}).get("backbone") or "resnet18")
+
+
+def model_label(spec: Any, config: Any) -> str:
+    """``dbnet-resnet50`` or ``TCM-dbnet (CLIP RN50-quickgelu)``."""
+    if config.tcm is not None:
+        return f"TCM-{spec.name} (CLIP {config.tcm.clip_model})"
+    return f"{spec.name}-{config.backbone}"
+
+
+def build_for_bench(spec: Any, recipe: dict[str, Any], backbone: str, tcm: Any) -> tuple[Any, Any]:
+    """(model, DetectorConfig) with random weights: no ImageNet or CLIP
+    download (``pretrained_backbone=False``, ``clip_pretrained=None``)."""
+    from tcmbench.models.spec import DetectorConfig
+    from tcmbench.plugins import get_plugin_manager
+
+    if tcm is not None:
+        tcm.clip_pretrained = None  # random CLIP weights: size and speed do not depend on values
+    config = DetectorConfig(
+        backbone=backbone,
+        pretrained_backbone=False,
+        tcm=tcm,
+        options=dict((recipe.get("model") or {}).get("options") or {}),
+    )
+    model = get_plugin_manager().hook.build_detector(spec=spec, config=config)
+    return model, config
+
+
+def recipe_for_model(recipe: dict[str, Any], config: Any) -> dict[str, Any]:
+    """A TCM model normalises its input as CLIP does (``tcm.normalize``)."""
+    out = dict(recipe)
+    tcm_norm = (recipe.get("tcm") or {}).get("normalize")
+    if config.tcm is not None and tcm_norm:
+        out["normalize"] = dict(tcm_norm)
+    return out
+
+
+def markdown_params(entries: list[dict[str, Any]]) -> str:
+    lines = ["| model | params | params without text encoder |", "|---|---|---|"]
+    for e in entries:
+        lines.append(
+            f"| {e['model']} | {_millions(e['params'])} | {_millions(e.get('params_without_text_encoder'))} |"
+        )
+    return "\n".join(lines)
+
+
+def markdown_results(entries: list[dict[str, Any]]) -> str:
+    lines = [
+        "| model | resolution | GFLOPs | GMACs | latency ms | images/s | postprocess ms/img | detections/img |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in entries:
+        for r in e["results"]:
+            lines.append(
+                f"| {e['model']} | {r['resolution']} | {_fmt(r.get('gflops'))} | {_fmt(r.get('gmacs'))} | "
+                f"{_fmt(r.get('latency_ms'))} | {_fmt(r.get('images_per_s'), 2)} | "
+                f"{_fmt(r.get('postprocess_ms'), 2)} | {_fmt(r.get('detections_per_image'), 1)} |"
+            )
+    return "\n".join(lines)
+
+
+def markdown_ratio(
+    plain: dict[str, Any], tcm: dict[str, Any], ratios: dict[str, float], ratios_min: dict[str, float]
+) -> str:
+    """Median latencies and their ratio; the ratio of the fastest runs too
+    (on a shared machine the minimum is the run least disturbed)."""
+    lines = [
+        f"| resolution | {plain['model']} ms | {tcm['model']} ms | TCM / plain | TCM / plain (fastest runs) |",
+        "|---|---|---|---|---|",
+    ]
+    by_res_plain = {r["resolution"]: r for r in plain["results"]}
+    by_res_tcm = {r["resolution"]: r for r in tcm["results"]}
+    for res, ratio in ratios.items():
+        lines.append(
+            f"| {res} | {_fmt(by_res_plain[res]['latency_ms'])} | {_fmt(by_res_tcm[res]['latency_ms'])} | "
+            f"{ratio:.2f}x | {ratios_min[res]:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--plugin", default="dbnet", show_default=True, help="Detector plugin.")
+@click.option(
+    "--backbone",
+    default=None,
+    help="Backbone of the plain detector (default: the plugin recipe's, resnet50 for DBNet). "
+    "With --tcm the backbone is CLIP RN50.",
+)
+@click.option(
+    "--resolution",
+    "resolutions",
+    default="640,1024",
+    show_default=True,
+    help="Comma-separated input sizes: N (N x N) or WIDTHxHEIGHT, multiples of 32.",
+)
+@click.option("--params-only", is_flag=True, help="Only count parameters (no FLOPs, no timing).")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write all figures as JSON (keys params, params_without_text_encoder, results...).",
+)
+@device_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--runs",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Timed runs per resolution (median reported); 0 = no latency, FLOPs only.",
+)
+@click.option(
+    "--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs first."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="torch CPU threads (default: torch's choice).",
+)
+@click.option(
+    "--flops/--no-flops",
+    default=True,
+    show_default=True,
+    help="Count forward FLOPs per resolution.",
+)
+@click.option(
+    "--input",
+    "input_kind",
+    type=click.Choice(["synthetic", "noise"]),
+    default="synthetic",
+    show_default=True,
+    help="Synthetic text scene resized to the resolution, or uniform noise.",
+)
+@click.option(
+    "--recipe",
+    default=None,
+    help="Recipe whose architecture options, normalisation and postprocess params to use (default: the plugin's).",
+)
+@click.option(
+    "--weights",
+    default=None,
+    help="Measure this checkpoint (folder, file or hf://org/repo) instead of random weights.",
+)
+@click.option(
+    "--compare-tcm",
+    is_flag=True,
+    help="Measure the plain detector and its TCM variant, interleaved; report tcm_latency_ratio.",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@tcm_options
+def bench(
+    plugin: str,
+    backbone: str | None,
+    resolutions: str,
+    params_only: bool,
+    json_out: str | None,
+    device: str,
+    batch_size: int,
+    runs: int,
+    warmup: int,
+    threads: int | None,
+    flops: bool,
+    input_kind: str,
+    recipe: str | None,
+    weights: str | None,
+    compare_tcm: bool,
+    progress: bool,
+    tcm: Any,
+) -> None:
+    """Parameters, GFLOPs, latency and images/s of a detector, as a
+    markdown table (random weights unless --weights; nothing downloads).
+
+    \b
+    Examples:
+      tcmbench bench --plugin dbnet --backbone resnet50 --params-only --json r50.json
+      tcmbench bench --plugin dbnet --tcm --params-only
+      tcmbench bench --plugin dbnet --backbone resnet18 --resolution 640,1024 --device cpu
+      tcmbench bench --plugin dbnet --resolution 1280x800 --runs 0
+      tcmbench bench --plugin dbnet --compare-tcm --resolution 640,1024 --json ratio.json
+    """
+    from tcmbench.profiling import parse_resolutions
+
+    try:
+        sizes = parse_resolutions(resolutions)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--resolution") from None
+    if weights and (compare_tcm or backbone):
+        raise click.UsageError("--weights measures one checkpoint; drop --backbone / --compare-tcm")
+    if backbone and tcm is not None and not compare_tcm:
+        raise click.UsageError(
+            "--backbone has no effect with --tcm (TCM's backbone is CLIP RN50); add --compare-tcm "
+            "to also measure the plain detector with that backbone"
+        )
+    if compare_tcm and runs == 0 and not params_only:
+        raise click.UsageError("--compare-tcm compares latency; --runs must be >= 1")
+
+    import torch
+
+    from tcmbench import profiling
+    from tcmbench.plugins import get_detector
+    from tcmbench.train.distributed import resolve_device
+
+    dev = resolve_device(device)  # CUDA asked for without CUDA: a clear error, exit 2
+    if threads:
+        torch.set_num_threads(threads)
+    spec = get_detector(plugin)
+    if tcm is not None and tcm.context_length != 0 and _defaulted("tcm_context"):
+        # Like train: without --tcm-context, the recipe's N (4; 32 for CTW1500 / Total-Text).
+        tcm.context_length = int((spec.recipe(recipe).get("tcm") or {}).get("context_length", 4))
+    models = _models(spec, recipe, weights, backbone, tcm, compare_tcm, dev)
+    entries = [
+        {
+            "model": name,
+            "tcm": bm.config.tcm is not None,
+            "architecture": bm.config.to_dict(),
+            **profiling.parameter_counts(bm.model),
+            "results": [],
+        }
+        for name, bm in models.items()
+    ]
+    ratios: dict[str, float] = {}
+    ratios_min: dict[str, float] = {}  # fastest runs: robust when other jobs share the machine
+    if not params_only:
+        for size in sizes:
+            per_model = _measure_resolution(
+                models, size, dev, batch_size, input_kind, flops, warmup, runs, progress
+            )
+            for entry in entries:
+                entry["results"].append(per_model[entry["model"]])
+            if compare_tcm:
+                plain, with_tcm = (per_model[n] for n in models)
+                ratios[size.label] = with_tcm["latency_ms"] / plain["latency_ms"]
+                ratios_min[size.label] = with_tcm["latency_ms_min"] / plain["latency_ms_min"]
+
+    doc: dict[str, Any] = {
+        "plugin": plugin,
+        "weights": weights,
+        "random_weights": weights is None,
+        "params_only": params_only,
+        "input": input_kind,
+        "batch_size": batch_size,
+        "runs": runs,
+        "warmup": warmup,
+        "environment": profiling.environment(dev),
+    }
+    if compare_tcm:
+        doc["models"] = entries
+        if ratios:
+            doc["tcm_latency_ratio"] = ratios
+            doc["tcm_latency_ratio_min"] = ratios_min
+    else:
+        doc.update(entries[0])
+
+    click.echo(markdown_params(entries))
+    if not params_only:
+        click.echo("")
+        click.echo(markdown_results(entries))
+        if ratios:
+            click.echo("")
+            click.echo(markdown_ratio(entries[0], entries[1], ratios, ratios_min))
+        env = doc["environment"]
+        timing = f"median of {runs} runs after {warmup} warm-up" if runs else "no timing (--runs 0)"
+        click.echo(
+            f"\n{env.get('gpu') or env['cpu']} ({env['device']}, {env['threads']} threads), "
+            f"batch {batch_size}, {timing}",
+            err=True,
+        )
+    if json_out:
+        from tcmbench.paths import atomic_write_text
+
+        atomic_write_text(json_out, json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def _defaulted(param: str) -> bool:
+    """Whether the user left option ``param`` at its default."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    return ctx is None or ctx.get_parameter_source(param) in (None, ParameterSource.DEFAULT)
+
+
+@dataclass
+class BenchModel:
+    """A model to measure, with its architecture and the recipe giving its
+    normalisation and postprocess parameters."""
+
+    model: Any
+    config: Any
+    recipe: dict[str, Any]
+
+
+def _models(
+    spec: Any,
+    recipe_name: str | None,
+    weights: str | None,
+    backbone: str | None,
+    tcm: Any,
+    compare_tcm: bool,
+    dev: Any,
+) -> dict[str, BenchModel]:
+    """label -> model: the checkpoint, or random-weight builds (the plain
+    detector and / or its TCM variant)."""
+    from tcmbench.models.spec import TCMConfig
+
+    base_recipe = spec.recipe(recipe_name)
+    if weights:
+        from tcmbench.hub import load_checkpoint
+
+        ckpt = load_checkpoint(
+            weights, device=str(dev), plugin=spec.name, expect_tcm=True if tcm is not None else None
+        )
+        ck_recipe = dict(ckpt.meta.get("recipe") or {}) or base_recipe
+        return {model_label(spec, ckpt.config): BenchModel(ckpt.model, ckpt.config, ck_recipe)}
+    plain_backbone = backbone or default_backbone(spec, base_recipe)
+    if compare_tcm:
+        wanted = [None, tcm if tcm is not None else TCMConfig(clip_pretrained=None)]
+    else:
+        wanted = [tcm]
+    models: dict[str, BenchModel] = {}
+    for tcm_cfg in wanted:
+        what = f"{spec.name}{' with TCM' if tcm_cfg is not None else ''}"
+        click.echo(f"building {what} (random weights)...", err=True)
+        model, config = build_for_bench(spec, base_recipe, plain_backbone, tcm_cfg)
+        models[model_label(spec, config)] = BenchModel(
+            model.to(dev).eval(), config, recipe_for_model(base_recipe, config)
+        )
+    return models
+
+
+def _measure_resolution(
+    models: dict[str, BenchModel],
+    size: Any,
+    dev: Any,
+    batch_size: int,
+    input_kind: str,
+    flops: bool,
+    warmup: int,
+    runs: int,
+    progress: bool,
+) -> dict[str, dict[str, Any]]:
+    """FLOPs and (interleaved) latency of every model at one resolution."""
+    from tcmbench import profiling
+    from tcmbench.data.transforms import normalization
+    from tcmbench.inference import postprocessor_for
+
+    per_model: dict[str, dict[str, Any]] = {}
+    batches: dict[str, Any] = {}
+    for name, bm in models.items():
+        row: dict[str, Any] = {"resolution": size.label, "width": size.width, "height": size.height}
+        mean, std = normalization(bm.recipe)
+        batches[name] = profiling.bench_batch(
+            size.height, size.width, batch_size, mean=mean, std=std, device=dev, kind=input_kind
+        )
+        if flops:
+            f = profiling.measure_flops(bm.model, size.height, size.width, dev, batches[name][0])
+            row.update(gflops=f / 1e9, gmacs=f / 2e9)
+        per_model[name] = row
+    if runs:
+        timings = profiling.compare_latency(
+            {n: bm.model for n, bm in models.items()},
+            batches,
+            device=dev,
+            warmup=warmup,
+            runs=runs,
+            postprocessors={n: postprocessor_for(bm.model, bm.recipe) for n, bm in models.items()},
+            progress=progress,
+            desc=f"bench {size.label}",
+        )
+        for name in models:
+            per_model[name].update(timings[name])
+    return per_model
