@@ -1,0 +1,790 @@
+"""``totaltext-deteval``: the official Total-Text DetEval, number for number.
+
+The reference is ``Evaluation_Protocol/Python_scripts/Deteval.py`` of
+cs-chan/Total-Text-Dataset (Wolf & Jolion's DetEval with Total-Text's
+thresholds). Its rules, quirks included, as reproduced here:
+
+- sigma = inter / area(G) and tau = inter / area(D), each rounded with
+  ``np.round(., 2)``. The intersection is taken between ``buffer(0)``-repaired
+  polygons (detection first, as ``det.intersection(gt)``), the areas are the
+  raw areas of the unrepaired polygons (so a bow-tie's raw area is the
+  difference of its lobes, and sigma/tau can exceed 1 -- as in the official).
+- Don't care: a detection with inter / (area(D) + 1.0) > 0.5 against any
+  don't-care GT is deleted (it counts nowhere), then the don't-care GTs are
+  removed.
+- One-to-one: G's row has exactly one sigma > tr and exactly one tau > tp, the
+  column of that sigma has exactly one sigma > tr and the column of that tau
+  exactly one tau > tp; G is matched with the sigma column, +1 / +1.
+- One-to-many, for each unmatched G with at least k detections of sigma > 0:
+  candidates = unmatched detections with tau >= tp; one candidate -> +1 / +1
+  when its tau >= tp and sigma >= tr; otherwise, when the candidates' sigmas
+  sum (``np.sum``) to >= tr -> +penalty recall, +penalty * n precision.
+- Many-to-one, for each unmatched D with at least k GTs of tau > 0:
+  candidates = unmatched GTs with sigma >= **tp** (tp, not tr: the official
+  quirk); one candidate -> +1 / +1 when tau >= tp and sigma >= tr; otherwise,
+  when the candidates' taus sum to >= tp -> +penalty * n recall, +penalty
+  precision.
+- R = sum of recall credits / number of care GTs, P = sum of precision
+  credits / number of detections left after the don't-care filter, H =
+  2PR / (P + R); each 0 on a zero denominator. Credits are added one by one
+  to the global sums, images in numeric id order (the official walks
+  ``os.listdir``; the order only moves the last bits).
+- The official walks the *prediction* folder: an image with no prediction
+  file never enters the sums, so its GTs drop out of the recall denominator.
+  ``missing_predictions="official"`` (default) reproduces that;
+  ``missing_predictions="count"`` counts them as images with no detections.
+  A prediction for an image without GT stops the official script
+  (``FileNotFoundError`` on the .mat); here it is a :class:`ProtocolError`.
+
+Inputs the official script cannot score (it crashes on them) get a
+documented, conservative treatment instead of a crash: a polygon with fewer
+than 3 points or a non-finite coordinate overlaps nothing (it still counts
+as a GT or a detection); where the official divides by a zero raw area
+(``ZeroDivisionError``: degenerate polygons, symmetric bow-ties) the ratio
+is 0. Self-intersecting polygons are scored exactly as the official scores
+them (raw area, repaired intersection).
+
+Geometry is vectorised: the images of a chunk are flattened, pairs are
+pruned by bounding boxes, and the overlapping pairs go through the numpy
+intersection kernel of :mod:`tcmbench.eval.geometry` at once. The kernel
+agrees with GEOS up to the last bits, and the official result depends on
+those bits only near a rounding tie of sigma / tau or near the don't-care
+threshold: such pairs (:func:`near_official_ties`) are recomputed with GEOS
+exactly as the official script computes them. Raw areas come from GEOS
+(``shapely.area``), as in the official. The sigma/tau tables are built once
+per image; matching and the threshold sweep read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tcmbench.data.schema import Instance, Prediction
+from tcmbench.errors import ProtocolError
+from tcmbench.eval.api import check_params, natural_key, parse_bool
+from tcmbench.eval.result import Result
+from tcmbench.eval.sweep import SweepAccumulator, kept_mask
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "totaltext-deteval"
+DEFAULT_PARAMS: dict[str, Any] = {
+    "tr": 0.7,
+    "tp": 0.6,
+    "k": 2,
+    "penalty": 0.8,
+    "missing_predictions": "official",
+    "sweep": False,
+    "details": True,
+}
+MISSING_PREDICTION_MODES = ("official", "count")
+
+# Pairs of polygons evaluated per chunk: bounds the working memory
+# (a few int64 / float64 arrays of this length) whatever the image count.
+PAIR_BUDGET = 200_000
+# Threads computing the geometry of upcoming chunks (see iter_image_overlaps).
+WORKERS = min(2, os.cpu_count() or 1)
+
+ONE_TO_ONE = "one-to-one"
+ONE_TO_MANY = "one-to-many"
+MANY_TO_ONE = "many-to-one"
+
+
+# --------------------------------------------------------------------------- geometry
+# Shared by the DetEval family (icdar2013.py uses these too).
+
+
+@dataclass
+class GeosPolygons:
+    """Many polygons as shapely 2 arrays.
+
+    ``geoms[i]`` is None where polygon i cannot be built (fewer than 3
+    points, a non-finite coordinate); ``usable`` marks the others.
+    ``area`` is the raw (unrepaired) area, 0 where unusable. ``bounds`` is
+    (minx, miny, maxx, maxy) from the raw points, NaN where unusable, so a
+    NaN never passes a bounding-box test.
+    """
+
+    geoms: np.ndarray
+    area: np.ndarray
+    bounds: np.ndarray
+    usable: np.ndarray
+    points: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+
+def geos_polygons(polygons: Sequence[np.ndarray]) -> GeosPolygons:
+    """Build shapely polygons for a flat list of N x 2 point arrays at once.
+
+    Rings are built with ``shapely.linearrings(coords, indices=...)``, which
+    closes each ring as ``shapely.Polygon(points)`` does, so areas are
+    bit-identical to the official scripts' per-polygon objects.
+    """
+    import shapely
+
+    n = len(polygons)
+    pts = [_as_points(p) for p in polygons]
+    counts = np.fromiter((len(p) for p in pts), dtype=np.int64, count=n)
+    usable = counts >= 3
+    geoms = np.full(n, None, dtype=object)
+    area = np.zeros(n, dtype=np.float64)
+    bounds = np.full((n, 4), np.nan, dtype=np.float64)
+    if n == 0:
+        return GeosPolygons(geoms, area, bounds, usable, pts)
+    total = int(counts.sum())
+    all_flat = np.concatenate(pts) if total else np.zeros((0, 2))
+    point_ok = np.isfinite(all_flat).all(axis=1)
+    owner = np.repeat(np.arange(n), counts)
+    usable &= np.bincount(owner[~point_ok], minlength=n) == 0
+    idx = np.flatnonzero(usable)
+    if idx.size:
+        flat = all_flat[np.repeat(usable, counts)]
+        sizes = counts[idx]
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        geoms[idx] = _closed_polygons(flat, starts, sizes)
+        area[idx] = shapely.area(geoms[idx])
+        bounds[idx, 0] = np.minimum.reduceat(flat[:, 0], starts)
+        bounds[idx, 1] = np.minimum.reduceat(flat[:, 1], starts)
+        bounds[idx, 2] = np.maximum.reduceat(flat[:, 0], starts)
+        bounds[idx, 3] = np.maximum.reduceat(flat[:, 1], starts)
+    return GeosPolygons(geoms, area, bounds, usable, pts)
+
+
+def _as_points(p: Any) -> np.ndarray:
+    """N x 2 float64 (no copy when it is one already: this runs per polygon)."""
+    if type(p) is np.ndarray and p.dtype == np.float64 and p.ndim == 2 and p.shape[1] == 2:
+        return p
+    return np.asarray(p, dtype=np.float64).reshape(-1, 2)
+
+
+def _closed_polygons(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Shapely polygons from consecutive rings, closed as
+    ``shapely.Polygon(points)`` closes them (the first point repeated at the
+    end unless it is there already), built in one ragged-array call."""
+    import shapely
+
+    last = starts + sizes - 1
+    open_ring = ~(flat[starts] == flat[last]).all(axis=1)
+    n_out = sizes + open_ring
+    ring_offsets = np.concatenate(([0], np.cumsum(n_out)))
+    closed = np.empty((int(ring_offsets[-1]), 2), dtype=np.float64)
+    dest = np.arange(flat.shape[0]) + np.repeat(ring_offsets[:-1] - starts, sizes)
+    closed[dest] = flat
+    closing = ring_offsets[1:][open_ring] - 1
+    closed[closing] = flat[starts[open_ring]]
+    offsets = (ring_offsets, np.arange(sizes.size + 1))
+    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, closed, offsets)
+
+
+@dataclass
+class ImageOverlap:
+    """Dense tables of one image: ``inter[g, d]`` intersection areas (0 for
+    pairs whose boxes do not overlap), raw areas of the GTs and detections,
+    and whatever ``tag`` the caller attached to the image."""
+
+    inter: np.ndarray
+    gt_area: np.ndarray
+    det_area: np.ndarray
+    gt_points: list[np.ndarray]
+    det_points: list[np.ndarray]
+    tag: Any = None
+
+
+ImageInput = tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | tuple[
+    Sequence[np.ndarray], Sequence[np.ndarray], Any
+]
+
+
+def iter_image_overlaps(
+    images: Iterable[ImageInput],
+    *,
+    repair: bool,
+    det_first: bool,
+    pair_budget: int | None = None,
+    recheck: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
+    workers: int | None = None,
+) -> Iterator[ImageOverlap]:
+    """Yield the intersection table of each image, in order, streaming.
+
+    ``images`` yields (gt polygons, det polygons[, tag]). Images are pulled
+    and processed in chunks of about ``pair_budget`` GT x det pairs
+    (default :data:`PAIR_BUDGET`), so memory stays flat in the number of
+    images even for a lazy source. ``repair`` intersects
+    ``buffer(0)``-repaired polygons (Total-Text's Deteval.py); ``det_first``
+    keeps the official operand order of ``intersection`` (GEOS may differ in
+    the last bit when the operands are swapped).
+
+    ``recheck``: None computes every intersection with GEOS as the official
+    script does. Otherwise intersections come from the fast numpy kernel of
+    :mod:`tcmbench.eval.geometry` (exact up to rounding in the last bits),
+    and ``recheck(inter, gt_area, det_area)`` returns the pairs whose
+    outcome could depend on those last bits; they are recomputed with GEOS.
+    ``workers`` (default :data:`WORKERS`) threads compute chunks ahead.
+    """
+    budget = PAIR_BUDGET if pair_budget is None else pair_budget
+    n_workers = WORKERS if workers is None else max(1, workers)
+    chunks = _chunks(images, budget)
+    if n_workers == 1:
+        for chunk in chunks:
+            yield from _chunk_overlaps(chunk, repair=repair, det_first=det_first, recheck=recheck)
+        return
+    # Geometry of the next chunks runs in worker threads (GEOS and numpy
+    # release the GIL) while the caller matches the current one; at most
+    # ``n_workers`` chunks are in flight, so memory stays bounded.
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="deteval") as pool:
+        in_flight: deque[Future[list[ImageOverlap]]] = deque()
+        for chunk in chunks:
+            in_flight.append(pool.submit(_chunk_overlaps, chunk, repair=repair, det_first=det_first,
+                                         recheck=recheck))
+            if len(in_flight) >= n_workers:
+                yield from in_flight.popleft().result()
+        while in_flight:
+            yield from in_flight.popleft().result()
+
+
+def _chunks(images: Iterable[ImageInput], budget: int) -> Iterator[list[ImageInput]]:
+    """Consecutive images grouped to about ``budget`` GT x det pairs."""
+    pending: list[ImageInput] = []
+    pairs = 0
+    for image in images:
+        n = len(image[0]) * len(image[1])
+        if pending and pairs + n > budget:
+            yield pending
+            pending, pairs = [], 0
+        pending.append(image)
+        pairs += n
+    if pending:
+        yield pending
+
+
+def _chunk_overlaps(
+    images: Sequence[ImageInput],
+    *,
+    repair: bool,
+    det_first: bool,
+    recheck: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None,
+) -> list[ImageOverlap]:
+    gt_counts = np.array([len(im[0]) for im in images], dtype=np.int64)
+    det_counts = np.array([len(im[1]) for im in images], dtype=np.int64)
+    gts = geos_polygons([p for im in images for p in im[0]])
+    dets = geos_polygons([p for im in images for p in im[1]])
+    gt_off = np.concatenate(([0], np.cumsum(gt_counts)[:-1]))
+    det_off = np.concatenate(([0], np.cumsum(det_counts)[:-1]))
+
+    per_image = gt_counts * det_counts
+    total = int(per_image.sum())
+    pair_start = np.concatenate(([0], np.cumsum(per_image)[:-1]))
+    inter = np.zeros(total, dtype=np.float64)
+    if total:
+        img = np.repeat(np.arange(len(images)), per_image)
+        local = np.arange(total, dtype=np.int64) - pair_start[img]
+        nd = det_counts[img]
+        gi = gt_off[img] + local // nd
+        di = det_off[img] + local % nd
+        del img, local, nd
+        gb, db = gts.bounds[gi], dets.bounds[di]
+        # Strict overlap: boxes that only touch have a zero-area intersection.
+        cand = (
+            (gb[:, 0] < db[:, 2]) & (db[:, 0] < gb[:, 2])
+            & (gb[:, 1] < db[:, 3]) & (db[:, 1] < gb[:, 3])
+        )
+        del gb, db
+        pos = np.flatnonzero(cand)
+        if pos.size:
+            gi, di = gi[pos], di[pos]
+            if recheck is None:
+                inter[pos] = _geos_intersections(gts, dets, gi, di, repair=repair, det_first=det_first)
+            else:
+                from tcmbench.eval import geometry
+
+                fast = geometry.intersection_area(
+                    geometry.pack(gts.points), gi, geometry.pack(dets.points), di, repair="buffer0"
+                )
+                redo = np.flatnonzero(recheck(fast, gts.area[gi], dets.area[di]))
+                if redo.size:
+                    fast[redo] = _geos_intersections(
+                        gts, dets, gi[redo], di[redo], repair=repair, det_first=det_first
+                    )
+                inter[pos] = fast
+    out = []
+    for i, image in enumerate(images):
+        ng, nd_i = int(gt_counts[i]), int(det_counts[i])
+        s = int(pair_start[i])
+        out.append(
+            ImageOverlap(
+                inter=inter[s:s + ng * nd_i].reshape(ng, nd_i),
+                gt_area=gts.area[gt_off[i]:gt_off[i] + ng],
+                det_area=dets.area[det_off[i]:det_off[i] + nd_i],
+                gt_points=gts.points[gt_off[i]:gt_off[i] + ng],
+                det_points=dets.points[det_off[i]:det_off[i] + nd_i],
+                tag=image[2] if len(image) > 2 else None,
+            )
+        )
+    return out
+
+
+def _geos_intersections(
+    gts: GeosPolygons, dets: GeosPolygons, gi: np.ndarray, di: np.ndarray, *, repair: bool,
+    det_first: bool,
+) -> np.ndarray:
+    """Intersection areas exactly as the official scripts compute them:
+    GEOS on (optionally ``buffer(0)``-repaired) polygons, official operand
+    order. Only the polygons that occur in a pair are repaired."""
+    import shapely
+
+    ga = gts.geoms
+    da = dets.geoms
+    if repair:
+        ga = np.full(len(gts), None, dtype=object)
+        needed = np.unique(gi)
+        ga[needed] = shapely.buffer(gts.geoms[needed], 0)
+        da = np.full(len(dets), None, dtype=object)
+        needed = np.unique(di)
+        da[needed] = shapely.buffer(dets.geoms[needed], 0)
+    a, b = (da[di], ga[gi]) if det_first else (ga[gi], da[di])
+    try:
+        return np.nan_to_num(shapely.area(shapely.intersection(a, b)), nan=0.0)
+    except shapely.errors.GEOSException:
+        pass
+    # GEOS gave up on some pair (the official script would stop there):
+    # score that pair as no overlap rather than lose the run.
+    out = np.zeros(len(a), dtype=np.float64)
+    for k, (x, y) in enumerate(zip(a, b)):
+        try:
+            out[k] = np.nan_to_num(shapely.area(shapely.intersection(x, y)), nan=0.0)
+        except shapely.errors.GEOSException as exc:
+            log.warning("GEOS could not intersect two polygons (%s); counted as no overlap", exc)
+    return out
+
+
+def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den == 0 (where the official raises
+    ZeroDivisionError or uses 0)."""
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+# --------------------------------------------------------------------------- params
+
+
+def image_order(ids: Any) -> list[str]:
+    """Sample ids in numeric order (``img2`` before ``img10``)."""
+    return sorted(ids, key=natural_key)
+
+
+def _number(params: dict[str, Any], key: str, kind: type = float) -> Any:
+    value = params[key]
+    try:
+        if kind is int:
+            as_float = float(value)
+            if not as_float.is_integer():
+                raise ValueError
+            return int(as_float)
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ProtocolError(
+            f"{PROTOCOL}: parameter {key}={value!r} is not a valid {kind.__name__}"
+        ) from None
+    if not math.isfinite(out):
+        raise ProtocolError(f"{PROTOCOL}: parameter {key}={value!r} must be finite")
+    return out
+
+
+def _resolve_params(given: dict[str, Any]) -> dict[str, Any]:
+    p = check_params(PROTOCOL, DEFAULT_PARAMS, given)
+    out = {
+        "tr": _number(p, "tr"),
+        "tp": _number(p, "tp"),
+        "k": _number(p, "k", int),
+        "penalty": _number(p, "penalty"),
+        "missing_predictions": str(p["missing_predictions"]).strip().lower(),
+        "sweep": parse_bool(p["sweep"], "sweep", PROTOCOL),
+        "details": parse_bool(p["details"], "details", PROTOCOL),
+    }
+    if out["missing_predictions"] not in MISSING_PREDICTION_MODES:
+        raise ProtocolError(
+            f"{PROTOCOL}: missing_predictions={p['missing_predictions']!r}; "
+            f"expected one of {', '.join(MISSING_PREDICTION_MODES)}"
+        )
+    return out
+
+
+def check_prediction_ids(protocol: str, gt: Mapping[str, Any], predictions: Mapping[str, Any],
+                         why: str) -> None:
+    """A prediction for an image with no GT stops the run, as the official does."""
+    orphans = [i for i in predictions if i not in gt]
+    if orphans:
+        shown = ", ".join(image_order(orphans)[:5]) + (" ..." if len(orphans) > 5 else "")
+        raise ProtocolError(
+            f"{protocol}: {len(orphans)} prediction sample(s) have no ground truth: {shown} "
+            f"({why}); check that GT and predictions belong to the same split"
+        )
+
+
+# --------------------------------------------------------------------------- matching
+
+
+@dataclass
+class DetEvalImage:
+    """One image scored by :func:`match_totaltext`."""
+
+    recall_credits: list[float]
+    precision_credits: list[float]
+    matches: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+
+
+# Half-width of the band around a rounding tie (in units of the second
+# decimal) and around the don't-care threshold inside which a fast-kernel
+# intersection is recomputed with GEOS. The kernel agrees with GEOS to a
+# relative 1e-13 or so; outside the band both round alike.
+TIE_BAND = 1e-7
+
+
+def near_official_ties(inter: np.ndarray, gt_area: np.ndarray, det_area: np.ndarray) -> np.ndarray:
+    """Pairs whose rounded sigma / tau or don't-care test could change if
+    the intersection moved by a few ulps: the only places where the official
+    result depends on the exact bits of the intersection area."""
+    def near_half(x: np.ndarray) -> np.ndarray:
+        frac = x - np.floor(x)
+        return np.abs(frac - 0.5) < TIE_BAND * np.maximum(1.0, np.abs(x))
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        sigma100 = safe_ratio(inter, gt_area) * 100.0
+        tau100 = safe_ratio(inter, det_area) * 100.0
+        iod = inter / (det_area + 1.0)
+        return (
+            near_half(sigma100) | near_half(tau100)
+            | (np.abs(iod - 0.5) < TIE_BAND) | ~np.isfinite(inter)
+        )
+
+
+def deteval_tables(
+    overlap: ImageOverlap, gt_ignore: np.ndarray, *, rounded: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Apply the don't-care filter and build sigma / tau of one image.
+
+    Returns (sigma, tau, care_gt_index, kept_det_index): tables over the care
+    GTs x kept detections, with their indices in the image's original lists.
+    ``rounded=False`` gives the unrounded ratios (what the Matlab Eval.m
+    prints), without the don't-care filter.
+    """
+    inter = overlap.inter
+    if not rounded:
+        return (
+            safe_ratio(inter, overlap.gt_area[:, None]),
+            safe_ratio(inter, overlap.det_area[None, :]),
+            np.arange(inter.shape[0]),
+            np.arange(inter.shape[1]),
+        )
+    gt_ignore = np.asarray(gt_ignore, dtype=bool)
+    keep = np.ones(inter.shape[1], dtype=bool)
+    if gt_ignore.any() and inter.shape[1]:
+        iod = inter[gt_ignore] / (overlap.det_area[None, :] + 1.0)
+        keep = ~(iod > 0.5).any(axis=0)
+    care = np.flatnonzero(~gt_ignore)
+    kept = np.flatnonzero(keep)
+    sub = inter[np.ix_(care, kept)]
+    sigma = np.round(safe_ratio(sub, overlap.gt_area[care][:, None]), 2)
+    tau = np.round(safe_ratio(sub, overlap.det_area[kept][None, :]), 2)
+    return sigma, tau, care, kept
+
+
+def match_totaltext(
+    sigma: np.ndarray, tau: np.ndarray, *, tr: float, tp: float, k: int, penalty: float
+) -> DetEvalImage:
+    """The official one-to-one, one-to-many, many-to-one passes on one image.
+
+    Credits are returned in the order the official adds them to its global
+    sums; matches use table indices (GT row, detection column).
+    """
+    num_gt, num_det = sigma.shape
+    gt_flag = np.zeros(num_gt, dtype=bool)
+    det_flag = np.zeros(num_det, dtype=bool)
+    rec: list[float] = []
+    prec: list[float] = []
+    matches: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+    if num_gt == 0 or num_det == 0:
+        return DetEvalImage(rec, prec, matches)
+
+    # One-to-one. Flags never block here: each matched column has exactly
+    # one qualifying row, so the official per-row loop is order-free.
+    s_ok = sigma > tr
+    t_ok = tau > tp
+    row_s, row_t = s_ok.sum(axis=1), t_ok.sum(axis=1)
+    col_s, col_t = s_ok.sum(axis=0), t_ok.sum(axis=0)
+    s_col, t_col = s_ok.argmax(axis=1), t_ok.argmax(axis=1)
+    one = (row_s == 1) & (row_t == 1) & (col_s[s_col] == 1) & (col_t[t_col] == 1)
+    for g in np.flatnonzero(one):
+        d = int(s_col[g])
+        rec.append(1.0)
+        prec.append(1.0)
+        gt_flag[g] = True
+        det_flag[d] = True
+        matches.append((ONE_TO_ONE, (int(g),), (d,)))
+
+    # One-to-many (splits): G unmatched, >= k detections with sigma > 0.
+    nz_row = (sigma > 0).sum(axis=1)
+    for g in np.flatnonzero(~gt_flag & (nz_row >= k)):
+        cand = np.flatnonzero((tau[g] >= tp) & ~det_flag)
+        n = cand.size
+        if n == 1:
+            d = int(cand[0])
+            if tau[g, d] >= tp and sigma[g, d] >= tr:
+                rec.append(1.0)
+                prec.append(1.0)
+                gt_flag[g] = True
+                det_flag[d] = True
+                matches.append((ONE_TO_ONE, (int(g),), (d,)))
+        elif np.sum(sigma[g, cand]) >= tr:
+            rec.append(penalty)
+            prec.append(n * penalty)
+            gt_flag[g] = True
+            det_flag[cand] = True
+            matches.append((ONE_TO_MANY, (int(g),), tuple(int(x) for x in cand)))
+
+    # Many-to-one (merges): D unmatched, >= k GTs with tau > 0; candidates
+    # use sigma >= tp (the official compares sigma with tp here).
+    nz_col = (tau > 0).sum(axis=0)
+    for d in np.flatnonzero(~det_flag & (nz_col >= k)):
+        cand = np.flatnonzero((sigma[:, d] >= tp) & ~gt_flag)
+        n = cand.size
+        if n == 1:
+            g = int(cand[0])
+            if tau[g, d] >= tp and sigma[g, d] >= tr:
+                rec.append(1.0)
+                prec.append(1.0)
+                gt_flag[g] = True
+                det_flag[d] = True
+                matches.append((ONE_TO_ONE, (g,), (int(d),)))
+        elif np.sum(tau[cand, d]) >= tp:
+            rec.append(n * penalty)
+            prec.append(penalty)
+            det_flag[d] = True
+            gt_flag[cand] = True
+            matches.append((MANY_TO_ONE, tuple(int(x) for x in cand), (int(d),)))
+    return DetEvalImage(rec, prec, matches)
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def _polygons_of(items: Sequence[Instance] | Sequence[Prediction]) -> list[np.ndarray]:
+    return [_as_points(x.polygon) for x in items]
+
+
+def prediction_scores(protocol: str, sample_id: str, preds: Sequence[Prediction]) -> np.ndarray:
+    """Scores for the threshold sweep; a prediction without one is an error
+    (the sweep has no meaning without confidences)."""
+    if any(p.score is None for p in preds):
+        raise ProtocolError(
+            f"{protocol}: sweep=true needs a score on every prediction; sample {sample_id!r} has "
+            f"predictions without one"
+        )
+    return np.array([float(p.score) for p in preds], dtype=np.float64)  # type: ignore[arg-type]
+
+
+def _load(
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    ids: Sequence[str],
+    with_scores: bool,
+) -> Iterator[ImageInput]:
+    """Images one at a time (a lazy mapping is read once per image)."""
+    for sample_id in ids:
+        instances = gt[sample_id]
+        preds = predictions.get(sample_id, ())
+        ignore = np.array([bool(x.ignore) for x in instances], dtype=bool)
+        scores = prediction_scores(PROTOCOL, sample_id, preds) if with_scores else None
+        yield (_polygons_of(instances), _polygons_of(preds), (sample_id, ignore, scores))
+
+
+def evaluate_totaltext_deteval(
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    **params: Any,
+) -> Result:
+    """Score ``predictions`` against ``gt`` with the official Total-Text DetEval.
+
+    ``gt`` maps sample id -> instances (``ignore`` = don't care, the ``#``
+    of the official GT); ``predictions`` maps sample id -> predictions, a
+    missing id meaning "no prediction file". Parameters: ``tr`` (0.7),
+    ``tp`` (0.6), ``k`` (2), ``penalty`` (0.8), ``missing_predictions``
+    (``official``: skip images without a prediction file, as Deteval.py
+    does; ``count``: count their GTs as missed), ``details`` (per-image
+    matches; false keeps only the per-image counts, for very large sets).
+    """
+    p = _resolve_params(params)
+    check_prediction_ids(
+        PROTOCOL, gt, predictions,
+        "the official Deteval.py stops: it finds no poly_gt_<id>.mat for them",
+    )
+    all_ids = image_order(gt)
+    if p["missing_predictions"] == "official":
+        ids = [i for i in all_ids if i in predictions]
+    else:
+        ids = all_ids
+    skipped = [i for i in all_ids if i not in predictions]
+
+    acc_r = 0.0
+    acc_p = 0.0
+    total_gt = 0  # care GTs (the official total_num_gt)
+    total_det = 0  # detections left by the don't-care filter (total_num_det)
+    all_gt = 0
+    all_det = 0
+    per_image: dict[str, dict[str, Any]] = {}
+    rule = {k: p[k] for k in ("tr", "tp", "k", "penalty")}
+    sweep = SweepAccumulator() if p["sweep"] else None
+    overlaps = iter_image_overlaps(
+        _load(gt, predictions, ids, sweep is not None), repair=True, det_first=True,
+        recheck=near_official_ties,
+    )
+    for overlap in _progress(overlaps, len(ids)):
+        sample_id, ignore, scores = overlap.tag
+        sigma, tau, care, kept = deteval_tables(overlap, ignore)
+        scored = match_totaltext(sigma, tau, **rule)
+        if sweep is not None:
+            _sweep_image(sweep, sigma, tau, scores[kept], rule)
+        for c in scored.recall_credits:
+            acc_r += c
+        for c in scored.precision_credits:
+            acc_p += c
+        num_gt, num_det = sigma.shape
+        total_gt += num_gt
+        total_det += num_det
+        all_gt += overlap.inter.shape[0]
+        all_det += overlap.inter.shape[1]
+        local_r = sum(scored.recall_credits)
+        local_p = sum(scored.precision_credits)
+        entry: dict[str, Any] = {
+            "precision": local_p / num_det if num_det else 0.0,
+            "recall": local_r / num_gt if num_gt else 0.0,
+            "num_gt": int(overlap.inter.shape[0]),
+            "num_gt_care": num_gt,
+            "num_det": int(overlap.inter.shape[1]),
+            "num_det_care": num_det,
+            "recall_credit": local_r,
+            "precision_credit": local_p,
+        }
+        if sample_id not in predictions:
+            entry["missing_prediction_file"] = True
+        if p["details"]:
+            # [kind, GT indices, detection indices] into the caller's lists
+            entry["matches"] = [
+                [kind, [int(care[g]) for g in gs], [int(kept[d]) for d in ds]]
+                for kind, gs, ds in scored.matches
+            ]
+        per_image[sample_id] = entry
+    skipped_gt = 0
+    for sample_id in skipped:
+        if p["missing_predictions"] == "official":
+            n_care = sum(1 for x in gt[sample_id] if not x.ignore)
+            skipped_gt += n_care
+            per_image[sample_id] = {
+                "missing_prediction_file": True,
+                "skipped": "the official Deteval.py walks the prediction folder: this image's "
+                "GTs are not counted",
+                "num_gt_care": n_care,
+            }
+    if skipped and p["missing_predictions"] == "official" and skipped_gt:
+        log.warning(
+            "%s: %d image(s) have no prediction file; as in the official Deteval.py their %d "
+            "care GT(s) are left out of the recall denominator (missing_predictions=count "
+            "counts them)", PROTOCOL, len(skipped), skipped_gt,
+        )
+    recall = acc_r / total_gt if total_gt else 0.0
+    precision = acc_p / total_det if total_det else 0.0
+    hmean = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Result(
+        sweep=None if sweep is None else sweep.result(),
+        protocol=PROTOCOL,
+        precision=precision,
+        recall=recall,
+        hmean=hmean,
+        params={k: p[k] for k in ("tr", "tp", "k", "penalty", "missing_predictions")},
+        per_image=per_image,
+        extra={
+            "num_images": len(ids),
+            "num_gt": all_gt,
+            "num_gt_care": total_gt,
+            "num_det": all_det,
+            "num_det_care": total_det,
+            "recall_credit": acc_r,
+            "precision_credit": acc_p,
+            "images_without_predictions": len(skipped),
+        },
+    )
+
+
+def _sweep_image(
+    sweep: SweepAccumulator, sigma: np.ndarray, tau: np.ndarray, scores: np.ndarray,
+    rule: dict[str, Any],
+) -> None:
+    """Credits of one image at every sweep threshold, from the tables
+    computed once: dropping a detection drops its column (the don't-care
+    filter is per detection, so it commutes with the threshold)."""
+    for t, threshold in enumerate(sweep.thresholds):
+        keep = kept_mask(scores, threshold)
+        scored = match_totaltext(sigma[:, keep], tau[:, keep], **rule)
+        sweep.add(t, sum(scored.recall_credits), sum(scored.precision_credits),
+                  sigma.shape[0], int(keep.sum()))
+
+
+def _progress(it: Iterator[ImageOverlap], total: int) -> Iterator[ImageOverlap]:
+    """A tqdm bar on stderr for long runs (silent when not a terminal)."""
+    if total < 2000:
+        return it
+    import sys
+
+    from tqdm import tqdm
+
+    return iter(tqdm(it, total=total, desc=PROTOCOL, unit="img", disable=not sys.stderr.isatty(),
+                     leave=False))
+
+
+# --------------------------------------------------------------------------- Matlab example files
+
+
+def read_deteval_mat_predictions(data: bytes, location: str) -> list[Prediction]:
+    """Predictions of the official DetEval example (``Examples/Prediction/imgN.mat``).
+
+    Layout (as Eval.m reads it): variable ``accuInf``, an N x 1 cell array of
+    K x 2 arrays, column 1 = x, column 2 = y. This differs from the GT
+    ``.mat`` layout (``polygt`` rows), read by
+    :func:`tcmbench.data.formats.totaltext.read_totaltext_mat`.
+    """
+    import io
+
+    import scipy.io
+
+    from tcmbench.errors import AnnotationFormatError
+
+    expected = "DetEval prediction .mat with variable 'accuInf': N x 1 cells of K x 2 (x, y) arrays"
+    try:
+        mat = scipy.io.loadmat(io.BytesIO(data))
+    except (ValueError, TypeError, OSError, NotImplementedError, scipy.io.matlab.MatReadError) as exc:
+        raise AnnotationFormatError(location, None, expected, f"not a readable MATLAB file: {exc}") from None
+    if "accuInf" not in mat:
+        keys = [k for k in mat if not k.startswith("__")]
+        raise AnnotationFormatError(location, None, expected, f"no variable 'accuInf' (found {keys})")
+    out = []
+    for row, cell in enumerate(np.asarray(mat["accuInf"], dtype=object).reshape(-1), start=1):
+        arr = np.asarray(cell, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise AnnotationFormatError(location, row, expected, f"cell {row} has shape {arr.shape}")
+        out.append(Prediction(polygon=arr))
+    return out
