@@ -1,0 +1,278 @@
+"""Import the authors' released TCM checkpoints (mmocr 0.4 state dicts).
+
+An official checkpoint is a torch pickle ``{"meta": ..., "state_dict":
+...}`` written by mmcv; it is read with ``torch.load(weights_only=True)``.
+Every key is renamed by the rules below to the module names of a
+tcmbench TCM detector; a key no rule covers stops the import with the full
+list, and so does a parameter of our model that the checkpoint does not
+provide: an import is all or nothing.
+
+The official names (``backbone.*`` = CLIP's visual names,
+``text_encoder.*`` = CLIP's text names, ``context_decoder.*``,
+``visual_prompt_generator.*``, ``prompt_generator.prompt_proj.*``,
+``contexts``, ``gamma``, ``vis_gamma``, ``neck.*``, ``bbox_head.*``) come
+from the official model definition (``ocrclip/ocrclip/models.py``,
+``ocrclip.py``; mmocr 0.4 ``FPNC`` and ``DBHead``); the full list with
+shapes is fixed in ``tests/data/tcm_official_keys.txt``.
+
+What cannot be read from the weights is inferred or asked for: the number
+of learnable tokens (``contexts``), LP-only vs predefined prompt (the text
+positional-embedding length), LG / VG (presence of their weights). The
+official model always holds the text-side context decoder, even in
+ablations that do not run it: ``text_context_decoder=False`` drops those
+weights explicitly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tcmbench.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+Rule = tuple[str, str]
+
+
+def _decoder_rules(official: str, ours: str) -> list[Rule]:
+    """ContextDecoder: official Sequential indices -> our named modules."""
+    o, d = re.escape(official), f"feature_transform.{ours}"
+    return [
+        (rf"^{o}\.memory_proj\.0\.(weight|bias)$", rf"{d}.memory_norm_in.\1"),
+        (rf"^{o}\.memory_proj\.1\.(weight|bias)$", rf"{d}.memory_proj.\1"),
+        (rf"^{o}\.memory_proj\.2\.(weight|bias)$", rf"{d}.memory_norm_out.\1"),
+        (rf"^{o}\.text_proj\.0\.(weight|bias)$", rf"{d}.query_norm.\1"),
+        (rf"^{o}\.text_proj\.1\.(weight|bias)$", rf"{d}.query_proj.\1"),
+        (rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.q_proj\.weight$", rf"{d}.layers.\1.\2.q.weight"),
+        (rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.k_proj\.weight$", rf"{d}.layers.\1.\2.k.weight"),
+        (rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.v_proj\.weight$", rf"{d}.layers.\1.\2.v.weight"),
+        (rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.proj\.(weight|bias)$", rf"{d}.layers.\1.\2.out.\3"),
+        (rf"^{o}\.decoder\.(\d+)\.norm1\.(weight|bias)$", rf"{d}.layers.\1.self_norm.\2"),
+        (rf"^{o}\.decoder\.(\d+)\.norm2\.(weight|bias)$", rf"{d}.layers.\1.cross_norm.\2"),
+        (rf"^{o}\.decoder\.(\d+)\.norm3\.(weight|bias)$", rf"{d}.layers.\1.mlp_norm.\2"),
+        (rf"^{o}\.decoder\.(\d+)\.mlp\.0\.(weight|bias)$", rf"{d}.layers.\1.mlp.fc1.\2"),
+        (rf"^{o}\.decoder\.(\d+)\.mlp\.3\.(weight|bias)$", rf"{d}.layers.\1.mlp.fc2.\2"),
+        (rf"^{o}\.out_proj\.0\.(weight|bias)$", rf"{d}.out_norm.\1"),
+        (rf"^{o}\.out_proj\.1\.(weight|bias)$", rf"{d}.out_proj.\1"),
+    ]
+
+
+#: The TCM part, the same for every detector.
+TCM_RULES: list[Rule] = [
+    # CLIP's visual names are kept by our image encoder.
+    (r"^backbone\.(.+)$", r"backbone.\1"),
+    # CLIP's text names are kept by our text encoder.
+    (
+        (r"^text_encoder\.(token_embedding\.weight|positional_embedding|text_projection"
+         r"|ln_final\.(?:weight|bias)|transformer\.resblocks\.\d+\..+)$"),
+        r"feature_transform.text_encoder.\1",
+    ),
+    (r"^contexts$", "feature_transform.learnable_context"),
+    (r"^gamma$", "feature_transform.text_gamma"),
+    (r"^vis_gamma$", "feature_transform.visual_gamma"),
+    (r"^prompt_generator\.prompt_proj\.0\.(weight|bias)$", r"feature_transform.language_prompt_generator.norm1.\1"),
+    (r"^prompt_generator\.prompt_proj\.1\.(weight|bias)$", r"feature_transform.language_prompt_generator.fc1.\1"),
+    (r"^prompt_generator\.prompt_proj\.3\.(weight|bias)$", r"feature_transform.language_prompt_generator.norm2.\1"),
+    (r"^prompt_generator\.prompt_proj\.4\.(weight|bias)$", r"feature_transform.language_prompt_generator.fc2.\1"),
+    *_decoder_rules("context_decoder", "text_context_decoder"),
+    *_decoder_rules("visual_prompt_generator", "visual_prompt_generator"),
+]
+
+_BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
+
+#: Neck and head, per plugin (mmocr 0.4 names -> the plugin's names).
+PLUGIN_RULES: dict[str, list[Rule]] = {
+    "dbnet": [
+        # FPNC: mmcv ConvModule wraps each conv as ``.conv`` (no norm, no bias).
+        (r"^neck\.lateral_convs\.(\d+)\.conv\.weight$", r"neck.lateral_convs.\1.weight"),
+        (r"^neck\.smooth_convs\.(\d+)\.conv\.weight$", r"neck.smooth_convs.\1.weight"),
+        # DBHead: binarize / threshold Sequentials, same indices (conv 0,
+        # BN 1, deconv 3, BN 4, deconv 6; 2/5 ReLU and 7 Sigmoid hold nothing).
+        (rf"^bbox_head\.binarize\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$", r"head.prob_branch.\1"),
+        (rf"^bbox_head\.threshold\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$", r"head.thr_branch.\1"),
+    ],
+}
+
+
+def official_rules(plugin: str) -> list[Rule]:
+    """TCM rules plus the plugin's neck/head rules; CheckpointError for a
+    plugin whose official names are not known."""
+    if plugin not in PLUGIN_RULES:
+        raise CheckpointError(
+            f"no official TCM checkpoint layout known for plugin {plugin!r} "
+            f"(known: {', '.join(sorted(PLUGIN_RULES))})"
+        )
+    return TCM_RULES + PLUGIN_RULES[plugin]
+
+
+def map_official_keys(keys: list[str], plugin: str) -> tuple[dict[str, str], list[str]]:
+    """({official: ours}, [unmapped official keys])."""
+    rules = [(re.compile(p), r) for p, r in official_rules(plugin)]
+    mapping: dict[str, str] = {}
+    unmapped: list[str] = []
+    for key in keys:
+        for pattern, repl in rules:
+            if pattern.match(key):
+                mapping[key] = pattern.sub(repl, key)
+                break
+        else:
+            unmapped.append(key)
+    return mapping, unmapped
+
+
+def read_official_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The state dict of an mmcv checkpoint, read with weights_only=True
+    (numpy scalars that mmcv may leave in ``meta`` are allow-listed)."""
+    import pickle
+
+    import numpy as np
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    # Checkpoints pickled under numpy 1.x name numpy.core.*, under 2.x numpy._core.*.
+    safe: list[Any] = [np.dtype, np.ndarray]
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        safe += [(multiarray.scalar, f"{mod}.scalar"), (multiarray._reconstruct, f"{mod}._reconstruct")]
+    safe += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+    try:
+        with torch.serialization.safe_globals(safe):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise CheckpointError(f"{path}: refused to unpickle (weights_only=True): {first}") from exc
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({exc})") from exc
+    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{path}: no 'state_dict' in this checkpoint")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def infer_tcm_config(state: dict[str, Any], prompt: str | None = None,
+                     text_context_decoder: bool | None = None) -> Any:
+    """The TCM switches an official state dict was trained with."""
+    from tcmbench.models.spec import TCMConfig
+    from tcmbench.tcm.prompts import tokenize_prompt
+
+    tcm = TCMConfig()
+    if prompt:
+        tcm.prompt = prompt
+    for key in ("contexts", "text_encoder.positional_embedding"):
+        if key not in state:
+            raise CheckpointError(f"not an official TCM checkpoint: no {key!r} key")
+    n_ctx = int(state["contexts"].shape[1])
+    rows = int(state["text_encoder.positional_embedding"].shape[0])
+    n_prompt = int(tokenize_prompt(tcm.prompt).numel())
+    tcm.context_length = n_ctx
+    if rows == n_ctx and rows != n_prompt + n_ctx:
+        tcm.predefined_prompt = False  # "use_learnable_prompt_only"
+    elif rows < n_prompt + n_ctx:
+        raise CheckpointError(
+            f"the text positional embedding has {rows} rows, fewer than the prompt ({n_prompt} "
+            f"tokens) + {n_ctx} context tokens: was it trained with another prompt? (--prompt)"
+        )
+    tcm.language_generator = any(k.startswith("prompt_generator.") for k in state)
+    tcm.visual_generator = any(k.startswith("visual_prompt_generator.") for k in state)
+    has_decoder = any(k.startswith("context_decoder.") for k in state)
+    tcm.text_context_decoder = has_decoder if text_context_decoder is None else text_context_decoder
+    if tcm.text_context_decoder and not has_decoder:
+        raise CheckpointError("the checkpoint has no context_decoder weights")
+    return tcm
+
+
+def _fit_shapes(mapped: dict[str, Any], own: dict[str, Any]) -> None:
+    """Shape changes that are exact or documented: the text positional
+    embedding truncated (rows after EOT are never read under the causal
+    mask); the attention-pool positional embedding resized to our grid."""
+    from tcmbench.tcm.image_encoder import resize_positional_embedding
+
+    key = "feature_transform.text_encoder.positional_embedding"
+    if key in mapped and key in own and mapped[key].shape[0] > own[key].shape[0]:
+        log.info("text positional embedding truncated from %d to %d rows",
+                 mapped[key].shape[0], own[key].shape[0])
+        mapped[key] = mapped[key][: own[key].shape[0]]
+    key = "backbone.attnpool.positional_embedding"
+    if key in mapped and key in own and mapped[key].shape != own[key].shape:
+        rows = own[key].shape[0] - 1
+        side = round(rows ** 0.5)
+        log.info("attention-pool positional embedding resized from %d to %d rows",
+                 mapped[key].shape[0], own[key].shape[0])
+        mapped[key] = resize_positional_embedding(mapped[key], (side, side))
+
+
+def checked_mapping(keys: list[str], plugin: str) -> dict[str, str]:
+    """{official: ours}; CheckpointError listing every unmapped key."""
+    mapping, unmapped = map_official_keys(keys, plugin)
+    if unmapped:
+        raise CheckpointError(
+            f"{len(unmapped)} official key(s) have no tcmbench counterpart, import stopped: "
+            + ", ".join(unmapped)
+        )
+    return mapping
+
+
+def load_official_state(model: Any, state: dict[str, Any], plugin: str,
+                        drop_prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """Map ``state`` onto ``model`` and load it (all or nothing).
+
+    Returns the {official: ours} mapping. Keys under ``drop_prefixes`` are
+    deliberately left out (e.g. an unused context decoder).
+    """
+    keys = [k for k in state if not k.startswith(drop_prefixes)]
+    mapping = checked_mapping(keys, plugin)
+    mapped = {mapping[k]: state[k] for k in keys}
+    own = model.state_dict()
+    _fit_shapes(mapped, own)
+    missing = sorted(set(own) - set(mapped))
+    unexpected = sorted(set(mapped) - set(own))
+    wrong = sorted(k for k in set(own) & set(mapped) if tuple(own[k].shape) != tuple(mapped[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"not in the checkpoint: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"not in the model: {', '.join(unexpected)}")
+        if wrong:
+            parts.append("other shape: " + ", ".join(
+                f"{k} {tuple(mapped[k].shape)} vs {tuple(own[k].shape)}" for k in wrong))
+        raise CheckpointError("official checkpoint does not fit the model, import stopped; " + "; ".join(parts))
+    model.load_state_dict(mapped, strict=True)
+    return mapping
+
+
+def import_official_checkpoint(ckpt: str | Path, plugin: str, out_dir: str | Path, *,
+                               prompt: str | None = None,
+                               text_context_decoder: bool | None = None) -> Path:
+    """Convert an official TCM checkpoint into a tcmbench checkpoint folder."""
+    from tcmbench.hub import file_sha256, save_checkpoint
+    from tcmbench.models.spec import DetectorConfig
+    from tcmbench.plugins import get_detector, get_plugin_manager
+
+    ckpt = Path(ckpt)
+    spec = get_detector(plugin)
+    official_rules(plugin)  # fail early for an unknown layout
+    state = read_official_checkpoint(ckpt)
+    tcm = infer_tcm_config(state, prompt, text_context_decoder)
+    drop = () if tcm.text_context_decoder else ("context_decoder.", "gamma")
+    checked_mapping([k for k in state if not k.startswith(drop)], plugin)  # before the costly build
+    # Build without CLIP weights: every weight comes from the checkpoint.
+    build_config = DetectorConfig(tcm=replace(tcm, clip_pretrained=None, clip_weights=None))
+    model = get_plugin_manager().hook.build_detector(spec=spec, config=build_config)
+    if drop:
+        log.info("dropping the official context_decoder weights (text_context_decoder off)")
+    load_official_state(model, state, plugin, drop_prefixes=drop)
+    config = DetectorConfig(tcm=tcm)
+    source = {"official_tcm": {"file": ckpt.name, "sha256": file_sha256(ckpt)}}
+    return save_checkpoint(out_dir, model, spec, config, extra={"source": source})

@@ -1,0 +1,112 @@
+"""Turn a plugin's detector into its TCM variant (called by the pluggy
+wrapper in :mod:`tcmbench.tcm.hook`).
+
+Nothing here knows a particular detector: everything plugin-specific comes
+from the spec's :class:`~tcmbench.models.spec.TCMSupport` (which stages the
+neck consumes, where the score map goes, how the auxiliary target is made),
+and the changes go through the seams of
+:class:`~tcmbench.models.detector.Detector`:
+
+- ``detector.backbone`` <- CLIP's image encoder (lr factor 0.1 by default);
+- ``detector.feature_transform`` <- instance-language matching, which owns
+  the CLIP text encoder (lr factor 0 = frozen by default), the prompts and
+  the decoders (lr factor 1);
+- ``detector.rebuild_neck`` with one more channel at ``feature_level``;
+- ``detector.aux_losses["tcm"]`` <- the score-map loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from tcmbench.errors import PluginError
+from tcmbench.tcm.config import TCMConfigError, validate_tcm_config
+
+
+def check_support(spec: Any) -> Any:
+    """The spec's TCMSupport, checked; PluginError when it is unusable."""
+    from tcmbench.tcm.loss import AUX_LOSSES
+
+    support = getattr(spec, "tcm", None)
+    name = getattr(spec, "name", "?")
+    if support is None:
+        raise PluginError(f"detector plugin {name!r} has not opted into TCM (see docs/tcm.md)")
+    stages = tuple(support.stages)
+    if not stages or list(stages) != sorted(set(stages)) or any(s not in range(4) for s in stages):
+        raise PluginError(f"plugin {name!r}: TCMSupport.stages must be increasing indices into "
+                          f"(C2, C3, C4, C5), got {stages}")
+    if not 0 <= support.feature_level < len(stages):
+        raise PluginError(f"plugin {name!r}: TCMSupport.feature_level {support.feature_level} is not "
+                          f"an index into its {len(stages)} stages")
+    if support.aux_target is None:
+        raise PluginError(f"plugin {name!r}: TCMSupport.aux_target is missing (the function that "
+                          "makes the score-map target from the detector's targets)")
+    if support.aux_loss not in AUX_LOSSES:
+        raise PluginError(f"plugin {name!r}: TCMSupport.aux_loss {support.aux_loss!r} is not one "
+                          f"of {AUX_LOSSES}")
+    if support.input_resolution % 32:
+        raise PluginError(f"plugin {name!r}: TCMSupport.input_resolution must be a multiple of 32")
+    return support
+
+
+def _freeze_if_zero(module: nn.Module, factor: float) -> None:
+    """lr factor 0 means frozen: no gradient *for the weights* (the module
+    still runs with autograd so gradients pass through it)."""
+    module.lr_factor = float(factor)
+    if factor == 0.0:
+        module.requires_grad_(False)
+
+
+def build_tcm_modules(tcm: Any, support: Any) -> tuple[nn.Module, nn.Module]:
+    """(image encoder, matching module) for a TCMConfig and a TCMSupport."""
+    from tcmbench.tcm.image_encoder import CLIPImageEncoder
+    from tcmbench.tcm.matching import InstanceLanguageMatching
+    from tcmbench.tcm.prompts import tokenize_prompt
+    from tcmbench.tcm.text_encoder import CLIPTextEncoder
+    from tcmbench.tcm.weights import load_clip
+
+    validate_tcm_config(tcm)
+    clip = load_clip(tcm)
+    if not hasattr(clip.visual, "attnpool"):
+        raise TCMConfigError(f"TCM needs a ResNet CLIP with attention pooling; {tcm.clip_model} has none")
+    image_encoder = CLIPImageEncoder(clip.visual, support.stages, support.input_resolution)
+    tokens = tokenize_prompt(tcm.prompt) if tcm.predefined_prompt else None
+    try:
+        text_encoder = CLIPTextEncoder(clip, tokens, tcm.context_length)
+    except ValueError as exc:
+        raise TCMConfigError(str(exc)) from exc
+    matching = InstanceLanguageMatching(
+        text_encoder,
+        feature_level=support.feature_level,
+        visual_dim=image_encoder.embed_dim,
+        language_generator=tcm.language_generator,
+        visual_generator=tcm.visual_generator,
+        text_context_decoder=tcm.text_context_decoder,
+        tau=tcm.tau,
+    )
+    _freeze_if_zero(image_encoder, tcm.lr_factor_image)
+    _freeze_if_zero(text_encoder, tcm.lr_factor_text)
+    return image_encoder, matching
+
+
+def apply_tcm(detector: Any, spec: Any, config: Any) -> Any:
+    """Replace the detector's backbone by CLIP's image encoder, insert the
+    matching module, rebuild the neck for the extra score-map channel and
+    add the auxiliary loss. Returns the same detector object."""
+    from tcmbench.tcm.loss import TCMAuxLoss
+
+    support = check_support(spec)
+    tcm = config.tcm
+    image_encoder, matching = build_tcm_modules(tcm, support)
+    detector.backbone = image_encoder
+    detector.feature_transform = matching
+    channels = list(image_encoder.out_channels)
+    channels[support.feature_level] += 1  # the score map
+    detector.rebuild_neck(channels)
+    detector.aux_losses["tcm"] = TCMAuxLoss(
+        support.aux_target, kind=support.aux_loss, upsample=support.upsample_score_map,
+        weight=tcm.aux_weight,
+    )
+    return detector
