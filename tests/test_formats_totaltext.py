@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
+from annotation_sources import write_sources as _write_sources
 from conftest import shared_file
 
 from tcmbench.data.formats.api import read_annotations
@@ -18,17 +18,7 @@ from tcmbench.errors import AnnotationFormatError
 
 
 def write_sources(tmp_path: Path, files: dict[str, str | bytes]) -> list[Path]:
-    """The same files as a folder, a flat zip and a zip with a sub-folder."""
-    folder = tmp_path / "gt_dir"
-    folder.mkdir()
-    flat, nested = tmp_path / "gt.zip", tmp_path / "gt_nested.zip"
-    with zipfile.ZipFile(flat, "w") as zf, zipfile.ZipFile(nested, "w") as zn:
-        for name, content in files.items():
-            data = content.encode("utf-8") if isinstance(content, str) else content
-            (folder / name).write_bytes(data)
-            zf.writestr(name, data)
-            zn.writestr(f"Test/{name}", data)
-    return [folder, flat, nested]
+    return _write_sources(tmp_path, files, subdir="Test")
 
 
 def polygt_bytes(rows: list[tuple[list[int], list[int], str, str]]) -> bytes:
