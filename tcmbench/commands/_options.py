@@ -1,0 +1,117 @@
+"""Command-line options shared by several commands.
+
+:func:`tcm_options` adds the TCM switches to a click command and hands the
+command one ``tcm`` argument: a :class:`~tcmbench.models.spec.TCMConfig`, or
+None without ``--tcm``. ``train``, ``evaluate``, ``predict`` and ``bench``
+use it so the switches are spelled the same everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+_TCM_KEYS = (
+    "tcm_enabled",
+    "tcm_context",
+    "no_tcm_vg",
+    "no_tcm_lg",
+    "no_tcm_pp",
+    "no_tcm_lp",
+    "no_tcm_text_decoder",
+    "clip_weights",
+    "clip_random",
+)
+
+
+def tcm_config_from_options(
+    tcm_enabled: bool = False,
+    tcm_context: int | None = None,
+    no_tcm_vg: bool = False,
+    no_tcm_lg: bool = False,
+    no_tcm_pp: bool = False,
+    no_tcm_lp: bool = False,
+    no_tcm_text_decoder: bool = False,
+    clip_weights: str | None = None,
+    clip_random: bool = False,
+) -> Any:
+    """A TCMConfig from the switches (None without ``--tcm``).
+
+    ``--no-tcm-lp`` is context length 0; ``--tcm-context`` left out keeps
+    the TCMConfig default (``train`` then takes the recipe's value). A
+    sub-switch without ``--tcm`` is a usage error, not silently ignored.
+    """
+    from tcmbench.models.spec import TCMConfig
+
+    given = {
+        "--tcm-context": tcm_context is not None,
+        "--no-tcm-vg": no_tcm_vg,
+        "--no-tcm-lg": no_tcm_lg,
+        "--no-tcm-pp": no_tcm_pp,
+        "--no-tcm-lp": no_tcm_lp,
+        "--no-tcm-text-decoder": no_tcm_text_decoder,
+        "--clip-weights": clip_weights is not None,
+        "--clip-random": clip_random,
+    }
+    if not tcm_enabled:
+        used = [k for k, v in given.items() if v]
+        if used:
+            raise click.UsageError(f"{', '.join(used)} only make(s) sense with --tcm")
+        return None
+    if no_tcm_lp and tcm_context not in (None, 0):
+        raise click.UsageError("--no-tcm-lp means no learnable context; drop --tcm-context")
+    if clip_weights is not None and clip_random:
+        raise click.UsageError("--clip-weights and --clip-random exclude each other")
+    cfg = TCMConfig(
+        predefined_prompt=not no_tcm_pp,
+        language_generator=not no_tcm_lg,
+        visual_generator=not no_tcm_vg,
+        text_context_decoder=not no_tcm_text_decoder,
+        clip_weights=clip_weights,
+        clip_pretrained=None if clip_random else TCMConfig().clip_pretrained,
+    )
+    if no_tcm_lp:
+        cfg.context_length = 0
+    elif tcm_context is not None:
+        cfg.context_length = int(tcm_context)
+    return cfg
+
+
+def tcm_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: the TCM switches, collapsed into a ``tcm`` keyword."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        values = {k: kwargs.pop(k) for k in _TCM_KEYS}
+        kwargs["tcm"] = tcm_config_from_options(**values)
+        return func(*args, **kwargs)
+
+    options = [
+        click.option("--tcm", "tcm_enabled", is_flag=True,
+                     help="Add the TCM module (CLIP image/text encoders, prompts, matching)."),
+        click.option("--tcm-context", type=click.IntRange(min=0), default=None,
+                     help="Learnable prompt tokens N (default: the recipe's, 4 or 32)."),
+        click.option("--no-tcm-vg", is_flag=True, help="TCM without the visual prompt generator."),
+        click.option("--no-tcm-lg", is_flag=True, help="TCM without the language prompt generator."),
+        click.option("--no-tcm-pp", is_flag=True, help="TCM without the predefined prompt."),
+        click.option("--no-tcm-lp", is_flag=True, help="TCM without learnable prompt tokens."),
+        click.option("--no-tcm-text-decoder", is_flag=True, help="TCM without the text-side context decoder."),
+        click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Local CLIP RN50 weights file instead of the open_clip download."),
+        click.option("--clip-random", is_flag=True,
+                     help="Random CLIP initialisation (no download; for tests and ablations)."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--device auto|cpu|cuda|cuda:N``."""
+    return click.option(
+        "--device", default="auto", show_default=True,
+        help="auto, cpu, cuda or cuda:N (under torchrun, cuda = this process's GPU).",
+    )(func)

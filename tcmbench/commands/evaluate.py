@@ -1,0 +1,265 @@
+"""``tcmbench evaluate``: run a checkpoint on a dataset split and score it.
+
+Inference runs at the recipe's test scale for the dataset; predictions are
+cached (checkpoint sha256, dataset, split, sample list, test settings), so
+re-scoring with ``--protocol`` or ``--sweep`` costs no inference. Under
+``torchrun`` the images are sharded across processes and scored once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from tcmbench.commands._options import device_option, tcm_options
+
+log = logging.getLogger(__name__)
+
+# The dataset the plugins' embedded default weights were trained on.
+EMBEDDED_WEIGHTS_DATASET = "synthtext-mini"
+
+
+def embedded_weights(spec: Any) -> Path | None:
+    """The checkpoint shipped inside the plugin package (``<package>/weights``),
+    or None when the plugin ships none."""
+    module = getattr(spec.build_parts, "__module__", "") or ""
+    package = module.split(".", 1)[0]
+    if not package:
+        return None
+    try:
+        folder = Path(str(resources.files(package) / "weights"))
+    except (ModuleNotFoundError, TypeError):
+        return None
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        return folder
+    return None
+
+
+def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
+    from tcmbench.errors import CheckpointError
+
+    if weights:
+        return weights
+    if dataset != EMBEDDED_WEIGHTS_DATASET:
+        raise click.UsageError(
+            f"--weights is required for {dataset} (a folder, a model.safetensors or hf://org/repo); "
+            f"only {EMBEDDED_WEIGHTS_DATASET} has embedded default weights"
+        )
+    found = embedded_weights(spec)
+    if found is None:
+        raise CheckpointError(
+            f"plugin {spec.name!r} ships no default weights for {dataset}; pass --weights, or train them with "
+            f"`tcmbench train --plugin {spec.name} --dataset {dataset}`"
+        )
+    return str(found)
+
+
+def eval_recipe(spec: Any, recipe_name: str | None, dataset: str, checkpoint_recipe: dict[str, Any] | None) -> dict[str, Any]:
+    """Test settings (resize, postprocess) of the dataset's recipe, with the
+    normalisation the checkpoint was trained with."""
+    recipe = spec.recipe(recipe_name or dataset)
+    if checkpoint_recipe and checkpoint_recipe.get("normalize"):
+        recipe["normalize"] = checkpoint_recipe["normalize"]
+    return recipe
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | split | protocol | images | precision | recall | hmean |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['split']} | {r['protocol']} | {r['images']} | "
+            f"{r['precision']:.4f} | {r['recall']:.4f} | {r['hmean']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def sweep_line(sweep: dict[str, Any]) -> str | None:
+    """One line about the best-threshold sweep (``Result.sweep``)."""
+    hm = sweep.get("best_hmean")
+    if hm is None:
+        return None
+    line = f"best-threshold sweep (not the official figure): hmean {hm:.4f}"
+    if sweep.get("best_threshold") is not None:
+        line += f" at score >= {sweep['best_threshold']}"
+    if sweep.get("best_precision") is not None and sweep.get("best_recall") is not None:
+        line += f" (P {sweep['best_precision']:.4f}, R {sweep['best_recall']:.4f})"
+    return line
+
+
+TCM_SWITCHES = ("predefined_prompt", "language_generator", "visual_generator", "text_context_decoder")
+
+
+def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
+    """``--tcm`` switches on evaluate must agree with the checkpoint, whose
+    config.json defines the architecture; a silent mismatch would report
+    numbers for a model the user did not mean."""
+    from tcmbench.errors import CheckpointError
+
+    if asked is None or saved is None:
+        return
+    keys = list(TCM_SWITCHES) + (["context_length"] if context_given else [])
+    diff = [f"{k}={getattr(saved, k)!r} (asked {getattr(asked, k)!r})" for k in keys
+            if getattr(asked, k) != getattr(saved, k)]
+    if diff:
+        raise CheckpointError(
+            "the checkpoint's TCM configuration differs from the options given: " + ", ".join(diff)
+            + "; the architecture comes from the checkpoint, drop those options"
+        )
+
+
+@click.command()
+@click.option("--plugin", default="dbnet", show_default=True, help="Detector plugin.")
+@click.option("--dataset", required=True, help="Dataset name (tcmbench datasets list).")
+@click.option("--split", default="test", show_default=True)
+@click.option("--weights", default=None,
+              help="Checkpoint folder, model.safetensors or hf://org/repo[@rev] "
+              f"(default on {EMBEDDED_WEIGHTS_DATASET}: the plugin's embedded weights).")
+@click.option("--recipe", default=None, help="Recipe whose test settings to use (default: the dataset's).")
+@click.option("--data-root", default=None, type=click.Path(), help="Where the dataset lives.")
+@device_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--protocol", default=None, help="Score with this protocol instead of the dataset's default.")
+@click.option("--sweep", is_flag=True, help="Also report the best-threshold sweep (score 0.3..0.9).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write the figures (precision, recall, hmean, ...) as JSON.")
+@click.option("--save-predictions", type=click.Path(file_okay=False), default=None,
+              help="Write submit.zip in the protocol's official format and predictions.json here.")
+@click.option("--submission-scores", is_flag=True, help="Add each detection's confidence to submit.zip lines.")
+@click.option("--visualize", type=click.Path(file_okay=False), default=None,
+              help="Write PNGs with ground truth (green) and predictions (red) here.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed ground-truth lines (counted) instead of failing.")
+@click.option("--no-cache", is_flag=True, help="Run inference even when cached predictions exist.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@tcm_options
+def evaluate(
+    plugin: str,
+    dataset: str,
+    split: str,
+    weights: str | None,
+    recipe: str | None,
+    data_root: str | None,
+    device: str,
+    batch_size: int,
+    protocol: str | None,
+    sweep: bool,
+    json_out: str | None,
+    save_predictions: str | None,
+    submission_scores: bool,
+    visualize: str | None,
+    limit: int | None,
+    skip_invalid: bool,
+    no_cache: bool,
+    progress: bool,
+    tcm: Any,
+) -> None:
+    """Run a detector on a dataset split and score it with the dataset's
+    official protocol; prints a markdown table.
+
+    \b
+    Examples:
+      tcmbench evaluate --plugin dbnet --dataset synthtext-mini
+      tcmbench evaluate --plugin dbnet --dataset icdar2015 --weights runs/x/final --sweep --json out.json
+      torchrun --nproc_per_node 4 -m tcmbench evaluate --plugin dbnet --dataset ctw1500 --weights hf://org/repo
+    """
+    from tcmbench.train.distributed import init_distributed, resolve_device, shutdown
+
+    dev = resolve_device(device)
+    w = init_distributed(dev)
+    try:
+        _evaluate(w, dev, plugin, dataset, split, weights, recipe, data_root, batch_size, protocol, sweep, json_out,
+                  save_predictions, submission_scores, visualize, limit, skip_invalid, no_cache, progress, tcm)
+    finally:
+        shutdown()
+
+
+def _evaluate(
+    w: Any, dev: Any, plugin: str, dataset: str, split: str, weights: str | None, recipe: str | None,
+    data_root: str | None, batch_size: int, protocol: str | None, sweep: bool, json_out: str | None,
+    save_predictions: str | None, submission_scores: bool, visualize: str | None, limit: int | None,
+    skip_invalid: bool, no_cache: bool, progress: bool, tcm: Any,
+) -> None:
+    from tcmbench import __version__
+    from tcmbench.data.dataset import get_dataset_config, load_split
+    from tcmbench.eval import evaluate as score
+    from tcmbench.hub import load_checkpoint
+    from tcmbench.inference import (
+        cache_key,
+        cached_predict,
+        dataset_protocol,
+        predict_samples,
+        test_settings,
+    )
+    from tcmbench.plugins import get_detector
+
+    spec = get_detector(plugin)
+    weights = resolve_weights_option(weights, spec, dataset)
+    protocol, protocol_params = dataset_protocol(get_dataset_config(dataset), protocol)
+    samples, report = load_split(dataset, split, data_root=data_root, skip_invalid=skip_invalid, need_images=True)
+    if limit:
+        samples = samples[:limit]
+    ckpt = load_checkpoint(weights, device=str(dev), plugin=plugin, expect_tcm=True if tcm is not None else None)
+    ctx = click.get_current_context()
+    check_tcm_matches(tcm, ckpt.config.tcm, ctx.get_parameter_source("tcm_context") != ParameterSource.DEFAULT)
+    test_recipe = eval_recipe(spec, recipe, dataset, ckpt.meta.get("recipe"))
+    key = None if no_cache else cache_key(ckpt.sha256, dataset, split, samples, test_recipe)
+    t0 = time.monotonic()
+    preds, hit = cached_predict(
+        key, lambda: predict_samples(ckpt.model, samples, test_recipe, dev, batch_size=batch_size, progress=progress)
+    )
+    seconds = time.monotonic() - t0
+    if not w.is_main:
+        return
+    params: dict[str, Any] = dict(protocol_params)
+    if sweep:
+        params["sweep"] = True
+    result = score(samples, preds, protocol, **params)
+    row = {"dataset": dataset, "split": split, "protocol": protocol, "images": len(samples),
+           "precision": result.precision, "recall": result.recall, "hmean": result.hmean}
+    click.echo(markdown_table([row]))
+    if result.sweep:
+        line = sweep_line(result.sweep)
+        if line:
+            click.echo(line)
+    if json_out:
+        from tcmbench.paths import atomic_write_text
+
+        doc = {
+            **result.summary(),
+            "dataset": dataset,
+            "split": split,
+            "images": len(samples),
+            "plugin": plugin,
+            "weights": str(weights),
+            "checkpoint_sha256": ckpt.sha256,
+            "test": test_settings(test_recipe),
+            "device": str(dev),
+            "inference_seconds": None if hit else round(seconds, 3),
+            "cached_predictions": hit,
+            "skipped_gt_lines": len(report.skipped),
+            "tcmbench_version": __version__,
+        }
+        atomic_write_text(json_out, json.dumps(doc, indent=2, default=str) + "\n")
+    if save_predictions:
+        from tcmbench.submission import write_submission
+
+        paths = write_submission(save_predictions, preds, protocol, scores=submission_scores)
+        click.echo(f"submission: {paths['zip']}", err=True)
+    if visualize:
+        from tcmbench.data.torch_data import load_image
+        from tcmbench.visualize import draw, save_png
+
+        out = Path(visualize)
+        for s in samples:
+            save_png(out / f"{s.id}.png", draw(load_image(s.image_path, s.id), preds.get(s.id, []), s.instances))
+        click.echo(f"visualisations: {out}", err=True)

@@ -1,0 +1,451 @@
+"""Augmentations on an image and its polygons (numpy / OpenCV, no torch).
+
+The training pipeline follows DBNet / TCM's official recipe (TCM.md section
+7): colour jitter -> horizontal flip -> small rotation -> random rescale ->
+text-aware random crop (DB's ``RandomCropData`` idea: crop edges are drawn
+from rows / columns that no text crosses, so a word is never cut in half)
+-> pad -> normalise. Every random choice comes from a
+:class:`numpy.random.Generator` passed in by the caller, so an augmented
+sample is a pure function of (seed, draw number): data loader workers and a
+resumed run reproduce the same pixels bit for bit.
+
+The test pipeline resizes keeping the aspect ratio under long / short side
+limits (mmocr ``Resize(keep_ratio=True)``), pads to a multiple of 32 and
+returns the scale (sx, sy) = resized size / original size that the
+postprocessor divides by to map polygons back.
+
+All settings come from the detector's recipe dict (``train``, ``test``,
+``normalize`` sections); see :class:`TrainTransform`,
+:class:`InferenceTransform` and ``docs/training.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from tcmbench.errors import TcmbenchError
+
+MEAN_RGB = (122.679, 116.669, 104.007)
+STD_RGB = (58.395, 57.12, 57.375)
+
+Polygons = list[np.ndarray]
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    """``640`` or ``[h, w]`` -> (h, w)."""
+    if isinstance(value, (int, float)):
+        return int(value), int(value)
+    h, w = value
+    return int(h), int(w)
+
+
+def normalization(recipe: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of ``recipe["normalize"]``; TCM's values by default."""
+    norm = recipe.get("normalize") or {}
+    mean = tuple(float(x) for x in norm.get("mean", MEAN_RGB))
+    std = tuple(float(x) for x in norm.get("std", STD_RGB))
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise TcmbenchError(f"recipe normalize needs 3 means and 3 positive stds, got {norm}")
+    return mean, std
+
+
+# --------------------------------------------------------------------------
+# Single operations. Each returns new arrays; inputs are never modified.
+
+
+def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float, saturation: float) -> np.ndarray:
+    """torchvision ``ColorJitter`` semantics: brightness multiplies by a
+    factor in [1-b, 1+b], saturation blends with the grey image by a factor
+    in [1-s, 1+s]; the two are applied in random order."""
+    ops = []
+    if brightness > 0:
+        ops.append(("b", rng.uniform(max(0.0, 1 - brightness), 1 + brightness)))
+    if saturation > 0:
+        ops.append(("s", rng.uniform(max(0.0, 1 - saturation), 1 + saturation)))
+    if not ops:
+        return image
+    order = rng.permutation(len(ops))
+    out = image.astype(np.float32)
+    for i in order:
+        kind, factor = ops[i]
+        if kind == "b":
+            out = out * factor
+        else:
+            # ITU-R 601-2 luma, as PIL's convert("L") used by torchvision.
+            grey = out[..., 0] * 0.299 + out[..., 1] * 0.587 + out[..., 2] * 0.114
+            out = grey[..., None] + factor * (out - grey[..., None])
+        out = np.clip(out, 0, 255)
+    return out.round().astype(np.uint8)
+
+
+def hflip(image: np.ndarray, polygons: Polygons) -> tuple[np.ndarray, Polygons]:
+    """Mirror left-right. Point order is reversed so each polygon keeps its
+    orientation (clockwise stays clockwise), which protocols check."""
+    w = image.shape[1]
+    out = []
+    for poly in polygons:
+        p = poly.copy()
+        p[:, 0] = w - p[:, 0]
+        out.append(p[::-1].copy())
+    return np.ascontiguousarray(image[:, ::-1]), out
+
+
+def rotate(image: np.ndarray, polygons: Polygons, degrees: float) -> tuple[np.ndarray, Polygons]:
+    """Rotate about the centre keeping the canvas size (corners are cut,
+    as imgaug's ``Affine(rotate=...)`` in DBNet); polygons follow."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), degrees, 1.0)
+    out = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    polys = [(np.c_[p, np.ones(len(p), np.float32)] @ m.T).astype(np.float32) for p in polygons]
+    return out, polys
+
+
+def rescale(image: np.ndarray, polygons: Polygons, factor: float) -> tuple[np.ndarray, Polygons]:
+    """Resize both sides by ``factor`` (one factor, aspect kept)."""
+    h, w = image.shape[:2]
+    nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
+    out = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    sx, sy = nw / w, nh / h
+    return out, [p * np.array([sx, sy], np.float32) for p in polygons]
+
+
+def _free_runs(occupied: np.ndarray) -> list[np.ndarray]:
+    """Index runs (contiguous) where ``occupied`` is False."""
+    free = np.flatnonzero(~occupied)
+    if free.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(free) != 1) + 1
+    return np.split(free, breaks)
+
+
+def _pick_span(runs: list[np.ndarray], rng: np.random.Generator) -> tuple[int, int]:
+    """Two cut positions in text-free runs; from two different runs when
+    there are several, so the crop tends to contain text between them."""
+    if len(runs) > 1:
+        a, b = rng.choice(len(runs), size=2, replace=False)
+        lo, hi = int(rng.choice(runs[a])), int(rng.choice(runs[b]))
+    else:
+        lo, hi = (int(x) for x in rng.choice(runs[0], size=2))
+    return min(lo, hi), max(lo, hi)
+
+
+def text_aware_crop_box(
+    shape: tuple[int, int],
+    polygons: Polygons,
+    ignores: Sequence[bool],
+    rng: np.random.Generator,
+    min_side_ratio: float = 0.1,
+    tries: int = 10,
+) -> tuple[int, int, int, int]:
+    """A crop box (x0, y0, x1, y1) whose edges cross no text.
+
+    The x (y) extents of all polygons mark columns (rows) as occupied; both
+    edges of each axis are drawn from unoccupied positions. A candidate is
+    accepted when it is at least ``min_side_ratio`` of the image on both axes
+    and fully contains at least one cared-for polygon. After ``tries``
+    failures the whole image is used (DBNet's ``RandomCropData`` policy).
+    """
+    h, w = shape
+    whole = (0, 0, w, h)
+    if not polygons:
+        return whole
+    rows = np.zeros(h, dtype=bool)
+    cols = np.zeros(w, dtype=bool)
+    boxes = []
+    for poly in polygons:
+        x0, y0 = np.floor(poly.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(poly.max(axis=0)).astype(int)
+        boxes.append((x0, y0, x1, y1))
+        cols[max(0, x0) : min(w, x1 + 1)] = True
+        rows[max(0, y0) : min(h, y1 + 1)] = True
+    col_runs, row_runs = _free_runs(cols), _free_runs(rows)
+    if not col_runs or not row_runs:
+        return whole
+    care = [i for i, ig in enumerate(ignores) if not ig] or list(range(len(polygons)))
+    for _ in range(tries):
+        cx0, cx1 = _pick_span(col_runs, rng)
+        cy0, cy1 = _pick_span(row_runs, rng)
+        if cx1 - cx0 < min_side_ratio * w or cy1 - cy0 < min_side_ratio * h:
+            continue
+        for i in care:
+            x0, y0, x1, y1 = boxes[i]
+            if x0 >= cx0 and x1 <= cx1 and y0 >= cy0 and y1 <= cy1:
+                return cx0, cy0, cx1, cy1
+    return whole
+
+
+def crop_and_fit(
+    image: np.ndarray,
+    polygons: Polygons,
+    ignores: Sequence[bool],
+    box: tuple[int, int, int, int],
+    size: tuple[int, int],
+) -> tuple[np.ndarray, Polygons, list[bool]]:
+    """Cut ``box`` out, resize it to fit in ``size`` (h, w) keeping the
+    aspect ratio, and pad bottom / right with zeros. Polygons entirely
+    outside the box are dropped; the others are kept in full (targets clip
+    them to the canvas)."""
+    x0, y0, x1, y1 = box
+    crop_h, crop_w = size
+    bw, bh = max(1, x1 - x0), max(1, y1 - y0)
+    s = min(crop_w / bw, crop_h / bh)
+    nw, nh = max(1, round(bw * s)), max(1, round(bh * s))
+    canvas = np.zeros((crop_h, crop_w, image.shape[2]), dtype=image.dtype)
+    region = image[y0 : y0 + bh, x0 : x0 + bw]
+    canvas[:nh, :nw] = cv2.resize(region, (nw, nh), interpolation=cv2.INTER_LINEAR)[:crop_h, :crop_w]
+    out_polys: Polygons = []
+    out_ign: list[bool] = []
+    for poly, ig in zip(polygons, ignores):
+        px0, py0 = poly.min(axis=0)
+        px1, py1 = poly.max(axis=0)
+        if px1 < x0 or px0 > x1 or py1 < y0 or py0 > y1:
+            continue
+        out_polys.append(((poly - np.array([x0, y0], np.float32)) * s).astype(np.float32))
+        out_ign.append(bool(ig))
+    return canvas, out_polys, out_ign
+
+
+def pad_to_multiple(image: np.ndarray, divisor: int) -> np.ndarray:
+    """Zero-pad bottom / right so both sides are multiples of ``divisor``."""
+    h, w = image.shape[:2]
+    ph, pw = -h % divisor, -w % divisor
+    if ph == 0 and pw == 0:
+        return image
+    return cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
+
+
+def normalize(image: np.ndarray, mean: Sequence[float] = MEAN_RGB, std: Sequence[float] = STD_RGB) -> np.ndarray:
+    """uint8 HWC RGB -> float32 CHW, (x - mean) / std per channel."""
+    out = (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(out.transpose(2, 0, 1))
+
+
+def test_resize_size(
+    height: int, width: int, long_side: int | None, short_side: int | None
+) -> tuple[int, int]:
+    """(h, w) after a keep-ratio resize under the long / short limits
+    (None = that limit is not applied; both None = unchanged)."""
+    factors = []
+    if long_side is not None:
+        factors.append(long_side / max(height, width))
+    if short_side is not None:
+        factors.append(short_side / min(height, width))
+    if not factors:
+        return height, width
+    s = min(factors)
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+# --------------------------------------------------------------------------
+# Pipelines
+
+Step = tuple[np.ndarray, Polygons, list[bool]]
+
+
+@dataclass
+class ColorJitter:
+    brightness: float = 32.0 / 255.0
+    saturation: float = 0.5
+
+    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+        return color_jitter(image, rng, self.brightness, self.saturation), polys, ign
+
+
+@dataclass
+class HFlip:
+    prob: float = 0.5
+
+    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+        if self.prob > 0 and rng.random() < self.prob:
+            image, polys = hflip(image, polys)
+        return image, polys, ign
+
+
+@dataclass
+class Rotate:
+    max_angle: float = 10.0
+
+    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+        if self.max_angle <= 0:
+            return image, polys, ign
+        image, polys = rotate(image, polys, float(rng.uniform(-self.max_angle, self.max_angle)))
+        return image, polys, ign
+
+
+@dataclass
+class RandomScale:
+    range: tuple[float, float] = (0.5, 3.0)
+
+    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+        lo, hi = (float(x) for x in self.range)
+        image, polys = rescale(image, polys, float(rng.uniform(lo, hi)))
+        return image, polys, ign
+
+
+@dataclass
+class RandomCrop:
+    """Text-aware crop resized to fit ``size`` (h, w) and zero-padded."""
+
+    size: tuple[int, int] | int = (640, 640)
+    min_side_ratio: float = 0.1
+    tries: int = 10
+
+    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+        box = text_aware_crop_box(image.shape[:2], polys, ign, rng, self.min_side_ratio, self.tries)
+        return crop_and_fit(image, polys, ign, box, _pair(self.size))
+
+
+AUGMENTATIONS: dict[str, type] = {
+    "color_jitter": ColorJitter,
+    "hflip": HFlip,
+    "rotate": Rotate,
+    "random_scale": RandomScale,
+    "random_crop": RandomCrop,
+}
+
+
+def default_augment(crop_size: int | Sequence[int] = 640) -> list[dict[str, Any]]:
+    """TCM.md section 7: jitter, flip 0.5, rotate 10, scale x[0.5, 3], crop."""
+    h, w = _pair(crop_size)
+    return [
+        {"name": "color_jitter", "brightness": 32.0 / 255, "saturation": 0.5},
+        {"name": "hflip", "prob": 0.5},
+        {"name": "rotate", "max_angle": 10.0},
+        {"name": "random_scale", "range": [0.5, 3.0]},
+        {"name": "random_crop", "size": [h, w]},
+    ]
+
+
+def build_augmentation(entry: Mapping[str, Any]) -> Any:
+    """One pipeline step from ``{"name": ..., **params}``; unknown names or
+    parameters are errors (a typo must not silently disable an augment)."""
+    params = dict(entry)
+    name = params.pop("name", None)
+    cls = AUGMENTATIONS.get(str(name))
+    if cls is None:
+        raise TcmbenchError(f"unknown augmentation {name!r} in recipe; known: {', '.join(AUGMENTATIONS)}")
+    fields = set(cls.__dataclass_fields__)
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        raise TcmbenchError(f"augmentation {name!r}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+    return cls(**params)
+
+
+@dataclass
+class Augmented:
+    """One augmented training sample before target building."""
+
+    image: np.ndarray  # float32 CHW, normalised
+    polygons: Polygons
+    ignores: list[bool]
+
+
+class TrainTransform:
+    """The recipe's training augmentations in order, then pad + normalise.
+
+    Recipe keys: ``train.augment`` (list of ``{"name", ...params}``; names in
+    :data:`AUGMENTATIONS`; default :func:`default_augment` of
+    ``train.crop_size``), ``train.pad_divisor`` (32), ``normalize.mean`` /
+    ``normalize.std``.
+    """
+
+    def __init__(
+        self,
+        steps: Sequence[Any],
+        pad_divisor: int = 32,
+        mean: Sequence[float] = MEAN_RGB,
+        std: Sequence[float] = STD_RGB,
+    ) -> None:
+        self.steps = list(steps)
+        self.pad_divisor = int(pad_divisor)
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+
+    @classmethod
+    def from_recipe(cls, recipe: Mapping[str, Any]) -> TrainTransform:
+        train = recipe.get("train") or {}
+        augment = train.get("augment")
+        if augment is None:
+            augment = default_augment(train.get("crop_size", 640))
+        mean, std = normalization(recipe)
+        return cls([build_augmentation(a) for a in augment], int(train.get("pad_divisor", 32)), mean, std)
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        polygons: Polygons,
+        ignores: Sequence[bool],
+        rng: np.random.Generator,
+    ) -> Augmented:
+        polys = [np.asarray(p, np.float32) for p in polygons]
+        ign = [bool(x) for x in ignores]
+        img = image
+        for step in self.steps:
+            img, polys, ign = step(img, polys, ign, rng)
+        img = pad_to_multiple(img, self.pad_divisor)
+        return Augmented(normalize(img, self.mean, self.std), polys, ign)
+
+
+class InferenceTransform:
+    """Keep-ratio resize under the recipe's limits, normalise, pad with 0.
+
+    Recipe keys: ``test.long_side`` / ``test.short_side`` (either may be
+    None = no limit; both None = original size), ``test.pad_divisor`` (32),
+    ``normalize``. The scale is min(long_side / long, short_side / short),
+    upscaling included, as mmocr's ``Resize(keep_ratio=True)``.
+    """
+
+    def __init__(
+        self,
+        long_side: int | None = None,
+        short_side: int | None = None,
+        pad_divisor: int = 32,
+        mean: Sequence[float] = MEAN_RGB,
+        std: Sequence[float] = STD_RGB,
+    ) -> None:
+        self.long_side = long_side
+        self.short_side = short_side
+        self.pad_divisor = int(pad_divisor)
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+
+    @classmethod
+    def from_recipe(cls, recipe: Mapping[str, Any]) -> InferenceTransform:
+        test = recipe.get("test") or {}
+        mean, std = normalization(recipe)
+        long_side, short_side = test.get("long_side"), test.get("short_side")
+        return cls(
+            None if long_side is None else int(long_side),
+            None if short_side is None else int(short_side),
+            int(test.get("pad_divisor", 32)),
+            mean,
+            std,
+        )
+
+    def size_for(self, height: int, width: int) -> tuple[int, int]:
+        return test_resize_size(height, width, self.long_side, self.short_side)
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        """-> (float32 CHW padded image, (sx, sy) = resized / original)."""
+        h, w = image.shape[:2]
+        nh, nw = self.size_for(h, w)
+        img = image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        x = normalize(img, self.mean, self.std)
+        # Pad after normalising, with 0: mmocr's Normalize -> Pad order, and
+        # the value batches are padded with.
+        ph, pw = -nh % self.pad_divisor, -nw % self.pad_divisor
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, ph), (0, pw)))
+        return x, (nw / w, nh / h)
+
+
+def polygon_area(poly: np.ndarray) -> float:
+    """Absolute shoelace area (used by tests and sanity checks)."""
+    x, y = poly[:, 0].astype(np.float64), poly[:, 1].astype(np.float64)
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+

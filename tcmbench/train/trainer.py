@@ -1,0 +1,644 @@
+"""The trainer: one code path for a single process and for torchrun DDP.
+
+What a run does is fixed by a :class:`TrainConfig` (the command line) merged
+with the detector's recipe for the dataset (:func:`resolve_hyper`). Data
+comes from :class:`tcmbench.train.sampler.StepSampler`, so optimizer step
+``s`` always sees the same images with the same augmentation. Together with
+the saved optimizer / scheduler / scaler / RNG states this makes
+``--resume`` continue exactly: a run interrupted at step k and resumed ends
+with the same weights as the uninterrupted run.
+
+Layout of the output folder::
+
+    OUT/train_log.jsonl          one JSON line per log / eval event
+    OUT/checkpoints/step-NNNNNNN checkpoint + training_state.pt (--save-every)
+    OUT/best                     the checkpoint with the best eval hmean
+    OUT/final                    the checkpoint at the end of training
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tcmbench.data.schema import Sample
+from tcmbench.errors import TcmbenchError
+
+log = logging.getLogger(__name__)
+
+# Run settings a resumed run may change: they do not alter the numbers.
+RESUME_OVERRIDABLE = ("device", "workers", "data_root", "progress", "output", "resume")
+
+
+class TrainingDivergedError(TcmbenchError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``tcmbench train`` was asked for. ``None`` = the recipe's
+    value (see :func:`resolve_hyper`)."""
+
+    plugin: str = "dbnet"
+    datasets: list[str] = field(default_factory=lambda: ["synthtext-mini"])
+    recipe: str | None = None
+    output: str | None = None
+    backbone: str | None = None
+    pretrained_backbone: bool | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    accumulate: int = 1
+    lr_schedule: str | None = None  # "step" | "epoch"
+    eval_every: int | None = None
+    eval_datasets: list[str] | None = None  # default: the first training dataset
+    eval_split: str = "test"
+    eval_limit: int | None = None
+    eval_batch_size: int = 1
+    save_every: int | None = None
+    keep_checkpoints: int = 2
+    train_fraction: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    workers: int | None = None
+    data_root: str | None = None
+    tcm: dict[str, Any] | None = None
+    amp: bool = True
+    log_every: int = 10
+    cache_images: bool | None = None
+    progress: bool = True
+    resume: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class Hyper:
+    """Resolved training hyper-parameters (command line over recipe over
+    defaults); saved with every checkpoint."""
+
+    optimizer: str
+    lr: float
+    weight_decay: float
+    momentum: float
+    batch_size: int
+    accumulate: int
+    total_steps: int
+    lr_power: float
+    min_lr: float
+    lr_by: str
+    warmup: int
+    eval_every: int
+    save_every: int
+    workers: int
+    cache_images: bool
+    grad_clip: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_hyper(cfg: TrainConfig, recipe: Mapping[str, Any], num_samples: int, world_size: int) -> Hyper:
+    """Merge the command line with the recipe (``optimizer``, ``schedule``,
+    ``batch_size``, ``steps`` / ``epochs``, optional ``train_loop``).
+
+    Length: ``--steps``, else ``--epochs`` (or the recipe's ``epochs``)
+    converted with the effective batch ``batch_size * accumulate *
+    world_size``, else the recipe's ``steps``."""
+    opt = dict(recipe.get("optimizer") or {})
+    sched = dict(recipe.get("schedule") or {})
+    loop = dict(recipe.get("train_loop") or {})
+    batch = int(cfg.batch_size or recipe.get("batch_size") or 16)
+    accumulate = max(1, int(cfg.accumulate))
+    per_step = batch * accumulate * world_size
+    if cfg.steps is not None:
+        total = int(cfg.steps)
+    elif cfg.epochs is not None:
+        total = math.ceil(float(cfg.epochs) * num_samples / per_step)
+    elif recipe.get("steps") is not None:
+        total = int(recipe["steps"])
+    elif recipe.get("epochs") is not None:
+        total = math.ceil(float(recipe["epochs"]) * num_samples / per_step)
+    else:
+        raise TcmbenchError("how long to train? give --steps N or --epochs E (the recipe sets neither)")
+    if total < 1:
+        raise TcmbenchError(f"training length must be at least one step (got {total})")
+    if sched.get("name", "poly") != "poly":
+        raise TcmbenchError(f"learning-rate schedule {sched.get('name')!r} is not supported (poly only)")
+    lr_by = cfg.lr_schedule or sched.get("by", "epoch")
+    if lr_by not in ("step", "epoch"):
+        raise TcmbenchError(f"--lr-schedule must be 'step' or 'epoch', got {lr_by!r}")
+    workers = cfg.workers if cfg.workers is not None else int(loop.get("workers", 2))
+    cache = cfg.cache_images if cfg.cache_images is not None else bool(loop.get("cache_images", False))
+    clip = loop.get("grad_clip")
+    return Hyper(
+        optimizer=str(cfg.optimizer or opt.get("name", "adam")).lower(),
+        lr=float(cfg.lr if cfg.lr is not None else opt.get("lr", 1e-3)),
+        weight_decay=float(cfg.weight_decay if cfg.weight_decay is not None else opt.get("weight_decay", 0.0)),
+        momentum=float(opt.get("momentum", 0.9)),
+        batch_size=batch,
+        accumulate=accumulate,
+        total_steps=total,
+        lr_power=float(sched.get("power", 0.9)),
+        min_lr=float(sched.get("min_lr", 1e-7)),
+        lr_by=lr_by,
+        warmup=int(sched.get("warmup") or 0),
+        eval_every=int(cfg.eval_every if cfg.eval_every is not None else loop.get("eval_every", 0)),
+        save_every=int(cfg.save_every if cfg.save_every is not None else loop.get("save_every", 0)),
+        workers=max(0, int(workers)),
+        cache_images=cache,
+        grad_clip=float(clip) if clip else None,
+    )
+
+
+@dataclass
+class EvalSet:
+    """A dataset split the trainer scores periodically."""
+
+    name: str
+    split: str
+    samples: list[Sample]
+    protocol: str
+    recipe: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    final: Path | None
+    step: int
+    losses: dict[str, float]
+    evals: list[dict[str, Any]]
+    seconds: float
+
+
+# --------------------------------------------------------------------------
+# Data
+
+
+def load_train_samples(
+    datasets: Sequence[str], data_root: str | None, fraction: float, seed: int
+) -> list[Sample]:
+    """The training splits of ``datasets`` joined, each cut to ``fraction``
+    with the same seed (few-shot). ``data_root`` applies to a single dataset
+    only (a joint run finds each set in its default place)."""
+    from tcmbench.data.dataset import load_split
+    from tcmbench.train.sampler import few_shot_subset
+
+    if data_root is not None and len(datasets) > 1:
+        raise TcmbenchError("--data-root names one dataset's folder; joint training uses each dataset's default location")
+    out: list[Sample] = []
+    for name in datasets:
+        samples, _ = load_split(name, "train", data_root=data_root, need_images=True)
+        if not samples:
+            raise TcmbenchError(f"dataset {name!r} has no training images")
+        subset = few_shot_subset(samples, fraction, seed)
+        log.info("%s/train: %d of %d images", name, len(subset), len(samples))
+        out.extend(subset)
+    return out
+
+
+def load_eval_sets(
+    names: Sequence[str], split: str, data_root: str | None, limit: int | None, spec: Any, recipe_name: str | None
+) -> list[EvalSet]:
+    """Evaluation splits with their default protocols and test recipes."""
+    from tcmbench.data.dataset import get_dataset_config, load_split
+
+    sets = []
+    for name in names:
+        samples, _ = load_split(name, split, data_root=data_root, need_images=True)
+        if limit:
+            samples = samples[: int(limit)]
+        from tcmbench.inference import dataset_protocol
+
+        protocol, params = dataset_protocol(get_dataset_config(name), None)
+        sets.append(EvalSet(name, split, samples, protocol, spec.recipe(recipe_name or name), params))
+    return sets
+
+
+# --------------------------------------------------------------------------
+# The trainer
+
+
+class Trainer:
+    """Trains ``spec``'s detector on ``train_samples``. Library entry point;
+    :func:`run_training` builds one from a :class:`TrainConfig`."""
+
+    def __init__(
+        self,
+        spec: Any,
+        detector_config: Any,
+        recipe: Mapping[str, Any],
+        cfg: TrainConfig,
+        train_samples: Sequence[Sample],
+        eval_sets: Sequence[EvalSet] = (),
+        resume_dir: Path | None = None,
+    ) -> None:
+        from tcmbench.train.distributed import init_distributed, resolve_device
+
+        self.spec = spec
+        self.detector_config = detector_config
+        self.recipe = dict(recipe)
+        self.cfg = cfg
+        self.train_samples = list(train_samples)
+        self.eval_sets = list(eval_sets)
+        self.resume_dir = resume_dir
+        self.device = resolve_device(cfg.device)
+        self.world = init_distributed(self.device)
+        self.hyper = resolve_hyper(cfg, self.recipe, len(self.train_samples), self.world.world_size)
+        self.output = Path(cfg.output or "runs/train")
+        self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
+        self.best_hmean = -1.0
+        self.evals: list[dict[str, Any]] = []
+
+    # ---- building -------------------------------------------------------
+    def _build(self) -> None:
+        import torch
+
+        from tcmbench.plugins import get_plugin_manager
+        from tcmbench.train.optim import build_optimizer
+        from tcmbench.train.schedule import PolyLR
+
+        h = self.hyper
+        if self.resume_dir is None:
+            torch.manual_seed(self.cfg.seed)  # same initial weights on every rank
+        self.model = get_plugin_manager().hook.build_detector(spec=self.spec, config=self.detector_config)
+        self.model.to(self.device)
+        self.optimizer = build_optimizer(
+            h.optimizer, self.model.param_groups(h.lr, h.weight_decay), h.lr, h.weight_decay, h.momentum
+        )
+        per_step = h.batch_size * h.accumulate * self.world.world_size
+        self.scheduler = PolyLR(
+            self.optimizer, h.total_steps, h.lr_power, h.min_lr, h.lr_by,
+            steps_per_epoch=len(self.train_samples) / per_step, warmup=h.warmup,
+        )
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.start_step = 0
+        if self.resume_dir is not None:
+            self._restore(self.resume_dir)
+        self.net: Any = self.model
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _restore(self, step_dir: Path) -> None:
+        from tcmbench.train.state import load_model_weights, load_training_state, restore_rng_state
+
+        state = load_training_state(step_dir)
+        load_model_weights(self.model, step_dir)
+        self.model.to(self.device)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.start_step = int(state["step"])
+        self.best_hmean = float(state.get("best_hmean", -1.0))
+        self.evals = list(state.get("evals", []))
+        rngs = state.get("rng") or []
+        if len(rngs) == self.world.world_size:
+            restore_rng_state(rngs[self.world.rank])
+        elif rngs:
+            log.warning("resuming with %d processes, saved with %d: RNG states not restored", self.world.world_size, len(rngs))
+        log.info("resumed from %s at step %d", step_dir, self.start_step)
+
+    def _loader(self) -> Any:
+        import torch
+        from torch.utils.data import DataLoader
+
+        from tcmbench.data.torch_data import TrainDataset, collate
+        from tcmbench.data.transforms import TrainTransform
+        from tcmbench.train.sampler import StepSampler
+
+        h = self.hyper
+        dataset = TrainDataset(
+            self.train_samples,
+            TrainTransform.from_recipe(self.recipe),
+            self.model.target_builder,
+            seed=self.cfg.seed,
+            cache_images=h.cache_images,
+        )
+        sampler = StepSampler(
+            len(dataset), h.batch_size, self.cfg.seed,
+            self.start_step * h.accumulate, h.total_steps * h.accumulate,
+            self.world.rank, self.world.world_size,
+        )
+        return DataLoader(
+            dataset,  # type: ignore[arg-type]
+            batch_size=h.batch_size,
+            sampler=sampler,  # type: ignore[arg-type]
+            num_workers=h.workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            # The loader draws its worker seed from this generator, not from
+            # the global RNG, so creating it does not shift the RNG stream.
+            generator=torch.Generator().manual_seed(self.cfg.seed),
+        )
+
+    # ---- the loop --------------------------------------------------------
+    def fit(self) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        self._build()
+        h, w = self.hyper, self.world
+        if w.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
+            self._log_event({"event": "start", "config": self.cfg.to_dict(), "hyper": h.to_dict(),
+                             "world_size": w.world_size, "device": str(self.device), "start_step": self.start_step,
+                             "train_images": len(self.train_samples)})
+        self.net.train()
+        batches = iter(self._loader())
+        t0 = time.monotonic()
+        bar = tqdm(total=h.total_steps, initial=self.start_step, desc="train", unit="step",
+                   disable=not (self.cfg.progress and w.is_main), dynamic_ncols=True)
+        last_losses: dict[str, float] = {}
+        window: dict[str, Any] = {}
+        window_n = 0
+        step = self.start_step
+        try:
+            while step < h.total_steps:
+                terms = self._train_step(batches)
+                step += 1
+                self.scheduler.apply(step)
+                for k, v in terms.items():
+                    window[k] = window.get(k, 0.0) + v
+                window_n += 1
+                bar.update(1)
+                if step % max(1, self.cfg.log_every) == 0 or step == h.total_steps:
+                    last_losses = self._reduce({k: v / window_n for k, v in window.items()})
+                    window, window_n = {}, 0
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    bar.set_postfix(loss=f"{last_losses.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}")
+                    if w.is_main:
+                        self._log_event({"event": "train", "step": step, "lr": lr, **last_losses,
+                                         "elapsed_s": round(time.monotonic() - t0, 2)})
+                if self.eval_sets and ((h.eval_every and step % h.eval_every == 0) or step == h.total_steps):
+                    hm = self._evaluate(step)
+                    bar.set_postfix(loss=f"{last_losses.get('loss', float('nan')):.4f}", hmean=f"{hm:.4f}")
+                if h.save_every and step % h.save_every == 0:
+                    self._save_step(step)
+        finally:
+            bar.close()
+        final = self._save_final(step)
+        return TrainResult(self.output, final, step, last_losses, self.evals, time.monotonic() - t0)
+
+    def _train_step(self, batches: Any) -> dict[str, float]:
+        """One optimizer step over ``accumulate`` micro-batches."""
+        import torch
+
+        h = self.hyper
+        self.optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, Any] = {}
+        for k in range(h.accumulate):
+            batch = _next_batch(batches)
+            images = batch["images"].to(self.device, non_blocking=True)
+            targets = {n: t.to(self.device, non_blocking=True) for n, t in batch["targets"].items()}
+            sync = k == h.accumulate - 1
+            ctx = self.net.no_sync() if (self.world.distributed and not sync) else contextlib.nullcontext()
+            with ctx:
+                with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
+                    losses = self.net(images, targets)["losses"]
+                loss = losses["loss"]
+                if not self.use_amp and not torch.isfinite(loss.detach()):
+                    raise TrainingDivergedError(
+                        f"loss is {loss.item()} at step {self.scheduler.step_count + 1}; "
+                        "lower --lr or check the data (tcmbench datasets verify)"
+                    )
+                self.scaler.scale(loss / h.accumulate).backward()
+            for n, v in losses.items():
+                sums[n] = sums.get(n, 0.0) + v.detach().float()
+        if h.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), h.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {n: float(v) / h.accumulate for n, v in sums.items()}
+
+    def _reduce(self, terms: dict[str, float]) -> dict[str, float]:
+        """Mean of each loss term over ranks."""
+        if not self.world.distributed:
+            return terms
+        import torch
+        import torch.distributed as dist
+
+        keys = sorted(terms)
+        t = torch.tensor([terms[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world.world_size for k, v in zip(keys, t.tolist())}
+
+    # ---- evaluation and checkpoints -------------------------------------
+    def _evaluate(self, step: int) -> float:
+        from tcmbench.eval import evaluate
+        from tcmbench.inference import predict_samples
+
+        hmeans = []
+        for es in self.eval_sets:
+            preds = predict_samples(self.model, es.samples, es.recipe, self.device,
+                                    batch_size=self.cfg.eval_batch_size, progress=self.cfg.progress)
+            if not self.world.is_main:
+                continue
+            result = evaluate(es.samples, preds, es.protocol, **es.params)
+            record = {"event": "eval", "step": step, "dataset": es.name, "split": es.split,
+                      "protocol": es.protocol, "precision": result.precision,
+                      "recall": result.recall, "hmean": result.hmean, "images": len(es.samples)}
+            self.evals.append(record)
+            self._log_event(record)
+            log.info("step %d %s/%s %s: P %.4f R %.4f H %.4f", step, es.name, es.split, es.protocol,
+                     result.precision, result.recall, result.hmean)
+            hmeans.append(result.hmean)
+        from tcmbench.train.distributed import broadcast_object
+
+        hm = broadcast_object(sum(hmeans) / len(hmeans) if hmeans else -1.0)
+        if hm > self.best_hmean:
+            self.best_hmean = hm
+            if self.world.is_main:
+                self._save_model(self.output / "best", step)
+        return hm
+
+    def _extra(self, step: int) -> dict[str, Any]:
+        results = []
+        latest: dict[str, dict[str, Any]] = {}
+        for e in self.evals:
+            latest[e["dataset"]] = e
+        for e in latest.values():
+            results.append({k: e[k] for k in ("dataset", "split", "protocol", "precision", "recall", "hmean", "step")})
+        return {"datasets": list(self.cfg.datasets), "step": step, "train": self.cfg.to_dict(),
+                "hyper": self.hyper.to_dict(), "results": results}
+
+    def _save_model(self, path: Path, step: int) -> Path:
+        from tcmbench.hub import save_checkpoint
+
+        return save_checkpoint(path, self.model, self.spec, self.detector_config,
+                               recipe=self.recipe, extra=self._extra(step))
+
+    def _save_step(self, step: int) -> None:
+        from tcmbench.train.distributed import all_gather_objects, barrier
+        from tcmbench.train.state import (
+            capture_rng_state,
+            prune_checkpoints,
+            save_training_checkpoint,
+            step_dir_name,
+        )
+
+        rngs = all_gather_objects(capture_rng_state())
+        if self.world.is_main:
+            state = {
+                "step": step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.use_amp else {},
+                "rng": rngs,
+                "best_hmean": self.best_hmean,
+                "evals": self.evals,
+                "train_config": json.loads(json.dumps(self.cfg.to_dict())),
+                "hyper": self.hyper.to_dict(),
+                "detector_config": self.detector_config.to_dict(),
+                "world_size": self.world.world_size,
+            }
+            ckdir = self.output / "checkpoints"
+            save_training_checkpoint(ckdir / step_dir_name(step), self.model, self.spec,
+                                     self.detector_config, state, recipe=self.recipe, extra=self._extra(step))
+            prune_checkpoints(ckdir, self.cfg.keep_checkpoints)
+            self._log_event({"event": "checkpoint", "step": step, "path": str(ckdir / step_dir_name(step))})
+        barrier()
+
+    def _save_final(self, step: int) -> Path | None:
+        from tcmbench.train.distributed import barrier
+
+        path = None
+        if self.world.is_main:
+            path = self._save_model(self.output / "final", step)
+            self._log_event({"event": "end", "step": step, "final": str(path), "best_hmean": self.best_hmean})
+        barrier()
+        return path
+
+    def _log_event(self, record: dict[str, Any]) -> None:
+        with open(self.output / "train_log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+
+
+def _next_batch(batches: Any) -> Any:
+    """``next(batches)``; a user error raised in a loader worker comes back
+    wrapped with the worker's traceback in its message -- keep only the
+    original one-line message so the CLI prints no traceback."""
+    try:
+        return next(batches)
+    except TcmbenchError as exc:
+        text = str(exc)
+        if "Original Traceback" not in text:
+            raise
+        last = [line for line in text.strip().splitlines() if line.strip()][-1]
+        _, sep, message = last.partition(f"{type(exc).__name__}: ")
+        try:
+            clean = type(exc)(message if sep else last)
+        except TypeError:  # an error class with a richer constructor
+            clean = TcmbenchError(message if sep else last)
+        raise clean from None
+
+
+# --------------------------------------------------------------------------
+# From the command line
+
+
+def default_output(cfg: TrainConfig) -> str:
+    return str(Path("runs") / f"{cfg.plugin}-{'+'.join(cfg.datasets)}{'-tcm' if cfg.tcm else ''}")
+
+
+def prepare_config(cfg: TrainConfig) -> tuple[TrainConfig, Path | None]:
+    """Apply ``--resume``: the saved run configuration wins except for
+    :data:`RESUME_OVERRIDABLE` settings. Returns (config, checkpoint dir)."""
+    if not cfg.resume:
+        if cfg.output is None:
+            cfg.output = default_output(cfg)
+        return cfg, None
+    from tcmbench.train.state import find_resume_dir, load_training_state
+
+    step_dir = find_resume_dir(cfg.resume)
+    saved = TrainConfig.from_dict(load_training_state(step_dir)["train_config"])
+    for key in RESUME_OVERRIDABLE:
+        value = getattr(cfg, key)
+        if value is not None and key != "output":
+            setattr(saved, key, value)
+    # Continue in the run folder the checkpoint belongs to unless told otherwise.
+    saved.output = cfg.output or str(step_dir.parent.parent if step_dir.parent.name == "checkpoints" else step_dir.parent)
+    return saved, step_dir
+
+
+def build_detector_config(cfg: TrainConfig, recipe: Mapping[str, Any]) -> Any:
+    """The architecture: ``--backbone`` / ``--tcm`` over the recipe's
+    ``model`` section (backbone, pretrained_backbone, options) and its
+    ``tcm.context_length``."""
+    from tcmbench.models.spec import DetectorConfig, TCMConfig
+
+    model = dict(recipe.get("model") or {})
+    tcm = None
+    if cfg.tcm is not None:
+        tcm_dict = dict(cfg.tcm)
+        if tcm_dict.get("context_length") is None:
+            tcm_dict["context_length"] = int((recipe.get("tcm") or {}).get("context_length", 4))
+        tcm = TCMConfig.from_dict(tcm_dict)
+    pretrained = cfg.pretrained_backbone
+    if pretrained is None:
+        # TCM swaps the backbone for CLIP's image encoder: ImageNet weights
+        # for the replaced backbone would be downloaded for nothing.
+        pretrained = bool(model.get("pretrained_backbone", False)) and tcm is None
+    return DetectorConfig(
+        backbone=cfg.backbone or model.get("backbone", "resnet18"),
+        pretrained_backbone=bool(pretrained),
+        tcm=tcm,
+        options=dict(model.get("options") or {}),
+    )
+
+
+def recipe_for(recipe: Mapping[str, Any], detector_config: Any) -> dict[str, Any]:
+    """The recipe as this model uses it: a TCM model normalises inputs as
+    CLIP does (``tcm.normalize``). Saved in checkpoints, so inference
+    normalises the way training did."""
+    out = dict(recipe)
+    tcm_norm = (recipe.get("tcm") or {}).get("normalize")
+    if detector_config.tcm is not None and tcm_norm:
+        out["normalize"] = dict(tcm_norm)
+    return out
+
+
+def run_training(cfg: TrainConfig) -> TrainResult:
+    """Resolve the plugin, recipe and data of ``cfg`` and train."""
+    from tcmbench.plugins import get_detector
+    from tcmbench.train.distributed import resolve_device
+
+    resolve_device(cfg.device)  # a bad --device fails before any data is read
+    cfg, resume_dir = prepare_config(cfg)
+    spec = get_detector(cfg.plugin)
+    recipe_name = cfg.recipe or cfg.datasets[0]
+    detector_config = build_detector_config(cfg, spec.recipe(recipe_name))
+    recipe = recipe_for(spec.recipe(recipe_name), detector_config)
+    train_samples = load_train_samples(cfg.datasets, cfg.data_root, cfg.train_fraction, cfg.seed)
+    eval_names = cfg.eval_datasets if cfg.eval_datasets is not None else cfg.datasets[:1]
+    hyper_eval = cfg.eval_every if cfg.eval_every is not None else int((recipe.get("train_loop") or {}).get("eval_every", 0))
+    eval_sets: list[EvalSet] = []
+    if eval_names and (hyper_eval or cfg.eval_datasets):
+        root = cfg.data_root if len(eval_names) == 1 and eval_names[0] in cfg.datasets[:1] else None
+        eval_sets = load_eval_sets(eval_names, cfg.eval_split, root, cfg.eval_limit, spec, cfg.recipe)
+        for es in eval_sets:  # test-time settings of the eval set, normalisation of training
+            es.recipe["normalize"] = recipe.get("normalize", es.recipe.get("normalize"))
+    trainer = Trainer(spec, detector_config, recipe, cfg, train_samples, eval_sets, resume_dir)
+    return trainer.fit()
