@@ -109,16 +109,28 @@ def predict_samples(
 
 
 def dataset_protocol(cfg: Any, override: str | None) -> tuple[str, dict[str, Any]]:
-    """The protocol to score a dataset with and its parameters: the
-    dataset's default with the YAML's ``protocol.params`` (synthtext-mini
-    turns the RRC format check off for its curved words), or ``override``
-    with its own defaults."""
+    """The protocol to score a detector's output on a dataset with, and its
+    parameters: the dataset's default with the YAML's ``protocol.params``,
+    or ``override`` with its own defaults.
+
+    The official scripts' file-format checks (``validate``: the RRC
+    "clockwise" quads, the curved script's point orientation) judge
+    *submission files*; they would reject a whole dataset whose native
+    annotations run the other way round (ArT, NightTime-ArT) or a model's
+    curved polygons. When tcmbench scores its own predictions against a
+    loaded dataset the check is therefore off unless the YAML turns it on;
+    the matching rules are unchanged. ``tcmbench score`` on files keeps it.
+    """
+    from tcmbench.plugins import get_protocol
+
     default = cfg.protocol or "icdar2015"
-    if override and override != default:
-        return override, {}
-    raw = (getattr(cfg, "raw", None) or {}).get("protocol")
-    params = dict(getattr(cfg, "protocol_params", None) or (raw.get("params") if isinstance(raw, dict) else None) or {})
-    return default, params
+    name = override or default
+    params: dict[str, Any] = {}
+    if "validate" in (get_protocol(name).params or {}):
+        params["validate"] = False
+    if name == default:
+        params.update(dict(getattr(cfg, "protocol_params", None) or {}))
+    return name, params
 
 
 # --------------------------------------------------------------------------
