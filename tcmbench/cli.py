@@ -99,8 +99,14 @@ def cli(verbose: int) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI, turning user errors into one-line messages."""
+    import os
+
     from tcmbench.errors import TcmbenchError
 
+    # OpenMP threads that spin while waiting make torch dozens of times slower
+    # on a shared or oversubscribed CPU; passive waiting costs nothing on an
+    # idle one. Must be set before torch is imported; the user's value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         return cli.main(args=argv, prog_name="tcmbench", standalone_mode=False)
     except click.exceptions.Abort:

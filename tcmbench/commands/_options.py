@@ -77,6 +77,9 @@ def tcm_config_from_options(
         cfg.context_length = 0
     elif tcm_context is not None:
         cfg.context_length = int(tcm_context)
+    from tcmbench.tcm.config import validate_tcm_config  # torch-free
+
+    validate_tcm_config(cfg)  # impossible switch combinations fail at parse time
     return cfg
 
 
@@ -99,8 +102,10 @@ def tcm_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-tcm-pp", is_flag=True, help="TCM without the predefined prompt."),
         click.option("--no-tcm-lp", is_flag=True, help="TCM without learnable prompt tokens."),
         click.option("--no-tcm-text-decoder", is_flag=True, help="TCM without the text-side context decoder."),
-        click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="Local CLIP RN50 weights file instead of the open_clip download."),
+        click.option("--clip-weights", type=click.Path(exists=True), default=None,
+                     help="Local CLIP RN50 weights instead of the open_clip download: an open_clip "
+                          "state dict (.safetensors/.bin), OpenAI's RN50.pt, or a folder written by "
+                          "`tcmbench tcm convert-clip`."),
         click.option("--clip-random", is_flag=True,
                      help="Random CLIP initialisation (no download; for tests and ablations)."),
     ]
