@@ -88,6 +88,23 @@ def test_evaluate_tcm_on_the_nighttime_art_layout(tmp_path: Path) -> None:
         assert 0.0 <= result[key] <= 1.0
     assert result["num_gt_care"] == care
 
+    # predict --tcm --show-prompts on the same checkpoint: drawn detections,
+    # the JSON, and the [image | image embedding | visual prompt] panel.
+    image = next((tmp_path / "data" / "Text_at_Night" / "test_images").glob("*.jpg"))
+    pred_out = tmp_path / "pred"
+    shown = subprocess.run(
+        [sys.executable, "-m", "tcmbench", "predict", str(image), "--plugin", "dbnet", "--tcm",
+         "--weights", str(weights), "--out", str(pred_out), "--show-prompts"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    panel = Image.open(pred_out / f"{image.stem}_prompts.png")
+    original = Image.open(image)
+    assert panel.width >= 2 * original.width * panel.height // original.height  # >= 2 panels side by side
+    assert np.asarray(panel).std() > 0
+    assert (pred_out / f"{image.stem}.png").is_file()
+    listed = json.loads((pred_out / "predictions.json").read_text())
+    assert json.dumps(listed).count(image.stem) >= 1
+
     # --tcm with a plain DBNet checkpoint is refused with a clear message
     # (the architecture comes from the checkpoint; --tcm insists on TCM).
     plain_config = DetectorConfig(backbone="mobilenetv3_small")
