@@ -17,7 +17,6 @@ resolved by ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -156,8 +155,8 @@ def parse_hf_uri(uri: str) -> tuple[str, str | None]:
 
 def download(repo_id: str, revision: str | None = None, local_dir: str | Path | None = None) -> Path:
     """Fetch a checkpoint repo through huggingface_hub (cache / offline aware)."""
-    from huggingface_hub import snapshot_download
     from huggingface_hub import constants as hf_constants
+    from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         HfHubHTTPError,
         LocalEntryNotFoundError,
@@ -198,14 +197,6 @@ def resolve_weights(weights: str | Path) -> Path:
     if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path}")
     return path
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_checkpoint_meta(path: Path) -> tuple[dict[str, Any], Path]:
@@ -298,7 +289,9 @@ def load_checkpoint(
         )
     model.load_state_dict(state)
     model.to(device).eval()
-    return LoadedCheckpoint(model, spec, config, meta, path, file_sha256(weights_file))
+    from tcmbench.data.prepare import sha256_file
+
+    return LoadedCheckpoint(model, spec, config, meta, path, sha256_file(weights_file))
 
 
 def push(

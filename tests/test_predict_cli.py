@@ -17,6 +17,7 @@ from tiny_data import THRESHOLD_SPEC
 
 from tcmbench import hub, plugins
 from tcmbench.cli import main
+from tcmbench.data.prepare import sha256_file
 from tcmbench.hookspecs import hookimpl
 from tcmbench.models.spec import DetectorConfig
 from tcmbench.visualize import PRED_COLOUR
@@ -76,7 +77,7 @@ def test_predict_writes_pngs_and_json(full_map_ckpt: Path, images: Path, tmp_pat
     assert sorted(p.name for p in out.iterdir()) == ["predictions.json", "tall.png", "wide.png"]
     doc = json.loads((out / "predictions.json").read_text())
     assert doc["plugin"] == "dbnet" and doc["tcm"] is False
-    assert doc["checkpoint_sha256"] == hub.file_sha256(full_map_ckpt / "model.safetensors")
+    assert doc["checkpoint_sha256"] == sha256_file(full_map_ckpt / "model.safetensors")
     assert doc["test"]["test"] == TEST_SCALE
     records = {r["id"]: r for r in doc["images"]}
     assert sorted(records) == ["tall", "wide"]
@@ -216,7 +217,7 @@ def test_default_weights(images: Path, tmp_path: Path, capsys: pytest.CaptureFix
     else:
         assert code == 0, err
         doc = json.loads((out / "predictions.json").read_text())
-        assert doc["checkpoint_sha256"] == hub.file_sha256(shipped / "model.safetensors")
+        assert doc["checkpoint_sha256"] == sha256_file(shipped / "model.safetensors")
         assert [r["id"] for r in doc["images"]] == ["wide"]
 
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from tcmbench.data.formats.common import natural_key  # the numeric order images are scored in
 from tcmbench.data.schema import Instance, Prediction, Sample
 from tcmbench.errors import ProtocolError
 from tcmbench.eval.result import Result
@@ -60,12 +61,6 @@ def numeric_key(sample_id: str) -> str | None:
     leading zeros dropped so that naming conventions can meet)."""
     m = _NUMERIC.fullmatch(sample_id)
     return str(int(m.group(1))) if m else None
-
-
-def natural_key(text: str) -> tuple[Any, ...]:
-    """``img2`` before ``img10``: the numeric order images are scored in."""
-    parts = re.split(r"(\d+)", text)
-    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts))
 
 
 def gt_mapping(gt: Sequence[Sample] | Mapping[str, Sequence[Instance]] | Iterable[Sample]) -> Mapping[str, Sequence[Instance]]:

@@ -256,7 +256,8 @@ def import_official_checkpoint(ckpt: str | Path, plugin: str, out_dir: str | Pat
                                prompt: str | None = None,
                                text_context_decoder: bool | None = None) -> Path:
     """Convert an official TCM checkpoint into a tcmbench checkpoint folder."""
-    from tcmbench.hub import file_sha256, save_checkpoint
+    from tcmbench.data.prepare import sha256_file
+    from tcmbench.hub import save_checkpoint
     from tcmbench.models.spec import DetectorConfig
     from tcmbench.plugins import get_detector, get_plugin_manager
 
@@ -274,5 +275,5 @@ def import_official_checkpoint(ckpt: str | Path, plugin: str, out_dir: str | Pat
         log.info("dropping the official context_decoder weights (text_context_decoder off)")
     load_official_state(model, state, plugin, drop_prefixes=drop)
     config = DetectorConfig(tcm=tcm)
-    source = {"official_tcm": {"file": ckpt.name, "sha256": file_sha256(ckpt)}}
+    source = {"official_tcm": {"file": ckpt.name, "sha256": sha256_file(ckpt)}}
     return save_checkpoint(out_dir, model, spec, config, extra={"source": source})
