@@ -157,6 +157,14 @@ def test_push_pull_through_hub_api_then_offline_cache(
     assert "not in the Hugging Face cache" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_push_refuses_a_folder_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    env = dict(os.environ, HF_ENDPOINT="http://127.0.0.1:9", HF_TOKEN="hf_test")
+    done = _cli(["hub", "push", str(tmp_path), "org/x"], env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"{tmp_path} holds no model.safetensors" in done.stderr
+
+
 def test_hf_uri_parsing() -> None:
     assert hub.parse_hf_uri("hf://org/repo@v1") == ("org/repo", "v1")
     assert hub.parse_hf_uri("hf://org/repo") == ("org/repo", None)

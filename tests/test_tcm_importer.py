@@ -145,3 +145,20 @@ def test_synthetic_official_checkpoint_imports_and_loads(tmp_path):
     for official in ("contexts", "vis_gamma", "backbone.attnpool.positional_embedding",
                      "text_encoder.text_projection", "bbox_head.threshold.6.bias"):
         assert torch.equal(own[mapping[official]], state[official]), official
+
+
+def test_cli_truncated_checkpoint_is_one_line_exit_2(tmp_path):
+    """A truncated .pth through the CLI: one line naming the file, no traceback."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "tcm_dbnet_ic15.pth"
+    torch.save({"state_dict": {"contexts": torch.zeros(1, 4, 512)}}, path)
+    path.write_bytes(path.read_bytes()[:100])
+    done = subprocess.run(
+        [sys.executable, "-m", "tcmbench", "import", "tcm-official", str(path), "--plugin", "dbnet",
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and str(path) in done.stderr
+    assert not (tmp_path / "out").exists()
