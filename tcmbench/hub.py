@@ -22,6 +22,7 @@ import logging
 import platform
 import shutil
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +338,20 @@ def pull(repo_id: str, *, revision: str | None = None, out_dir: str | Path | Non
             if src.exists():
                 shutil.copyfile(src, tmp / name)
     return out_dir
+
+
+def embedded_weights(spec: Any) -> Path | None:
+    """The checkpoint shipped inside the plugin package (``<package>/weights``): the default
+    ``--weights`` of ``evaluate`` / ``predict`` on the plugin's embedded dataset,
+    or None when the plugin ships none."""
+    module = getattr(spec.build_parts, "__module__", "") or ""
+    package = module.split(".", 1)[0]
+    if not package:
+        return None
+    try:
+        folder = Path(str(resources.files(package) / "weights"))
+    except (ModuleNotFoundError, TypeError):
+        return None
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        return folder
+    return None

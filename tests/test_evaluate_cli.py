@@ -296,7 +296,7 @@ def test_readme_command_uses_the_embedded_weights(tmp_path: Path, capsys: pytest
     """`tcmbench evaluate --plugin dbnet --dataset synthtext-mini` without
     --weights finds the checkpoint shipped in the plugin package (here on
     the first 20 test images; the full figure is in docs/benchmarks)."""
-    from tcmbench.commands.evaluate import embedded_weights
+    from tcmbench.hub import embedded_weights
 
     folder = embedded_weights(plugins.get_detector("dbnet"))
     assert folder is not None, "plugins/tcmbench_dbnet/weights/ holds no checkpoint"

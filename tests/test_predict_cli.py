@@ -206,7 +206,7 @@ def test_cuda_without_cuda(full_map_ckpt: Path, images: Path, tmp_path: Path,
 def test_default_weights(images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Without --weights: the plugin's embedded checkpoint when it ships one,
     otherwise a message saying what to pass."""
-    from tcmbench.commands.evaluate import embedded_weights
+    from tcmbench.hub import embedded_weights
 
     shipped = embedded_weights(plugins.get_detector("dbnet"))
     out = tmp_path / "out"

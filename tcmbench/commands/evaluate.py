@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,6 @@ log = logging.getLogger(__name__)
 EMBEDDED_WEIGHTS_DATASET = "synthtext-mini"
 
 
-def embedded_weights(spec: Any) -> Path | None:
-    """The checkpoint shipped inside the plugin package (``<package>/weights``),
-    or None when the plugin ships none."""
-    module = getattr(spec.build_parts, "__module__", "") or ""
-    package = module.split(".", 1)[0]
-    if not package:
-        return None
-    try:
-        folder = Path(str(resources.files(package) / "weights"))
-    except (ModuleNotFoundError, TypeError):
-        return None
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        return folder
-    return None
-
-
 def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
     from tcmbench.errors import CheckpointError
 
@@ -52,6 +35,8 @@ def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
             f"--weights is required for {dataset} (a folder, a model.safetensors or hf://org/repo); "
             f"only {EMBEDDED_WEIGHTS_DATASET} has embedded default weights"
         )
+    from tcmbench.hub import embedded_weights
+
     found = embedded_weights(spec)
     if found is None:
         raise CheckpointError(

@@ -116,8 +116,8 @@ def predict_recipe(
 
 def resolve_default_weights(spec: Any) -> str:
     """The plugin's embedded checkpoint, or a CheckpointError saying what to pass."""
-    from tcmbench.commands.evaluate import embedded_weights
     from tcmbench.errors import CheckpointError
+    from tcmbench.hub import embedded_weights
 
     found = embedded_weights(spec)
     if found is None:
