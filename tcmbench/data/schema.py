@@ -8,10 +8,21 @@ a new dataset format needs one reader and nothing else.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders ``img_2`` before ``img_10`` (numeric-aware): the
+    order samples are listed in and the order official scripts sum per-image
+    credits in."""
+    parts = _DIGITS.split(text)
+    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts))
 
 
 @dataclass

@@ -24,8 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from tcmbench.data.formats.common import natural_key  # the numeric order images are scored in
-from tcmbench.data.schema import Instance, Prediction, Sample
+from tcmbench.data.schema import Instance, Prediction, Sample, natural_key
 from tcmbench.errors import ProtocolError
 from tcmbench.eval.result import Result
 

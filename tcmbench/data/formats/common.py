@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tcmbench.data.schema import Instance, Sample
+from tcmbench.data.schema import Instance, Sample, natural_key  # noqa: F401 (re-exported)
 from tcmbench.data.source import AnnotationSource, ParseReport
 from tcmbench.errors import DatasetNotFoundError, ImageReadError, TcmbenchError
 
@@ -73,15 +73,6 @@ def checked_options(format_name: str) -> Callable[[F], F]:
 
 
 # --------------------------------------------------------------------------- ids, files
-
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(text: str) -> tuple[Any, ...]:
-    """Sort key that orders ``img_2`` before ``img_10`` (numeric-aware)."""
-    parts = _DIGITS.split(text)
-    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts))
 
 
 def stem_id(name: str, prefixes: Sequence[str] = ("gt_",)) -> str:
