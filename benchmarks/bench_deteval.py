@@ -57,7 +57,9 @@ def _run_timed(cmd: list[str]) -> tuple[float, float, str]:
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"command failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-2000:]}")
+        raise SystemExit(
+            f"command failed ({proc.returncode}): {shlex.join(cmd)}\n{proc.stderr[-2000:]}"
+        )
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, proc.stdout
 
@@ -89,8 +91,18 @@ def _score_cmd(gt: Path, pred: Path) -> list[str]:
 
     if importlib.util.find_spec("tcmbench.commands.score") is not None:
         exe = Path(sys.executable).with_name("tcmbench")
-        return [str(exe), "score", "--protocol", "totaltext-deteval", "--gt", str(gt), "--pred", str(pred),
-                "--pred-order", "xy"]
+        return [
+            str(exe),
+            "score",
+            "--protocol",
+            "totaltext-deteval",
+            "--gt",
+            str(gt),
+            "--pred",
+            str(pred),
+            "--pred-order",
+            "xy",
+        ]
     code = (
         "import sys, zipfile, numpy as np\n"
         "from tcmbench.data.formats.api import read_annotations\n"
@@ -109,22 +121,30 @@ def _score_cmd(gt: Path, pred: Path) -> list[str]:
 def bench_baseline(args: argparse.Namespace) -> dict[str, Any]:
     gt, pred = SHARED / "totaltext" / "test_gt.zip", SHARED / "totaltext" / "baseline_det.zip"
     if not gt.exists() or not pred.exists():
-        raise SystemExit(f"Total-Text reference files not found under {SHARED} (set TCMBENCH_SHARED_DATA)")
+        raise SystemExit(
+            f"Total-Text reference files not found under {SHARED} (set TCMBENCH_SHARED_DATA)"
+        )
     cmds = {"tcmbench": _score_cmd(gt, pred)}
     if args.official_cmd:
         cmds["official"] = shlex.split(args.official_cmd)
-    report: dict[str, Any] = {"commands": {k: shlex.join(v) for k, v in cmds.items()},
-                              "load_average_before": os.getloadavg()}
+    report: dict[str, Any] = {
+        "commands": {k: shlex.join(v) for k, v in cmds.items()},
+        "load_average_before": os.getloadavg(),
+    }
     report.update(_time_side_by_side(cmds, args.repeat))
     ours = report["tcmbench"]
-    print(f"tcmbench (whole process, median of {args.repeat}): {ours['wall_s']:.3f} s wall, "
-          f"{ours['cpu_s']:.3f} s CPU")
+    print(
+        f"tcmbench (whole process, median of {args.repeat}): {ours['wall_s']:.3f} s wall, "
+        f"{ours['cpu_s']:.3f} s CPU"
+    )
     if "official" in report:
         off = report["official"]
         report["speedup_wall"] = round(off["wall_s"] / ours["wall_s"], 1)
         report["speedup_cpu"] = round(off["cpu_s"] / ours["cpu_s"], 1)
-        print(f"official (whole process, median of {args.repeat}): {off['wall_s']:.3f} s wall, "
-              f"{off['cpu_s']:.3f} s CPU -> {report['speedup_wall']}x wall, {report['speedup_cpu']}x CPU")
+        print(
+            f"official (whole process, median of {args.repeat}): {off['wall_s']:.3f} s wall, "
+            f"{off['cpu_s']:.3f} s CPU -> {report['speedup_wall']}x wall, {report['speedup_cpu']}x CPU"
+        )
     return report
 
 
@@ -164,8 +184,15 @@ def _speed_child(n: int) -> dict[str, Any]:
     t, c = time.perf_counter(), time.process_time()
     r = evaluate_totaltext_deteval(gt, preds)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    return {"images": n, "load_average_before": round(load, 1), "scoring_s": round(wall, 2),
-            "scoring_cpu_s": round(cpu, 2), "precision": r.precision, "recall": r.recall, "hmean": r.hmean}
+    return {
+        "images": n,
+        "load_average_before": round(load, 1),
+        "scoring_s": round(wall, 2),
+        "scoring_cpu_s": round(cpu, 2),
+        "precision": r.precision,
+        "recall": r.recall,
+        "hmean": r.hmean,
+    }
 
 
 def _memory_child(n: int) -> dict[str, Any]:
@@ -178,9 +205,13 @@ def _memory_child(n: int) -> dict[str, Any]:
     _, preds = stress_inputs(n)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     r = evaluate_totaltext_deteval(_LazyGT(n), preds, details=False)
-    return {"images": n, "rss_before_mb": round(base, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "precision": r.precision, "recall": r.recall}
+    return {
+        "images": n,
+        "rss_before_mb": round(base, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "precision": r.precision,
+        "recall": r.recall,
+    }
 
 
 def _naive_child(n: int) -> dict[str, Any]:
@@ -216,8 +247,13 @@ def _naive_child(n: int) -> dict[str, Any]:
         n_gt += sigma.shape[0]
         n_det += sigma.shape[1]
     elapsed, cpu = time.perf_counter() - t, time.process_time() - c
-    return {"images": n, "naive_s": round(elapsed, 2), "naive_cpu_s": round(cpu, 2),
-            "recall": acc_r / n_gt, "precision": acc_p / n_det}
+    return {
+        "images": n,
+        "naive_s": round(elapsed, 2),
+        "naive_cpu_s": round(cpu, 2),
+        "recall": acc_r / n_gt,
+        "precision": acc_p / n_det,
+    }
 
 
 def _child(kind: str, n: int) -> dict[str, Any]:
@@ -235,17 +271,31 @@ def bench_stress(args: argparse.Namespace) -> dict[str, Any]:
     same = _child("speed", args.baseline_images)
     per_naive = naive["naive_cpu_s"] / naive["images"]
     per_fast = same["scoring_cpu_s"] / same["images"]
-    report = {"speed": speed, "memory": memory, "naive": naive, "fast_on_naive_subset": same,
-              "ratio_per_image_cpu": round(per_naive / max(per_fast, 1e-9), 1),
-              "naive_extrapolated_full_cpu_s": round(per_naive * args.images, 1)}
-    print(f"stress set, {speed['images']} images: scoring {speed['scoring_s']} s wall, "
-          f"{speed['scoring_cpu_s']} s CPU (load average {speed['load_average_before']})")
-    print("streamed, without per-image match lists: peak RSS "
-          + ", ".join(f"{m['peak_rss_mb']} MB for {m['images']} images" for m in memory))
-    print(f"naive shapely pairwise loop on {naive['images']} images: {naive['naive_s']} s wall, "
-          f"{naive['naive_cpu_s']} s CPU (~{report['naive_extrapolated_full_cpu_s']} s CPU for {args.images}); "
-          f"tcmbench on the same images: {same['scoring_cpu_s']} s CPU -> ratio {report['ratio_per_image_cpu']}x")
-    agree = abs(naive["precision"] - same["precision"]) < 1e-9 and abs(naive["recall"] - same["recall"]) < 1e-9
+    report = {
+        "speed": speed,
+        "memory": memory,
+        "naive": naive,
+        "fast_on_naive_subset": same,
+        "ratio_per_image_cpu": round(per_naive / max(per_fast, 1e-9), 1),
+        "naive_extrapolated_full_cpu_s": round(per_naive * args.images, 1),
+    }
+    print(
+        f"stress set, {speed['images']} images: scoring {speed['scoring_s']} s wall, "
+        f"{speed['scoring_cpu_s']} s CPU (load average {speed['load_average_before']})"
+    )
+    print(
+        "streamed, without per-image match lists: peak RSS "
+        + ", ".join(f"{m['peak_rss_mb']} MB for {m['images']} images" for m in memory)
+    )
+    print(
+        f"naive shapely pairwise loop on {naive['images']} images: {naive['naive_s']} s wall, "
+        f"{naive['naive_cpu_s']} s CPU (~{report['naive_extrapolated_full_cpu_s']} s CPU for {args.images}); "
+        f"tcmbench on the same images: {same['scoring_cpu_s']} s CPU -> ratio {report['ratio_per_image_cpu']}x"
+    )
+    agree = (
+        abs(naive["precision"] - same["precision"]) < 1e-9
+        and abs(naive["recall"] - same["recall"]) < 1e-9
+    )
     print(f"same figures as the naive loop on its subset: {agree}")
     return report
 
@@ -257,11 +307,17 @@ def main(argv: list[str] | None = None) -> None:
         child = {"speed": _speed_child, "memory": _memory_child, "naive": _naive_child}[kind]
         print(json.dumps(child(n)))
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     b = sub.add_parser("baseline")
     b.add_argument("--repeat", type=int, default=5)
-    b.add_argument("--official-cmd", default=None, help="command line of the official Deteval.py run to compare")
+    b.add_argument(
+        "--official-cmd",
+        default=None,
+        help="command line of the official Deteval.py run to compare",
+    )
     s = sub.add_parser("stress")
     s.add_argument("--images", type=int, default=10_000)
     s.add_argument("--baseline-images", type=int, default=200)

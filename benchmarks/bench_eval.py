@@ -81,8 +81,10 @@ def section_icdar2015_in_process(repeat: int) -> list[str]:
     wall, cpu = best_of(lambda: evaluate(gt, preds, "icdar2015"), repeat)
     wall_nd, cpu_nd = best_of(lambda: evaluate(gt, preds, "icdar2015", details=False), repeat)
     return [
-        (f"| icdar2015, PixelLink (500 images), `evaluate()` in-process | {wall:.4f} s (CPU {cpu:.4f} s) | "
-         f"details=false: {wall_nd:.4f} s (CPU {cpu_nd:.4f} s) | H = {result.hmean!r} |")
+        (
+            f"| icdar2015, PixelLink (500 images), `evaluate()` in-process | {wall:.4f} s (CPU {cpu:.4f} s) | "
+            f"details=false: {wall_nd:.4f} s (CPU {cpu_nd:.4f} s) | H = {result.hmean!r} |"
+        )
     ]
 
 
@@ -93,9 +95,14 @@ def section_process(protocol: str, official: Path | None, repeat: int) -> list[s
         names = ("gt.zip", "submit.zip")
     else:
         gt, pred = DATA / "ctw1500/test_gt.zip", DATA / "ctw1500/example_det.zip"
-        names = ("ctw1500-gt.zip", "det_ctw1500.zip")  # the curved script keys its settings on these names
+        names = (
+            "ctw1500-gt.zip",
+            "det_ctw1500.zip",
+        )  # the curved script keys its settings on these names
     ours = run_process(tcm + ["--gt", str(gt), "--pred", str(pred)], REPO, repeat)
-    rows = [f"| `tcmbench score -p {protocol}` (whole process) | {ours[0]:.3f} s (CPU {ours[1]:.3f} s) |"]
+    rows = [
+        f"| `tcmbench score -p {protocol}` (whole process) | {ours[0]:.3f} s (CPU {ours[1]:.3f} s) |"
+    ]
     if official is None or not (official / "script.py").is_file():
         rows.append(f"| official script for {protocol} | skipped (pass its folder) |")
         return rows
@@ -140,8 +147,13 @@ def section_stress(n_images: int, baseline_images: int) -> list[str]:
     rows = []
     runs = {}
     for n in sorted({max(1, n_images // 10), n_images}):
-        proc = subprocess.run([sys.executable, "-c", STRESS_CHILD.format(here=str(HERE)), str(n)],
-                              capture_output=True, text=True, cwd=REPO, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-c", STRESS_CHILD.format(here=str(HERE)), str(n)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=False,
+        )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-2000:])
         runs[n] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -181,7 +193,9 @@ def _baseline(n_images: int) -> None:
         dc = [g.ignore for g in gts]
         det_dc = []
         for d in dp:
-            det_dc.append(any(dc[j] and d.intersection(gp[j]).area / d.area > 0.5 for j in range(len(gp))))
+            det_dc.append(
+                any(dc[j] and d.intersection(gp[j]).area / d.area > 0.5 for j in range(len(gp)))
+            )
         iou = [[0.0] * len(dp) for _ in gp]
         for a, g in enumerate(gp):
             for b, d in enumerate(dp):
@@ -194,7 +208,9 @@ def _baseline(n_images: int) -> None:
                     continue
                 used_g.add(a)
                 used_d.add(b)
-                others = [gp[j] for j in range(len(gp)) if j != a and dp[b].intersection(gp[j]).area > 0]
+                others = [
+                    gp[j] for j in range(len(gp)) if j != a and dp[b].intersection(gp[j]).area > 0
+                ]
                 if others:
                     from shapely.ops import unary_union
 
@@ -203,17 +219,31 @@ def _baseline(n_images: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--official-rrc", type=Path, default=None, help="folder with the RRC script.py (Python 3 port)")
-    ap.add_argument("--official-curved", type=Path, default=None, help="folder with TIoU-metric's curved script.py")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--official-rrc",
+        type=Path,
+        default=None,
+        help="folder with the RRC script.py (Python 3 port)",
+    )
+    ap.add_argument(
+        "--official-curved",
+        type=Path,
+        default=None,
+        help="folder with TIoU-metric's curved script.py",
+    )
     ap.add_argument("--stress-images", type=int, default=10_000)
     ap.add_argument("--baseline-images", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--skip-stress", action="store_true")
     args = ap.parse_args()
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; python {platform.python_version()}; {time.strftime('%Y-%m-%d')}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}; python {platform.python_version()}; {time.strftime('%Y-%m-%d')}"
+    )
     print("\n| what | time | notes |\n|---|---|---|")
     if not (DATA / "icdar2015/test_gt.zip").is_file():
         print(f"| real-data sections | skipped: {DATA} not found | |")

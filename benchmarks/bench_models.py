@@ -50,8 +50,24 @@ PART_PATHS = {
     "neck": "neck",
     "head": "head",
 }
-PARTS = ["everything", "backbone", "stem", "layer1", "layer2", "layer3", "layer4", "trunk", "attnpool",
-         "matching", "text_encoder", "language_prompt", "visual_prompt", "text_decoder", "neck", "head"]
+PARTS = [
+    "everything",
+    "backbone",
+    "stem",
+    "layer1",
+    "layer2",
+    "layer3",
+    "layer4",
+    "trunk",
+    "attnpool",
+    "matching",
+    "text_encoder",
+    "language_prompt",
+    "visual_prompt",
+    "text_decoder",
+    "neck",
+    "head",
+]
 
 
 def cli_json(args: list[str], out: Path) -> dict[str, Any]:
@@ -73,10 +89,14 @@ def cli_json(args: list[str], out: Path) -> dict[str, Any]:
 def part_modules(model: Any) -> dict[str, Any]:
     """part -> module for the breakdown (parts a model lacks are left out)."""
     modules = dict(model.named_modules())
-    return {part: modules[path] for part, path in PART_PATHS.items() if modules.get(path) is not None}
+    return {
+        part: modules[path] for part, path in PART_PATHS.items() if modules.get(path) is not None
+    }
 
 
-def breakdown(models: dict[str, tuple[Any, Any]], warmup: int, runs: int) -> dict[str, dict[str, dict[str, float]]]:
+def breakdown(
+    models: dict[str, tuple[Any, Any]], warmup: int, runs: int
+) -> dict[str, dict[str, dict[str, float]]]:
     """Per model and part: median ms per forward (forward pre/post hooks)
     and GMACs. ``models[label] = (model, inputs)``; the models alternate
     run by run (A B, B A...) so load changes of a shared machine hit both.
@@ -95,6 +115,7 @@ def breakdown(models: dict[str, tuple[Any, Any]], warmup: int, runs: int) -> dic
         parts = part_modules(model)
         times[label] = {name: [] for name in parts}
         for name, module in parts.items():
+
             def pre(_m: Any, _a: Any, key: str = f"{label}/{name}") -> None:
                 starts[key] = time.perf_counter()
 
@@ -124,11 +145,19 @@ def breakdown(models: dict[str, tuple[Any, Any]], warmup: int, runs: int) -> dic
     for label, (model, inputs) in models.items():
         t = times[label]
         flops = flops_by_module(model, 0, 0, inputs=inputs)
-        ms = {"everything": statistics.median(totals[label]), **{n: statistics.median(v) for n, v in t.items()}}
-        gmacs = {"everything": flops[""] / 2e9, **{n: flops.get(PART_PATHS[n], 0.0) / 2e9 for n in t}}
+        ms = {
+            "everything": statistics.median(totals[label]),
+            **{n: statistics.median(v) for n, v in t.items()},
+        }
+        gmacs = {
+            "everything": flops[""] / 2e9,
+            **{n: flops.get(PART_PATHS[n], 0.0) / 2e9 for n in t},
+        }
         layers = [f"layer{k}" for k in range(1, 5)]
         n_runs = len(totals[label])
-        trunk = [t["backbone"][k] - (t["attnpool"][k] if "attnpool" in t else 0.0) for k in range(n_runs)]
+        trunk = [
+            t["backbone"][k] - (t["attnpool"][k] if "attnpool" in t else 0.0) for k in range(n_runs)
+        ]
         stem = [trunk[k] - sum(t[layer][k] for layer in layers) for k in range(n_runs)]
         ms["trunk"], ms["stem"] = statistics.median(trunk), statistics.median(stem)
         gmacs["trunk"] = gmacs["backbone"] - gmacs.get("attnpool", 0.0)
@@ -172,42 +201,61 @@ def fmt(v: Any, digits: int = 1) -> str:
 def report(doc: dict[str, Any]) -> str:
     lines: list[str] = []
     env = doc.get("environment", {})
-    lines.append(f"Machine: {env.get('gpu') or env.get('cpu')}, {env.get('threads')} torch threads, "
-                 f"device {env.get('device')}, torch {env.get('torch')}; {doc['date']}")
+    lines.append(
+        f"Machine: {env.get('gpu') or env.get('cpu')}, {env.get('threads')} torch threads, "
+        f"device {env.get('device')}, torch {env.get('torch')}; {doc['date']}"
+    )
     if "params" in doc:
         lines += ["", "| model | params | params without text encoder |", "|---|---|---|"]
         for name, p in doc["params"].items():
-            lines.append(f"| {name} | {p['params'] / 1e6:.2f}M | "
-                         f"{fmt(p.get('params_without_text_encoder', p['params']) / 1e6, 2)}M |")
+            lines.append(
+                f"| {name} | {p['params'] / 1e6:.2f}M | "
+                f"{fmt(p.get('params_without_text_encoder', p['params']) / 1e6, 2)}M |"
+            )
     if "latency" in doc:
-        lines += ["", "| model | resolution | GFLOPs | latency ms | images/s | postprocess ms/img | detections/img |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| model | resolution | GFLOPs | latency ms | images/s | postprocess ms/img | detections/img |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, d in doc["latency"].items():
             for r in d["results"]:
-                lines.append(f"| {name} | {r['resolution']} | {fmt(r.get('gflops'))} | {fmt(r['latency_ms'])} | "
-                             f"{fmt(r['images_per_s'], 2)} | {fmt(r['postprocess_ms'], 2)} | "
-                             f"{fmt(r['detections_per_image'], 1)} |")
+                lines.append(
+                    f"| {name} | {r['resolution']} | {fmt(r.get('gflops'))} | {fmt(r['latency_ms'])} | "
+                    f"{fmt(r['images_per_s'], 2)} | {fmt(r['postprocess_ms'], 2)} | "
+                    f"{fmt(r['detections_per_image'], 1)} |"
+                )
     if "flops" in doc:
         lines += ["", "| model | resolution | GFLOPs | GMACs |", "|---|---|---|---|"]
         for name, d in doc["flops"].items():
             for r in d["results"]:
-                lines.append(f"| {name} | {r['resolution']} | {fmt(r['gflops'])} | {fmt(r['gmacs'])} |")
+                lines.append(
+                    f"| {name} | {r['resolution']} | {fmt(r['gflops'])} | {fmt(r['gmacs'])} |"
+                )
     if "compare" in doc:
         plain, tcm = doc["compare"]["models"]
-        header = ("| resolution | DBNet-R50 ms (median / fastest) | TCM-DBNet ms (median / fastest) | "
-                  "TCM / DBNet-R50 (medians) | (fastest runs) |")
+        header = (
+            "| resolution | DBNet-R50 ms (median / fastest) | TCM-DBNet ms (median / fastest) | "
+            "TCM / DBNet-R50 (medians) | (fastest runs) |"
+        )
         lines += ["", header, "|---|---|---|---|---|"]
         for p, t in zip(plain["results"], tcm["results"], strict=True):
             ratio = doc["compare"]["tcm_latency_ratio"][p["resolution"]]
             ratio_min = doc["compare"]["tcm_latency_ratio_min"][p["resolution"]]
-            lines.append(f"| {p['resolution']} | {fmt(p['latency_ms'])} / {fmt(p['latency_ms_min'])} | "
-                         f"{fmt(t['latency_ms'])} / {fmt(t['latency_ms_min'])} | {ratio:.2f}x | {ratio_min:.2f}x |")
+            lines.append(
+                f"| {p['resolution']} | {fmt(p['latency_ms'])} / {fmt(p['latency_ms_min'])} | "
+                f"{fmt(t['latency_ms'])} / {fmt(t['latency_ms_min'])} | {ratio:.2f}x | {ratio_min:.2f}x |"
+            )
     if "breakdown" in doc:
         for res, per_model in doc["breakdown"].items():
             names = list(per_model)
-            lines += ["", f"Forward time (median ms) and GMACs by part at {res}:", "",
-                      "| part | " + " | ".join(f"{n} ms | {n} GMACs" for n in names) + " |",
-                      "|---" * (2 * len(names) + 1) + "|"]
+            lines += [
+                "",
+                f"Forward time (median ms) and GMACs by part at {res}:",
+                "",
+                "| part | " + " | ".join(f"{n} ms | {n} GMACs" for n in names) + " |",
+                "|---" * (2 * len(names) + 1) + "|",
+            ]
             for part in PARTS:
                 if any(part in per_model[n] for n in names):
                     cells = []
@@ -219,16 +267,25 @@ def report(doc: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--compare-runs", type=int, default=None,
-                    help="Timed runs of the TCM comparison (default --runs); more runs steady the ratio.")
+    ap.add_argument(
+        "--compare-runs",
+        type=int,
+        default=None,
+        help="Timed runs of the TCM comparison (default --runs); more runs steady the ratio.",
+    )
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", dest="json_out", default=None, help="Write all figures here.")
-    ap.add_argument("--only", default="params,latency,flops,compare,breakdown",
-                    help="Comma-separated subset of params,latency,flops,compare,breakdown.")
+    ap.add_argument(
+        "--only",
+        default="params,latency,flops,compare,breakdown",
+        help="Comma-separated subset of params,latency,flops,compare,breakdown.",
+    )
     ap.add_argument("--skip-breakdown", action="store_true")
     args = ap.parse_args()
     only = set(args.only.split(","))
@@ -241,21 +298,44 @@ def main() -> None:
 
     common = ["--device", args.device, "--no-progress"]
     timing = ["--runs", str(args.runs), "--warmup", str(args.warmup)]
-    doc: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "runs": args.runs, "warmup": args.warmup}
+    doc: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "runs": args.runs,
+        "warmup": args.warmup,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         if "params" in only:
             doc["params"] = {}
-            for name, extra in (("DBNet-R18", ["--backbone", "resnet18"]), ("DBNet-R50", ["--backbone", "resnet50"]),
-                                ("TCM-DBNet", ["--tcm"])):
-                d = cli_json(["bench", "--plugin", "dbnet", *extra, "--params-only", *common], t / "p.json")
-                doc["params"][name] = {k: d[k] for k in ("params", "params_without_text_encoder") if k in d}
+            for name, extra in (
+                ("DBNet-R18", ["--backbone", "resnet18"]),
+                ("DBNet-R50", ["--backbone", "resnet50"]),
+                ("TCM-DBNet", ["--tcm"]),
+            ):
+                d = cli_json(
+                    ["bench", "--plugin", "dbnet", *extra, "--params-only", *common], t / "p.json"
+                )
+                doc["params"][name] = {
+                    k: d[k] for k in ("params", "params_without_text_encoder") if k in d
+                }
                 doc["environment"] = d["environment"]
         if "latency" in only:
             doc["latency"] = {}
             for name, backbone in (("DBNet-R18", "resnet18"), ("DBNet-R50", "resnet50")):
-                d = cli_json(["bench", "--plugin", "dbnet", "--backbone", backbone, "--resolution", "640,1024",
-                              *timing, *common], t / "l.json")
+                d = cli_json(
+                    [
+                        "bench",
+                        "--plugin",
+                        "dbnet",
+                        "--backbone",
+                        backbone,
+                        "--resolution",
+                        "640,1024",
+                        *timing,
+                        *common,
+                    ],
+                    t / "l.json",
+                )
                 doc["latency"][name] = d
                 doc["environment"] = d["environment"]
             from tcmbench.commands.evaluate import embedded_weights
@@ -263,19 +343,63 @@ def main() -> None:
 
             shipped = embedded_weights(get_detector("dbnet"))
             if shipped is not None:
-                d = cli_json(["bench", "--plugin", "dbnet", "--weights", str(shipped), "--resolution", "640,1024",
-                              *timing, *common], t / "w.json")
+                d = cli_json(
+                    [
+                        "bench",
+                        "--plugin",
+                        "dbnet",
+                        "--weights",
+                        str(shipped),
+                        "--resolution",
+                        "640,1024",
+                        *timing,
+                        *common,
+                    ],
+                    t / "w.json",
+                )
                 doc["latency"][f"embedded weights ({d['architecture']['backbone']}, trained)"] = d
         if "flops" in only:
             doc["flops"] = {}
-            for name, extra in (("DBNet-R18", ["--backbone", "resnet18"]), ("DBNet-R50", ["--backbone", "resnet50"]),
-                                ("TCM-DBNet", ["--tcm"])):
-                doc["flops"][name] = cli_json(["bench", "--plugin", "dbnet", *extra, "--resolution", "640,1280x800",
-                                               "--runs", "0", *common], t / "f.json")
+            for name, extra in (
+                ("DBNet-R18", ["--backbone", "resnet18"]),
+                ("DBNet-R50", ["--backbone", "resnet50"]),
+                ("TCM-DBNet", ["--tcm"]),
+            ):
+                doc["flops"][name] = cli_json(
+                    [
+                        "bench",
+                        "--plugin",
+                        "dbnet",
+                        *extra,
+                        "--resolution",
+                        "640,1280x800",
+                        "--runs",
+                        "0",
+                        *common,
+                    ],
+                    t / "f.json",
+                )
         if "compare" in only:
-            compare_timing = ["--runs", str(args.compare_runs or args.runs), "--warmup", str(args.warmup)]
-            d = cli_json(["bench", "--plugin", "dbnet", "--compare-tcm", "--resolution", "640,1024", "--no-flops",
-                          *compare_timing, *common], t / "c.json")
+            compare_timing = [
+                "--runs",
+                str(args.compare_runs or args.runs),
+                "--warmup",
+                str(args.warmup),
+            ]
+            d = cli_json(
+                [
+                    "bench",
+                    "--plugin",
+                    "dbnet",
+                    "--compare-tcm",
+                    "--resolution",
+                    "640,1024",
+                    "--no-flops",
+                    *compare_timing,
+                    *common,
+                ],
+                t / "c.json",
+            )
             doc["compare"] = d
             doc["environment"] = d["environment"]
     if "environment" not in doc:
@@ -283,7 +407,9 @@ def main() -> None:
 
         doc["environment"] = environment(args.device)
     if "breakdown" in only:
-        doc["breakdown"] = run_breakdown([640, 1024], args.device, max(1, args.warmup), max(3, args.runs))
+        doc["breakdown"] = run_breakdown(
+            [640, 1024], args.device, max(1, args.warmup), max(3, args.runs)
+        )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(doc, indent=2) + "\n")
     print(report(doc))

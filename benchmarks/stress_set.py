@@ -38,8 +38,13 @@ ROWS, COLS = 10, 6
 
 
 def _curved_polygons(
-    cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray,
-    bend: np.ndarray, angle: np.ndarray, n_points: int,
+    cx: np.ndarray,
+    cy: np.ndarray,
+    w: np.ndarray,
+    h: np.ndarray,
+    bend: np.ndarray,
+    angle: np.ndarray,
+    n_points: int,
 ) -> np.ndarray:
     """(k, n_points, 2) curved bands: top edge left->right, bottom edge back.
 
@@ -68,7 +73,9 @@ def _curved_polygons(
     poly = np.stack([rx, ry], -1)
     # Orientation of the official curved script: negative shoelace area.
     signed = 0.5 * np.sum(
-        poly[:, :, 0] * np.roll(poly[:, :, 1], -1, 1) - np.roll(poly[:, :, 0], -1, 1) * poly[:, :, 1], 1
+        poly[:, :, 0] * np.roll(poly[:, :, 1], -1, 1)
+        - np.roll(poly[:, :, 0], -1, 1) * poly[:, :, 1],
+        1,
     )
     flip = signed > 0
     poly[flip] = poly[flip, ::-1]
@@ -93,7 +100,9 @@ def stress_image(
     gt_poly = _curved_polygons(cx, cy, w, h, bend, angle, n_points)
     dont_care = rng.random(n) < 0.1
     gt = [
-        Instance(polygon=gt_poly[i], ignore=bool(dont_care[i]), text="###" if dont_care[i] else "word")
+        Instance(
+            polygon=gt_poly[i], ignore=bool(dont_care[i]), text="###" if dont_care[i] else "word"
+        )
         for i in range(n)
     ]
 
@@ -116,9 +125,13 @@ def stress_image(
     fw, fh = rng.uniform(0.2, 0.8, n_fp) * cell_w, rng.uniform(0.2, 0.6, n_fp) * cell_h
     fbend, fangle = rng.uniform(-0.5, 0.5, n_fp) * fh, rng.normal(0, 0.1, n_fp)
     det_poly = _curved_polygons(
-        np.concatenate([dcx, fcx]), np.concatenate([dcy, fcy]),
-        np.abs(np.concatenate([dw, fw])) + 4, np.abs(np.concatenate([dh, fh])) + 4,
-        np.concatenate([dbend, fbend]), np.concatenate([dangle, fangle]), n_points,
+        np.concatenate([dcx, fcx]),
+        np.concatenate([dcy, fcy]),
+        np.abs(np.concatenate([dw, fw])) + 4,
+        np.abs(np.concatenate([dh, fh])) + 4,
+        np.concatenate([dbend, fbend]),
+        np.concatenate([dangle, fangle]),
+        n_points,
     )
     scores = np.concatenate([0.45 + 0.55 * quality, rng.uniform(0.3, 0.7, n_fp)])
     order = rng.permutation(len(det_poly))  # detectors do not list in GT order
@@ -148,7 +161,7 @@ class _StressGT(Mapping[str, list[Instance]]):
         if not isinstance(key, str) or not key.startswith("stress_"):
             return None
         try:
-            i = int(key[len("stress_"):])
+            i = int(key[len("stress_") :])
         except ValueError:
             return None
         return i if 0 <= i < self._n else None

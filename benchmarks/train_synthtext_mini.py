@@ -41,12 +41,19 @@ def _run(args: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output", default=str(REPO / "runs" / "dbnet-synthtext-mini-default"))
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for training")
-    parser.add_argument("--install", action="store_true", help="copy the final checkpoint into the plugin package")
-    parser.add_argument("--skip-train", action="store_true",
-                        help="re-use --output from an earlier run (evaluate / install only)")
+    parser.add_argument(
+        "--install", action="store_true", help="copy the final checkpoint into the plugin package"
+    )
+    parser.add_argument(
+        "--skip-train",
+        action="store_true",
+        help="re-use --output from an earlier run (evaluate / install only)",
+    )
     parser.add_argument("--json", default=None, help="write the figures here")
     parser.add_argument("extra", nargs="*", help="extra `tcmbench train` options (after --)")
     args = parser.parse_args()
@@ -70,12 +77,45 @@ def main() -> int:
     if not args.skip_train:
         if out.exists():
             shutil.rmtree(out)
-        train_s = round(_run(["train", "--plugin", "dbnet", "--dataset", "synthtext-mini", "--output", str(out),
-                              "--device", "cpu", *args.extra], env), 1)
+        train_s = round(
+            _run(
+                [
+                    "train",
+                    "--plugin",
+                    "dbnet",
+                    "--dataset",
+                    "synthtext-mini",
+                    "--output",
+                    str(out),
+                    "--device",
+                    "cpu",
+                    *args.extra,
+                ],
+                env,
+            ),
+            1,
+        )
     load_after = os.getloadavg()
     result_json = out / "eval_test.json"
-    eval_s = _run(["evaluate", "--plugin", "dbnet", "--dataset", "synthtext-mini", "--weights", str(out / "final"),
-                   "--device", "cpu", "--batch-size", "4", "--no-cache", "--json", str(result_json)], env)
+    eval_s = _run(
+        [
+            "evaluate",
+            "--plugin",
+            "dbnet",
+            "--dataset",
+            "synthtext-mini",
+            "--weights",
+            str(out / "final"),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+            "--no-cache",
+            "--json",
+            str(result_json),
+        ],
+        env,
+    )
     result = json.loads(result_json.read_text())
     size = (out / "final" / "model.safetensors").stat().st_size
 
@@ -106,8 +146,16 @@ def main() -> int:
         config = json.loads((out / "final" / "config.json").read_text())
         for key in ("output", "resume", "data_root"):  # no local paths in the package
             (config.get("train") or {})[key] = None
-        config["results"] = [{"dataset": "synthtext-mini", "split": "test", "protocol": result["protocol"],
-                              "precision": result["precision"], "recall": result["recall"], "hmean": result["hmean"]}]
+        config["results"] = [
+            {
+                "dataset": "synthtext-mini",
+                "split": "test",
+                "protocol": result["protocol"],
+                "precision": result["precision"],
+                "recall": result["recall"],
+                "hmean": result["hmean"],
+            }
+        ]
         with atomic_dir(WEIGHTS_DIR) as tmp:
             for name in ("model.safetensors", "README.md"):
                 shutil.copyfile(out / "final" / name, tmp / name)

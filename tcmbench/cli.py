@@ -21,16 +21,48 @@ from tcmbench import __version__
 # name -> (module, attribute, one-line help). The help is repeated here so the
 # top-level --help can list commands without importing them.
 CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "datasets": ("tcmbench.commands.datasets", "datasets", "List, inspect, verify, prepare and export datasets."),
-    "score": ("tcmbench.commands.score", "score", "Score prediction files against ground truth with an official protocol."),
-    "evaluate": ("tcmbench.commands.evaluate", "evaluate", "Run a detector on a dataset split and score it."),
-    "predict": ("tcmbench.commands.predict", "predict", "Detect text in images and draw the polygons."),
-    "train": ("tcmbench.commands.train", "train", "Train a detector (optionally with --tcm) on one or more datasets."),
-    "bench": ("tcmbench.commands.bench", "bench", "Parameters, GFLOPs, latency and throughput of a detector."),
+    "datasets": (
+        "tcmbench.commands.datasets",
+        "datasets",
+        "List, inspect, verify, prepare and export datasets.",
+    ),
+    "score": (
+        "tcmbench.commands.score",
+        "score",
+        "Score prediction files against ground truth with an official protocol.",
+    ),
+    "evaluate": (
+        "tcmbench.commands.evaluate",
+        "evaluate",
+        "Run a detector on a dataset split and score it.",
+    ),
+    "predict": (
+        "tcmbench.commands.predict",
+        "predict",
+        "Detect text in images and draw the polygons.",
+    ),
+    "train": (
+        "tcmbench.commands.train",
+        "train",
+        "Train a detector (optionally with --tcm) on one or more datasets.",
+    ),
+    "bench": (
+        "tcmbench.commands.bench",
+        "bench",
+        "Parameters, GFLOPs, latency and throughput of a detector.",
+    ),
     "hub": ("tcmbench.commands.hub", "hub", "Push and pull checkpoints on the Hugging Face Hub."),
     "tcm": ("tcmbench.commands.tcm", "tcm", "TCM utilities (convert CLIP weights)."),
-    "import": ("tcmbench.commands.importers", "import_", "Import checkpoints from other codebases (official TCM)."),
-    "plugins": ("tcmbench.commands.plugins", "plugins", "List installed plugins, their hooks and versions."),
+    "import": (
+        "tcmbench.commands.importers",
+        "import_",
+        "Import checkpoints from other codebases (official TCM).",
+    ),
+    "plugins": (
+        "tcmbench.commands.plugins",
+        "plugins",
+        "List installed plugins, their hooks and versions.",
+    ),
 }
 
 

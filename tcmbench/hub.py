@@ -97,14 +97,26 @@ def model_card(meta: dict[str, Any]) -> str:
     lines += ["```", ""]
     results = meta.get("results")
     if results:
-        lines += ["## Results", "", "| dataset | protocol | precision | recall | hmean |", "|---|---|---|---|---|"]
+        lines += [
+            "## Results",
+            "",
+            "| dataset | protocol | precision | recall | hmean |",
+            "|---|---|---|---|---|",
+        ]
         for r in results:
             lines.append(
                 f"| {r.get('dataset')} | {r.get('protocol')} | {r.get('precision', 0):.4f} | "
                 f"{r.get('recall', 0):.4f} | {r.get('hmean', 0):.4f} |"
             )
         lines.append("")
-    lines += ["## Architecture", "", "```json", json.dumps(meta.get("architecture", {}), indent=2), "```", ""]
+    lines += [
+        "## Architecture",
+        "",
+        "```json",
+        json.dumps(meta.get("architecture", {}), indent=2),
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -147,14 +159,16 @@ def save_checkpoint(
 
 def parse_hf_uri(uri: str) -> tuple[str, str | None]:
     """``hf://org/repo[@revision]`` -> (repo_id, revision)."""
-    body = uri[len(HF_PREFIX):]
+    body = uri[len(HF_PREFIX) :]
     repo, _, rev = body.partition("@")
     if repo.count("/") != 1 or not all(repo.split("/")):
         raise CheckpointError(f"invalid Hub reference {uri!r}; expected hf://org/repo[@revision]")
     return repo, rev or None
 
 
-def download(repo_id: str, revision: str | None = None, local_dir: str | Path | None = None) -> Path:
+def download(
+    repo_id: str, revision: str | None = None, local_dir: str | Path | None = None
+) -> Path:
     """Fetch a checkpoint repo through huggingface_hub (cache / offline aware)."""
     from huggingface_hub import constants as hf_constants
     from huggingface_hub import snapshot_download
@@ -218,7 +232,9 @@ def read_checkpoint_meta(path: Path) -> tuple[dict[str, Any], Path]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from None
     if not isinstance(meta, dict) or "plugin" not in meta or "architecture" not in meta:
-        raise CheckpointError(f"{config_file} is not a tcmbench checkpoint config (no plugin/architecture)")
+        raise CheckpointError(
+            f"{config_file} is not a tcmbench checkpoint config (no plugin/architecture)"
+        )
     return meta, weights_file
 
 
@@ -230,7 +246,9 @@ def load_state_dict(weights_file: Path) -> dict[str, Any]:
     try:
         return load_file(str(weights_file))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{weights_file} is truncated or not a safetensors file: {exc}") from None
+        raise CheckpointError(
+            f"{weights_file} is truncated or not a safetensors file: {exc}"
+        ) from None
 
 
 def load_checkpoint(
@@ -272,8 +290,11 @@ def load_checkpoint(
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    mismatched = sorted(
+        k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)
+    )
     if missing or unexpected or mismatched:
+
         def few(keys: list[str]) -> str:
             return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
 

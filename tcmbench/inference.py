@@ -35,14 +35,18 @@ CACHE_VERSION = 2
 TEST_KEYS = ("test", "normalize", "postprocess")
 
 
-def postprocessor_for(model: Any, recipe: Mapping[str, Any]) -> Callable[..., list[list[Prediction]]]:
+def postprocessor_for(
+    model: Any, recipe: Mapping[str, Any]
+) -> Callable[..., list[list[Prediction]]]:
     """The model's postprocessor with the recipe's ``postprocess`` params
     applied (through its ``with_params`` when it has one)."""
     post = model.postprocessor
     params = dict(recipe.get("postprocess") or {})
     if params:
         if not hasattr(post, "with_params"):
-            raise TypeError(f"postprocessor {post!r} takes no parameters but the recipe sets {sorted(params)}")
+            raise TypeError(
+                f"postprocessor {post!r} takes no parameters but the recipe sets {sorted(params)}"
+            )
         post = post.with_params(**params)
     return post
 
@@ -79,7 +83,13 @@ def predict_samples(
     was_training = net.training
     net.eval()
     results: dict[str, list[Prediction]] = {}
-    bar = tqdm(total=len(mine), desc="predict", unit="img", disable=not (progress and w.is_main), leave=False)
+    bar = tqdm(
+        total=len(mine),
+        desc="predict",
+        unit="img",
+        disable=not (progress and w.is_main),
+        leave=False,
+    )
     use_amp = amp and getattr(device, "type", str(device)) == "cuda"
     try:
         for start in range(0, len(mine), max(1, batch_size)):
@@ -91,7 +101,10 @@ def predict_samples(
                 images.append(x)
                 metas.append({"id": s.id, "orig_size": img.shape[:2], "scale": scale})
             batch = torch.from_numpy(pad_batch(images)).to(device)
-            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+            with (
+                torch.inference_mode(),
+                torch.autocast("cuda", dtype=torch.float16, enabled=use_amp),
+            ):
                 outputs = net(batch)
             outputs = {k: (v.float() if torch.is_tensor(v) else v) for k, v in outputs.items()}
             for s, preds in zip(chunk, post(outputs, metas)):
@@ -199,14 +212,19 @@ class PredictionCache:
             return None
         if doc.get("key") != json.loads(json.dumps(dict(key), sort_keys=True, default=str)):
             return None
-        return {sid: [Prediction.from_dict(d) for d in preds] for sid, preds in doc["predictions"].items()}
+        return {
+            sid: [Prediction.from_dict(d) for d in preds]
+            for sid, preds in doc["predictions"].items()
+        }
 
     def save(self, key: Mapping[str, Any], predictions: Mapping[str, Sequence[Prediction]]) -> Path:
         from tcmbench.paths import atomic_write_bytes
 
         doc = {
             "key": json.loads(json.dumps(dict(key), sort_keys=True, default=str)),
-            "predictions": {sid: [p.to_dict() for p in preds] for sid, preds in predictions.items()},
+            "predictions": {
+                sid: [p.to_dict() for p in preds] for sid, preds in predictions.items()
+            },
         }
         p = self.path(key)
         atomic_write_bytes(p, gzip.compress(json.dumps(doc).encode(), compresslevel=5))

@@ -128,6 +128,7 @@ def _collect(hook_name: str, what: str) -> dict[str, Any]:
     owners: dict[str, str] = {}
     hook = getattr(pm.hook, hook_name)
     for impl in hook.get_hookimpls():
+
         def register(spec: Any, _owner: str = impl.plugin_name) -> None:
             name = getattr(spec, "name", None)
             if not name:

@@ -153,7 +153,9 @@ def bench_batch(
     return x, metas
 
 
-def _sdpa_flops(query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None, **kwargs: Any) -> int:
+def _sdpa_flops(
+    query: Any, key: Any, value: Any, *args: Any, out_shape: Any = None, **kwargs: Any
+) -> int:
     """FLOPs of one attention call from the shapes of q, k, v (b, heads,
     tokens, dim): the two batched matmuls, as torch counts its GPU kernels."""
     from torch.utils.flop_counter import sdpa_flop_count
@@ -177,13 +179,18 @@ def flop_counter() -> Any:
     aten = torch.ops.aten
     extra = {
         getattr(aten, name): _sdpa_flops
-        for name in ("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_fused_attention_overrideable")
+        for name in (
+            "_scaled_dot_product_flash_attention_for_cpu",
+            "_scaled_dot_product_fused_attention_overrideable",
+        )
         if hasattr(aten, name)
     }
     return FlopCounterMode(display=False, custom_mapping=extra)
 
 
-def flops_by_module(model: Any, height: int, width: int, device: Any = "cpu", inputs: Any = None) -> dict[str, float]:
+def flops_by_module(
+    model: Any, height: int, width: int, device: Any = "cpu", inputs: Any = None
+) -> dict[str, float]:
     """Forward FLOPs of one image per submodule, keyed by qualified name
     relative to ``model`` (``"backbone.layer1"``; ``""`` = the whole
     forward), for breakdowns of where a model's FLOPs go."""
@@ -208,7 +215,9 @@ def flops_by_module(model: Any, height: int, width: int, device: Any = "cpu", in
     return out
 
 
-def measure_flops(model: Any, height: int, width: int, device: Any = "cpu", inputs: Any = None) -> float:
+def measure_flops(
+    model: Any, height: int, width: int, device: Any = "cpu", inputs: Any = None
+) -> float:
     """Forward FLOPs for one image of ``height`` x ``width`` (multiply-add =
     2 FLOPs). Post-processing (OpenCV, not torch) is not counted."""
     return flops_by_module(model, height, width, device, inputs).get("", 0.0)

@@ -57,7 +57,9 @@ def rrc_quad(polygon: np.ndarray) -> np.ndarray:
     """Four integer corners, clockwise on screen (edge sum <= 0)."""
     pts = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
     if len(pts) != 4:
-        pts = cv2.boxPoints(cv2.minAreaRect(pts.astype(np.float32).reshape(-1, 1, 2))).astype(np.float64)
+        pts = cv2.boxPoints(cv2.minAreaRect(pts.astype(np.float32).reshape(-1, 1, 2))).astype(
+            np.float64
+        )
     quad = np.round(pts).astype(np.int64)
     if _signed_edge_sum(quad) > 0:
         quad = quad[::-1]
@@ -65,7 +67,9 @@ def rrc_quad(polygon: np.ndarray) -> np.ndarray:
 
 
 def _score_suffix(pred: Prediction, scores: bool) -> str:
-    return f",{min(1.0, max(0.0, float(pred.score))):.6f}" if scores and pred.score is not None else ""
+    return (
+        f",{min(1.0, max(0.0, float(pred.score))):.6f}" if scores and pred.score is not None else ""
+    )
 
 
 def rrc_lines(preds: Sequence[Prediction], scores: bool = False) -> str:
@@ -102,7 +106,9 @@ def _zip(entries: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def submission_entries(predictions: Predictions, protocol: str, scores: bool = False) -> dict[str, str]:
+def submission_entries(
+    predictions: Predictions, protocol: str, scores: bool = False
+) -> dict[str, str]:
     """Zip entry name -> text for ``protocol``'s official format."""
     if protocol in RRC_QUAD_PROTOCOLS:
         return {rrc_entry_name(sid): rrc_lines(p, scores) for sid, p in predictions.items()}
@@ -130,6 +136,9 @@ def write_submission(
     zip_path = out / "submit.zip"
     atomic_write_bytes(zip_path, _zip(entries))
     json_path = out / "predictions.json"
-    doc = {"protocol": protocol, "predictions": {sid: [p.to_dict() for p in ps] for sid, ps in predictions.items()}}
+    doc = {
+        "protocol": protocol,
+        "predictions": {sid: [p.to_dict() for p in ps] for sid, ps in predictions.items()},
+    }
     atomic_write_text(json_path, json.dumps(doc) + "\n")
     return {"zip": zip_path, "json": json_path}

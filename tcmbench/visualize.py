@@ -27,14 +27,24 @@ def draw(
     t = thickness or max(1, round(max(out.shape[:2]) / 500))
     for inst in ground_truth:
         pts = np.round(inst.polygon).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(out, [pts], True, IGNORED_COLOUR if inst.ignore else GT_COLOUR, t, cv2.LINE_AA)
+        cv2.polylines(
+            out, [pts], True, IGNORED_COLOUR if inst.ignore else GT_COLOUR, t, cv2.LINE_AA
+        )
     for p in predictions:
         pts = np.round(p.polygon).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(out, [pts], True, PRED_COLOUR, t, cv2.LINE_AA)
         if p.score is not None:
             x, y = pts.reshape(-1, 2).min(axis=0)
-            cv2.putText(out, f"{p.score:.2f}", (int(x), max(10, int(y) - 3)), cv2.FONT_HERSHEY_SIMPLEX,
-                        0.4 * t, PRED_COLOUR, max(1, t // 2), cv2.LINE_AA)
+            cv2.putText(
+                out,
+                f"{p.score:.2f}",
+                (int(x), max(10, int(y) - 3)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4 * t,
+                PRED_COLOUR,
+                max(1, t // 2),
+                cv2.LINE_AA,
+            )
     return out
 
 

@@ -6,7 +6,9 @@ import zipfile
 from pathlib import Path
 
 
-def write_sources(tmp_path: Path, files: dict[str, str | bytes], subdir: str = "test_gt") -> list[Path]:
+def write_sources(
+    tmp_path: Path, files: dict[str, str | bytes], subdir: str = "test_gt"
+) -> list[Path]:
     """The same files as a folder, a flat zip and a zip with ``subdir/`` inside
     (the RRC distributes flat zips; re-zipped folders carry a sub-folder)."""
     folder = tmp_path / "gt_dir"

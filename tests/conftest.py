@@ -32,7 +32,9 @@ def shared_file(rel: str) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Keep tests from reading or writing the user's caches."""
     monkeypatch.setenv("TCMBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "tcmbench-cache"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")

@@ -40,7 +40,11 @@ class HubState:
             commits = self.repos.setdefault(repo_id, [])
             files = dict(commits[-1][1]) if commits else {}
             files.update(new_files)
-            digest = hashlib.sha1(json.dumps(sorted((k, hashlib.sha1(v).hexdigest()) for k, v in files.items())).encode())
+            digest = hashlib.sha1(
+                json.dumps(
+                    sorted((k, hashlib.sha1(v).hexdigest()) for k, v in files.items())
+                ).encode()
+            )
             digest.update(str(len(commits)).encode())
             sha = digest.hexdigest()
             commits.append((sha, files))
@@ -54,7 +58,13 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # keep test output clean
             return
 
-        def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None, head: bool = False) -> None:
+        def _send(
+            self,
+            code: int,
+            body: bytes = b"",
+            headers: dict[str, str] | None = None,
+            head: bool = False,
+        ) -> None:
             self.send_response(code)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
@@ -67,8 +77,12 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
             self._send(code, json.dumps(obj).encode(), {"Content-Type": "application/json"})
 
         def _not_found(self, what: str, head: bool = False) -> None:
-            self._send(404, json.dumps({"error": what}).encode(),
-                       {"Content-Type": "application/json", "X-Error-Code": "RepoNotFound"}, head=head)
+            self._send(
+                404,
+                json.dumps({"error": what}).encode(),
+                {"Content-Type": "application/json", "X-Error-Code": "RepoNotFound"},
+                head=head,
+            )
 
         def _base(self) -> str:
             return f"http://{self.headers.get('Host')}"
@@ -92,8 +106,12 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
                 return self._send(404, b"", {"X-Error-Code": "EntryNotFound"}, head=head)
             data = files[filename]
             etag = '"' + hashlib.sha1(data).hexdigest() + '"'
-            self._send(200, data, {"X-Repo-Commit": sha, "ETag": etag,
-                                   "Content-Type": "application/octet-stream"}, head=head)
+            self._send(
+                200,
+                data,
+                {"X-Repo-Commit": sha, "ETag": etag, "Content-Type": "application/octet-stream"},
+                head=head,
+            )
 
         def do_HEAD(self) -> None:  # noqa: N802
             state.requests.append(f"HEAD {self.path}")
@@ -103,19 +121,39 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
             state.requests.append(f"GET {self.path}")
             path = unquote(urlparse(self.path).path).strip("/")
             parts = path.split("/")
-            if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("revision", "tree"):
+            if (
+                parts[:2] == ["api", "models"]
+                and len(parts) >= 6
+                and parts[4] in ("revision", "tree")
+            ):
                 repo_id, kind, rev = "/".join(parts[2:4]), parts[4], parts[5]
                 found = state.head(repo_id, rev)
                 if found is None:
                     return self._not_found("repo")
                 sha, files = found
                 if kind == "revision":
-                    return self._json(200, {"id": repo_id, "modelId": repo_id, "sha": sha, "private": False,
-                                            "siblings": [{"rfilename": f} for f in sorted(files)]})
-                return self._json(200, [
-                    {"type": "file", "path": f, "size": len(files[f]), "oid": hashlib.sha1(files[f]).hexdigest()}
-                    for f in sorted(files)
-                ])
+                    return self._json(
+                        200,
+                        {
+                            "id": repo_id,
+                            "modelId": repo_id,
+                            "sha": sha,
+                            "private": False,
+                            "siblings": [{"rfilename": f} for f in sorted(files)],
+                        },
+                    )
+                return self._json(
+                    200,
+                    [
+                        {
+                            "type": "file",
+                            "path": f,
+                            "size": len(files[f]),
+                            "oid": hashlib.sha1(files[f]).hexdigest(),
+                        }
+                        for f in sorted(files)
+                    ],
+                )
             return self._resolve(head=False)
 
         # uploads ---------------------------------------------------------
@@ -128,15 +166,29 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
                 return self._json(200, {"errors": [], "warnings": []})
             if path == "api/repos/create":
                 req = json.loads(body or b"{}")
-                repo_id = f"{req.get('organization') or 'user'}/{req['name']}" if "/" not in req.get("name", "") else req["name"]
+                repo_id = (
+                    f"{req.get('organization') or 'user'}/{req['name']}"
+                    if "/" not in req.get("name", "")
+                    else req["name"]
+                )
                 state.repos.setdefault(repo_id, [])
                 return self._json(200, {"url": f"{self._base()}/{repo_id}", "name": repo_id})
             if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "preupload":
                 req = json.loads(body or b"{}")
-                return self._json(200, {"files": [
-                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
-                    for f in req.get("files", [])
-                ]})
+                return self._json(
+                    200,
+                    {
+                        "files": [
+                            {
+                                "path": f["path"],
+                                "uploadMode": "regular",
+                                "shouldIgnore": False,
+                                "oid": None,
+                            }
+                            for f in req.get("files", [])
+                        ]
+                    },
+                )
             if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "commit":
                 repo_id = "/".join(parts[2:4])
                 new_files: dict[str, bytes] = {}
@@ -148,8 +200,15 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
                         value = item["value"]
                         new_files[value["path"]] = base64.b64decode(value["content"])
                 sha = state.commit(repo_id, new_files)
-                return self._json(200, {"commitUrl": f"{self._base()}/{repo_id}/commit/{sha}", "commitOid": sha,
-                                        "success": True, "pullRequestUrl": None})
+                return self._json(
+                    200,
+                    {
+                        "commitUrl": f"{self._base()}/{repo_id}/commit/{sha}",
+                        "commitOid": sha,
+                        "success": True,
+                        "pullRequestUrl": None,
+                    },
+                )
             return self._not_found("unsupported")
 
     return Handler

@@ -49,9 +49,27 @@ def _numel(backbone: str) -> int:
 
 def test_bench_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench.json"
-    code, stdout, err = run(capsys, "bench", "--plugin", "dbnet", "--backbone", SMALL, "--resolution", "64,128",
-                            "--runs", "2", "--warmup", "1", "--device", "cpu", "--json", str(out), "--no-progress",
-                            "--threads", "1")
+    code, stdout, err = run(
+        capsys,
+        "bench",
+        "--plugin",
+        "dbnet",
+        "--backbone",
+        SMALL,
+        "--resolution",
+        "64,128",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+        "--no-progress",
+        "--threads",
+        "1",
+    )
     assert code == 0, err
     doc = json.loads(out.read_text())
     assert doc["environment"]["threads"] == 1
@@ -62,7 +80,9 @@ def test_bench_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     small, big = doc["results"]
     for r in (small, big):
         assert r["gflops"] > 0 and r["gmacs"] == pytest.approx(r["gflops"] / 2)
-        assert len(r["latency_runs_ms"]) == 2 and min(r["latency_runs_ms"]) == r["latency_ms_min"] > 0
+        assert (
+            len(r["latency_runs_ms"]) == 2 and min(r["latency_runs_ms"]) == r["latency_ms_min"] > 0
+        )
         assert r["latency_ms_min"] <= r["latency_ms"] <= max(r["latency_runs_ms"])
         assert r["images_per_s"] == pytest.approx(1000.0 / r["latency_ms"])
         assert r["postprocess_ms"] >= 0 and r["detections_per_image"] >= 0
@@ -73,15 +93,31 @@ def test_bench_json_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_params_only_and_flops_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "p.json"
-    code, stdout, err = run(capsys, "bench", "--backbone", "resnet18", "--params-only", "--json", str(out))
+    code, stdout, err = run(
+        capsys, "bench", "--backbone", "resnet18", "--params-only", "--json", str(out)
+    )
     assert code == 0, err
     doc = json.loads(out.read_text())
-    assert doc["params"] == _numel("resnet18") and doc["params_only"] is True and doc["results"] == []
+    assert (
+        doc["params"] == _numel("resnet18") and doc["params_only"] is True and doc["results"] == []
+    )
     assert f"| dbnet-resnet18 | {doc['params'] / 1e6:.2f}M |" in stdout
     assert "latency" not in stdout
     # --runs 0: FLOPs at a non-square WIDTHxHEIGHT, no timing.
-    code, _, err = run(capsys, "bench", "--backbone", SMALL, "--resolution", "96x64", "--runs", "0",
-                       "--json", str(out), "--device", "cpu")
+    code, _, err = run(
+        capsys,
+        "bench",
+        "--backbone",
+        SMALL,
+        "--resolution",
+        "96x64",
+        "--runs",
+        "0",
+        "--json",
+        str(out),
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     [r] = json.loads(out.read_text())["results"]
     assert (r["width"], r["height"]) == (96, 64) and r["gflops"] > 0 and "latency_ms" not in r
@@ -145,8 +181,13 @@ def test_compare_latency_interleaves() -> None:
             return {"prob": x}
 
     batches = {n: (torch.zeros(2, 3, 4, w), [{}, {}]) for n, w in (("a", 4), ("b", 8))}
-    res = profiling.compare_latency({"a": Probe("a"), "b": Probe("b")}, batches, warmup=1, runs=3,
-                                    postprocessors={"a": lambda o, m: [[1], []], "b": lambda o, m: [[], []]})
+    res = profiling.compare_latency(
+        {"a": Probe("a"), "b": Probe("b")},
+        batches,
+        warmup=1,
+        runs=3,
+        postprocessors={"a": lambda o, m: [[1], []], "b": lambda o, m: [[], []]},
+    )
     assert calls == [("a", 4), ("b", 8), ("b", 8), ("a", 4), ("a", 4), ("b", 8), ("b", 8), ("a", 4)]
     assert len(res["a"]["latency_runs_ms"]) == 3
     assert res["a"]["detections_per_image"] == 0.5 and res["b"]["detections_per_image"] == 0.0
@@ -155,7 +196,10 @@ def test_compare_latency_interleaves() -> None:
 def test_parse_resolutions() -> None:
     sizes = profiling.parse_resolutions("640, 1024,1280x800,640")
     assert [(s.width, s.height, s.label) for s in sizes] == [
-        (640, 640, "640x640"), (1024, 1024, "1024x1024"), (1280, 800, "1280x800")]
+        (640, 640, "640x640"),
+        (1024, 1024, "1024x1024"),
+        (1280, 800, "1280x800"),
+    ]
 
 
 @pytest.mark.slow
@@ -163,8 +207,25 @@ def test_compare_tcm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     """DBNet-R50 and TCM-DBNet (random CLIP weights, nothing downloaded)
     measured in one run: both entries and a ratio per resolution."""
     out = tmp_path / "cmp.json"
-    code, stdout, err = run(capsys, "bench", "--compare-tcm", "--resolution", "64", "--runs", "1", "--warmup",
-                            "0", "--no-flops", "--device", "cpu", "--json", str(out), "--no-progress", "--threads", "1")
+    code, stdout, err = run(
+        capsys,
+        "bench",
+        "--compare-tcm",
+        "--resolution",
+        "64",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--no-flops",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+        "--no-progress",
+        "--threads",
+        "1",
+    )
     assert code == 0, err
     doc = json.loads(out.read_text())
     plain, tcm = doc["models"]
@@ -172,7 +233,11 @@ def test_compare_tcm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert tcm["tcm"] is True and tcm["architecture"]["tcm"]["clip_pretrained"] is None
     assert tcm["params_without_text_encoder"] < tcm["params"]
     ratio = doc["tcm_latency_ratio"]["64x64"]
-    assert ratio == pytest.approx(tcm["results"][0]["latency_ms"] / plain["results"][0]["latency_ms"])
+    assert ratio == pytest.approx(
+        tcm["results"][0]["latency_ms"] / plain["results"][0]["latency_ms"]
+    )
     fastest = doc["tcm_latency_ratio_min"]["64x64"]
-    assert fastest == pytest.approx(tcm["results"][0]["latency_ms_min"] / plain["results"][0]["latency_ms_min"])
+    assert fastest == pytest.approx(
+        tcm["results"][0]["latency_ms_min"] / plain["results"][0]["latency_ms_min"]
+    )
     assert "TCM / plain" in stdout

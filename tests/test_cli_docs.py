@@ -12,9 +12,26 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_cli_reference_is_up_to_date() -> None:
     env = dict(os.environ, COLUMNS="100", TCMBENCH_LOAD_PLUGINS="dbnet")
-    out = subprocess.run([sys.executable, "-m", "tcmbench.commands._reference"], capture_output=True,
-                         text=True, env=env, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "tcmbench.commands._reference"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    ).stdout
     doc = (REPO / "docs" / "cli.md").read_text()
-    assert doc == out, "docs/cli.md is stale: run `python -m tcmbench.commands._reference > docs/cli.md`"
-    for command in ("datasets stats", "score", "evaluate", "train", "predict", "bench", "hub push", "plugins"):
+    assert doc == out, (
+        "docs/cli.md is stale: run `python -m tcmbench.commands._reference > docs/cli.md`"
+    )
+    for command in (
+        "datasets stats",
+        "score",
+        "evaluate",
+        "train",
+        "predict",
+        "bench",
+        "hub push",
+        "plugins",
+    ):
         assert f"## `tcmbench {command}`" in doc

@@ -45,17 +45,22 @@ def test_numeric_key_lets_naming_conventions_meet() -> None:
     assert numeric_key("img_59") == numeric_key("IMG_0059") == numeric_key("59") == "59"
     assert numeric_key("word_3") is None
     gt = {"IMG_0059": [], "IMG_0060": []}
-    preds = match_prediction_ids(gt, {"res_img_59.txt": [Prediction(polygon=np.zeros((4, 2)))], "img_60": []})
+    preds = match_prediction_ids(
+        gt, {"res_img_59.txt": [Prediction(polygon=np.zeros((4, 2)))], "img_60": []}
+    )
     assert set(preds) == {"IMG_0059", "IMG_0060"} and len(preds["IMG_0059"]) == 1
     with pytest.raises(ProtocolError, match="both name"):
         match_prediction_ids({"img_1": []}, {"res_img_1.txt": [], "img_01": []})
 
 
 def test_rrc_zip_as_the_rrc_script_reads_it(tmp_path: Path) -> None:
-    z = make_zip(tmp_path / "submit.zip", {
-        "res_img_1.txt": "\ufeff1, 2, 3,4,5,6 , 7,8\r\n\r\n-1,-2,3,4,5,6,7,8\n",
-        "res_img_2.txt": "",
-    })
+    z = make_zip(
+        tmp_path / "submit.zip",
+        {
+            "res_img_1.txt": "\ufeff1, 2, 3,4,5,6 , 7,8\r\n\r\n-1,-2,3,4,5,6,7,8\n",
+            "res_img_2.txt": "",
+        },
+    )
     preds, report = read_predictions(z, style="rrc")
     assert preds.style == "rrc" and set(preds) == {"img_1", "img_2"}
     np.testing.assert_array_equal(preds["img_1"][0].polygon, [[1, 2], [3, 4], [5, 6], [7, 8]])
@@ -91,7 +96,9 @@ def test_ltrb_lines(tmp_path: Path) -> None:
         read_predictions(z, style="rrc-ltrb")
     z = make_zip(tmp_path / "t.zip", {"res_img_1.txt": "10,20,30,40,0.5\n"})
     preds, _ = read_predictions(z, style="rrc-ltrb", confidences=True)
-    np.testing.assert_array_equal(preds["img_1"][0].polygon, [[10, 40], [10, 20], [30, 20], [30, 40]])
+    np.testing.assert_array_equal(
+        preds["img_1"][0].polygon, [[10, 40], [10, 20], [30, 20], [30, 40]]
+    )
 
 
 def test_polygon_folder_with_scores_and_order(tmp_path: Path) -> None:
@@ -119,7 +126,10 @@ def test_polygon_malformed_line(tmp_path: Path) -> None:
 
 
 def test_json_predictions_round_trip(tmp_path: Path) -> None:
-    preds = {"img_1": [Prediction(polygon=np.array([[0, 0], [4, 0], [4, 4], [0, 4]]), score=0.5)], "img_2": []}
+    preds = {
+        "img_1": [Prediction(polygon=np.array([[0, 0], [4, 0], [4, 4], [0, 4]]), score=0.5)],
+        "img_2": [],
+    }
     path = tmp_path / "p.json"
     write_predictions_json(preds, path)
     back, _ = read_predictions(path)

@@ -27,11 +27,17 @@ def curved_box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
 
 
 def gt(*polys: np.ndarray, dont_care: tuple[int, ...] = ()) -> list[Instance]:
-    return [Instance(polygon=p, ignore=i in dont_care, text="###" if i in dont_care else "w") for i, p in enumerate(polys)]
+    return [
+        Instance(polygon=p, ignore=i in dont_care, text="###" if i in dont_care else "w")
+        for i, p in enumerate(polys)
+    ]
 
 
 def dets(*polys: np.ndarray, scores: list[float] | None = None) -> list[Prediction]:
-    return [Prediction(polygon=p, score=None if scores is None else scores[i]) for i, p in enumerate(polys)]
+    return [
+        Prediction(polygon=p, score=None if scores is None else scores[i])
+        for i, p in enumerate(polys)
+    ]
 
 
 def score_one(protocol: str, g: list[Instance], d: list[Prediction] | None, **params) -> Result:
@@ -94,7 +100,9 @@ def test_int_truncation_decides_like_the_rrc_script() -> None:
     # As floats: 100 / 208.5 < 0.5. After int(): y in [0, 19] -> 100 / 190 > 0.5.
     d = dets(rrc_box(0, -0.9, 10, 19.95))
     assert score_one("icdar2015", g, d).extra["num_matched"] == 1
-    curved = score_one("ctw1500-iou", gt(curved_box(0, 0, 10, 10)), dets(curved_box(0, -0.9, 10, 19.95)))
+    curved = score_one(
+        "ctw1500-iou", gt(curved_box(0, 0, 10, 10)), dets(curved_box(0, -0.9, 10, 19.95))
+    )
     assert curved.extra["num_matched"] == 0
 
 
@@ -146,7 +154,12 @@ def test_curved_validation_rejects_like_the_curved_script() -> None:
 
 def test_confidences_sort_detections_and_give_ap() -> None:
     g = gt(rrc_box(0, 0, 10, 10), rrc_box(20, 0, 30, 10))
-    d = dets(rrc_box(50, 50, 60, 60), rrc_box(0, 0, 10, 10), rrc_box(20, 0, 30, 10), scores=[0.9, 0.8, 0.7])
+    d = dets(
+        rrc_box(50, 50, 60, 60),
+        rrc_box(0, 0, 10, 10),
+        rrc_box(20, 0, 30, 10),
+        scores=[0.9, 0.8, 0.7],
+    )
     r = score_one("icdar2015", g, d, confidences=True)
     # ranks: FP, TP, TP -> (1/2 + 2/3) / 2 care GTs
     assert r.ap == pytest.approx((1 / 2 + 2 / 3) / 2)
@@ -192,12 +205,22 @@ def test_prediction_without_ground_truth_stops_like_the_official() -> None:
 
 
 def test_ids_are_matched_across_naming_styles() -> None:
-    samples = [Sample(id="img_17", image_path=None, width=0, height=0, instances=gt(rrc_box(0, 0, 10, 10)))]
+    samples = [
+        Sample(id="img_17", image_path=None, width=0, height=0, instances=gt(rrc_box(0, 0, 10, 10)))
+    ]
     r = evaluate(samples, {"res_img_17.txt": dets(rrc_box(0, 0, 10, 10))}, "icdar2015")
     assert r.hmean == 1.0
-    r = evaluate({"img12": gt(curved_box(0, 0, 10, 10))}, {"poly_gt_img12": dets(curved_box(0, 0, 10, 10))}, "totaltext-iou")
+    r = evaluate(
+        {"img12": gt(curved_box(0, 0, 10, 10))},
+        {"poly_gt_img12": dets(curved_box(0, 0, 10, 10))},
+        "totaltext-iou",
+    )
     assert r.hmean == 1.0
-    r = evaluate({"1001": gt(curved_box(0, 0, 10, 10))}, {"1001.txt": dets(curved_box(0, 0, 10, 10))}, "ctw1500-iou")
+    r = evaluate(
+        {"1001": gt(curved_box(0, 0, 10, 10))},
+        {"1001.txt": dets(curved_box(0, 0, 10, 10))},
+        "ctw1500-iou",
+    )
     assert r.hmean == 1.0
 
 
@@ -291,8 +314,11 @@ def test_intersection_kernel_matches_geos_on_floats_and_near_degenerate() -> Non
     a, b = geometry.pack(list(a_pts)), geometry.pack(list(b_pts))
     idx = np.arange(2000)
     got = geometry.intersection_area(a, idx, b, idx)
-    want = shapely.area(shapely.intersection(shapely.make_valid(shapely.polygons(a_pts)),
-                                             shapely.make_valid(shapely.polygons(b_pts))))
+    want = shapely.area(
+        shapely.intersection(
+            shapely.make_valid(shapely.polygons(a_pts)), shapely.make_valid(shapely.polygons(b_pts))
+        )
+    )
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-7)
 
 
@@ -340,7 +366,9 @@ def _read(gt_rel: str, fmt: str, pred_rel: str, style: str):
 
 @pytest.mark.realdata
 def test_icdar2015_pixellink_equals_the_rrc_script_exactly() -> None:
-    samples, preds = _read("icdar2015/test_gt.zip", "icdar2015", "icdar2015/pixellink_submit.zip", "rrc")
+    samples, preds = _read(
+        "icdar2015/test_gt.zip", "icdar2015", "icdar2015/pixellink_submit.zip", "rrc"
+    )
     r = evaluate(samples, preds, "icdar2015")
     assert r.precision == 0.8289345063538612
     assert r.recall == 0.8165623495426095
@@ -352,18 +380,36 @@ def test_icdar2015_pixellink_equals_the_rrc_script_exactly() -> None:
 def test_ctw1500_example_equals_the_curved_script() -> None:
     samples, preds = _read("ctw1500/test_gt.zip", "ctw1500", "ctw1500/example_det.zip", "polygon")
     r = evaluate(samples, preds, "ctw1500-iou")
-    assert (round(r.recall, 4), round(r.precision, 4), round(r.hmean, 4)) == (0.8162, 0.7497, 0.7815)
-    assert (round(r.tiou_recall, 3), round(r.tiou_precision, 3), round(r.tiou_hmean, 3)) == (0.52, 0.572, 0.545)
+    assert (round(r.recall, 4), round(r.precision, 4), round(r.hmean, 4)) == (
+        0.8162,
+        0.7497,
+        0.7815,
+    )
+    assert (round(r.tiou_recall, 3), round(r.tiou_precision, 3), round(r.tiou_hmean, 3)) == (
+        0.52,
+        0.572,
+        0.545,
+    )
     t = evaluate(samples, preds, "tiou")
     assert (round(t.recall, 3), round(t.precision, 3), round(t.hmean, 3)) == (0.52, 0.572, 0.545)
 
 
 @pytest.mark.realdata
 def test_totaltext_baseline_equals_the_curved_script() -> None:
-    samples, preds = _read("totaltext/test_gt.zip", "totaltext", "totaltext/baseline_det.zip", "polygon")
+    samples, preds = _read(
+        "totaltext/test_gt.zip", "totaltext", "totaltext/baseline_det.zip", "polygon"
+    )
     r = evaluate(samples, preds, "totaltext-iou")
-    assert (round(r.recall, 4), round(r.precision, 4), round(r.hmean, 4)) == (0.7014, 0.8038, 0.7492)
-    assert (round(r.tiou_recall, 3), round(r.tiou_precision, 3), round(r.tiou_hmean, 2)) == (0.479, 0.619, 0.54)
+    assert (round(r.recall, 4), round(r.precision, 4), round(r.hmean, 4)) == (
+        0.7014,
+        0.8038,
+        0.7492,
+    )
+    assert (round(r.tiou_recall, 3), round(r.tiou_precision, 3), round(r.tiou_hmean, 2)) == (
+        0.479,
+        0.619,
+        0.54,
+    )
     assert (r.extra["num_gt_care"], r.extra["num_det"]) == (2214, 2098)
 
 
@@ -377,12 +423,17 @@ def test_msra_td500_gt_files_score_as_their_icdar2015_conversion() -> None:
     preds = {}
     for s in converted:
         preds[s.id] = [
-            Prediction(polygon=np.round(i.polygon) + rng.normal(0, 3, (4, 2))) for i in s.instances
+            Prediction(polygon=np.round(i.polygon) + rng.normal(0, 3, (4, 2)))
+            for i in s.instances
             if rng.random() < 0.8
         ]
     a = evaluate(native, preds, "msra-td500")
     b = evaluate(converted, preds, "msra-td500")
-    assert (a.precision, a.recall, a.extra["num_gt_care"]) == (b.precision, b.recall, b.extra["num_gt_care"])
+    assert (a.precision, a.recall, a.extra["num_gt_care"]) == (
+        b.precision,
+        b.recall,
+        b.extra["num_gt_care"],
+    )
     assert a.extra["num_gt"] == 651 and a.extra["num_gt"] - a.extra["num_gt_care"] == 69
     assert 0.5 < a.hmean < 1.0
 
@@ -391,7 +442,9 @@ def test_msra_td500_gt_files_score_as_their_icdar2015_conversion() -> None:
 def test_tiou_icdar2015_rules_equal_the_tiou_metric_icdar2015_script() -> None:
     # TIoU-metric's script.py (its ICDAR 2015 version, Polygon3) prints on
     # these files: tiouRecall 0.552, tiouPrecision 0.618, tiouHmean 0.583.
-    samples, preds = _read("icdar2015/test_gt.zip", "icdar2015", "icdar2015/pixellink_submit.zip", "rrc")
+    samples, preds = _read(
+        "icdar2015/test_gt.zip", "icdar2015", "icdar2015/pixellink_submit.zip", "rrc"
+    )
     r = evaluate(samples, preds, "tiou", rules="icdar2015")
     assert (round(r.recall, 3), round(r.precision, 3), round(r.hmean, 3)) == (0.552, 0.618, 0.583)
     assert r.extra["iou05"]["hmean"] == 0.822701916080524

@@ -21,7 +21,9 @@ from tcmbench.plugins import protocols
 PROTOCOLS = sorted(protocols())
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-special = st.sampled_from([math.nan, math.inf, -math.inf, 1e12, 1e149, -1e200, -(2.0**31) - 3, 2.0**31 + 5, 0.0])
+special = st.sampled_from(
+    [math.nan, math.inf, -math.inf, 1e12, 1e149, -1e200, -(2.0**31) - 3, 2.0**31 + 5, 0.0]
+)
 coord = st.one_of(
     st.integers(0, 12).map(float),  # small grid: shared edges, collinear and duplicate points
     st.floats(-50, 200, allow_nan=False, allow_infinity=False),
@@ -31,7 +33,9 @@ coord = st.one_of(
 
 @st.composite
 def polygon(draw: st.DrawFn) -> np.ndarray:
-    kind = draw(st.sampled_from(["random", "random", "quad", "bowtie", "collinear", "short", "duplicate"]))
+    kind = draw(
+        st.sampled_from(["random", "random", "quad", "bowtie", "collinear", "short", "duplicate"])
+    )
     if kind == "bowtie":
         x, y, s = draw(st.integers(0, 20)), draw(st.integers(0, 20)), draw(st.integers(1, 15))
         return np.array([[x, y], [x + s, y + s], [x + s, y], [x, y + s]], dtype=np.float64)
@@ -53,10 +57,17 @@ def polygon(draw: st.DrawFn) -> np.ndarray:
 @st.composite
 def image(draw: st.DrawFn) -> tuple[list[Instance], list[Prediction]]:
     gts = [
-        Instance(polygon=p if len(p) >= 3 else np.vstack([p, p, p])[:3], ignore=draw(st.booleans()), text=None)
+        Instance(
+            polygon=p if len(p) >= 3 else np.vstack([p, p, p])[:3],
+            ignore=draw(st.booleans()),
+            text=None,
+        )
         for p in draw(st.lists(polygon(), max_size=5))
     ]
-    preds = [Prediction(polygon=p, score=draw(st.floats(0, 1))) for p in draw(st.lists(polygon(), max_size=6))]
+    preds = [
+        Prediction(polygon=p, score=draw(st.floats(0, 1)))
+        for p in draw(st.lists(polygon(), max_size=6))
+    ]
     return gts, preds
 
 
@@ -73,15 +84,24 @@ def relaxed(protocol: str) -> dict[str, object]:
 
 
 def figures(result) -> list[float]:
-    values = [result.precision, result.recall, result.hmean, result.ap,
-              result.tiou_precision, result.tiou_recall, result.tiou_hmean]
+    values = [
+        result.precision,
+        result.recall,
+        result.hmean,
+        result.ap,
+        result.tiou_precision,
+        result.tiou_recall,
+        result.tiou_hmean,
+    ]
     if result.sweep:
         values += result.sweep["precision"] + result.sweep["recall"] + result.sweep["hmean"]
     return [v for v in values if v is not None]
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # float overflow of the huge inputs is expected
+@pytest.mark.filterwarnings(
+    "ignore::RuntimeWarning"
+)  # float overflow of the huge inputs is expected
 @SETTINGS
 @given(images=st.lists(image(), min_size=1, max_size=3), missing=st.booleans())
 def test_random_and_adversarial_input_never_crashes(protocol: str, images, missing: bool) -> None:
@@ -102,7 +122,9 @@ def clean_image(draw: st.DrawFn) -> list[np.ndarray]:
     for c in cells:
         x0, y0 = (c % 4) * 40, (c // 4) * 40
         w, h = draw(st.integers(5, 35)), draw(st.integers(5, 35))
-        out.append(np.array([[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h]], dtype=np.float64))
+        out.append(
+            np.array([[x0, y0], [x0 + w, y0], [x0 + w, y0 + h], [x0, y0 + h]], dtype=np.float64)
+        )
     return out
 
 
@@ -110,8 +132,14 @@ def clean_image(draw: st.DrawFn) -> list[np.ndarray]:
 @SETTINGS
 @given(images=st.lists(clean_image(), min_size=1, max_size=3))
 def test_perfect_prediction_scores_one(protocol: str, images) -> None:
-    gt = {f"img_{i}": [Instance(polygon=p, text="word") for p in polys] for i, polys in enumerate(images)}
-    preds = {f"img_{i}": [Prediction(polygon=p.copy(), score=1.0) for p in polys] for i, polys in enumerate(images)}
+    gt = {
+        f"img_{i}": [Instance(polygon=p, text="word") for p in polys]
+        for i, polys in enumerate(images)
+    }
+    preds = {
+        f"img_{i}": [Prediction(polygon=p.copy(), score=1.0) for p in polys]
+        for i, polys in enumerate(images)
+    }
     params = {"validate": False} if "validate" in protocols()[protocol].params else {}
     result = evaluate(gt, preds, protocol, **params)
     assert (result.precision, result.recall, result.hmean) == (1.0, 1.0, 1.0)
@@ -120,8 +148,10 @@ def test_perfect_prediction_scores_one(protocol: str, images) -> None:
 
 
 @SETTINGS
-@given(pairs=st.lists(st.tuples(polygon(), polygon()), min_size=1, max_size=20),
-       mode=st.sampled_from(["float64", "float32", "int32"]))
+@given(
+    pairs=st.lists(st.tuples(polygon(), polygon()), min_size=1, max_size=20),
+    mode=st.sampled_from(["float64", "float32", "int32"]),
+)
 def test_intersection_and_iou_are_symmetric(pairs, mode: str) -> None:
     a = geometry.pack([p for p, _ in pairs], mode)
     b = geometry.pack([q for _, q in pairs], mode)

@@ -49,7 +49,9 @@ def ic15(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def threshold_ckpt(tmp_path: Path, tiny_plugins: None) -> Path:
-    model = plugins.get_plugin_manager().hook.build_detector(spec=THRESHOLD_SPEC, config=DetectorConfig())
+    model = plugins.get_plugin_manager().hook.build_detector(
+        spec=THRESHOLD_SPEC, config=DetectorConfig()
+    )
     return hub.save_checkpoint(tmp_path / "threshold", model, THRESHOLD_SPEC, DetectorConfig())
 
 
@@ -63,16 +65,36 @@ def _run(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]
     return code, out.out, out.err
 
 
-def test_evaluate_a_perfect_detector(ic15: Path, threshold_ckpt: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture) -> None:
+def test_evaluate_a_perfect_detector(
+    ic15: Path, threshold_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """The fixed threshold detector finds every dark box exactly; the test
     scale upsamples 64 -> 96 px, so this also checks that predictions are
     mapped back to original pixels."""
     out_json, subm, vis = tmp_path / "r.json", tmp_path / "subm", tmp_path / "vis"
-    code, out, err = _run(["evaluate", "--plugin", "tiny-threshold", "--dataset", "icdar2015",
-                           "--data-root", str(ic15), "--weights", str(threshold_ckpt), "--device", "cpu",
-                           "--json", str(out_json), "--save-predictions", str(subm), "--visualize", str(vis),
-                           "--no-progress"], capsys)
+    code, out, err = _run(
+        [
+            "evaluate",
+            "--plugin",
+            "tiny-threshold",
+            "--dataset",
+            "icdar2015",
+            "--data-root",
+            str(ic15),
+            "--weights",
+            str(threshold_ckpt),
+            "--device",
+            "cpu",
+            "--json",
+            str(out_json),
+            "--save-predictions",
+            str(subm),
+            "--visualize",
+            str(vis),
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "| icdar2015 | test | icdar2015 | 3 | 1.0000 | 1.0000 | 1.0000 |" in out
     doc = json.loads(out_json.read_text())
@@ -92,9 +114,26 @@ def test_evaluate_a_perfect_detector(ic15: Path, threshold_ckpt: Path, tmp_path:
     assert sorted(p.name for p in vis.iterdir()) == ["img_1.png", "img_2.png", "img_3.png"]
 
     # Re-scoring with --sweep re-uses the cached predictions.
-    code, out, err = _run(["evaluate", "--plugin", "tiny-threshold", "--dataset", "icdar2015",
-                           "--data-root", str(ic15), "--weights", str(threshold_ckpt), "--device", "cpu",
-                           "--sweep", "--json", str(out_json), "--no-progress"], capsys)
+    code, out, err = _run(
+        [
+            "evaluate",
+            "--plugin",
+            "tiny-threshold",
+            "--dataset",
+            "icdar2015",
+            "--data-root",
+            str(ic15),
+            "--weights",
+            str(threshold_ckpt),
+            "--device",
+            "cpu",
+            "--sweep",
+            "--json",
+            str(out_json),
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads(out_json.read_text())
     assert doc["cached_predictions"] is True and doc["sweep"]["best_hmean"] == 1.0
@@ -102,18 +141,45 @@ def test_evaluate_a_perfect_detector(ic15: Path, threshold_ckpt: Path, tmp_path:
     assert list((Path(os.environ["TCMBENCH_CACHE"]) / "predictions").glob("*.json.gz"))
 
 
-def test_evaluate_bad_input_is_one_clear_line(ic15: Path, threshold_ckpt: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture) -> None:
-    base = ["evaluate", "--plugin", "tiny-threshold", "--dataset", "icdar2015", "--data-root", str(ic15),
-            "--device", "cpu", "--no-progress"]
+def test_evaluate_bad_input_is_one_clear_line(
+    ic15: Path, threshold_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    base = [
+        "evaluate",
+        "--plugin",
+        "tiny-threshold",
+        "--dataset",
+        "icdar2015",
+        "--data-root",
+        str(ic15),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     code, _, err = _run(base, capsys)
     assert code == 2 and "--weights is required for icdar2015" in err
 
-    code, _, err = _run(["evaluate", "--plugin", "tiny-threshold", "--dataset", "synthtext-mini"], capsys)
+    code, _, err = _run(
+        ["evaluate", "--plugin", "tiny-threshold", "--dataset", "synthtext-mini"], capsys
+    )
     assert code == 2 and "ships no default weights" in err and "Traceback" not in err
 
-    code, _, err = _run(["evaluate", "--plugin", "tiny-train", "--dataset", "icdar2015", "--data-root", str(ic15),
-                         "--weights", str(threshold_ckpt), "--device", "cpu"], capsys)
+    code, _, err = _run(
+        [
+            "evaluate",
+            "--plugin",
+            "tiny-train",
+            "--dataset",
+            "icdar2015",
+            "--data-root",
+            str(ic15),
+            "--weights",
+            str(threshold_ckpt),
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert code == 2 and "checkpoint of plugin 'tiny-threshold'" in err
 
     if not torch.cuda.is_available():
@@ -135,20 +201,50 @@ def test_tcm_options_build_a_tcm_config() -> None:
     from tcmbench.commands._options import tcm_config_from_options
 
     assert tcm_config_from_options() is None
-    cfg = tcm_config_from_options(tcm_enabled=True, tcm_context=32, no_tcm_vg=True, clip_random=True)
-    assert (cfg.context_length, cfg.visual_generator, cfg.language_generator, cfg.clip_pretrained) == (
-        32, False, True, None)
+    cfg = tcm_config_from_options(
+        tcm_enabled=True, tcm_context=32, no_tcm_vg=True, clip_random=True
+    )
+    assert (
+        cfg.context_length,
+        cfg.visual_generator,
+        cfg.language_generator,
+        cfg.clip_pretrained,
+    ) == (32, False, True, None)
     assert tcm_config_from_options(tcm_enabled=True, no_tcm_lp=True).context_length == 0
 
 
-def test_train_cli_resume_and_evaluate_its_checkpoint(ic15: Path, tiny_plugins: None, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture) -> None:
+def test_train_cli_resume_and_evaluate_its_checkpoint(
+    ic15: Path, tiny_plugins: None, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from safetensors.torch import load_file
 
     run = tmp_path / "run"
-    args = ["train", "--plugin", "tiny-train", "--dataset", "icdar2015", "--data-root", str(ic15),
-            "--output", str(run), "--steps", "3", "--batch-size", "2", "--save-every", "1", "--keep", "0",
-            "--eval-every", "2", "--device", "cpu", "--no-progress", "--seed", "3"]
+    args = [
+        "train",
+        "--plugin",
+        "tiny-train",
+        "--dataset",
+        "icdar2015",
+        "--data-root",
+        str(ic15),
+        "--output",
+        str(run),
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--save-every",
+        "1",
+        "--keep",
+        "0",
+        "--eval-every",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--seed",
+        "3",
+    ]
     code, out, err = _run(args, capsys)
     assert code == 0, err
     assert "trained 3 steps" in out and "| icdar2015 | test | icdar2015 | 3 |" in out
@@ -160,14 +256,40 @@ def test_train_cli_resume_and_evaluate_its_checkpoint(ic15: Path, tiny_plugins: 
     assert config["plugin"] == "tiny-train" and config["train"]["seed"] == 3
 
     # resume from step 1 into a new folder: only --resume and --output given
-    code, out, err = _run(["train", "--resume", str(run / "checkpoints" / "step-0000001"),
-                           "--output", str(tmp_path / "again"), "--device", "cpu", "--no-progress"], capsys)
+    code, out, err = _run(
+        [
+            "train",
+            "--resume",
+            str(run / "checkpoints" / "step-0000001"),
+            "--output",
+            str(tmp_path / "again"),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     again = load_file(str(tmp_path / "again" / "final" / "model.safetensors"))
     assert all(torch.equal(final[k], again[k]) for k in final)
 
-    code, out, err = _run(["evaluate", "--plugin", "tiny-train", "--dataset", "icdar2015", "--data-root",
-                           str(ic15), "--weights", str(run / "final"), "--device", "cpu", "--no-progress"], capsys)
+    code, out, err = _run(
+        [
+            "evaluate",
+            "--plugin",
+            "tiny-train",
+            "--dataset",
+            "icdar2015",
+            "--data-root",
+            str(ic15),
+            "--weights",
+            str(run / "final"),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "| icdar2015 | test |" in out
 
@@ -185,8 +307,13 @@ def _shard_worker(rank: int, port: int, ic15: str, ckpt: str, out: str) -> None:
     # A forked child must not start OpenMP threads (GNU libgomp hangs when
     # the parent already had a pool): one thread, first thing.
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE="2",
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     import torch.distributed as dist
 
     from tcmbench.data.dataset import load_split
@@ -198,26 +325,39 @@ def _shard_worker(rank: int, port: int, ic15: str, ckpt: str, out: str) -> None:
         # forked: the parent's tiny plugins are registered here too
         samples, _ = load_split("icdar2015", "test", data_root=ic15, need_images=True)
         loaded = hub.load_checkpoint(ckpt)
-        preds = predict_samples(loaded.model, samples, THRESHOLD_SPEC.recipe("x"), torch.device("cpu"),
-                                progress=False)
+        preds = predict_samples(
+            loaded.model, samples, THRESHOLD_SPEC.recipe("x"), torch.device("cpu"), progress=False
+        )
         Path(out, f"rank{rank}.json").write_text(
-            json.dumps({k: [p.to_dict() for p in v] for k, v in preds.items()}))
+            json.dumps({k: [p.to_dict() for p in v] for k, v in preds.items()})
+        )
     finally:
         dist.destroy_process_group()
 
 
-def test_predictions_sharded_over_two_processes_equal_one_process(ic15: Path, threshold_ckpt: Path,
-                                                                   tmp_path: Path) -> None:
+def test_predictions_sharded_over_two_processes_equal_one_process(
+    ic15: Path, threshold_ckpt: Path, tmp_path: Path
+) -> None:
     import torch.multiprocessing as mp
 
     from tcmbench.data.dataset import load_split
     from tcmbench.inference import predict_samples
 
-    mp.start_processes(_shard_worker, args=(_free_port(), str(ic15), str(threshold_ckpt), str(tmp_path)),
-                       nprocs=2, start_method="fork")
+    mp.start_processes(
+        _shard_worker,
+        args=(_free_port(), str(ic15), str(threshold_ckpt), str(tmp_path)),
+        nprocs=2,
+        start_method="fork",
+    )
     samples, _ = load_split("icdar2015", "test", data_root=str(ic15), need_images=True)
-    single = predict_samples(hub.load_checkpoint(threshold_ckpt).model, samples, THRESHOLD_SPEC.recipe("x"),
-                             torch.device("cpu"), batch_size=2, progress=False)
+    single = predict_samples(
+        hub.load_checkpoint(threshold_ckpt).model,
+        samples,
+        THRESHOLD_SPEC.recipe("x"),
+        torch.device("cpu"),
+        batch_size=2,
+        progress=False,
+    )
     expected = {k: [p.to_dict() for p in v] for k, v in single.items()}
     assert sum(len(v) for v in expected.values()) >= 3
     for rank in (0, 1):  # every rank holds all predictions, gathered
@@ -252,15 +392,25 @@ def test_rrc_quads_are_clockwise_integers() -> None:
 def test_polygon_and_ltrb_formats() -> None:
     preds = {"1001": [Prediction(np.array([[1.4, 2.6], [10, 2], [10, 9], [5, 12], [1, 9]]), 0.9)]}
     assert submission_entries(preds, "ctw1500-iou") == {"1001.txt": "1,3,10,2,10,9,5,12,1,9\n"}
-    assert submission_entries(preds, "totaltext-iou", scores=True)["1001.txt"].endswith(",0.900000\n")
-    assert submission_entries({"img_3": preds["1001"]}, "icdar2013") == {"res_img_3.txt": "1,2,10,12\n"}
+    assert submission_entries(preds, "totaltext-iou", scores=True)["1001.txt"].endswith(
+        ",0.900000\n"
+    )
+    assert submission_entries({"img_3": preds["1001"]}, "icdar2013") == {
+        "res_img_3.txt": "1,2,10,12\n"
+    }
 
 
 def _read_zip(path: Path) -> dict[str, list[list[int]]]:
     with zipfile.ZipFile(path) as zf:
-        return {n: [[int(v) for v in ln.split(",")] for ln in zf.read(n).decode("utf-8-sig").splitlines()
-                    if ln.strip()]
-                for n in zf.namelist() if n.endswith(".txt")}
+        return {
+            n: [
+                [int(v) for v in ln.split(",")]
+                for ln in zf.read(n).decode("utf-8-sig").splitlines()
+                if ln.strip()
+            ]
+            for n in zf.namelist()
+            if n.endswith(".txt")
+        }
 
 
 @pytest.mark.realdata
@@ -270,7 +420,7 @@ def test_real_rrc_submission_round_trips(tmp_path: Path) -> None:
     original = _read_zip(shared_file("icdar2015/pixellink_submit.zip"))
     preds = {}
     for name, lines in original.items():
-        sid = name[len("res_"):-len(".txt")]
+        sid = name[len("res_") : -len(".txt")]
         preds[sid] = [Prediction(np.array(ln, float)) for ln in lines]
     paths = write_submission(tmp_path, preds, "icdar2015")
     rewritten = _read_zip(paths["zip"])
@@ -288,11 +438,15 @@ def test_tcm_options_on_evaluate_must_match_the_checkpoint() -> None:
     with pytest.raises(CheckpointError, match="visual_generator=False"):
         check_tcm_matches(TCMConfig(), saved, context_given=False)
     with pytest.raises(CheckpointError, match="context_length=32"):
-        check_tcm_matches(TCMConfig(visual_generator=False, context_length=4), saved, context_given=True)
+        check_tcm_matches(
+            TCMConfig(visual_generator=False, context_length=4), saved, context_given=True
+        )
 
 
 @pytest.mark.slow
-def test_readme_command_uses_the_embedded_weights(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_readme_command_uses_the_embedded_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     """`tcmbench evaluate --plugin dbnet --dataset synthtext-mini` without
     --weights finds the checkpoint shipped in the plugin package (here on
     the first 20 test images; the full figure is in docs/benchmarks)."""
@@ -302,8 +456,25 @@ def test_readme_command_uses_the_embedded_weights(tmp_path: Path, capsys: pytest
     assert folder is not None, "plugins/tcmbench_dbnet/weights/ holds no checkpoint"
     assert (folder / "model.safetensors").stat().st_size <= 10 * 1024 * 1024
     out = tmp_path / "r.json"
-    code, _, err = _run(["evaluate", "--plugin", "dbnet", "--dataset", "synthtext-mini", "--limit", "20",
-                              "--device", "cpu", "--batch-size", "4", "--no-progress", "--json", str(out)], capsys)
+    code, _, err = _run(
+        [
+            "evaluate",
+            "--plugin",
+            "dbnet",
+            "--dataset",
+            "synthtext-mini",
+            "--limit",
+            "20",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+            "--no-progress",
+            "--json",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads(out.read_text())
     assert doc["weights"] == str(folder) and doc["images"] == 20

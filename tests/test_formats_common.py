@@ -14,8 +14,21 @@ from tcmbench.data.formats.common import json_line_of, natural_key, to_polygon, 
 from tcmbench.errors import PluginError
 from tcmbench.plugins import dataset_formats, get_dataset_format
 
-FORMATS = ["art", "coco-text", "ctw1500", "hust-tr400", "icdar2013", "icdar2015", "jsonl", "mlt17",
-           "mmocr", "msra-td500", "nighttime-art", "synthtext", "totaltext"]
+FORMATS = [
+    "art",
+    "coco-text",
+    "ctw1500",
+    "hust-tr400",
+    "icdar2013",
+    "icdar2015",
+    "jsonl",
+    "mlt17",
+    "mmocr",
+    "msra-td500",
+    "nighttime-art",
+    "synthtext",
+    "totaltext",
+]
 
 
 def test_every_builtin_format_is_registered_with_a_summary() -> None:
@@ -41,15 +54,27 @@ def test_listing_formats_imports_no_reader_module() -> None:
 
 def test_natural_order() -> None:
     ids = ["img_10", "img_2", "img_1", "IMG_0100", "gt_1", "10/a", "8/b"]
-    assert sorted(ids, key=natural_key) == ["8/b", "10/a", "gt_1", "img_1", "img_2", "img_10", "IMG_0100"]
+    assert sorted(ids, key=natural_key) == [
+        "8/b",
+        "10/a",
+        "gt_1",
+        "img_1",
+        "img_2",
+        "img_10",
+        "IMG_0100",
+    ]
 
 
 def test_to_polygon() -> None:
     p = to_polygon([1, 2, 3, 4, 5, 6])
     assert p.dtype == np.float32 and p.shape == (3, 2)
     assert to_polygon([[1, 2], [3, 4], [5, 7]]).shape == (3, 2)
-    for bad, why in [([1, 2, 3, 4], "at least 3"), ([1, 2, 3, 4, 5], "odd"),
-                     ([1, 2, 3, float("inf"), 5, 6], "non-finite"), ([[1, 2, 3]], "shape")]:
+    for bad, why in [
+        ([1, 2, 3, 4], "at least 3"),
+        ([1, 2, 3, 4, 5], "odd"),
+        ([1, 2, 3, float("inf"), 5, 6], "non-finite"),
+        ([[1, 2, 3]], "shape"),
+    ]:
         with pytest.raises(ValueError, match=why):
             to_polygon(bad)
 

@@ -18,8 +18,24 @@ def write_sources(tmp_path: Path, files: dict[str, str | bytes]) -> list[Path]:
 
 
 # 14 points of a curved line, absolute
-ABS = np.array([[48, 84], [61, 79], [75, 73], [88, 68], [102, 74], [116, 79], [130, 84],
-                [135, 73], [119, 67], [104, 60], [89, 56], [74, 61], [59, 67], [45, 73]])
+ABS = np.array(
+    [
+        [48, 84],
+        [61, 79],
+        [75, 73],
+        [88, 68],
+        [102, 74],
+        [116, 79],
+        [130, 84],
+        [135, 73],
+        [119, 67],
+        [104, 60],
+        [89, 56],
+        [74, 61],
+        [59, 67],
+        [45, 73],
+    ]
+)
 XMIN, YMIN = ABS.min(axis=0)
 XMAX, YMAX = ABS.max(axis=0)
 
@@ -66,8 +82,14 @@ def test_ctw1500_every_shape(tmp_path: Path, which: int) -> None:
     [
         ("1003.txt", "1,1,9,1,9,9,CARE\n1,1,9,1,CARE\n", 2),
         ("1003.txt", "1,1,9,1,9,9,CARE\n\n1,1,9,x,9,9,1,9,####t\n", 3),
-        ("1003.xml", ('<Annotations>\n<image file="1003.jpg">\n<box><label>a</label><segs>1,1,9,1,9,9</segs></box>\n'
-                      "<box><label>b</label>\n<segs>1,1,9,1</segs></box>\n</image>\n</Annotations>\n"), 4),
+        (
+            "1003.xml",
+            (
+                '<Annotations>\n<image file="1003.jpg">\n<box><label>a</label><segs>1,1,9,1,9,9</segs></box>\n'
+                "<box><label>b</label>\n<segs>1,1,9,1</segs></box>\n</image>\n</Annotations>\n"
+            ),
+            4,
+        ),
     ],
 )
 def test_ctw1500_malformed(tmp_path: Path, name: str, content: str, line: int) -> None:
@@ -80,7 +102,9 @@ def test_ctw1500_malformed(tmp_path: Path, name: str, content: str, line: int) -
 
 
 def test_ctw1500_broken_xml_names_its_line(tmp_path: Path) -> None:
-    src = write_sources(tmp_path, {"0009.xml": "<Annotations>\n<image file='a.jpg'>\n</Annotations>\n"})[0]
+    src = write_sources(
+        tmp_path, {"0009.xml": "<Annotations>\n<image file='a.jpg'>\n</Annotations>\n"}
+    )[0]
     with pytest.raises(AnnotationFormatError, match=r"0009.xml, line 3.*invalid XML"):
         read_annotations("ctw1500", src)
 

@@ -29,8 +29,7 @@ IC15_FILES = {
     "gt_img_1.txt": "\ufeff377,117,463,117,465,130,378,130,Genaxis Theatre\r\n"
     "493,115,519,115,519,131,493,131,[06]\r\n"
     "374,155,409,155,409,170,374,170,###\r\n",
-    "gt_img_2.txt": '10,20,30,20,30,40,10,40,"say \\"hi\\", ok"\n'
-    "1.5,2.5,3,2,3,4,1,4,$5,50\n\n",
+    "gt_img_2.txt": '10,20,30,20,30,40,10,40,"say \\"hi\\", ok"\n1.5,2.5,3,2,3,4,1,4,$5,50\n\n',
     "gt_img_10.txt": "",
 }
 
@@ -43,7 +42,9 @@ def test_icdar2015_reads_folder_and_zips(tmp_path: Path, kind: str) -> None:
     s1, s2, s10 = samples
     assert [i.text for i in s1.instances] == ["Genaxis Theatre", "[06]", None]
     assert [i.ignore for i in s1.instances] == [False, False, True]
-    np.testing.assert_array_equal(s1.instances[0].polygon, [[377, 117], [463, 117], [465, 130], [378, 130]])
+    np.testing.assert_array_equal(
+        s1.instances[0].polygon, [[377, 117], [463, 117], [465, 130], [378, 130]]
+    )
     assert s1.instances[0].polygon.dtype == np.float32
     # quoted transcription with escaped quotes and commas; comma inside an unquoted one
     assert [i.text for i in s2.instances] == ['say "hi", ok', "$5,50"]
@@ -61,7 +62,9 @@ def test_icdar2015_reads_folder_and_zips(tmp_path: Path, kind: str) -> None:
         ("1,2,3,4,5,6,word", "field"),
     ],
 )
-def test_icdar2015_malformed_line_names_file_line_and_format(tmp_path: Path, line: str, why: str) -> None:
+def test_icdar2015_malformed_line_names_file_line_and_format(
+    tmp_path: Path, line: str, why: str
+) -> None:
     files = {"gt_img_1.txt": "1,1,2,1,2,2,1,2,ok\n\n" + line + "\n"}
     for src in write_sources(tmp_path, files)[:2]:
         with pytest.raises(AnnotationFormatError) as exc:
@@ -75,14 +78,18 @@ def test_icdar2015_malformed_line_names_file_line_and_format(tmp_path: Path, lin
 
 
 def test_icdar2015_images_give_path_and_header_size(tmp_path: Path) -> None:
-    src = write_sources(tmp_path, {"gt_img_1.txt": "1,1,2,1,2,2,1,2,a\n", "gt_img_2.txt": "1,1,2,1,2,2,1,2,b\n"})[1]
+    src = write_sources(
+        tmp_path, {"gt_img_1.txt": "1,1,2,1,2,2,1,2,a\n", "gt_img_2.txt": "1,1,2,1,2,2,1,2,b\n"}
+    )[1]
     images = tmp_path / "images"
     images.mkdir()
     Image.new("RGB", (64, 32)).save(images / "img_1.jpg")
     Image.new("RGB", (20, 50)).save(images / "img_2.PNG")
     samples, _ = read_annotations("icdar2015", src, images=images)
     assert [(Path(s.image_path).name, s.width, s.height) for s in samples] == [
-        ("img_1.jpg", 64, 32), ("img_2.PNG", 20, 50)]
+        ("img_1.jpg", 64, 32),
+        ("img_2.PNG", 20, 50),
+    ]
     (images / "img_2.PNG").write_bytes(b"this is not a png")
     with pytest.raises(ImageReadError, match=r"img_2\.PNG"):
         read_annotations("icdar2015", src, images=images)
@@ -125,14 +132,18 @@ IC13_FILES = {
 def test_icdar2013_comma_and_space_variants(tmp_path: Path, which: int) -> None:
     samples, _ = read_annotations("icdar2013", write_sources(tmp_path, IC13_FILES)[which])
     s1, s2 = samples
-    np.testing.assert_array_equal(s1.instances[0].polygon, [[38, 43], [920, 43], [920, 215], [38, 215]])
+    np.testing.assert_array_equal(
+        s1.instances[0].polygon, [[38, 43], [920, 43], [920, 215], [38, 215]]
+    )
     assert [i.text for i in s1.instances] == ["Tiredness", "kills"]
     assert [i.text for i in s2.instances] == ["two words", None, "x, y"]
     assert [i.ignore for i in s2.instances] == [False, True, False]
     np.testing.assert_array_equal(s2.instances[0].polygon, [[10, 20], [30, 20], [30, 40], [10, 40]])
 
 
-@pytest.mark.parametrize("line", ['38, 43, 920, "word"', '30, 43, 20, 215, "reversed"', "a b c d e"])
+@pytest.mark.parametrize(
+    "line", ['38, 43, 920, "word"', '30, 43, 20, 215, "reversed"', "a b c d e"]
+)
 def test_icdar2013_malformed(tmp_path: Path, line: str) -> None:
     src = write_sources(tmp_path, {"gt_img_7.txt": '1 2 3 4 "ok"\n' + line + "\n"})[2]
     with pytest.raises(AnnotationFormatError) as exc:
@@ -159,7 +170,9 @@ def test_mlt17(tmp_path: Path, which: int) -> None:
 
 
 def test_mlt17_malformed(tmp_path: Path) -> None:
-    src = write_sources(tmp_path, {"gt_img_3.txt": "1,1,5,1,5,5,1,5,Latin,ok\n1,1,5,1,5,5,1,5,Latin\n"})[1]
+    src = write_sources(
+        tmp_path, {"gt_img_3.txt": "1,1,5,1,5,5,1,5,Latin,ok\n1,1,5,1,5,5,1,5,Latin\n"}
+    )[1]
     with pytest.raises(AnnotationFormatError, match=r"gt_img_3.txt, line 2.*script,transcription"):
         read_annotations("mlt17", src)
     (s,), report = read_annotations("mlt17", src, skip_invalid=True)
@@ -184,7 +197,9 @@ def test_real_icdar2015_test_gt() -> None:
 def test_real_icdar2015_toy_with_bom_and_images() -> None:
     gts = shared_file("icdar2015-toy/train_gts")
     assert (gts / "gt_img_1.txt").read_bytes().startswith(b"\xef\xbb\xbf")
-    samples, _ = read_annotations("icdar2015", gts, images=shared_file("icdar2015-toy/train_images"))
+    samples, _ = read_annotations(
+        "icdar2015", gts, images=shared_file("icdar2015-toy/train_images")
+    )
     assert [s.id for s in samples] == [f"img_{i}" for i in range(1, 11)]
     first = samples[0].instances[0]
     assert first.text == "Genaxis Theatre" and "\ufeff" not in first.text
@@ -207,5 +222,9 @@ def test_single_file_is_read_whatever_its_name(tmp_path: Path) -> None:
     one.write_text("1,1,2,1,2,2,1,2,a\n")
     (s,), _ = read_annotations("icdar2015", one)
     assert s.id == "my_labels" and s.instances[0].text == "a"
-    folder = write_sources(tmp_path, {"gt_img_1.txt": "1,1,2,1,2,2,1,2,a\n", "._gt_img_1.txt": b"\x00\x05\x16"})[0]
-    assert [s.id for s in read_annotations("icdar2015", folder)[0]] == ["img_1"]  # macOS litter skipped
+    folder = write_sources(
+        tmp_path, {"gt_img_1.txt": "1,1,2,1,2,2,1,2,a\n", "._gt_img_1.txt": b"\x00\x05\x16"}
+    )[0]
+    assert [s.id for s in read_annotations("icdar2015", folder)[0]] == [
+        "img_1"
+    ]  # macOS litter skipped

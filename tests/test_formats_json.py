@@ -39,14 +39,33 @@ def pretty(obj: object) -> str:
 # ----------------------------------------------------------------- ArT
 
 ART = {
-    "gt_10": [{"points": [[1, 1], [9, 1], [9, 9]], "transcription": "a", "language": "Latin",
-               "illegibility": False}],
+    "gt_10": [
+        {
+            "points": [[1, 1], [9, 1], [9, 9]],
+            "transcription": "a",
+            "language": "Latin",
+            "illegibility": False,
+        }
+    ],
     "gt_2": [
-        {"points": [[0, 0], [10, 0], [10, 5], [0, 5]], "transcription": "中文", "language": "Chinese",
-         "illegibility": False},
-        {"points": [[0, 0], [10, 0], [10, 5]], "transcription": "x", "language": "Latin", "illegibility": True},
-        {"points": [[0, 0], [10, 0], [10, 5]], "transcription": "###", "language": "Latin",
-         "illegibility": False},
+        {
+            "points": [[0, 0], [10, 0], [10, 5], [0, 5]],
+            "transcription": "中文",
+            "language": "Chinese",
+            "illegibility": False,
+        },
+        {
+            "points": [[0, 0], [10, 0], [10, 5]],
+            "transcription": "x",
+            "language": "Latin",
+            "illegibility": True,
+        },
+        {
+            "points": [[0, 0], [10, 0], [10, 5]],
+            "transcription": "###",
+            "language": "Latin",
+            "illegibility": False,
+        },
     ],
     "gt_1": [],
 }
@@ -57,13 +76,22 @@ def test_art(tmp_path: Path, which: int) -> None:
     src = write_sources(tmp_path, {"train_labels.json": json.dumps(ART, ensure_ascii=False)})[which]
     samples, report = read_annotations("art", src)
     assert [s.id for s in samples] == ["gt_1", "gt_2", "gt_10"]
-    assert [(i.text, i.ignore) for i in samples[1].instances] == [("中文", False), ("x", True), (None, True)]
+    assert [(i.text, i.ignore) for i in samples[1].instances] == [
+        ("中文", False),
+        ("x", True),
+        (None, True),
+    ]
     np.testing.assert_array_equal(samples[2].instances[0].polygon, [[1, 1], [9, 1], [9, 9]])
     assert report.skipped == []
 
 
 def test_art_malformed_names_line_and_record(tmp_path: Path) -> None:
-    bad = {**ART, "gt_3": [{"points": [[0, 0], [1, 1]], "transcription": "two points", "illegibility": False}]}
+    bad = {
+        **ART,
+        "gt_3": [
+            {"points": [[0, 0], [1, 1]], "transcription": "two points", "illegibility": False}
+        ],
+    }
     path = tmp_path / "train_labels.json"
     path.write_text(pretty(bad))
     line = pretty(bad).splitlines().index('  "gt_3": [') + 2  # the record opens on the next line
@@ -97,11 +125,32 @@ COCO = {
         {"id": 3, "file_name": "gt_4.jpg", "height": 50, "width": 70},
     ],
     "annotations": [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 5],
-         "segmentation": [[1, 2, 11, 2, 11, 7, 1, 7]], "iscrowd": 0, "text": "OPEN"},
-        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [20, 20, 5, 5], "segmentation": [], "iscrowd": 1},
-        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [0, 0, 4, 4],
-         "segmentation": [[0, 0, 4, 0, 4, 4]], "iscrowd": 0, "text": "###"},
+        {
+            "id": 1,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [1, 2, 10, 5],
+            "segmentation": [[1, 2, 11, 2, 11, 7, 1, 7]],
+            "iscrowd": 0,
+            "text": "OPEN",
+        },
+        {
+            "id": 2,
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [20, 20, 5, 5],
+            "segmentation": [],
+            "iscrowd": 1,
+        },
+        {
+            "id": 3,
+            "image_id": 2,
+            "category_id": 1,
+            "bbox": [0, 0, 4, 4],
+            "segmentation": [[0, 0, 4, 0, 4, 4]],
+            "iscrowd": 0,
+            "text": "###",
+        },
     ],
     "categories": [{"id": 1, "name": "text"}],
 }
@@ -113,7 +162,9 @@ def check_coco_samples(samples: list[Sample]) -> None:
     assert (s12.width, s12.height) == (60, 40) and s12.image_path is None
     assert [(i.text, i.ignore) for i in s12.instances] == [("OPEN", False), (None, True)]
     np.testing.assert_array_equal(s12.instances[0].polygon, [[1, 2], [11, 2], [11, 7], [1, 7]])
-    np.testing.assert_array_equal(s12.instances[1].polygon, [[20, 20], [25, 20], [25, 25], [20, 25]])  # bbox
+    np.testing.assert_array_equal(
+        s12.instances[1].polygon, [[20, 20], [25, 20], [25, 25], [20, 25]]
+    )  # bbox
     assert [(i.text, i.ignore) for i in s3.instances] == [(None, True)]
     assert s4.instances == []
 
@@ -145,7 +196,8 @@ def test_coco_text_malformed(tmp_path: Path) -> None:
 NIGHT_FILES = {
     "Text_at_Night/test_gts/gt_jsons/instances_all_test.json": json.dumps(COCO),
     "Text_at_Night/train_gts/gt_jsons/instances_all.json": json.dumps(
-        {"images": [{"id": 1, "file_name": "gt_1.jpg", "height": 8, "width": 8}], "annotations": []}),
+        {"images": [{"id": 1, "file_name": "gt_1.jpg", "height": 8, "width": 8}], "annotations": []}
+    ),
 }
 
 
@@ -178,13 +230,28 @@ def test_nighttime_art_layout(tmp_path: Path) -> None:
 # ----------------------------------------------------------------- mmocr
 
 MMOCR = {
-    "metainfo": {"dataset_type": "TextDetDataset", "task_name": "textdet",
-                 "category": [{"id": 0, "name": "text"}]},
+    "metainfo": {
+        "dataset_type": "TextDetDataset",
+        "task_name": "textdet",
+        "category": [{"id": 0, "name": "text"}],
+    },
     "data_list": [
-        {"img_path": "textdet_imgs/test/img_10.jpg", "height": 720, "width": 1280, "seg_map": "x",
-         "instances": [{"polygon": [1, 2, 5, 2, 5, 6, 1, 6], "bbox": [1, 2, 5, 6], "bbox_label": 0,
-                        "ignore": False, "text": "hi"},
-                       {"bbox": [0, 0, 3, 3], "bbox_label": 0, "ignore": True}]},
+        {
+            "img_path": "textdet_imgs/test/img_10.jpg",
+            "height": 720,
+            "width": 1280,
+            "seg_map": "x",
+            "instances": [
+                {
+                    "polygon": [1, 2, 5, 2, 5, 6, 1, 6],
+                    "bbox": [1, 2, 5, 6],
+                    "bbox_label": 0,
+                    "ignore": False,
+                    "text": "hi",
+                },
+                {"bbox": [0, 0, 3, 3], "bbox_label": 0, "ignore": True},
+            ],
+        },
         {"img_path": "textdet_imgs/test/img_9.jpg", "height": 10, "width": 20, "instances": []},
     ],
 }
@@ -224,9 +291,16 @@ def test_jsonl_round_trip_through_write_jsonl(tmp_path: Path) -> None:
     images.mkdir(parents=True)
     Image.new("RGB", (64, 48)).save(images / "a.png")
     samples = [
-        Sample("b10", None, 100, 50, [Instance(np.array([[0.1, 0.2], [5, 0], [5, 5]]), False, "x")]),
-        Sample("a", str(images / "a.png"), 64, 48,
-               [Instance(np.array([[1, 1], [9, 1], [9, 9], [1, 9]]), True, None)]),
+        Sample(
+            "b10", None, 100, 50, [Instance(np.array([[0.1, 0.2], [5, 0], [5, 5]]), False, "x")]
+        ),
+        Sample(
+            "a",
+            str(images / "a.png"),
+            64,
+            48,
+            [Instance(np.array([[1, 1], [9, 1], [9, 9], [1, 9]]), True, None)],
+        ),
         Sample("b9", "/elsewhere/b9.jpg", 7, 8, []),
     ]
     out = write_jsonl(samples, tmp_path / "data" / "train.jsonl")

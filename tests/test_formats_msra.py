@@ -19,11 +19,15 @@ from tcmbench.errors import AnnotationFormatError
 
 def test_rotated_rectangle_corners() -> None:
     # unrotated: TL, TR, BR, BL of the box itself
-    np.testing.assert_allclose(rotated_rect_to_polygon(10, 20, 100, 40, 0.0),
-                               [[10, 20], [110, 20], [110, 60], [10, 60]])
+    np.testing.assert_allclose(
+        rotated_rect_to_polygon(10, 20, 100, 40, 0.0), [[10, 20], [110, 20], [110, 60], [10, 60]]
+    )
     # a quarter turn about the centre (60, 40): TL goes to the top right on screen
-    np.testing.assert_allclose(rotated_rect_to_polygon(10, 20, 100, 40, math.pi / 2),
-                               [[80, -10], [80, 90], [40, 90], [40, -10]], atol=1e-4)
+    np.testing.assert_allclose(
+        rotated_rect_to_polygon(10, 20, 100, 40, math.pi / 2),
+        [[80, -10], [80, 90], [40, 90], [40, -10]],
+        atol=1e-4,
+    )
     # rotation keeps side lengths and centre
     p = rotated_rect_to_polygon(300, 675, 1232, 112, 0.053651).astype(np.float64)
     assert np.linalg.norm(p[1] - p[0]) == pytest.approx(1232, abs=1e-3)
@@ -47,7 +51,9 @@ def test_td500_folder_with_images_beside(tmp_path: Path, fmt: str) -> None:
     assert Path(s.image_path) == folder / "IMG_0059.JPG" and (s.width, s.height) == (1920, 1080)
     assert no_image.image_path is None and (no_image.width, no_image.height) == (0, 0)
     assert [i.ignore for i in s.instances] == [False, True]
-    np.testing.assert_allclose(s.instances[0].polygon[0], [303.889, 642.047], atol=0.01)  # IC15 conversion: 304,642
+    np.testing.assert_allclose(
+        s.instances[0].polygon[0], [303.889, 642.047], atol=0.01
+    )  # IC15 conversion: 304,642
 
     z = tmp_path / "gt.zip"
     with zipfile.ZipFile(z, "w") as zf:
@@ -58,7 +64,11 @@ def test_td500_folder_with_images_beside(tmp_path: Path, fmt: str) -> None:
 
 @pytest.mark.parametrize(
     "line, why",
-    [("0 0 300 675 1232 112", "6 field"), ("0 2 1 1 5 5 0.1", "difficult"), ("0 0 1 1 5 5 zero", "non-numeric")],
+    [
+        ("0 0 300 675 1232 112", "6 field"),
+        ("0 2 1 1 5 5 0.1", "difficult"),
+        ("0 0 1 1 5 5 zero", "non-numeric"),
+    ],
 )
 def test_td500_malformed(tmp_path: Path, line: str, why: str) -> None:
     (tmp_path / "IMG_1.gt").write_text("0 0 1 1 5 5 0\n" + line + "\n")
@@ -71,7 +81,9 @@ def test_td500_malformed(tmp_path: Path, line: str, why: str) -> None:
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("split, images, lines, difficult", [("test", 200, 651, 69), ("train", 300, 1068, 101)])
+@pytest.mark.parametrize(
+    "split, images, lines, difficult", [("test", 200, 651, 69), ("train", 300, 1068, 101)]
+)
 def test_real_td500(split: str, images: int, lines: int, difficult: int) -> None:
     samples, _ = read_annotations("msra-td500", shared_file(f"msra-td500/{split}"))
     assert len(samples) == images

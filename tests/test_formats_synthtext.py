@@ -27,15 +27,33 @@ BOXES = np.arange(2 * 4 * 3, dtype=np.float64).reshape(2, 4, 3) + 0.5  # 3 words
 def write_gt(path: Path, txt1: list[str] | None = None) -> None:
     """Cell arrays as in the real file: imnames, wordBB (2x4xN or 2x4), txt
     (strings whose words align with the boxes), plus charBB (not read)."""
-    scipy.io.savemat(path, {
-        "imnames": cells([np.array(["8/ballet_106_0.jpg"]), np.array(["8/ballet_106_1.jpg"]),
-                          np.array(["10/ant_1_0.jpg"])]),
-        "wordBB": cells([BOXES, np.array([[1, 5, 5, 1], [2, 2, 6, 6]], dtype=np.float64),
-                         np.zeros((2, 4, 0))]),
-        "txt": cells([np.array(txt1 or ["I lost", "Kevin  "], dtype=object),
-                      np.array(["hello"]), np.array([], dtype=object)]),
-        "charBB": cells([np.zeros((2, 4, 1))] * 3),
-    })
+    scipy.io.savemat(
+        path,
+        {
+            "imnames": cells(
+                [
+                    np.array(["8/ballet_106_0.jpg"]),
+                    np.array(["8/ballet_106_1.jpg"]),
+                    np.array(["10/ant_1_0.jpg"]),
+                ]
+            ),
+            "wordBB": cells(
+                [
+                    BOXES,
+                    np.array([[1, 5, 5, 1], [2, 2, 6, 6]], dtype=np.float64),
+                    np.zeros((2, 4, 0)),
+                ]
+            ),
+            "txt": cells(
+                [
+                    np.array(txt1 or ["I lost", "Kevin  "], dtype=object),
+                    np.array(["hello"]),
+                    np.array([], dtype=object),
+                ]
+            ),
+            "charBB": cells([np.zeros((2, 4, 1))] * 3),
+        },
+    )
 
 
 @pytest.mark.parametrize("in_zip", [False, True])
@@ -82,8 +100,11 @@ def test_synthtext_misaligned_text_and_bad_file(tmp_path: Path) -> None:
 
 def test_synthtext_images_keep_their_folder(tmp_path: Path) -> None:
     write_gt(tmp_path / "gt.mat")
-    for rel, size in (("8/ballet_106_0.jpg", (30, 20)), ("8/ballet_106_1.jpg", (31, 21)),
-                      ("10/ant_1_0.jpg", (32, 22))):
+    for rel, size in (
+        ("8/ballet_106_0.jpg", (30, 20)),
+        ("8/ballet_106_1.jpg", (31, 21)),
+        ("10/ant_1_0.jpg", (32, 22)),
+    ):
         (tmp_path / rel).parent.mkdir(exist_ok=True)
         Image.new("RGB", size).save(tmp_path / rel)
     samples, _ = read_annotations("synthtext", tmp_path, images=tmp_path)

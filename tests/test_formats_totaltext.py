@@ -26,8 +26,14 @@ def polygt_bytes(rows: list[tuple[list[int], list[int], str, str]]) -> bytes:
     against totaltext/mat_examples by test_real_mat_examples...)."""
     cell = np.empty((len(rows), 6), dtype=object)
     for r, (xs, ys, text, ornt) in enumerate(rows):
-        cell[r] = [np.array(["x:"]), np.array([xs], dtype=np.int16), np.array(["y:"]),
-                   np.array([ys], dtype=np.int16), np.array([text]), np.array([ornt])]
+        cell[r] = [
+            np.array(["x:"]),
+            np.array([xs], dtype=np.int16),
+            np.array(["y:"]),
+            np.array([ys], dtype=np.int16),
+            np.array([text]),
+            np.array([ornt]),
+        ]
     buf = io.BytesIO()
     scipy.io.savemat(buf, {"polygt": cell})
     return buf.getvalue()
@@ -47,8 +53,9 @@ FILES = {
     "2,2,8,2,8,8,#\n"
     "3,3,7,3,7,7,a,b\n",
     "poly_gt_img12.txt": LEGACY,
-    "poly_gt_img2.mat": polygt_bytes([([10, 50, 50, 10], [10, 10, 30, 30], "MEX", "h"),
-                                      ([1, 2, 3], [4, 5, 7], "#", "#")]),
+    "poly_gt_img2.mat": polygt_bytes(
+        [([10, 50, 50, 10], [10, 10, 30, 30], "MEX", "h"), ([1, 2, 3], [4, 5, 7], "#", "#")]
+    ),
 }
 
 
@@ -69,7 +76,9 @@ def test_totaltext_all_three_shapes(tmp_path: Path, which: int) -> None:
     np.testing.assert_array_equal(second[13], [610, 330])
     assert [i.text for i in mat.instances] == ["MEX", None]
     assert [i.ignore for i in mat.instances] == [False, True]
-    np.testing.assert_array_equal(mat.instances[0].polygon, [[10, 10], [50, 10], [50, 30], [10, 30]])
+    np.testing.assert_array_equal(
+        mat.instances[0].polygon, [[10, 10], [50, 10], [50, 30], [10, 30]]
+    )
     assert report.skipped == []
 
 
@@ -77,18 +86,35 @@ def test_totaltext_all_three_shapes(tmp_path: Path, which: int) -> None:
     "name, content, line, expected",
     [
         ("poly_gt_img3.txt", "1,1,9,1,9,9,ok\n1,1,9,1,word\n", 2, "x1,y1,...,xn,yn,transcription"),
-        ("poly_gt_img3.txt", "1,1,9,1,9,9,ok\n1,1,9,1,9,inf,bad\n", 2, "x1,y1,...,xn,yn,transcription"),
-        ("poly_gt_img3.txt",
-         ("x: [[1 5 5]], y: [[1 1 5]], ornt: [u'c'], transcriptions: [u'a']\n"
-          "x: [[1 5 5 9]],\n y: [[1 1 5]], ornt: [u'c'], transcriptions: [u'b']\n"),
-         2, "x: [[x1 x2 ...]]"),
-        ("poly_gt_img3.txt",
-         ("x: [[1 5 5]], y: [[1 1 5]], ornt: [u'c'], transcriptions: [u'a']\n\n"
-          "x: [[1 5 5]], y: [[1 1 5]], transcriptions: [u'b']\n"),
-         3, "ornt"),
+        (
+            "poly_gt_img3.txt",
+            "1,1,9,1,9,9,ok\n1,1,9,1,9,inf,bad\n",
+            2,
+            "x1,y1,...,xn,yn,transcription",
+        ),
+        (
+            "poly_gt_img3.txt",
+            (
+                "x: [[1 5 5]], y: [[1 1 5]], ornt: [u'c'], transcriptions: [u'a']\n"
+                "x: [[1 5 5 9]],\n y: [[1 1 5]], ornt: [u'c'], transcriptions: [u'b']\n"
+            ),
+            2,
+            "x: [[x1 x2 ...]]",
+        ),
+        (
+            "poly_gt_img3.txt",
+            (
+                "x: [[1 5 5]], y: [[1 1 5]], ornt: [u'c'], transcriptions: [u'a']\n\n"
+                "x: [[1 5 5]], y: [[1 1 5]], transcriptions: [u'b']\n"
+            ),
+            3,
+            "ornt",
+        ),
     ],
 )
-def test_totaltext_malformed(tmp_path: Path, name: str, content: str, line: int, expected: str) -> None:
+def test_totaltext_malformed(
+    tmp_path: Path, name: str, content: str, line: int, expected: str
+) -> None:
     for src in write_sources(tmp_path, {name: content})[:2]:
         with pytest.raises(AnnotationFormatError) as exc:
             read_annotations("totaltext", src)
@@ -106,7 +132,9 @@ def test_totaltext_mat_malformed_rows_and_files(tmp_path: Path) -> None:
     assert len(report.skipped) == 1
     with pytest.raises(AnnotationFormatError, match="not a readable MATLAB file"):
         read_totaltext_mat(b"garbage", "poly_gt_img9.mat")
-    src = write_sources(tmp_path, {"poly_gt_img9.mat": b"garbage", "poly_gt_img8.txt": "1,1,5,1,5,5,a\n"})[1]
+    src = write_sources(
+        tmp_path, {"poly_gt_img9.mat": b"garbage", "poly_gt_img8.txt": "1,1,5,1,5,5,a\n"}
+    )[1]
     samples, report = read_annotations("totaltext", src, skip_invalid=True)
     assert [s.id for s in samples] == ["img8", "img9"] and samples[1].instances == []
     assert len(report.skipped) == 1
@@ -129,7 +157,13 @@ def test_real_mat_examples_match_the_text_gt() -> None:
     """The official DetEval .mat GT and the comma GT describe the same words
     (the text files list the points in reverse order)."""
     mats, _ = read_annotations("totaltext", shared_file("totaltext/mat_examples"))
-    assert [s.id for s in mats] == ["img1", "img2", "img3", "img4", "img5"]  # Prediction/*.mat skipped
+    assert [s.id for s in mats] == [
+        "img1",
+        "img2",
+        "img3",
+        "img4",
+        "img5",
+    ]  # Prediction/*.mat skipped
     assert [len(s.instances) for s in mats] == [1, 9, 4, 12, 1]
     assert sum(s.num_ignored for s in mats) == 3
     assert mats[0].instances[0].text == "PETROSAINS"

@@ -46,9 +46,17 @@ def tiny_plugin():  # noqa: ANN201
 @pytest.fixture
 def checkpoint(tmp_path: Path, tiny_plugin: None) -> tuple[Path, torch.nn.Module]:
     torch.manual_seed(0)
-    model = plugins.get_plugin_manager().hook.build_detector(spec=SPEC, config=DetectorConfig(backbone="tiny"))
-    out = hub.save_checkpoint(tmp_path / "ckpt", model, SPEC, DetectorConfig(backbone="tiny"),
-                              recipe={"lr": 0.1}, extra={"datasets": ["synthtext-mini"]})
+    model = plugins.get_plugin_manager().hook.build_detector(
+        spec=SPEC, config=DetectorConfig(backbone="tiny")
+    )
+    out = hub.save_checkpoint(
+        tmp_path / "ckpt",
+        model,
+        SPEC,
+        DetectorConfig(backbone="tiny"),
+        recipe={"lr": 0.1},
+        extra={"datasets": ["synthtext-mini"]},
+    )
     return out, model
 
 
@@ -59,7 +67,11 @@ def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 def test_folder_round_trip(checkpoint: tuple[Path, torch.nn.Module]) -> None:
     path, model = checkpoint
-    assert sorted(p.name for p in path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     meta = json.loads((path / "config.json").read_text())
     assert meta["library_name"] == "tcmbench" and meta["plugin"] == SPEC.name
     assert meta["plugin_version"] == "9.9" and meta["recipe"] == {"lr": 0.1}
@@ -71,11 +83,15 @@ def test_folder_round_trip(checkpoint: tuple[Path, torch.nn.Module]) -> None:
     assert _same_weights(hub.load_checkpoint(path / "model.safetensors").model, model)
 
 
-def test_bad_checkpoints_give_clear_errors(checkpoint: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
+def test_bad_checkpoints_give_clear_errors(
+    checkpoint: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
     path, _ = checkpoint
     with pytest.raises(CheckpointError, match="not found"):
         hub.load_checkpoint(tmp_path / "nope")
-    with pytest.raises(CheckpointError, match="checkpoint of plugin 'tiny-hub-detector', not 'dbnet'"):
+    with pytest.raises(
+        CheckpointError, match="checkpoint of plugin 'tiny-hub-detector', not 'dbnet'"
+    ):
         hub.load_checkpoint(path, plugin="dbnet")
     with pytest.raises(CheckpointError, match="plain .*drop --tcm"):
         hub.load_checkpoint(path, expect_tcm=True)
@@ -101,7 +117,9 @@ def test_bad_checkpoints_give_clear_errors(checkpoint: tuple[Path, torch.nn.Modu
 
     save_file({"backbone.a.weight": torch.zeros(2, 2)}, str(other / "model.safetensors"))
     (other / "config.json").write_text((path / "config.json").read_text())
-    with pytest.raises(CheckpointError, match="does not fit .*missing .*unexpected 0|does not fit .*shape mismatch"):
+    with pytest.raises(
+        CheckpointError, match="does not fit .*missing .*unexpected 0|does not fit .*shape mismatch"
+    ):
         hub.load_checkpoint(other)
 
     garbage = tmp_path / "garbage"
@@ -113,8 +131,13 @@ def test_bad_checkpoints_give_clear_errors(checkpoint: tuple[Path, torch.nn.Modu
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tcmbench", *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tcmbench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 def test_push_pull_through_hub_api_then_offline_cache(
@@ -122,8 +145,14 @@ def test_push_pull_through_hub_api_then_offline_cache(
 ) -> None:
     path, model = checkpoint
     hf_home = tmp_path / "hf"
-    env = dict(os.environ, HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"), HF_TOKEN="hf_test",
-               HF_HUB_DISABLE_XET="1", HF_HUB_ENABLE_HF_TRANSFER="0")
+    env = dict(
+        os.environ,
+        HF_HOME=str(hf_home),
+        HF_HUB_CACHE=str(hf_home / "hub"),
+        HF_TOKEN="hf_test",
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_ENABLE_HF_TRANSFER="0",
+    )
     env.pop("HF_HUB_OFFLINE", None)
     with LoopbackHub() as server:
         env["HF_ENDPOINT"] = server.endpoint

@@ -48,11 +48,17 @@ def _write_nighttime_art(root: Path) -> int:
             poly = inst.polygon.astype(float)
             x0, y0 = poly.min(axis=0)
             x1, y1 = poly.max(axis=0)
-            coco["annotations"].append({
-                "id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": 1,
-                "bbox": [x0, y0, x1 - x0, y1 - y0], "segmentation": [poly.reshape(-1).tolist()],
-                "iscrowd": int(inst.ignore), "area": float((x1 - x0) * (y1 - y0)),
-            })
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "segmentation": [poly.reshape(-1).tolist()],
+                    "iscrowd": int(inst.ignore),
+                    "area": float((x1 - x0) * (y1 - y0)),
+                }
+            )
             care += not inst.ignore
     (gts_dir / "instances_all_test.json").write_text(json.dumps(coco))
     return care
@@ -70,14 +76,31 @@ def test_evaluate_tcm_on_the_nighttime_art_layout(tmp_path: Path) -> None:
     spec = get_detector("dbnet")
     config = DetectorConfig(backbone="resnet50", tcm=TCMConfig(clip_pretrained=None))
     model = get_plugin_manager().hook.build_detector(spec=spec, config=config)
-    weights = hub.save_checkpoint(tmp_path / "tcm-dbnet", model, spec, config, recipe=spec.recipe("default"))
+    weights = hub.save_checkpoint(
+        tmp_path / "tcm-dbnet", model, spec, config, recipe=spec.recipe("default")
+    )
     del model
 
     out = tmp_path / "result.json"
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    cmd = [sys.executable, "-m", "tcmbench", "evaluate", "--plugin", "dbnet", "--tcm",
-           "--dataset", "nighttime-art", "--weights", str(weights),
-           "--data-root", str(tmp_path / "data"), "--json", str(out), "--no-cache"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tcmbench",
+        "evaluate",
+        "--plugin",
+        "dbnet",
+        "--tcm",
+        "--dataset",
+        "nighttime-art",
+        "--weights",
+        str(weights),
+        "--data-root",
+        str(tmp_path / "data"),
+        "--json",
+        str(out),
+        "--no-cache",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| nighttime-art |" in done.stdout
@@ -93,13 +116,32 @@ def test_evaluate_tcm_on_the_nighttime_art_layout(tmp_path: Path) -> None:
     image = next((tmp_path / "data" / "Text_at_Night" / "test_images").glob("*.jpg"))
     pred_out = tmp_path / "pred"
     shown = subprocess.run(
-        [sys.executable, "-m", "tcmbench", "predict", str(image), "--plugin", "dbnet", "--tcm",
-         "--weights", str(weights), "--out", str(pred_out), "--show-prompts"],
-        capture_output=True, text=True, env=env, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "tcmbench",
+            "predict",
+            str(image),
+            "--plugin",
+            "dbnet",
+            "--tcm",
+            "--weights",
+            str(weights),
+            "--out",
+            str(pred_out),
+            "--show-prompts",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert shown.returncode == 0, shown.stderr[-3000:]
     panel = Image.open(pred_out / f"{image.stem}_prompts.png")
     original = Image.open(image)
-    assert panel.width >= 2 * original.width * panel.height // original.height  # >= 2 panels side by side
+    assert (
+        panel.width >= 2 * original.width * panel.height // original.height
+    )  # >= 2 panels side by side
     assert np.asarray(panel).std() > 0
     assert (pred_out / f"{image.stem}.png").is_file()
     listed = json.loads((pred_out / "predictions.json").read_text())

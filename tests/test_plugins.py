@@ -30,7 +30,9 @@ HOOK_NAMES = sorted(
 )
 
 
-def _read_toy(source: AnnotationSource, images: Path | None, report: ParseReport, **options: object) -> list[Sample]:
+def _read_toy(
+    source: AnnotationSource, images: Path | None, report: ParseReport, **options: object
+) -> list[Sample]:
     """A toy format: one ``id: x1 y1 x2 y2 ...`` polygon per line."""
     samples: dict[str, Sample] = {}
     for name in source.names("*.toy"):
@@ -106,7 +108,9 @@ def test_every_hookspec_is_documented_and_tested() -> None:
 
 def test_hook_register_dataset_formats(toy_plugin: ToyPlugin, tmp_path: Path) -> None:
     fmt = plugins.get_dataset_format("toy")
-    (tmp_path / "a.toy").write_text("img1: 0 0 10 0 10 10\nimg1: 1 1 5 1 5 5 1 5\nimg2: 0 0 3 0 3 3\n")
+    (tmp_path / "a.toy").write_text(
+        "img1: 0 0 10 0 10 10\nimg1: 1 1 5 1 5 5 1 5\nimg2: 0 0 3 0 3 3\n"
+    )
     samples = fmt.reader(AnnotationSource(tmp_path), None, ParseReport())
     assert [s.id for s in samples] == ["img1", "img2"]
     assert samples[0].instances[1].polygon.shape == (4, 2)
@@ -196,7 +200,9 @@ def _tiny_parts(config):  # noqa: ANN001, ANN202
         def forward(self, outputs, targets):  # noqa: ANN001, ANN202
             return {"loss": (outputs["prob"] - targets["gt"]).abs().mean()}
 
-    return DetectorParts(Stages(), Neck, Head(), Loss(), lambda *a: {}, lambda o, m: [[] for _ in m])
+    return DetectorParts(
+        Stages(), Neck, Head(), Loss(), lambda *a: {}, lambda o, m: [[] for _ in m]
+    )
 
 
 TINY_SPEC_NAME = "tiny-test-detector"
@@ -266,7 +272,9 @@ def test_duplicate_registration_names_both_plugins(toy_plugin: ToyPlugin) -> Non
     dup = ToyPlugin()
     pm.register(dup, name="toy-plugin-dup")
     try:
-        with pytest.raises(PluginError, match="registered twice: by toy-plugin and by toy-plugin-dup"):
+        with pytest.raises(
+            PluginError, match="registered twice: by toy-plugin and by toy-plugin-dup"
+        ):
             plugins.dataset_formats()
     finally:
         pm.unregister(dup)
@@ -285,11 +293,17 @@ def test_misspelled_hookimpl_is_caught() -> None:
         pm.check_pending()
 
 
-def _run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run_cli(
+    args: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "tcmbench", *args], capture_output=True, text=True, env=full_env, timeout=60
+        [sys.executable, "-m", "tcmbench", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
     )
 
 

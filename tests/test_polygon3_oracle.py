@@ -22,7 +22,8 @@ import pytest
 from tcmbench.eval import geometry
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("Polygon") is None, reason="Polygon3 (the test oracle) is not installed"
+    importlib.util.find_spec("Polygon") is None,
+    reason="Polygon3 (the test oracle) is not installed",
 )
 
 ORACLE = r"""
@@ -47,7 +48,14 @@ def polygon3(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[int, list[float
         if start >= len(pairs):
             break
         payload = "".join(json.dumps([a.tolist(), b.tolist()]) + "\n" for a, b in pairs[start:])
-        proc = subprocess.run([sys.executable, "-c", ORACLE], input=payload, check=False, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", ORACLE],
+            input=payload,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         lines = proc.stdout.splitlines()
         for k, line in enumerate(lines):
             results[start + k] = json.loads(line)
@@ -68,7 +76,9 @@ def compare(a_pts: np.ndarray, b_pts: np.ndarray) -> int:
     np.testing.assert_allclose(a.area, want[:, 0], rtol=0, atol=1e-9)
     np.testing.assert_allclose(b.area, want[:, 1], rtol=0, atol=1e-9)
     k = np.arange(idx.size)
-    np.testing.assert_allclose(geometry.intersection_area(a, k, b, k), want[:, 2], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        geometry.intersection_area(a, k, b, k), want[:, 2], rtol=1e-9, atol=1e-9
+    )
     return idx.size
 
 
@@ -86,7 +96,8 @@ def test_random_integer_quads_many_self_intersecting() -> None:
     k = np.arange(500)
     np.testing.assert_allclose(
         geometry.intersection_area(a, k, b, k),
-        geometry.geos_intersection_area(a, k, b, k, repair="make_valid"), atol=1e-9,
+        geometry.geos_intersection_area(a, k, b, k, repair="make_valid"),
+        atol=1e-9,
     )
 
 

@@ -28,26 +28,45 @@ def make_zip(path: Path, files: dict[str, str]) -> Path:
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tcmbench", "score", *args],
-        check=False, capture_output=True, text=True, cwd=REPO, timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
 
 
 @pytest.fixture()
 def ic15(tmp_path: Path) -> tuple[Path, Path]:
     gt = make_zip(tmp_path / "gt.zip", GT_IC15)
-    pred = make_zip(tmp_path / "submit.zip", {
-        # one hit, one false positive, one absorbed by ###; img 2: a hit
-        "res_img_1.txt": "0,0,10,0,10,10,0,10,0.9\n60,60,70,60,70,70,60,70,0.4\n40,0,50,0,50,10,40,10,0.8\n",
-        "res_img_2.txt": "0,0,10,0,10,11,0,11,0.7\n",
-    })
+    pred = make_zip(
+        tmp_path / "submit.zip",
+        {
+            # one hit, one false positive, one absorbed by ###; img 2: a hit
+            "res_img_1.txt": "0,0,10,0,10,10,0,10,0.9\n60,60,70,60,70,70,60,70,0.4\n40,0,50,0,50,10,40,10,0.8\n",
+            "res_img_2.txt": "0,0,10,0,10,11,0,11,0.7\n",
+        },
+    )
     return gt, pred
 
 
 def test_table_json_and_per_image(ic15: tuple[Path, Path], tmp_path: Path) -> None:
     gt, pred = ic15
     out, lines = tmp_path / "r.json", tmp_path / "r.jsonl"
-    res = run_cli("--protocol", "icdar2015", "--gt", str(gt), "--pred", str(pred),
-                  "--param", "confidences=true", "--json", str(out), "--per-image", str(lines))
+    res = run_cli(
+        "--protocol",
+        "icdar2015",
+        "--gt",
+        str(gt),
+        "--pred",
+        str(pred),
+        "--param",
+        "confidences=true",
+        "--json",
+        str(out),
+        "--per-image",
+        str(lines),
+    )
     assert res.returncode == 0, res.stderr
     assert "| protocol | precision | recall | hmean | AP |" in res.stdout
     assert "| icdar2015 | 0.6667 | 0.6667 | 0.6667 |" in res.stdout
@@ -63,12 +82,20 @@ def test_table_json_and_per_image(ic15: tuple[Path, Path], tmp_path: Path) -> No
 
 def test_sweep_is_printed_apart(tmp_path: Path) -> None:
     gt = make_zip(tmp_path / "gt.zip", {"1001.txt": "0,10,10,10,10,0,0,0,CARE\n"})
-    det = make_zip(tmp_path / "det.zip", {"1001.txt": "0,10,10,10,10,0,0,0,0.95\n40,50,50,50,50,40,40,40,0.35\n"})
+    det = make_zip(
+        tmp_path / "det.zip",
+        {"1001.txt": "0,10,10,10,10,0,0,0,0.95\n40,50,50,50,50,40,40,40,0.35\n"},
+    )
     out = tmp_path / "r.json"
-    res = run_cli("-p", "ctw1500-iou", "--gt", str(gt), "--pred", str(det), "--sweep", "--json", str(out))
+    res = run_cli(
+        "-p", "ctw1500-iou", "--gt", str(gt), "--pred", str(det), "--sweep", "--json", str(out)
+    )
     assert res.returncode == 0, res.stderr
     assert "| ctw1500-iou | 0.5000 | 1.0000 | 0.6667 |" in res.stdout
-    assert "Best-threshold sweep (best-threshold sweep (mmocr style), not the official figure)" in res.stdout
+    assert (
+        "Best-threshold sweep (best-threshold sweep (mmocr style), not the official figure)"
+        in res.stdout
+    )
     assert "| 0.4 (best) | 1.0000 | 1.0000 | 1.0000 |" in res.stdout
     data = json.loads(out.read_text())
     assert data["hmean"] == pytest.approx(2 / 3) and data["sweep"]["best_hmean"] == 1.0
@@ -79,8 +106,12 @@ def test_pred_order_yx(tmp_path: Path) -> None:
     gt = make_zip(tmp_path / "gt.zip", {"1001.txt": "0,10,20,10,20,0,0,0,CARE\n"})
     # the same 20 x 10 box written y,x (read as x,y it is 10 x 20: IoU 1/3)
     det = make_zip(tmp_path / "det.zip", {"1001.txt": "10,0,10,20,0,20,0,0\n"})
-    assert "| 0.0000 | 0.0000 | 0.0000 |" in run_cli("-p", "ctw1500-iou", "--gt", str(gt), "--pred", str(det),
-                                                   "--param", "validate=false").stdout
+    assert (
+        "| 0.0000 | 0.0000 | 0.0000 |"
+        in run_cli(
+            "-p", "ctw1500-iou", "--gt", str(gt), "--pred", str(det), "--param", "validate=false"
+        ).stdout
+    )
     res = run_cli("-p", "ctw1500-iou", "--gt", str(gt), "--pred", str(det), "--pred-order", "yx")
     assert "| 1.0000 | 1.0000 | 1.0000 |" in res.stdout, res.stderr
 
@@ -89,12 +120,20 @@ def test_pred_order_yx(tmp_path: Path) -> None:
     ("files", "pattern"),
     [
         ({"res_img_1.txt": "", "res_img_9.txt": ""}, "have no ground truth: img_9"),
-        ({"res_img_1.txt": "0,0,10,0,10,10,0,10\n1,2,3\n"}, r"submit.zip:res_img_1.txt, line 2: malformed"),
-        ({"res_img_1.txt": "0,0,10,0,10,10,0,10\n0,10,10,10,10,0,0,0\n"}, r"res_img_1.txt, line 2: icdar2015: .*clockwise"),
+        (
+            {"res_img_1.txt": "0,0,10,0,10,10,0,10\n1,2,3\n"},
+            r"submit.zip:res_img_1.txt, line 2: malformed",
+        ),
+        (
+            {"res_img_1.txt": "0,0,10,0,10,10,0,10\n0,10,10,10,10,0,0,0\n"},
+            r"res_img_1.txt, line 2: icdar2015: .*clockwise",
+        ),
         ({"results.txt": ""}, "entry name not valid"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(ic15: tuple[Path, Path], tmp_path: Path, files: dict[str, str], pattern: str) -> None:
+def test_bad_input_is_one_line_exit_2(
+    ic15: tuple[Path, Path], tmp_path: Path, files: dict[str, str], pattern: str
+) -> None:
     import re
 
     gt, _ = ic15
@@ -121,8 +160,18 @@ def test_usage_errors(ic15: tuple[Path, Path]) -> None:
 def test_dataset_picks_protocol_and_format(ic15: tuple[Path, Path], tmp_path: Path) -> None:
     gt, pred = ic15
     out = tmp_path / "r.json"
-    res = run_cli("--dataset", "icdar2015", "--gt", str(gt), "--pred", str(pred), "--json", str(out),
-                  "--param", "confidences=true")
+    res = run_cli(
+        "--dataset",
+        "icdar2015",
+        "--gt",
+        str(gt),
+        "--pred",
+        str(pred),
+        "--json",
+        str(out),
+        "--param",
+        "confidences=true",
+    )
     assert res.returncode == 0, res.stderr
     assert json.loads(out.read_text())["protocol"] == "icdar2015"
 
@@ -135,7 +184,14 @@ def test_score_imports_no_torch_nor_pandas(ic15: tuple[Path, Path]) -> None:
         " '--param', 'confidences=true'])\n"
         "print('LOADED', 'torch' in sys.modules, 'pandas' in sys.modules)\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=REPO, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert "LOADED False False" in res.stdout
 
@@ -150,14 +206,31 @@ def test_done_when_figures_through_the_cli(tmp_path: Path) -> None:
     got = {}
     for protocol, gt, pred in cases:
         out = tmp_path / f"{protocol}.json"
-        res = run_cli("-p", protocol, "--gt", str(shared_file(gt)), "--pred", str(shared_file(pred)), "--json", str(out))
+        res = run_cli(
+            "-p",
+            protocol,
+            "--gt",
+            str(shared_file(gt)),
+            "--pred",
+            str(shared_file(pred)),
+            "--json",
+            str(out),
+        )
         assert res.returncode == 0, res.stderr
         got[protocol] = json.loads(out.read_text())
     ic15 = got["icdar2015"]
-    assert (ic15["precision"], ic15["recall"], ic15["hmean"]) == (0.8289345063538612, 0.8165623495426095, 0.822701916080524)
+    assert (ic15["precision"], ic15["recall"], ic15["hmean"]) == (
+        0.8289345063538612,
+        0.8165623495426095,
+        0.822701916080524,
+    )
     ctw = got["ctw1500-iou"]
     assert [round(ctw[k], 4) for k in ("recall", "precision", "hmean")] == [0.8162, 0.7497, 0.7815]
-    assert [round(ctw[k], 3) for k in ("tiou_recall", "tiou_precision", "tiou_hmean")] == [0.52, 0.572, 0.545]
+    assert [round(ctw[k], 3) for k in ("tiou_recall", "tiou_precision", "tiou_hmean")] == [
+        0.52,
+        0.572,
+        0.545,
+    ]
     tt = got["totaltext-iou"]
     assert [round(tt[k], 4) for k in ("recall", "precision", "hmean")] == [0.7014, 0.8038, 0.7492]
     assert [round(tt[k], 3) for k in ("tiou_recall", "tiou_precision")] == [0.479, 0.619]

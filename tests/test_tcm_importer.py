@@ -53,7 +53,9 @@ def synthetic_state(keys: dict[str, tuple[int, ...]]) -> dict:
 
 def meta_model(tcm: TCMConfig):
     with torch.device("meta"):
-        return get_plugin_manager().hook.build_detector(spec=get_detector("dbnet"), config=DetectorConfig(tcm=tcm))
+        return get_plugin_manager().hook.build_detector(
+            spec=get_detector("dbnet"), config=DetectorConfig(tcm=tcm)
+        )
 
 
 def test_official_keys_map_onto_the_model_one_to_one():
@@ -68,31 +70,60 @@ def test_official_keys_map_onto_the_model_one_to_one():
 
 
 def test_config_inferred_from_the_weights():
-    base = {"contexts": torch.zeros(1, 4, 512), "text_encoder.positional_embedding": torch.zeros(18, 512),
-            "prompt_generator.prompt_proj.1.weight": 0, "visual_prompt_generator.out_proj.1.bias": 0,
-            "context_decoder.out_proj.1.bias": 0}
+    base = {
+        "contexts": torch.zeros(1, 4, 512),
+        "text_encoder.positional_embedding": torch.zeros(18, 512),
+        "prompt_generator.prompt_proj.1.weight": 0,
+        "visual_prompt_generator.out_proj.1.bias": 0,
+        "context_decoder.out_proj.1.bias": 0,
+    }
     tcm = infer_tcm_config(base)
-    assert (tcm.context_length, tcm.predefined_prompt, tcm.language_generator, tcm.visual_generator,
-            tcm.text_context_decoder) == (4, True, True, True, True)
+    assert (
+        tcm.context_length,
+        tcm.predefined_prompt,
+        tcm.language_generator,
+        tcm.visual_generator,
+        tcm.text_context_decoder,
+    ) == (4, True, True, True, True)
     # "onlylearn_prompt18": 18 learnable tokens and an 18-row positional embedding.
-    only = infer_tcm_config({"contexts": torch.zeros(1, 18, 512),
-                             "text_encoder.positional_embedding": torch.zeros(18, 512)})
-    assert (only.context_length, only.predefined_prompt, only.language_generator) == (18, False, False)
+    only = infer_tcm_config(
+        {
+            "contexts": torch.zeros(1, 18, 512),
+            "text_encoder.positional_embedding": torch.zeros(18, 512),
+        }
+    )
+    assert (only.context_length, only.predefined_prompt, only.language_generator) == (
+        18,
+        False,
+        False,
+    )
     # "nolearn_prompt": no context, text padded to 30 positions (truncated on import).
-    pp = infer_tcm_config({"contexts": torch.zeros(1, 0, 512),
-                           "text_encoder.positional_embedding": torch.zeros(30, 512)},
-                          text_context_decoder=False)
+    pp = infer_tcm_config(
+        {
+            "contexts": torch.zeros(1, 0, 512),
+            "text_encoder.positional_embedding": torch.zeros(30, 512),
+        },
+        text_context_decoder=False,
+    )
     assert (pp.context_length, pp.predefined_prompt, pp.text_context_decoder) == (0, True, False)
     with pytest.raises(CheckpointError, match="fewer than the prompt"):
-        infer_tcm_config({"contexts": torch.zeros(1, 4, 512),
-                          "text_encoder.positional_embedding": torch.zeros(10, 512)})
+        infer_tcm_config(
+            {
+                "contexts": torch.zeros(1, 4, 512),
+                "text_encoder.positional_embedding": torch.zeros(10, 512),
+            }
+        )
 
 
 def test_unmapped_key_stops_the_import_with_the_list(tmp_path):
     from tcmbench.tcm.importer import import_official_checkpoint
 
-    state = {"contexts": torch.zeros(1, 4, 512), "text_encoder.positional_embedding": torch.zeros(18, 512),
-             "logit_scale": torch.zeros(()), "bbox_head.extra.weight": torch.zeros(1)}
+    state = {
+        "contexts": torch.zeros(1, 4, 512),
+        "text_encoder.positional_embedding": torch.zeros(18, 512),
+        "logit_scale": torch.zeros(()),
+        "bbox_head.extra.weight": torch.zeros(1),
+    }
     path = tmp_path / "ckpt.pth"
     torch.save({"state_dict": state}, path)
     with pytest.raises(CheckpointError) as err:
@@ -124,8 +155,13 @@ def test_synthetic_official_checkpoint_imports_and_loads(tmp_path):
     state = synthetic_state(keys)
     ckpt = tmp_path / "tcm_db_ic15.pth"
     # mmcv-style file; numpy scalars in meta as mmcv's hooks leave them.
-    torch.save({"meta": {"epoch": 1200, "hook_msgs": {"best_score": np.float64(0.888)}},
-                "state_dict": state}, ckpt)
+    torch.save(
+        {
+            "meta": {"epoch": 1200, "hook_msgs": {"best_score": np.float64(0.888)}},
+            "state_dict": state,
+        },
+        ckpt,
+    )
     out = tmp_path / "imported"
     main(["import", "tcm-official", str(ckpt), "--plugin", "dbnet", "--out", str(out)])
     meta, weights = read_checkpoint_meta(out)
@@ -142,8 +178,13 @@ def test_synthetic_official_checkpoint_imports_and_loads(tmp_path):
 
     loaded = load_checkpoint(out, plugin="dbnet", expect_tcm=True)
     own = loaded.model.state_dict()
-    for official in ("contexts", "vis_gamma", "backbone.attnpool.positional_embedding",
-                     "text_encoder.text_projection", "bbox_head.threshold.6.bias"):
+    for official in (
+        "contexts",
+        "vis_gamma",
+        "backbone.attnpool.positional_embedding",
+        "text_encoder.text_projection",
+        "bbox_head.threshold.6.bias",
+    ):
         assert torch.equal(own[mapping[official]], state[official]), official
 
 
@@ -156,9 +197,22 @@ def test_cli_truncated_checkpoint_is_one_line_exit_2(tmp_path):
     torch.save({"state_dict": {"contexts": torch.zeros(1, 4, 512)}}, path)
     path.write_bytes(path.read_bytes()[:100])
     done = subprocess.run(
-        [sys.executable, "-m", "tcmbench", "import", "tcm-official", str(path), "--plugin", "dbnet",
-         "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "tcmbench",
+            "import",
+            "tcm-official",
+            str(path),
+            "--plugin",
+            "dbnet",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and str(path) in done.stderr
     assert not (tmp_path / "out").exists()

@@ -23,11 +23,14 @@ def _db_target(targets, logits):
 
 def test_balanced_bce_pairs_each_image_with_its_own_mask():
     # Image 0: one positive pixel, four negatives; image 1: no positive.
-    logits = torch.tensor([[[0.5, -1.0, 2.0, 0.0, -3.0]], [[4.0, 4.0, 4.0, 4.0, 4.0]]]).reshape(2, 1, 1, 5)
+    logits = torch.tensor([[[0.5, -1.0, 2.0, 0.0, -3.0]], [[4.0, 4.0, 4.0, 4.0, 4.0]]]).reshape(
+        2, 1, 1, 5
+    )
     gt = torch.tensor([[1.0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]).reshape(2, 1, 5)
     mask = torch.ones(2, 1, 5)
     loss = TCMAuxLoss(_db_target, upsample=False)(
-        {"tcm_score_logits": logits}, {"gt_shrink": gt, "gt_shrink_mask": mask})["loss_tcm"]
+        {"tcm_score_logits": logits}, {"gt_shrink": gt, "gt_shrink_mask": mask}
+    )["loss_tcm"]
     # Image 0 keeps its positive and its 3 hardest negatives (logits 2, 0, -1);
     # image 1 has no positive, so none of its (very wrong) negatives count.
     pos = _bce(0.5, 1)
@@ -41,14 +44,18 @@ def test_balanced_bce_does_not_depend_on_batch_composition():
     gt = (torch.rand(3, 8, 8) > 0.8).float()
     mask = torch.ones(3, 8, 8)
     loss = TCMAuxLoss(_db_target, upsample=False)
-    whole = loss({"tcm_score_logits": logits}, {"gt_shrink": gt, "gt_shrink_mask": mask})["loss_tcm"]
+    whole = loss({"tcm_score_logits": logits}, {"gt_shrink": gt, "gt_shrink_mask": mask})[
+        "loss_tcm"
+    ]
     # Per-image mining: each image's hardest negatives come from its own pixels,
     # so counts and sums add up image by image (the official loss mixes images).
     sums, counts = 0.0, 0.0
     for i in range(3):
         n_pos = gt[i].sum().item()
-        one = loss({"tcm_score_logits": logits[i:i + 1]},
-                   {"gt_shrink": gt[i:i + 1], "gt_shrink_mask": mask[i:i + 1]})["loss_tcm"].item()
+        one = loss(
+            {"tcm_score_logits": logits[i : i + 1]},
+            {"gt_shrink": gt[i : i + 1], "gt_shrink_mask": mask[i : i + 1]},
+        )["loss_tcm"].item()
         n = n_pos + min(64 - n_pos, math.floor(3 * n_pos))
         sums += one * n
         counts += n

@@ -28,7 +28,9 @@ RANDOM = TCMConfig(clip_pretrained=None)
 LG_PARAMS = 2 * 1024 + (1024 * 1024 + 1024) + 2 * 1024 + (1024 * 512 + 512)  # 1,578,496
 _W, _V = 256, 1024
 _LAYER = 2 * (4 * _W * _W + _W) + 6 * _W + (_W * 4 * _W + 4 * _W) + (4 * _W * _W + _W)
-DECODER_PARAMS = (2 * _V + _V * _W + 3 * _W) + (2 * _V + _V * _W + _W) + 3 * _LAYER + (2 * _W + _W * _V + _V)
+DECODER_PARAMS = (
+    (2 * _V + _V * _W + 3 * _W) + (2 * _V + _V * _W + _W) + 3 * _LAYER + (2 * _W + _W * _V + _V)
+)
 
 
 def build(tcm: TCMConfig | None, device: str = "meta"):
@@ -67,11 +69,21 @@ def test_sizes_match_the_paper(default_counts):
 @pytest.mark.parametrize(
     ("switch", "prefixes", "expected"),
     [
-        ({"language_generator": False}, ("feature_transform.language_prompt_generator.",), LG_PARAMS),
-        ({"visual_generator": False},
-         ("feature_transform.visual_prompt_generator.", "feature_transform.visual_gamma"), DECODER_PARAMS + 1),
-        ({"text_context_decoder": False},
-         ("feature_transform.text_context_decoder.", "feature_transform.text_gamma"), DECODER_PARAMS + 1024),
+        (
+            {"language_generator": False},
+            ("feature_transform.language_prompt_generator.",),
+            LG_PARAMS,
+        ),
+        (
+            {"visual_generator": False},
+            ("feature_transform.visual_prompt_generator.", "feature_transform.visual_gamma"),
+            DECODER_PARAMS + 1,
+        ),
+        (
+            {"text_context_decoder": False},
+            ("feature_transform.text_context_decoder.", "feature_transform.text_gamma"),
+            DECODER_PARAMS + 1024,
+        ),
     ],
 )
 def test_ablation_switch_removes_exactly_its_parameters(default_counts, switch, prefixes, expected):
@@ -81,7 +93,10 @@ def test_ablation_switch_removes_exactly_its_parameters(default_counts, switch, 
     assert removed == {k for k in full.state_dict() if k.startswith(prefixes)}
     assert set(ablated.state_dict()) <= set(full.state_dict())
     counts = count_tcm_params(ablated)
-    assert default_counts["params_without_text_encoder"] - counts["params_without_text_encoder"] == expected
+    assert (
+        default_counts["params_without_text_encoder"] - counts["params_without_text_encoder"]
+        == expected
+    )
     assert default_counts["params"] - counts["params"] == expected
 
 
@@ -94,7 +109,10 @@ def test_learnable_prompt_lengths(n):
     assert ft.text_encoder.eot_index == 13 + n
     no_lp = build(replace(RANDOM, context_length=0))
     assert no_lp.feature_transform.learnable_context is None
-    diff = count_tcm_params(model)["params_without_text_encoder"] - count_tcm_params(no_lp)["params_without_text_encoder"]
+    diff = (
+        count_tcm_params(model)["params_without_text_encoder"]
+        - count_tcm_params(no_lp)["params_without_text_encoder"]
+    )
     assert diff == n * 512
     lp_only = build(replace(RANDOM, context_length=n, predefined_prompt=False))
     te = lp_only.feature_transform.text_encoder
@@ -110,8 +128,9 @@ def test_bad_switches_and_non_opted_plugin():
     plain = DetectorSpec(name="no-tcm", build_parts=dbnet.build_parts)
     with pytest.raises(PluginError, match="has not opted into TCM"):
         get_plugin_manager().hook.build_detector(spec=plain, config=DetectorConfig(tcm=RANDOM))
-    broken = DetectorSpec(name="broken", build_parts=dbnet.build_parts,
-                          tcm=replace(dbnet.tcm, aux_target=None))
+    broken = DetectorSpec(
+        name="broken", build_parts=dbnet.build_parts, tcm=replace(dbnet.tcm, aux_target=None)
+    )
     with pytest.raises(PluginError, match="aux_target"), torch.device("meta"):
         get_plugin_manager().hook.build_detector(spec=broken, config=DetectorConfig(tcm=RANDOM))
 
@@ -126,8 +145,10 @@ def tcm_dbnet():
 def _batch(model, n: int = 2, size: int = 64):
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.normal(size=(n, 3, size, size)).astype(np.float32))
-    polys = [np.array([[8, 8], [40, 8], [40, 24], [8, 24]], np.float32),
-             np.array([[20, 30], [60, 30], [60, 50], [20, 50]], np.float32)]
+    polys = [
+        np.array([[8, 8], [40, 8], [40, 24], [8, 24]], np.float32),
+        np.array([[20, 30], [60, 30], [60, 50], [20, 50]], np.float32),
+    ]
     per_image = [model.target_builder([polys[i % 2]], [False], size, size) for i in range(n)]
     targets = {k: torch.from_numpy(np.stack([t[k] for t in per_image])) for k in per_image[0]}
     return images, targets
@@ -151,9 +172,12 @@ def test_forward_adds_score_map_and_aux_loss(tcm_dbnet):
     # The aux loss: S / tau upsampled x32 (bilinear) against DB's shrunk mask.
     from tcmbench.models.losses import balanced_bce_loss
 
-    up = torch.nn.functional.interpolate(out["tcm_score_logits"], scale_factor=32, mode="bilinear",
-                                         align_corners=False)
-    ref = balanced_bce_loss(up, targets["gt_shrink"], targets["gt_shrink_mask"], per_image_mining=True)
+    up = torch.nn.functional.interpolate(
+        out["tcm_score_logits"], scale_factor=32, mode="bilinear", align_corners=False
+    )
+    ref = balanced_bce_loss(
+        up, targets["gt_shrink"], targets["gt_shrink_mask"], per_image_mining=True
+    )
     assert torch.allclose(losses["loss_tcm"], ref)
     assert out["prob"].shape == (2, 1, 64, 64)
 
@@ -222,12 +246,20 @@ def test_prompt_heatmaps_side_by_side(tcm_dbnet, tmp_path):
 def test_score_map_goes_to_the_declared_level():
     """FCENet-style (C3..C5, level 2 = C5) and a C4 level (score map resized)."""
     dbnet = get_detector("dbnet")
-    cases = [((1, 2, 3), 2, [512, 1024, 2049], (2, 2)), ((0, 1, 2, 3), 2, [256, 512, 1025, 2048], (4, 4))]
+    cases = [
+        ((1, 2, 3), 2, [512, 1024, 2049], (2, 2)),
+        ((0, 1, 2, 3), 2, [256, 512, 1025, 2048], (4, 4)),
+    ]
     for stages, level, channels, size in cases:
-        spec = DetectorSpec(name="probe", build_parts=dbnet.build_parts,
-                            tcm=replace(dbnet.tcm, stages=stages, feature_level=level))
+        spec = DetectorSpec(
+            name="probe",
+            build_parts=dbnet.build_parts,
+            tcm=replace(dbnet.tcm, stages=stages, feature_level=level),
+        )
         with torch.device("meta"):
-            model = get_plugin_manager().hook.build_detector(spec=spec, config=DetectorConfig(tcm=RANDOM))
+            model = get_plugin_manager().hook.build_detector(
+                spec=spec, config=DetectorConfig(tcm=RANDOM)
+            )
             feats, extras = model.feature_transform(model.backbone(torch.empty(1, 3, 64, 64)))
         assert model.neck.in_channels == channels
         assert [f.shape[1] for f in feats] == channels
@@ -240,7 +272,9 @@ def test_prompt_heatmaps_need_tcm_with_vg(tmp_path):
 
     image = torch.zeros(3, 64, 64)
     with pytest.raises(PluginError, match="no-tcm-vg"):
-        save_prompt_heatmaps(build(replace(RANDOM, visual_generator=False)), image, tmp_path / "x.png")
+        save_prompt_heatmaps(
+            build(replace(RANDOM, visual_generator=False)), image, tmp_path / "x.png"
+        )
     with pytest.raises(PluginError, match="--tcm"):
         save_prompt_heatmaps(build(None), image, tmp_path / "x.png")
 

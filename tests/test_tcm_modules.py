@@ -76,7 +76,9 @@ def test_attention_pool_resizes_positional_embedding_at_forward(clip):
     ref_pool = open_clip.modified_resnet.AttentionPool2d(7, 2048, 32, 1024).eval()
     ref_pool.load_state_dict({k: v for k, v in clip.visual.attnpool.state_dict().items()})
     with torch.no_grad():
-        ref_pool.positional_embedding.data = resize_positional_embedding(ours.positional_embedding, (2, 3))
+        ref_pool.positional_embedding.data = resize_positional_embedding(
+            ours.positional_embedding, (2, 3)
+        )
         global_emb, dense = ours(x)
         ref = ref_pool(x)
     assert dense.shape == (1, 1024, 2, 3)
@@ -90,7 +92,12 @@ def test_image_encoder_stages_and_embeddings(clip):
     with torch.no_grad():
         feats = enc(torch.randn(1, 3, 64, 96))
     assert isinstance(feats, ClipFeatures)
-    assert [tuple(f.shape) for f in feats] == [(1, 256, 16, 24), (1, 512, 8, 12), (1, 1024, 4, 6), (1, 2048, 2, 3)]
+    assert [tuple(f.shape) for f in feats] == [
+        (1, 256, 16, 24),
+        (1, 512, 8, 12),
+        (1, 1024, 4, 6),
+        (1, 2048, 2, 3),
+    ]
     assert feats.global_embedding.shape == (1, 1024)
     assert feats.dense_embedding.shape == (1, 1024, 2, 3)
     fce = CLIPImageEncoder(clip.visual, stages=(1, 2, 3), input_resolution=800)

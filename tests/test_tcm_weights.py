@@ -63,7 +63,8 @@ def _assert_model_equals(model: nn.Module, state: dict) -> None:
 def test_open_clip_asks_the_hub_for_these_files():
     # Read from open_clip's own tables, not hard-coded in tcmbench.
     assert hub_source("RN50-quickgelu", "openai") == (
-        "timm/resnet50_clip.openai", ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        "timm/resnet50_clip.openai",
+        ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"],
     )
 
 
@@ -95,8 +96,20 @@ def test_pretrained_tag_loads_offline_from_the_hub_cache(clip_state, tmp_path):
         print("LOADED", len(own))
         """
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "HF_HOME": str(tmp_path / "hf")}
-    proc = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(cache),
+        "HF_HOME": str(tmp_path / "hf"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "LOADED" in proc.stdout
     error = next(line for line in proc.stdout.splitlines() if line.startswith("ERROR:"))

@@ -39,7 +39,14 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _cfg(out: Path, **kw) -> TrainConfig:
-    base = {"datasets": ["tiny"], "output": str(out), "device": "cpu", "workers": 0, "progress": False, "log_every": 1}
+    base = {
+        "datasets": ["tiny"],
+        "output": str(out),
+        "device": "cpu",
+        "workers": 0,
+        "progress": False,
+        "log_every": 1,
+    }
     base.update(kw)
     return TrainConfig(**base)
 
@@ -52,15 +59,21 @@ def _dbnet_recipe() -> dict:
 
     spec = get_detector("dbnet")
     recipe = spec.recipe("synthtext-mini")
-    recipe["model"] = {"backbone": "mobilenetv3_small", "pretrained_backbone": False,
-                       "options": {"lateral_channels": 16, "min_text_size": 2}}
+    recipe["model"] = {
+        "backbone": "mobilenetv3_small",
+        "pretrained_backbone": False,
+        "options": {"lateral_channels": 16, "min_text_size": 2},
+    }
     recipe["train"] = {"augment": TINY_RECIPE["train"]["augment"], "pad_divisor": 32}
     return spec, recipe
 
 
-@pytest.mark.parametrize(("optimizer", "steps", "stop", "workers"), [("adam", 4, 2, 0), ("ranger", 8, 4, 1)])
-def test_resume_equals_uninterrupted_training(tmp_path: Path, optimizer: str, steps: int, stop: int,
-                                              workers: int) -> None:
+@pytest.mark.parametrize(
+    ("optimizer", "steps", "stop", "workers"), [("adam", 4, 2, 0), ("ranger", 8, 4, 1)]
+)
+def test_resume_equals_uninterrupted_training(
+    tmp_path: Path, optimizer: str, steps: int, stop: int, workers: int
+) -> None:
     """DBNet (small backbone, batch norm, dropout-free) trained for ``steps``
     straight vs. resumed from the checkpoint written at ``stop``: identical
     final weights. Ranger's Lookahead sync (every 6 steps) falls after the
@@ -68,7 +81,13 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path, optimizer: str, st
     spec, recipe = _dbnet_recipe()
     recipe["optimizer"] = {"name": optimizer, "lr": 1e-3, "weight_decay": 1e-4}
     samples = make_samples(tmp_path / "data", n=5)
-    kw = {"steps": steps, "batch_size": 2, "save_every": stop, "keep_checkpoints": 0, "workers": workers}
+    kw = {
+        "steps": steps,
+        "batch_size": 2,
+        "save_every": stop,
+        "keep_checkpoints": 0,
+        "workers": workers,
+    }
     straight = _cfg(tmp_path / "straight", **kw)
     dc = build_detector_config(straight, recipe)
     Trainer(spec, dc, recipe, straight, samples).fit()
@@ -78,11 +97,15 @@ def test_resume_equals_uninterrupted_training(tmp_path: Path, optimizer: str, st
     resumed = _cfg(tmp_path / "resumed", **kw)
     torch.manual_seed(1234)  # a resumed process starts with other RNG states
     np.random.seed(99)
-    Trainer(spec, build_detector_config(resumed, recipe), recipe, resumed, samples, resume_dir=ckpt).fit()
+    Trainer(
+        spec, build_detector_config(resumed, recipe), recipe, resumed, samples, resume_dir=ckpt
+    ).fit()
 
     a, b = _weights(tmp_path / "straight" / "final"), _weights(tmp_path / "resumed" / "final")
     assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][
+        :5
+    ]
     # and training did move the weights
     first = _weights(ckpt)
     assert any(not torch.equal(first[k], a[k]) for k in a)
@@ -103,7 +126,13 @@ def test_resume_from_a_run_folder_picks_the_latest_checkpoint(tmp_path: Path) ->
 
 def test_truncated_training_state_is_a_clear_error(tmp_path: Path) -> None:
     samples = make_samples(tmp_path / "data", n=2)
-    Trainer(TINY_SPEC, DetectorConfig(), TINY_RECIPE, _cfg(tmp_path / "run", steps=1, save_every=1), samples).fit()
+    Trainer(
+        TINY_SPEC,
+        DetectorConfig(),
+        TINY_RECIPE,
+        _cfg(tmp_path / "run", steps=1, save_every=1),
+        samples,
+    ).fit()
     state = tmp_path / "run" / "checkpoints" / "step-0000001" / "training_state.pt"
     state.write_bytes(state.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="truncated or not a tcmbench training state"):
@@ -140,15 +169,28 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, data: str) -> None:
     # A forked child must not start OpenMP threads (GNU libgomp hangs when
     # the parent already had a pool): one thread, first thing.
     torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     import torch.distributed as dist
     from tiny_data import make_samples as _make
 
     samples = _make(Path(data), n=6)
     try:
-        cfg = TrainConfig(datasets=["tiny"], output=out, device="cpu", workers=0, progress=False,
-                          steps=3, batch_size=1, save_every=3)
+        cfg = TrainConfig(
+            datasets=["tiny"],
+            output=out,
+            device="cpu",
+            workers=0,
+            progress=False,
+            steps=3,
+            batch_size=1,
+            save_every=3,
+        )
         Trainer(TINY_SPEC, DetectorConfig(), TINY_RECIPE, cfg, samples).fit()
     finally:
         dist.destroy_process_group()
@@ -161,10 +203,16 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path: Path) -> None:
 
     make_samples(tmp_path / "data", n=6)
     # fork: no re-import of torch in the children (seconds on a busy 2-core box)
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(tmp_path / "data")),
-                       nprocs=2, start_method="fork")
+    mp.start_processes(
+        _ddp_worker,
+        args=(2, _free_port(), str(tmp_path / "ddp"), str(tmp_path / "data")),
+        nprocs=2,
+        start_method="fork",
+    )
     single = _cfg(tmp_path / "single", steps=3, batch_size=2)
-    Trainer(TINY_SPEC, DetectorConfig(), TINY_RECIPE, single, make_samples(tmp_path / "data", n=6)).fit()
+    Trainer(
+        TINY_SPEC, DetectorConfig(), TINY_RECIPE, single, make_samples(tmp_path / "data", n=6)
+    ).fit()
     a, b = _weights(tmp_path / "ddp" / "final"), _weights(tmp_path / "single" / "final")
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
@@ -303,12 +351,27 @@ def test_unknown_optimizer_is_a_clear_error() -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_requested_without_cuda_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cuda_requested_without_cuda_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from tcmbench.cli import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["train", "--plugin", "dbnet", "--dataset", "icdar2015", "--device", "cuda",
-              "--output", str(tmp_path / "x"), "--steps", "1"])
+        main(
+            [
+                "train",
+                "--plugin",
+                "dbnet",
+                "--dataset",
+                "icdar2015",
+                "--device",
+                "cuda",
+                "--output",
+                str(tmp_path / "x"),
+                "--steps",
+                "1",
+            ]
+        )
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--device cuda asked for CUDA" in err and "Traceback" not in err
@@ -322,7 +385,9 @@ def test_unsupported_image_type_fails_before_training(tmp_path: Path) -> None:
     odd.write_bytes(b"gimp")
     samples[1].image_path = str(odd)
     with pytest.raises(ImageReadError, match=r"s1.xcf: unsupported image type '\.xcf'"):
-        Trainer(TINY_SPEC, DetectorConfig(), TINY_RECIPE, _cfg(tmp_path / "run", steps=1), samples).fit()
+        Trainer(
+            TINY_SPEC, DetectorConfig(), TINY_RECIPE, _cfg(tmp_path / "run", steps=1), samples
+        ).fit()
 
 
 def test_missing_image_in_a_loader_worker_is_one_clean_message(tmp_path: Path) -> None:
@@ -341,7 +406,9 @@ def test_epochs_convert_to_steps_with_the_effective_batch() -> None:
     from tcmbench.train.trainer import resolve_hyper
 
     cfg = TrainConfig(epochs=2, batch_size=4, accumulate=2)
-    h = resolve_hyper(cfg, {"optimizer": {"name": "adam", "lr": 1e-4}}, num_samples=100, world_size=2)
+    h = resolve_hyper(
+        cfg, {"optimizer": {"name": "adam", "lr": 1e-4}}, num_samples=100, world_size=2
+    )
     assert h.total_steps == math.ceil(2 * 100 / 16) and h.optimizer == "adam" and h.lr == 1e-4
     with pytest.raises(TcmbenchError, match="how long to train"):
         resolve_hyper(TrainConfig(), {}, 10, 1)

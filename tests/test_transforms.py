@@ -158,7 +158,9 @@ def test_default_normalisation_is_tcm_mean_std() -> None:
     assert out.shape == (3, 2, 2)
     assert np.abs(out).max() < 0.5 / 57.0 + 1e-6
     white = T.normalize(np.full((1, 1, 3), 255, np.uint8))
-    np.testing.assert_allclose(white[:, 0, 0], (255 - np.array(T.MEAN_RGB)) / np.array(T.STD_RGB), rtol=1e-6)
+    np.testing.assert_allclose(
+        white[:, 0, 0], (255 - np.array(T.MEAN_RGB)) / np.array(T.STD_RGB), rtol=1e-6
+    )
 
 
 def test_color_jitter_brightness_multiplies() -> None:
@@ -191,7 +193,9 @@ def test_test_resize_keeps_ratio_under_limits(size, limits, expected) -> None:
 
 
 def test_inference_transform_pads_to_32_and_returns_scale() -> None:
-    tf = T.InferenceTransform.from_recipe({"test": {"long_side": None, "short_side": 50, "pad_divisor": 32}})
+    tf = T.InferenceTransform.from_recipe(
+        {"test": {"long_side": None, "short_side": 50, "pad_divisor": 32}}
+    )
     img = np.zeros((100, 70, 3), np.uint8)
     x, (sx, sy) = tf(img)
     assert x.shape == (3, 96, 64)  # resized to 71 x 50, padded
@@ -248,8 +252,12 @@ def test_train_dataset_items_are_deterministic_and_collate(tmp_path: Path) -> No
     def targets(polygons, ignores, height, width):
         return {"mask": _poly_mask(list(polygons), (height, width)).astype(np.float32)}
 
-    ds = TrainDataset([sample], T.TrainTransform.from_recipe({"train": {"augment": T.default_augment(32)}}),
-                      targets, seed=5)
+    ds = TrainDataset(
+        [sample],
+        T.TrainTransform.from_recipe({"train": {"augment": T.default_augment(32)}}),
+        targets,
+        seed=5,
+    )
     a, b, c = ds[(0, 7)], ds[(0, 7)], ds[(0, 8)]
     assert np.array_equal(a["image"], b["image"]) and not np.array_equal(a["image"], c["image"])
     batch = collate([a, c])

@@ -42,7 +42,9 @@ def _boxes(rng: np.random.Generator, size: int) -> list[tuple[int, int, int, int
     return boxes
 
 
-def make_ic15_folder(root: Path, n_train: int = 6, n_test: int = 3, size: int = 64, seed: int = 0) -> Path:
+def make_ic15_folder(
+    root: Path, n_train: int = 6, n_test: int = 3, size: int = 64, seed: int = 0
+) -> Path:
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("test", n_test)):
         (root / f"{split}_images").mkdir(parents=True, exist_ok=True)
@@ -111,7 +113,9 @@ class _Head(nn.Module):
         self.out = nn.Conv2d(8, 1, 1)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        logits = nn.functional.interpolate(self.out(x), scale_factor=4, mode="bilinear", align_corners=False)
+        logits = nn.functional.interpolate(
+            self.out(x), scale_factor=4, mode="bilinear", align_corners=False
+        )
         return {"prob": torch.sigmoid(logits)}
 
 
@@ -119,12 +123,16 @@ class _MSELoss(nn.Module):
     """Per-pixel mean: the loss of a batch is the mean of its images'
     losses, which is what makes accumulation / DDP exactly comparable."""
 
-    def forward(self, outputs: dict[str, Any], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(
+        self, outputs: dict[str, Any], targets: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         loss = (outputs["prob"][:, 0] - targets["mask"]).pow(2).mean()
         return {"loss": loss, "loss_mse": loss.detach()}
 
 
-def threshold_postprocess(outputs: dict[str, Any], metas: list[dict[str, Any]]) -> list[list[Prediction]]:
+def threshold_postprocess(
+    outputs: dict[str, Any], metas: list[dict[str, Any]]
+) -> list[list[Prediction]]:
     """Connected regions of prob > 0.5 as min-area quads, in original pixels."""
     prob = outputs["prob"].detach().float().cpu().numpy()[:, 0]
     out = []
@@ -132,12 +140,18 @@ def threshold_postprocess(outputs: dict[str, Any], metas: list[dict[str, Any]]) 
         sx, sy = meta["scale"]
         h, w = meta["orig_size"]
         valid = p[: round(h * sy), : round(w * sx)]
-        contours, _ = cv2.findContours((valid > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours(
+            (valid > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
         preds = []
         for c in contours:
             x, y, bw, bh = cv2.boundingRect(c)
             quad = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]], np.float64)
-            preds.append(Prediction(quad / np.array([sx, sy]), score=float(valid[y : y + bh, x : x + bw].mean())))
+            preds.append(
+                Prediction(
+                    quad / np.array([sx, sy]), score=float(valid[y : y + bh, x : x + bw].mean())
+                )
+            )
         out.append(preds)
     return out
 
@@ -213,7 +227,12 @@ TINY_RECIPE = {
     "train_loop": {"workers": 0},
 }
 
-TINY_SPEC = DetectorSpec(name="tiny-train", build_parts=tiny_parts, version="0.0",
-                         recipes={"default": TINY_RECIPE})
-THRESHOLD_SPEC = DetectorSpec(name="tiny-threshold", build_parts=threshold_parts, version="0.0",
-                              recipes={"default": TINY_RECIPE})
+TINY_SPEC = DetectorSpec(
+    name="tiny-train", build_parts=tiny_parts, version="0.0", recipes={"default": TINY_RECIPE}
+)
+THRESHOLD_SPEC = DetectorSpec(
+    name="tiny-threshold",
+    build_parts=threshold_parts,
+    version="0.0",
+    recipes={"default": TINY_RECIPE},
+)

@@ -93,21 +93,40 @@ def tcm_options(func: Callable[..., Any]) -> Callable[..., Any]:
         return func(*args, **kwargs)
 
     options = [
-        click.option("--tcm", "tcm_enabled", is_flag=True,
-                     help="Add the TCM module (CLIP image/text encoders, prompts, matching)."),
-        click.option("--tcm-context", type=click.IntRange(min=0), default=None,
-                     help="Learnable prompt tokens N (default: the recipe's, 4 or 32)."),
+        click.option(
+            "--tcm",
+            "tcm_enabled",
+            is_flag=True,
+            help="Add the TCM module (CLIP image/text encoders, prompts, matching).",
+        ),
+        click.option(
+            "--tcm-context",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Learnable prompt tokens N (default: the recipe's, 4 or 32).",
+        ),
         click.option("--no-tcm-vg", is_flag=True, help="TCM without the visual prompt generator."),
-        click.option("--no-tcm-lg", is_flag=True, help="TCM without the language prompt generator."),
+        click.option(
+            "--no-tcm-lg", is_flag=True, help="TCM without the language prompt generator."
+        ),
         click.option("--no-tcm-pp", is_flag=True, help="TCM without the predefined prompt."),
         click.option("--no-tcm-lp", is_flag=True, help="TCM without learnable prompt tokens."),
-        click.option("--no-tcm-text-decoder", is_flag=True, help="TCM without the text-side context decoder."),
-        click.option("--clip-weights", type=click.Path(exists=True), default=None,
-                     help="Local CLIP RN50 weights instead of the open_clip download: an open_clip "
-                          "state dict (.safetensors/.bin), OpenAI's RN50.pt, or a folder written by "
-                          "`tcmbench tcm convert-clip`."),
-        click.option("--clip-random", is_flag=True,
-                     help="Random CLIP initialisation (no download; for tests and ablations)."),
+        click.option(
+            "--no-tcm-text-decoder", is_flag=True, help="TCM without the text-side context decoder."
+        ),
+        click.option(
+            "--clip-weights",
+            type=click.Path(exists=True),
+            default=None,
+            help="Local CLIP RN50 weights instead of the open_clip download: an open_clip "
+            "state dict (.safetensors/.bin), OpenAI's RN50.pt, or a folder written by "
+            "`tcmbench tcm convert-clip`.",
+        ),
+        click.option(
+            "--clip-random",
+            is_flag=True,
+            help="Random CLIP initialisation (no download; for tests and ablations).",
+        ),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)
@@ -117,6 +136,8 @@ def tcm_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--device auto|cpu|cuda|cuda:N``."""
     return click.option(
-        "--device", default="auto", show_default=True,
+        "--device",
+        default="auto",
+        show_default=True,
         help="auto, cpu, cuda or cuda:N (under torchrun, cuda = this process's GPU).",
     )(func)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import click
 
 
-def _walk(cmd: click.Command, path: list[str], ctx: click.Context) -> list[tuple[list[str], click.Command, click.Context]]:
+def _walk(
+    cmd: click.Command, path: list[str], ctx: click.Context
+) -> list[tuple[list[str], click.Command, click.Context]]:
     out = [(path, cmd, ctx)]
     if isinstance(cmd, click.Group):
         for name in cmd.list_commands(ctx):

@@ -99,7 +99,10 @@ def markdown_results(entries: list[dict[str, Any]]) -> str:
 
 
 def markdown_ratio(
-    plain: dict[str, Any], tcm: dict[str, Any], ratios: dict[str, float], ratios_min: dict[str, float]
+    plain: dict[str, Any],
+    tcm: dict[str, Any],
+    ratios: dict[str, float],
+    ratios_min: dict[str, float],
 ) -> str:
     """Median latencies and their ratio; the ratio of the fastest runs too
     (on a shared machine the minimum is the run least disturbed)."""

@@ -46,7 +46,9 @@ def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
     return str(found)
 
 
-def eval_recipe(spec: Any, recipe_name: str | None, dataset: str, checkpoint_recipe: dict[str, Any] | None) -> dict[str, Any]:
+def eval_recipe(
+    spec: Any, recipe_name: str | None, dataset: str, checkpoint_recipe: dict[str, Any] | None
+) -> dict[str, Any]:
     """Test settings (resize, postprocess) of the dataset's recipe, with the
     normalisation the checkpoint was trained with."""
     recipe = spec.recipe(recipe_name or dataset)
@@ -81,7 +83,12 @@ def sweep_line(sweep: dict[str, Any]) -> str | None:
     return line
 
 
-TCM_SWITCHES = ("predefined_prompt", "language_generator", "visual_generator", "text_context_decoder")
+TCM_SWITCHES = (
+    "predefined_prompt",
+    "language_generator",
+    "visual_generator",
+    "text_context_decoder",
+)
 
 
 def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
@@ -93,11 +100,15 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
     if asked is None or saved is None:
         return
     keys = list(TCM_SWITCHES) + (["context_length"] if context_given else [])
-    diff = [f"{k}={getattr(saved, k)!r} (asked {getattr(asked, k)!r})" for k in keys
-            if getattr(asked, k) != getattr(saved, k)]
+    diff = [
+        f"{k}={getattr(saved, k)!r} (asked {getattr(asked, k)!r})"
+        for k in keys
+        if getattr(asked, k) != getattr(saved, k)
+    ]
     if diff:
         raise CheckpointError(
-            "the checkpoint's TCM configuration differs from the options given: " + ", ".join(diff)
+            "the checkpoint's TCM configuration differs from the options given: "
+            + ", ".join(diff)
             + "; the architecture comes from the checkpoint, drop those options"
         )
 
@@ -106,24 +117,52 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
 @click.option("--plugin", default="dbnet", show_default=True, help="Detector plugin.")
 @click.option("--dataset", required=True, help="Dataset name (tcmbench datasets list).")
 @click.option("--split", default="test", show_default=True)
-@click.option("--weights", default=None,
-              help="Checkpoint folder, model.safetensors or hf://org/repo[@rev] "
-              f"(default on {EMBEDDED_WEIGHTS_DATASET}: the plugin's embedded weights).")
-@click.option("--recipe", default=None, help="Recipe whose test settings to use (default: the dataset's).")
+@click.option(
+    "--weights",
+    default=None,
+    help="Checkpoint folder, model.safetensors or hf://org/repo[@rev] "
+    f"(default on {EMBEDDED_WEIGHTS_DATASET}: the plugin's embedded weights).",
+)
+@click.option(
+    "--recipe", default=None, help="Recipe whose test settings to use (default: the dataset's)."
+)
 @click.option("--data-root", default=None, type=click.Path(), help="Where the dataset lives.")
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--protocol", default=None, help="Score with this protocol instead of the dataset's default.")
-@click.option("--sweep", is_flag=True, help="Also report the best-threshold sweep (score 0.3..0.9).")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
-              help="Write the figures (precision, recall, hmean, ...) as JSON.")
-@click.option("--save-predictions", type=click.Path(file_okay=False), default=None,
-              help="Write submit.zip in the protocol's official format and predictions.json here.")
-@click.option("--submission-scores", is_flag=True, help="Add each detection's confidence to submit.zip lines.")
-@click.option("--visualize", type=click.Path(file_okay=False), default=None,
-              help="Write PNGs with ground truth (green) and predictions (red) here.")
+@click.option(
+    "--protocol", default=None, help="Score with this protocol instead of the dataset's default."
+)
+@click.option(
+    "--sweep", is_flag=True, help="Also report the best-threshold sweep (score 0.3..0.9)."
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the figures (precision, recall, hmean, ...) as JSON.",
+)
+@click.option(
+    "--save-predictions",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write submit.zip in the protocol's official format and predictions.json here.",
+)
+@click.option(
+    "--submission-scores", is_flag=True, help="Add each detection's confidence to submit.zip lines."
+)
+@click.option(
+    "--visualize",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write PNGs with ground truth (green) and predictions (red) here.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
-@click.option("--skip-invalid", is_flag=True, help="Skip malformed ground-truth lines (counted) instead of failing.")
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Skip malformed ground-truth lines (counted) instead of failing.",
+)
 @click.option("--no-cache", is_flag=True, help="Run inference even when cached predictions exist.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @tcm_options
@@ -162,17 +201,53 @@ def evaluate(
     dev = resolve_device(device)
     w = init_distributed(dev)
     try:
-        _evaluate(w, dev, plugin, dataset, split, weights, recipe, data_root, batch_size, protocol, sweep, json_out,
-                  save_predictions, submission_scores, visualize, limit, skip_invalid, no_cache, progress, tcm)
+        _evaluate(
+            w,
+            dev,
+            plugin,
+            dataset,
+            split,
+            weights,
+            recipe,
+            data_root,
+            batch_size,
+            protocol,
+            sweep,
+            json_out,
+            save_predictions,
+            submission_scores,
+            visualize,
+            limit,
+            skip_invalid,
+            no_cache,
+            progress,
+            tcm,
+        )
     finally:
         shutdown()
 
 
 def _evaluate(
-    w: Any, dev: Any, plugin: str, dataset: str, split: str, weights: str | None, recipe: str | None,
-    data_root: str | None, batch_size: int, protocol: str | None, sweep: bool, json_out: str | None,
-    save_predictions: str | None, submission_scores: bool, visualize: str | None, limit: int | None,
-    skip_invalid: bool, no_cache: bool, progress: bool, tcm: Any,
+    w: Any,
+    dev: Any,
+    plugin: str,
+    dataset: str,
+    split: str,
+    weights: str | None,
+    recipe: str | None,
+    data_root: str | None,
+    batch_size: int,
+    protocol: str | None,
+    sweep: bool,
+    json_out: str | None,
+    save_predictions: str | None,
+    submission_scores: bool,
+    visualize: str | None,
+    limit: int | None,
+    skip_invalid: bool,
+    no_cache: bool,
+    progress: bool,
+    tcm: Any,
 ) -> None:
     from tcmbench import __version__
     from tcmbench.data.dataset import get_dataset_config, load_split
@@ -190,17 +265,26 @@ def _evaluate(
     spec = get_detector(plugin)
     weights = resolve_weights_option(weights, spec, dataset)
     protocol, protocol_params = dataset_protocol(get_dataset_config(dataset), protocol)
-    samples, report = load_split(dataset, split, data_root=data_root, skip_invalid=skip_invalid, need_images=True)
+    samples, report = load_split(
+        dataset, split, data_root=data_root, skip_invalid=skip_invalid, need_images=True
+    )
     if limit:
         samples = samples[:limit]
-    ckpt = load_checkpoint(weights, device=str(dev), plugin=plugin, expect_tcm=True if tcm is not None else None)
+    ckpt = load_checkpoint(
+        weights, device=str(dev), plugin=plugin, expect_tcm=True if tcm is not None else None
+    )
     ctx = click.get_current_context()
-    check_tcm_matches(tcm, ckpt.config.tcm, ctx.get_parameter_source("tcm_context") != ParameterSource.DEFAULT)
+    check_tcm_matches(
+        tcm, ckpt.config.tcm, ctx.get_parameter_source("tcm_context") != ParameterSource.DEFAULT
+    )
     test_recipe = eval_recipe(spec, recipe, dataset, ckpt.meta.get("recipe"))
     key = None if no_cache else cache_key(ckpt.sha256, dataset, split, samples, test_recipe)
     t0 = time.monotonic()
     preds, hit = cached_predict(
-        key, lambda: predict_samples(ckpt.model, samples, test_recipe, dev, batch_size=batch_size, progress=progress)
+        key,
+        lambda: predict_samples(
+            ckpt.model, samples, test_recipe, dev, batch_size=batch_size, progress=progress
+        ),
     )
     seconds = time.monotonic() - t0
     if not w.is_main:
@@ -209,8 +293,15 @@ def _evaluate(
     if sweep:
         params["sweep"] = True
     result = score(samples, preds, protocol, **params)
-    row = {"dataset": dataset, "split": split, "protocol": protocol, "images": len(samples),
-           "precision": result.precision, "recall": result.recall, "hmean": result.hmean}
+    row = {
+        "dataset": dataset,
+        "split": split,
+        "protocol": protocol,
+        "images": len(samples),
+        "precision": result.precision,
+        "recall": result.recall,
+        "hmean": result.hmean,
+    }
     click.echo(markdown_table([row]))
     if result.sweep:
         line = sweep_line(result.sweep)
@@ -246,5 +337,8 @@ def _evaluate(
 
         out = Path(visualize)
         for s in samples:
-            save_png(out / f"{s.id}.png", draw(load_image(s.image_path, s.id), preds.get(s.id, []), s.instances))
+            save_png(
+                out / f"{s.id}.png",
+                draw(load_image(s.image_path, s.id), preds.get(s.id, []), s.instances),
+            )
         click.echo(f"visualisations: {out}", err=True)

@@ -20,7 +20,9 @@ def hub() -> None:
 @click.option("--revision", default=None, help="Branch to push to (default: main).")
 @click.option("--private", is_flag=True, help="Create the repo as private.")
 @click.option("--message", default=None, help="Commit message.")
-def push(folder: str, repo_id: str, revision: str | None, private: bool, message: str | None) -> None:
+def push(
+    folder: str, repo_id: str, revision: str | None, private: bool, message: str | None
+) -> None:
     """Upload checkpoint FOLDER (config.json, model.safetensors, README.md) to REPO_ID."""
     from tcmbench import hub as hub_lib
 
@@ -31,8 +33,13 @@ def push(folder: str, repo_id: str, revision: str | None, private: bool, message
 @hub.command()
 @click.argument("repo_id")
 @click.option("--revision", default=None, help="Branch, tag or commit (default: main).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Copy the checkpoint here (default: leave it in the HF cache).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Copy the checkpoint here (default: leave it in the HF cache).",
+)
 def pull(repo_id: str, revision: str | None, out_dir: str | None) -> None:
     """Download checkpoint REPO_ID (hf://REPO_ID also works with --weights)."""
     from tcmbench import hub as hub_lib

@@ -12,16 +12,32 @@ def import_() -> None:
 
 @import_.command("tcm-official")
 @click.argument("ckpt", type=click.Path(dir_okay=False))
-@click.option("--plugin", default="dbnet", show_default=True,
-              help="Detector the checkpoint belongs to (the official release has TCM-DBNet).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Checkpoint folder to write (config.json, model.safetensors, README.md).")
-@click.option("--prompt", default=None,
-              help="Predefined prompt it was trained with (default: the paper's).")
-@click.option("--no-text-context-decoder", "no_text_decoder", is_flag=True,
-              help="The checkpoint comes from an ablation that did not run the text-side context "
-                   "decoder (its unused weights are dropped).")
-def tcm_official(ckpt: str, plugin: str, out_dir: str, prompt: str | None, no_text_decoder: bool) -> None:
+@click.option(
+    "--plugin",
+    default="dbnet",
+    show_default=True,
+    help="Detector the checkpoint belongs to (the official release has TCM-DBNet).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Checkpoint folder to write (config.json, model.safetensors, README.md).",
+)
+@click.option(
+    "--prompt", default=None, help="Predefined prompt it was trained with (default: the paper's)."
+)
+@click.option(
+    "--no-text-context-decoder",
+    "no_text_decoder",
+    is_flag=True,
+    help="The checkpoint comes from an ablation that did not run the text-side context "
+    "decoder (its unused weights are dropped).",
+)
+def tcm_official(
+    ckpt: str, plugin: str, out_dir: str, prompt: str | None, no_text_decoder: bool
+) -> None:
     """Turn an official TCM checkpoint CKPT (.pth, mmocr 0.4) into a tcmbench checkpoint.
 
     Every official parameter is renamed to its tcmbench counterpart; any key
@@ -31,7 +47,10 @@ def tcm_official(ckpt: str, plugin: str, out_dir: str, prompt: str | None, no_te
     from tcmbench.tcm.importer import import_official_checkpoint
 
     out = import_official_checkpoint(
-        ckpt, plugin, out_dir, prompt=prompt,
+        ckpt,
+        plugin,
+        out_dir,
+        prompt=prompt,
         text_context_decoder=False if no_text_decoder else None,
     )
     click.echo(f"wrote {out}")

@@ -64,8 +64,13 @@ def markdown_table(result: Any) -> str:
         lines += ["", ", ".join(counts)]
     if "iou05" in extra:
         iou = extra["iou05"]
-        lines += ["", (f"IoU 0.5 figures: precision {_fmt(iou['precision'])}, "
-                       f"recall {_fmt(iou['recall'])}, hmean {_fmt(iou['hmean'])}")]
+        lines += [
+            "",
+            (
+                f"IoU 0.5 figures: precision {_fmt(iou['precision'])}, "
+                f"recall {_fmt(iou['recall'])}, hmean {_fmt(iou['hmean'])}"
+            ),
+        ]
     sweep = result.sweep
     if sweep:
         lines += [
@@ -75,38 +80,97 @@ def markdown_table(result: Any) -> str:
             "| score >= | precision | recall | hmean |",
             "|---|---|---|---|",
         ]
-        for t, p, r, h in zip(sweep["thresholds"], sweep["precision"], sweep["recall"], sweep["hmean"]):
+        for t, p, r, h in zip(
+            sweep["thresholds"], sweep["precision"], sweep["recall"], sweep["hmean"]
+        ):
             mark = " (best)" if t == sweep["best_threshold"] else ""
             lines.append(f"| {t:.1f}{mark} | {_fmt(p)} | {_fmt(r)} | {_fmt(h)} |")
     return "\n".join(lines)
 
 
 @click.command()
-@click.option("--protocol", "-p", "protocol", default=None,
-              help=("Protocol name (icdar2015, icdar2013, icdar2013-deteval, totaltext-deteval, "
-                    "totaltext-iou, ctw1500-iou, msra-td500, tiou). Default: the --dataset's."))
-@click.option("--gt", "gt_path", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Ground truth: a zip, a folder or a file, as distributed.")
-@click.option("--pred", "pred_path", type=click.Path(exists=True, path_type=Path), required=True,
-              help="Predictions: a zip or folder of result files, or a tcmbench JSON file.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the result as one JSON object.")
-@click.option("--per-image", "per_image_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write per-image details as JSON lines.")
-@click.option("--sweep", is_flag=True,
-              help="Add mmocr's best score-threshold sweep (0.3..0.9), labelled, apart from the official figure.")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Protocol parameter, repeatable (e.g. confidences=true, validate=false).")
-@click.option("--pred-order", type=click.Choice(["xy", "yx"]), default=None,
-              help="Point order in polygon result files (totaltext-deteval defaults to yx, as Deteval.py).")
-@click.option("--pred-format", type=click.Choice(["auto", "rrc", "rrc-ltrb", "polygon", "polygon-yx", "mat", "json"]),
-              default=None, help="Prediction file style (default: the protocol's official one).")
-@click.option("--gt-format", default=None, help="Ground-truth format (default: from the protocol / dataset).")
-@click.option("--dataset", default=None,
-              help="A dataset of datasets_cfg: its default protocol and GT format (and its GT when --gt is left out).")
-@click.option("--split", default="test", show_default=True, help="Split of --dataset to read when --gt is left out.")
-@click.option("--data-root", default=None, help="Where --dataset's files are (default: its usual places).")
-@click.option("--skip-invalid", is_flag=True, help="Skip malformed lines (counted) instead of stopping.")
+@click.option(
+    "--protocol",
+    "-p",
+    "protocol",
+    default=None,
+    help=(
+        "Protocol name (icdar2015, icdar2013, icdar2013-deteval, totaltext-deteval, "
+        "totaltext-iou, ctw1500-iou, msra-td500, tiou). Default: the --dataset's."
+    ),
+)
+@click.option(
+    "--gt",
+    "gt_path",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Ground truth: a zip, a folder or a file, as distributed.",
+)
+@click.option(
+    "--pred",
+    "pred_path",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="Predictions: a zip or folder of result files, or a tcmbench JSON file.",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the result as one JSON object.",
+)
+@click.option(
+    "--per-image",
+    "per_image_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write per-image details as JSON lines.",
+)
+@click.option(
+    "--sweep",
+    is_flag=True,
+    help="Add mmocr's best score-threshold sweep (0.3..0.9), labelled, apart from the official figure.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Protocol parameter, repeatable (e.g. confidences=true, validate=false).",
+)
+@click.option(
+    "--pred-order",
+    type=click.Choice(["xy", "yx"]),
+    default=None,
+    help="Point order in polygon result files (totaltext-deteval defaults to yx, as Deteval.py).",
+)
+@click.option(
+    "--pred-format",
+    type=click.Choice(["auto", "rrc", "rrc-ltrb", "polygon", "polygon-yx", "mat", "json"]),
+    default=None,
+    help="Prediction file style (default: the protocol's official one).",
+)
+@click.option(
+    "--gt-format", default=None, help="Ground-truth format (default: from the protocol / dataset)."
+)
+@click.option(
+    "--dataset",
+    default=None,
+    help="A dataset of datasets_cfg: its default protocol and GT format (and its GT when --gt is left out).",
+)
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    help="Split of --dataset to read when --gt is left out.",
+)
+@click.option(
+    "--data-root", default=None, help="Where --dataset's files are (default: its usual places)."
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Skip malformed lines (counted) instead of stopping."
+)
 def score(
     protocol: str | None,
     gt_path: Path | None,
@@ -144,7 +208,9 @@ def score(
         cfg = get_dataset_config(dataset)
         protocol = protocol or cfg.protocol
     if protocol is None:
-        raise click.UsageError("pass --protocol, or --dataset to use the dataset's default protocol")
+        raise click.UsageError(
+            "pass --protocol, or --dataset to use the dataset's default protocol"
+        )
     spec = get_protocol_spec(protocol)
     kwargs: dict[str, Any] = dict(_parse_params(params))
     if sweep:
@@ -158,12 +224,18 @@ def score(
 
     # Ground truth.
     if gt_path is not None:
-        fmt = gt_format or (cfg.format if cfg is not None else None) or guess_gt_format(gt_path, protocol)
+        fmt = (
+            gt_format
+            or (cfg.format if cfg is not None else None)
+            or guess_gt_format(gt_path, protocol)
+        )
         samples, gt_report = read_ground_truth(gt_path, fmt, skip_invalid=skip_invalid)
     elif cfg is not None:
         from tcmbench.data.dataset import load_split
 
-        samples, gt_report = load_split(cfg.name, split, data_root=data_root, skip_invalid=skip_invalid)
+        samples, gt_report = load_split(
+            cfg.name, split, data_root=data_root, skip_invalid=skip_invalid
+        )
     else:
         raise click.UsageError("pass --gt (or --dataset to read that dataset's ground truth)")
 
@@ -173,7 +245,9 @@ def score(
         style = "json"
     if pred_order is not None and style in ("polygon", "polygon-yx"):
         style = "polygon-yx" if pred_order == "yx" else "polygon"
-    preds, pred_report = read_predictions(pred_path, style=style, confidences=confidences, skip_invalid=skip_invalid)
+    preds, pred_report = read_predictions(
+        pred_path, style=style, confidences=confidences, skip_invalid=skip_invalid
+    )
 
     try:
         result = evaluate(samples, preds, protocol, **kwargs)

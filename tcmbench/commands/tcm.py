@@ -12,10 +12,20 @@ def tcm() -> None:
 
 @tcm.command("convert-clip")
 @click.argument("src", type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder to write open_clip_model.safetensors into.")
-@click.option("--model", "model_name", default="RN50-quickgelu", show_default=True,
-              help="open_clip architecture the weights belong to.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder to write open_clip_model.safetensors into.",
+)
+@click.option(
+    "--model",
+    "model_name",
+    default="RN50-quickgelu",
+    show_default=True,
+    help="open_clip architecture the weights belong to.",
+)
 def convert_clip(src: str, out_dir: str, model_name: str) -> None:
     """Convert OpenAI's TorchScript CLIP SRC (RN50.pt) to safetensors, once.
 

@@ -24,48 +24,123 @@ def _csv(value: str | None) -> list[str] | None:
 
 @click.command()
 @click.option("--plugin", default="dbnet", show_default=True, help="Detector plugin.")
-@click.option("--dataset", "datasets", default=None,
-              help="Training dataset(s), comma separated for joint training (e.g. msra-td500,hust-tr400).")
-@click.option("--recipe", default=None, help="Recipe name (default: the first dataset's, else the plugin default).")
-@click.option("--output", "-o", default=None, type=click.Path(file_okay=False),
-              help="Run folder (default runs/PLUGIN-DATASETS; on --resume, the resumed run's folder).")
-@click.option("--backbone", default=None, help="Backbone (resnet18, resnet50, mobilenetv3_small, ...).")
-@click.option("--pretrained-backbone/--no-pretrained-backbone", default=None,
-              help="ImageNet weights from torchvision's cache (default: the recipe's).")
+@click.option(
+    "--dataset",
+    "datasets",
+    default=None,
+    help="Training dataset(s), comma separated for joint training (e.g. msra-td500,hust-tr400).",
+)
+@click.option(
+    "--recipe",
+    default=None,
+    help="Recipe name (default: the first dataset's, else the plugin default).",
+)
+@click.option(
+    "--output",
+    "-o",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Run folder (default runs/PLUGIN-DATASETS; on --resume, the resumed run's folder).",
+)
+@click.option(
+    "--backbone", default=None, help="Backbone (resnet18, resnet50, mobilenetv3_small, ...)."
+)
+@click.option(
+    "--pretrained-backbone/--no-pretrained-backbone",
+    default=None,
+    help="ImageNet weights from torchvision's cache (default: the recipe's).",
+)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps.")
-@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Passes over the training data (converted to steps).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Images per forward pass and process (effective batch = this x accumulate x processes).")
+@click.option(
+    "--epochs",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Passes over the training data (converted to steps).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images per forward pass and process (effective batch = this x accumulate x processes).",
+)
 @click.option("--lr", type=float, default=None, help="Base learning rate.")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "ranger"]), default=None)
 @click.option("--weight-decay", type=float, default=None)
-@click.option("--accumulate", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Gradient accumulation: micro-batches per optimizer step.")
-@click.option("--lr-schedule", type=click.Choice(["step", "epoch"]), default=None,
-              help="Poly LR updated per step or per epoch (default: the recipe's).")
-@click.option("--eval-every", type=click.IntRange(min=0), default=None,
-              help="Evaluate every N steps with the dataset's protocol (0 = only at the end if --eval-dataset).")
-@click.option("--eval-dataset", default=None, help="Dataset(s) to evaluate on (default: the first training dataset).")
+@click.option(
+    "--accumulate",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Gradient accumulation: micro-batches per optimizer step.",
+)
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(["step", "epoch"]),
+    default=None,
+    help="Poly LR updated per step or per epoch (default: the recipe's).",
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Evaluate every N steps with the dataset's protocol (0 = only at the end if --eval-dataset).",
+)
+@click.option(
+    "--eval-dataset",
+    default=None,
+    help="Dataset(s) to evaluate on (default: the first training dataset).",
+)
 @click.option("--eval-split", default="test", show_default=True)
-@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate on the first N images only.")
-@click.option("--save-every", type=click.IntRange(min=0), default=None,
-              help="Write a resumable checkpoint every N steps.")
-@click.option("--keep", "keep_checkpoints", type=click.IntRange(min=0), default=2, show_default=True,
-              help="Resumable checkpoints to keep (0 = all).")
-@click.option("--resume", default=None, type=click.Path(exists=True, file_okay=False),
-              help="Continue a run exactly: a run folder or one of its checkpoints/step-N folders.")
-@click.option("--train-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
-              help="Few-shot: train on this fraction of each dataset (subset fixed by --seed).")
+@click.option(
+    "--eval-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate on the first N images only.",
+)
+@click.option(
+    "--save-every",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Write a resumable checkpoint every N steps.",
+)
+@click.option(
+    "--keep",
+    "keep_checkpoints",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Resumable checkpoints to keep (0 = all).",
+)
+@click.option(
+    "--resume",
+    default=None,
+    type=click.Path(exists=True, file_okay=False),
+    help="Continue a run exactly: a run folder or one of its checkpoints/step-N folders.",
+)
+@click.option(
+    "--train-fraction",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Few-shot: train on this fraction of each dataset (subset fixed by --seed).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @device_option
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Data loader processes.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for torch (default: torch's choice, one per core).")
-@click.option("--data-root", default=None, type=click.Path(), help="Where the (single) dataset lives.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for torch (default: torch's choice, one per core).",
+)
+@click.option(
+    "--data-root", default=None, type=click.Path(), help="Where the (single) dataset lives."
+)
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA.")
 @click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--cache-images/--no-cache-images", default=None, help="Keep decoded images in memory.")
+@click.option(
+    "--cache-images/--no-cache-images", default=None, help="Keep decoded images in memory."
+)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @tcm_options
 def train(
@@ -98,19 +173,26 @@ def train(
     tcm_dict = None
     if tcm is not None:
         tcm_dict = tcm.to_dict()
-        if ctx.get_parameter_source("tcm_context") == ParameterSource.DEFAULT and tcm.context_length != 0:
+        if (
+            ctx.get_parameter_source("tcm_context") == ParameterSource.DEFAULT
+            and tcm.context_length != 0
+        ):
             tcm_dict["context_length"] = None  # the recipe's value
     names = _csv(datasets) or []
     if kwargs["resume"] is None and not names:
         raise click.UsageError("give --dataset NAME[,NAME...] (or --resume RUN)")
-    cfg = TrainConfig(plugin=plugin, datasets=names, eval_datasets=_csv(eval_dataset), tcm=tcm_dict, **kwargs)
+    cfg = TrainConfig(
+        plugin=plugin, datasets=names, eval_datasets=_csv(eval_dataset), tcm=tcm_dict, **kwargs
+    )
     try:
         result = run_training(cfg)
         main = world().is_main
     finally:
         shutdown()
     if main:
-        click.echo(f"trained {result.step} steps in {result.seconds / 60:.1f} min; final checkpoint: {result.final}")
+        click.echo(
+            f"trained {result.step} steps in {result.seconds / 60:.1f} min; final checkpoint: {result.final}"
+        )
         latest: dict[str, dict[str, Any]] = {}
         for e in result.evals:
             latest[e["dataset"]] = e

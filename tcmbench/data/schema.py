@@ -133,4 +133,7 @@ class Prediction:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Prediction:
         score = d.get("score")
-        return cls(polygon=np.asarray(d["polygon"], dtype=np.float64), score=None if score is None else float(score))
+        return cls(
+            polygon=np.asarray(d["polygon"], dtype=np.float64),
+            score=None if score is None else float(score),
+        )

@@ -27,8 +27,22 @@ log = logging.getLogger(__name__)
 
 # What the OpenCV we depend on decodes (GIF since OpenCV 4.11).
 SUPPORTED_IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".gif", ".tif", ".tiff", ".webp",
-     ".pbm", ".pgm", ".ppm", ".pnm"}
+    {
+        ".jpg",
+        ".jpeg",
+        ".jpe",
+        ".png",
+        ".bmp",
+        ".dib",
+        ".gif",
+        ".tif",
+        ".tiff",
+        ".webp",
+        ".pbm",
+        ".pgm",
+        ".ppm",
+        ".pnm",
+    }
 )
 
 
@@ -65,7 +79,9 @@ def load_image(path: str | Path | None, sample_id: str | None = None) -> np.ndar
     if data.size:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
-        raise ImageReadError(f"{p}: cannot decode image (empty, corrupt or not really a {p.suffix} file)")
+        raise ImageReadError(
+            f"{p}: cannot decode image (empty, corrupt or not really a {p.suffix} file)"
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -116,7 +132,11 @@ class TrainDataset:
         if s.width and s.height and (img.shape[1], img.shape[0]) != (s.width, s.height):
             log.warning(
                 "%s: image is %dx%d but the annotation says %dx%d",
-                s.image_path, img.shape[1], img.shape[0], s.width, s.height,
+                s.image_path,
+                img.shape[1],
+                img.shape[0],
+                s.width,
+                s.height,
             )
         if self.cache_images:
             self._cache[index] = img

@@ -58,7 +58,9 @@ def normalization(recipe: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[f
 # Single operations. Each returns new arrays; inputs are never modified.
 
 
-def color_jitter(image: np.ndarray, rng: np.random.Generator, brightness: float, saturation: float) -> np.ndarray:
+def color_jitter(
+    image: np.ndarray, rng: np.random.Generator, brightness: float, saturation: float
+) -> np.ndarray:
     """torchvision ``ColorJitter`` semantics: brightness multiplies by a
     factor in [1-b, 1+b], saturation blends with the grey image by a factor
     in [1-s, 1+s]; the two are applied in random order."""
@@ -197,7 +199,9 @@ def crop_and_fit(
     nw, nh = max(1, round(bw * s)), max(1, round(bh * s))
     canvas = np.zeros((crop_h, crop_w, image.shape[2]), dtype=image.dtype)
     region = image[y0 : y0 + bh, x0 : x0 + bw]
-    canvas[:nh, :nw] = cv2.resize(region, (nw, nh), interpolation=cv2.INTER_LINEAR)[:crop_h, :crop_w]
+    canvas[:nh, :nw] = cv2.resize(region, (nw, nh), interpolation=cv2.INTER_LINEAR)[
+        :crop_h, :crop_w
+    ]
     out_polys: Polygons = []
     out_ign: list[bool] = []
     for poly, ig in zip(polygons, ignores):
@@ -219,7 +223,9 @@ def pad_to_multiple(image: np.ndarray, divisor: int) -> np.ndarray:
     return cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
 
 
-def normalize(image: np.ndarray, mean: Sequence[float] = MEAN_RGB, std: Sequence[float] = STD_RGB) -> np.ndarray:
+def normalize(
+    image: np.ndarray, mean: Sequence[float] = MEAN_RGB, std: Sequence[float] = STD_RGB
+) -> np.ndarray:
     """uint8 HWC RGB -> float32 CHW, (x - mean) / std per channel."""
     out = (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(out.transpose(2, 0, 1))
@@ -252,7 +258,9 @@ class ColorJitter:
     brightness: float = 32.0 / 255.0
     saturation: float = 0.5
 
-    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+    def __call__(
+        self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator
+    ) -> Step:
         return color_jitter(image, rng, self.brightness, self.saturation), polys, ign
 
 
@@ -260,7 +268,9 @@ class ColorJitter:
 class HFlip:
     prob: float = 0.5
 
-    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+    def __call__(
+        self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator
+    ) -> Step:
         if self.prob > 0 and rng.random() < self.prob:
             image, polys = hflip(image, polys)
         return image, polys, ign
@@ -270,7 +280,9 @@ class HFlip:
 class Rotate:
     max_angle: float = 10.0
 
-    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+    def __call__(
+        self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator
+    ) -> Step:
         if self.max_angle <= 0:
             return image, polys, ign
         image, polys = rotate(image, polys, float(rng.uniform(-self.max_angle, self.max_angle)))
@@ -281,7 +293,9 @@ class Rotate:
 class RandomScale:
     range: tuple[float, float] = (0.5, 3.0)
 
-    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+    def __call__(
+        self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator
+    ) -> Step:
         lo, hi = (float(x) for x in self.range)
         image, polys = rescale(image, polys, float(rng.uniform(lo, hi)))
         return image, polys, ign
@@ -295,7 +309,9 @@ class RandomCrop:
     min_side_ratio: float = 0.1
     tries: int = 10
 
-    def __call__(self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator) -> Step:
+    def __call__(
+        self, image: np.ndarray, polys: Polygons, ign: list[bool], rng: np.random.Generator
+    ) -> Step:
         box = text_aware_crop_box(image.shape[:2], polys, ign, rng, self.min_side_ratio, self.tries)
         return crop_and_fit(image, polys, ign, box, _pair(self.size))
 
@@ -328,11 +344,15 @@ def build_augmentation(entry: Mapping[str, Any]) -> Any:
     name = params.pop("name", None)
     cls = AUGMENTATIONS.get(str(name))
     if cls is None:
-        raise TcmbenchError(f"unknown augmentation {name!r} in recipe; known: {', '.join(AUGMENTATIONS)}")
+        raise TcmbenchError(
+            f"unknown augmentation {name!r} in recipe; known: {', '.join(AUGMENTATIONS)}"
+        )
     fields = set(cls.__dataclass_fields__)
     unknown = sorted(set(params) - fields)
     if unknown:
-        raise TcmbenchError(f"augmentation {name!r}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+        raise TcmbenchError(
+            f"augmentation {name!r}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+        )
     return cls(**params)
 
 
@@ -373,7 +393,9 @@ class TrainTransform:
         if augment is None:
             augment = default_augment(train.get("crop_size", 640))
         mean, std = normalization(recipe)
-        return cls([build_augmentation(a) for a in augment], int(train.get("pad_divisor", 32)), mean, std)
+        return cls(
+            [build_augmentation(a) for a in augment], int(train.get("pad_divisor", 32)), mean, std
+        )
 
     def __call__(
         self,
@@ -434,7 +456,11 @@ class InferenceTransform:
         """-> (float32 CHW padded image, (sx, sy) = resized / original)."""
         h, w = image.shape[:2]
         nh, nw = self.size_for(h, w)
-        img = image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        img = (
+            image
+            if (nh, nw) == (h, w)
+            else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        )
         x = normalize(img, self.mean, self.std)
         # Pad after normalising, with 0: mmocr's Normalize -> Pad order, and
         # the value batches are padded with.
@@ -448,4 +474,3 @@ def polygon_area(poly: np.ndarray) -> float:
     """Absolute shoelace area (used by tests and sanity checks)."""
     x, y = poly[:, 0].astype(np.float64), poly[:, 1].astype(np.float64)
     return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
-

@@ -49,7 +49,7 @@ def canonical_id(name: str) -> str:
             break
     for prefix in ID_PREFIXES:
         if stem.startswith(prefix) and len(stem) > len(prefix):
-            stem = stem[len(prefix):]
+            stem = stem[len(prefix) :]
             break
     return stem
 
@@ -62,7 +62,9 @@ def numeric_key(sample_id: str) -> str | None:
     return str(int(m.group(1))) if m else None
 
 
-def gt_mapping(gt: Sequence[Sample] | Mapping[str, Sequence[Instance]] | Iterable[Sample]) -> Mapping[str, Sequence[Instance]]:
+def gt_mapping(
+    gt: Sequence[Sample] | Mapping[str, Sequence[Instance]] | Iterable[Sample],
+) -> Mapping[str, Sequence[Instance]]:
     """Ground truth as ``{sample id: instances}`` (a mapping is kept as is,
     so a lazily generated one stays lazy)."""
     if isinstance(gt, Mapping):
@@ -84,7 +86,9 @@ class _Rekeyed(Mapping[str, Sequence[Prediction]]):
     """Predictions seen under the ground truth's ids (no copy: a lazy
     mapping stays lazy)."""
 
-    def __init__(self, predictions: Mapping[str, Sequence[Prediction]], keys: dict[str, str]) -> None:
+    def __init__(
+        self, predictions: Mapping[str, Sequence[Prediction]], keys: dict[str, str]
+    ) -> None:
         self._predictions = predictions
         self._keys = keys  # gt id -> prediction key
 
@@ -144,7 +148,9 @@ def match_prediction_ids(
             )
         keys[target] = key
     if orphans:
-        shown = ", ".join(sorted(orphans, key=natural_key)[:5]) + (" ..." if len(orphans) > 5 else "")
+        shown = ", ".join(sorted(orphans, key=natural_key)[:5]) + (
+            " ..." if len(orphans) > 5 else ""
+        )
         raise ProtocolError(
             f"{protocol or 'evaluate'}: {len(orphans)} prediction sample(s) have no ground truth: "
             f"{shown} (the official script stops here: 'The sample ... not present in GT'); "
@@ -217,7 +223,9 @@ def parse_float(value: Any, name: str, protocol: str, low: float = 0.0, high: fl
     return out
 
 
-def check_params(protocol: str, defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+def check_params(
+    protocol: str, defaults: Mapping[str, Any], given: Mapping[str, Any]
+) -> dict[str, Any]:
     """Defaults overridden by ``given``; an unknown key is a ProtocolError
     naming the known ones (a typo must not silently run the default)."""
     unknown = sorted(set(given) - set(defaults))

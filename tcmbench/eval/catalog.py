@@ -24,32 +24,42 @@ _IOU_COMMON: dict[str, Any] = {
 IOU_PROTOCOLS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "icdar2015": (
         "tcmbench.eval.iou:evaluate_icdar2015",
-        ("ICDAR 2015 task 4.1 (RRC script.py): int32 quads, clockwise check, IoU > 0.5 greedy, "
-         "don't-care absorption; AP with confidences=true"),
+        (
+            "ICDAR 2015 task 4.1 (RRC script.py): int32 quads, clockwise check, IoU > 0.5 greedy, "
+            "don't-care absorption; AP with confidences=true"
+        ),
         {**_IOU_COMMON, "validate": True, "tiou": False},
     ),
     "msra-td500": (
         "tcmbench.eval.iou:evaluate_msra_td500",
-        ("MSRA-TD500 as DBNet scores it: icdar2015 rules on the rotated quads (GT rounded to int), "
-         "difficult = don't care"),
+        (
+            "MSRA-TD500 as DBNet scores it: icdar2015 rules on the rotated quads (GT rounded to int), "
+            "difficult = don't care"
+        ),
         {**_IOU_COMMON, "validate": False, "tiou": False},
     ),
     "totaltext-iou": (
         "tcmbench.eval.iou:evaluate_totaltext_iou",
-        ("Total-Text, IoU 0.5 (TIoU-metric curved script): float32 polygons, greedy IoU > 0.5, "
-         "plus the TIoU figures"),
+        (
+            "Total-Text, IoU 0.5 (TIoU-metric curved script): float32 polygons, greedy IoU > 0.5, "
+            "plus the TIoU figures"
+        ),
         {**_IOU_COMMON, "validate": True, "tiou": True},
     ),
     "ctw1500-iou": (
         "tcmbench.eval.iou:evaluate_ctw1500_iou",
-        ("SCUT-CTW1500, IoU 0.5 (TIoU-metric curved script): float32 polygons, greedy IoU > 0.5, "
-         "plus the TIoU figures"),
+        (
+            "SCUT-CTW1500, IoU 0.5 (TIoU-metric curved script): float32 polygons, greedy IoU > 0.5, "
+            "plus the TIoU figures"
+        ),
         {**_IOU_COMMON, "validate": True, "tiou": True},
     ),
     "tiou": (
         "tcmbench.eval.iou:evaluate_tiou",
-        ("Tightness-aware IoU (Liu et al. 2019) as the headline figures; rules=curved (curved "
-         "script, default) or rules=icdar2015 (the ICDAR 2015 TIoU script)"),
+        (
+            "Tightness-aware IoU (Liu et al. 2019) as the headline figures; rules=curved (curved "
+            "script, default) or rules=icdar2015 (the ICDAR 2015 TIoU script)"
+        ),
         {**_IOU_COMMON, "validate": True, "rules": "curved"},
     ),
 }
@@ -85,4 +95,6 @@ class BuiltinSpec:
 def iou_spec(name: str) -> BuiltinSpec:
     """The spec of one IoU-family protocol (KeyError if not one)."""
     target, summary, params = IOU_PROTOCOLS[name]
-    return BuiltinSpec(name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params))
+    return BuiltinSpec(
+        name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params)
+    )

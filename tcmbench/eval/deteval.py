@@ -199,9 +199,10 @@ class ImageOverlap:
     tag: Any = None
 
 
-ImageInput = tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | tuple[
-    Sequence[np.ndarray], Sequence[np.ndarray], Any
-]
+ImageInput = (
+    tuple[Sequence[np.ndarray], Sequence[np.ndarray]]
+    | tuple[Sequence[np.ndarray], Sequence[np.ndarray], Any]
+)
 
 
 def iter_image_overlaps(
@@ -246,8 +247,11 @@ def iter_image_overlaps(
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="deteval") as pool:
         in_flight: deque[Future[list[ImageOverlap]]] = deque()
         for chunk in chunks:
-            in_flight.append(pool.submit(_chunk_overlaps, chunk, repair=repair, det_first=det_first,
-                                         recheck=recheck))
+            in_flight.append(
+                pool.submit(
+                    _chunk_overlaps, chunk, repair=repair, det_first=det_first, recheck=recheck
+                )
+            )
             if len(in_flight) >= n_workers:
                 yield from in_flight.popleft().result()
         while in_flight:
@@ -297,15 +301,19 @@ def _chunk_overlaps(
         gb, db = gts.bounds[gi], dets.bounds[di]
         # Strict overlap: boxes that only touch have a zero-area intersection.
         cand = (
-            (gb[:, 0] < db[:, 2]) & (db[:, 0] < gb[:, 2])
-            & (gb[:, 1] < db[:, 3]) & (db[:, 1] < gb[:, 3])
+            (gb[:, 0] < db[:, 2])
+            & (db[:, 0] < gb[:, 2])
+            & (gb[:, 1] < db[:, 3])
+            & (db[:, 1] < gb[:, 3])
         )
         del gb, db
         pos = np.flatnonzero(cand)
         if pos.size:
             gi, di = gi[pos], di[pos]
             if recheck is None:
-                inter[pos] = _geos_intersections(gts, dets, gi, di, repair=repair, det_first=det_first)
+                inter[pos] = _geos_intersections(
+                    gts, dets, gi, di, repair=repair, det_first=det_first
+                )
             else:
                 from tcmbench.eval import geometry
 
@@ -324,11 +332,11 @@ def _chunk_overlaps(
         s = int(pair_start[i])
         out.append(
             ImageOverlap(
-                inter=inter[s:s + ng * nd_i].reshape(ng, nd_i),
-                gt_area=gts.area[gt_off[i]:gt_off[i] + ng],
-                det_area=dets.area[det_off[i]:det_off[i] + nd_i],
-                gt_points=gts.points[gt_off[i]:gt_off[i] + ng],
-                det_points=dets.points[det_off[i]:det_off[i] + nd_i],
+                inter=inter[s : s + ng * nd_i].reshape(ng, nd_i),
+                gt_area=gts.area[gt_off[i] : gt_off[i] + ng],
+                det_area=dets.area[det_off[i] : det_off[i] + nd_i],
+                gt_points=gts.points[gt_off[i] : gt_off[i] + ng],
+                det_points=dets.points[det_off[i] : det_off[i] + nd_i],
                 tag=image[2] if len(image) > 2 else None,
             )
         )
@@ -336,7 +344,12 @@ def _chunk_overlaps(
 
 
 def _geos_intersections(
-    gts: GeosPolygons, dets: GeosPolygons, gi: np.ndarray, di: np.ndarray, *, repair: bool,
+    gts: GeosPolygons,
+    dets: GeosPolygons,
+    gi: np.ndarray,
+    di: np.ndarray,
+    *,
+    repair: bool,
     det_first: bool,
 ) -> np.ndarray:
     """Intersection areas exactly as the official scripts compute them:
@@ -424,8 +437,9 @@ def _resolve_params(given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_prediction_ids(protocol: str, gt: Mapping[str, Any], predictions: Mapping[str, Any],
-                         why: str) -> None:
+def check_prediction_ids(
+    protocol: str, gt: Mapping[str, Any], predictions: Mapping[str, Any], why: str
+) -> None:
     """A prediction for an image with no GT stops the run, as the official does."""
     orphans = [i for i in predictions if i not in gt]
     if orphans:
@@ -459,6 +473,7 @@ def near_official_ties(inter: np.ndarray, gt_area: np.ndarray, det_area: np.ndar
     """Pairs whose rounded sigma / tau or don't-care test could change if
     the intersection moved by a few ulps: the only places where the official
     result depends on the exact bits of the intersection area."""
+
     def near_half(x: np.ndarray) -> np.ndarray:
         frac = x - np.floor(x)
         return np.abs(frac - 0.5) < TIE_BAND * np.maximum(1.0, np.abs(x))
@@ -468,8 +483,10 @@ def near_official_ties(inter: np.ndarray, gt_area: np.ndarray, det_area: np.ndar
         tau100 = safe_ratio(inter, det_area) * 100.0
         iod = inter / (det_area + 1.0)
         return (
-            near_half(sigma100) | near_half(tau100)
-            | (np.abs(iod - 0.5) < TIE_BAND) | ~np.isfinite(inter)
+            near_half(sigma100)
+            | near_half(tau100)
+            | (np.abs(iod - 0.5) < TIE_BAND)
+            | ~np.isfinite(inter)
         )
 
 
@@ -630,7 +647,9 @@ def evaluate_totaltext_deteval(
     """
     p = _resolve_params(params)
     check_prediction_ids(
-        PROTOCOL, gt, predictions,
+        PROTOCOL,
+        gt,
+        predictions,
         "the official Deteval.py stops: it finds no poly_gt_<id>.mat for them",
     )
     all_ids = image_order(gt)
@@ -650,7 +669,9 @@ def evaluate_totaltext_deteval(
     rule = {k: p[k] for k in ("tr", "tp", "k", "penalty")}
     sweep = SweepAccumulator() if p["sweep"] else None
     overlaps = iter_image_overlaps(
-        _load(gt, predictions, ids, sweep is not None), repair=True, det_first=True,
+        _load(gt, predictions, ids, sweep is not None),
+        repair=True,
+        det_first=True,
         recheck=near_official_ties,
     )
     for overlap in _progress(overlaps, len(ids)):
@@ -704,7 +725,10 @@ def evaluate_totaltext_deteval(
         log.warning(
             "%s: %d image(s) have no prediction file; as in the official Deteval.py their %d "
             "care GT(s) are left out of the recall denominator (missing_predictions=count "
-            "counts them)", PROTOCOL, len(skipped), skipped_gt,
+            "counts them)",
+            PROTOCOL,
+            len(skipped),
+            skipped_gt,
         )
     recall = acc_r / total_gt if total_gt else 0.0
     precision = acc_p / total_det if total_det else 0.0
@@ -731,7 +755,10 @@ def evaluate_totaltext_deteval(
 
 
 def _sweep_image(
-    sweep: SweepAccumulator, sigma: np.ndarray, tau: np.ndarray, scores: np.ndarray,
+    sweep: SweepAccumulator,
+    sigma: np.ndarray,
+    tau: np.ndarray,
+    scores: np.ndarray,
     rule: dict[str, Any],
 ) -> None:
     """Credits of one image at every sweep threshold, from the tables
@@ -740,8 +767,13 @@ def _sweep_image(
     for t, threshold in enumerate(sweep.thresholds):
         keep = kept_mask(scores, threshold)
         scored = match_totaltext(sigma[:, keep], tau[:, keep], **rule)
-        sweep.add(t, sum(scored.recall_credits), sum(scored.precision_credits),
-                  sigma.shape[0], int(keep.sum()))
+        sweep.add(
+            t,
+            sum(scored.recall_credits),
+            sum(scored.precision_credits),
+            sigma.shape[0],
+            int(keep.sum()),
+        )
 
 
 def _progress(it: Iterator[ImageOverlap], total: int) -> Iterator[ImageOverlap]:
@@ -752,8 +784,11 @@ def _progress(it: Iterator[ImageOverlap], total: int) -> Iterator[ImageOverlap]:
 
     from tqdm import tqdm
 
-    return iter(tqdm(it, total=total, desc=PROTOCOL, unit="img", disable=not sys.stderr.isatty(),
-                     leave=False))
+    return iter(
+        tqdm(
+            it, total=total, desc=PROTOCOL, unit="img", disable=not sys.stderr.isatty(), leave=False
+        )
+    )
 
 
 # --------------------------------------------------------------------------- Matlab example files
@@ -776,15 +811,27 @@ def read_deteval_mat_predictions(data: bytes, location: str) -> list[Prediction]
     expected = "DetEval prediction .mat with variable 'accuInf': N x 1 cells of K x 2 (x, y) arrays"
     try:
         mat = scipy.io.loadmat(io.BytesIO(data))
-    except (ValueError, TypeError, OSError, NotImplementedError, scipy.io.matlab.MatReadError) as exc:
-        raise AnnotationFormatError(location, None, expected, f"not a readable MATLAB file: {exc}") from None
+    except (
+        ValueError,
+        TypeError,
+        OSError,
+        NotImplementedError,
+        scipy.io.matlab.MatReadError,
+    ) as exc:
+        raise AnnotationFormatError(
+            location, None, expected, f"not a readable MATLAB file: {exc}"
+        ) from None
     if "accuInf" not in mat:
         keys = [k for k in mat if not k.startswith("__")]
-        raise AnnotationFormatError(location, None, expected, f"no variable 'accuInf' (found {keys})")
+        raise AnnotationFormatError(
+            location, None, expected, f"no variable 'accuInf' (found {keys})"
+        )
     out = []
     for row, cell in enumerate(np.asarray(mat["accuInf"], dtype=object).reshape(-1), start=1):
         arr = np.asarray(cell, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] != 2:
-            raise AnnotationFormatError(location, row, expected, f"cell {row} has shape {arr.shape}")
+            raise AnnotationFormatError(
+                location, row, expected, f"cell {row} has shape {arr.shape}"
+            )
         out.append(Prediction(polygon=arr))
     return out

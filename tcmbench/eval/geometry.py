@@ -234,8 +234,15 @@ def pack(polygons: Sequence[np.ndarray], coords: CoordMode = "float64") -> Polyg
         frac_v = (flat[:, 0] != rounded[:, 0]) | (flat[:, 1] != rounded[:, 1])
     integral = (np.bincount(owner[frac_v], minlength=n) == 0) & ~void
     batch = PolygonBatch(
-        coords=flat, start=starts, count=counts, signed_area=signed, area=area,
-        bbox=bbox, void=void, simple=np.zeros(n, dtype=bool), integral=integral,
+        coords=flat,
+        start=starts,
+        count=counts,
+        signed_area=signed,
+        area=area,
+        bbox=bbox,
+        void=void,
+        simple=np.zeros(n, dtype=bool),
+        integral=integral,
     )
     batch.simple = _certainly_simple(batch)
     return batch
@@ -244,7 +251,9 @@ def pack(polygons: Sequence[np.ndarray], coords: CoordMode = "float64") -> Polyg
 # --------------------------------------------------------------------------- predicates
 
 
-def _padded(batch: PolygonBatch, idx: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _padded(
+    batch: PolygonBatch, idx: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(k, size + 1) x and y of polygons ``idx``, positions past each
     polygon's last vertex repeating vertex 0 (so edge ``count - 1`` closes
     the contour and later edges are zero-length), plus the (k, size) mask of
@@ -327,14 +336,22 @@ def _star_shaped(batch: PolygonBatch) -> np.ndarray:
     if retry.any():
         q1 = batch.start + counts // 4
         q3 = batch.start + (counts // 4 + counts // 2) % np.maximum(counts, 1)
-        mx = 0.5 * (batch.coords[np.minimum(q1, total - 1), 0] + batch.coords[np.minimum(q3, total - 1), 0])
-        my = 0.5 * (batch.coords[np.minimum(q1, total - 1), 1] + batch.coords[np.minimum(q3, total - 1), 1])
+        mx = 0.5 * (
+            batch.coords[np.minimum(q1, total - 1), 0] + batch.coords[np.minimum(q3, total - 1), 0]
+        )
+        my = 0.5 * (
+            batch.coords[np.minimum(q1, total - 1), 1] + batch.coords[np.minimum(q3, total - 1), 1]
+        )
         out |= retry & _star_around(batch, owner, nxt, mx, my, np.flatnonzero(retry[owner]))
     return out
 
 
 def _star_around(
-    batch: PolygonBatch, owner: np.ndarray, nxt: np.ndarray, cx: np.ndarray, cy: np.ndarray,
+    batch: PolygonBatch,
+    owner: np.ndarray,
+    nxt: np.ndarray,
+    cx: np.ndarray,
+    cy: np.ndarray,
     vertices: np.ndarray | None,
 ) -> np.ndarray:
     """Star-shapedness around (cx, cy) per polygon, looking only at
@@ -409,9 +426,18 @@ def _simple_chunk(batch: PolygonBatch, idx: np.ndarray, size: int) -> np.ndarray
         # Collinear edges whose extents do not overlap are fine.
         kb, ib, jb = np.nonzero(bad)
         fine = _collinear_disjoint(
-            x[kb, ib], y[kb, ib], x[kb, ib + 1], y[kb, ib + 1],
-            x[kb, jb], y[kb, jb], x[kb, jb + 1], y[kb, jb + 1],
-            s[kb, ib, jb], s[kb, ib, jb + 1], s[kb, jb, ib], s[kb, jb, ib + 1],
+            x[kb, ib],
+            y[kb, ib],
+            x[kb, ib + 1],
+            y[kb, ib + 1],
+            x[kb, jb],
+            y[kb, jb],
+            x[kb, jb + 1],
+            y[kb, jb + 1],
+            s[kb, ib, jb],
+            s[kb, ib, jb + 1],
+            s[kb, jb, ib],
+            s[kb, jb, ib + 1],
             np.sqrt(tol[kb, 0, 0] / _ORIENT_REL_TOL),
         )
         still_bad = np.bincount(kb[~fine], minlength=len(idx)) > 0
@@ -420,9 +446,19 @@ def _simple_chunk(batch: PolygonBatch, idx: np.ndarray, size: int) -> np.ndarray
 
 
 def _collinear_disjoint(
-    ax0: np.ndarray, ay0: np.ndarray, ax1: np.ndarray, ay1: np.ndarray,
-    bx0: np.ndarray, by0: np.ndarray, bx1: np.ndarray, by1: np.ndarray,
-    s1: np.ndarray, s2: np.ndarray, s3: np.ndarray, s4: np.ndarray, scale: np.ndarray,
+    ax0: np.ndarray,
+    ay0: np.ndarray,
+    ax1: np.ndarray,
+    ay1: np.ndarray,
+    bx0: np.ndarray,
+    by0: np.ndarray,
+    bx1: np.ndarray,
+    by1: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    s3: np.ndarray,
+    s4: np.ndarray,
+    scale: np.ndarray,
 ) -> np.ndarray:
     """For segment pairs flagged as touching: True where both segments lie on
     one line (all four orientations zero) but their extents are robustly
@@ -433,7 +469,9 @@ def _collinear_disjoint(
     a1 = np.where(use_x, ax1, ay1)
     b0 = np.where(use_x, bx0, by0)
     b1 = np.where(use_x, bx1, by1)
-    gap = np.maximum(np.minimum(a0, a1), np.minimum(b0, b1)) - np.minimum(np.maximum(a0, a1), np.maximum(b0, b1))
+    gap = np.maximum(np.minimum(a0, a1), np.minimum(b0, b1)) - np.minimum(
+        np.maximum(a0, a1), np.maximum(b0, b1)
+    )
     return collinear & (gap > 1e-9 * np.maximum(scale, 1.0))
 
 
@@ -503,8 +541,13 @@ def candidate_pairs(
 
 
 def _interval_join(
-    a: PolygonBatch, a_group: np.ndarray, ia_live: np.ndarray,
-    b: PolygonBatch, b_group: np.ndarray, ib_live: np.ndarray, axis: int,
+    a: PolygonBatch,
+    a_group: np.ndarray,
+    ia_live: np.ndarray,
+    b: PolygonBatch,
+    b_group: np.ndarray,
+    ib_live: np.ndarray,
+    axis: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(i, j) of the same group whose extents on ``axis`` (0 = x, 1 = y)
     overlap: b starting inside a's extent, or a starting inside b's."""
@@ -540,7 +583,11 @@ def _expand_ranges(start: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.
     length = np.maximum(stop - start, 0)
     total = int(length.sum())
     owner = np.repeat(np.arange(start.size, dtype=np.int64), length)
-    pos = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(length) - length, length) + start[owner]
+    pos = (
+        np.arange(total, dtype=np.int64)
+        - np.repeat(np.cumsum(length) - length, length)
+        + start[owner]
+    )
     return owner, pos
 
 
@@ -576,7 +623,9 @@ def intersection_area(
     return out
 
 
-def _kernel(a: PolygonBatch, ia: np.ndarray, b: PolygonBatch, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _kernel(
+    a: PolygonBatch, ia: np.ndarray, b: PolygonBatch, ib: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact intersection areas of simple polygon pairs, plus a flag for the
     pairs whose configuration is degenerate (to be recomputed by GEOS)."""
     areas = np.zeros(ia.size, dtype=np.float64)
@@ -677,9 +726,19 @@ def _kernel_chunk(
         kt = kc[t]
         scale = np.sqrt(tol[kt] / _ORIENT_REL_TOL)
         fine = _collinear_disjoint(
-            ax_f[va[t]], ay_f[va[t]], ax_f[va[t] + 1], ay_f[va[t] + 1],
-            bx_f[vb[t]], by_f[vb[t]], bx_f[vb[t] + 1], by_f[vb[t] + 1],
-            s1[t], s2[t], s3[t], s4[t], scale,
+            ax_f[va[t]],
+            ay_f[va[t]],
+            ax_f[va[t] + 1],
+            ay_f[va[t] + 1],
+            bx_f[vb[t]],
+            by_f[vb[t]],
+            bx_f[vb[t] + 1],
+            by_f[vb[t] + 1],
+            s1[t],
+            s2[t],
+            s3[t],
+            s4[t],
+            scale,
         )
         degenerate |= np.bincount(kt[~fine], minlength=k) > 0
     kc, ic, jc, ea, eb, va, vb = (x[proper] for x in (kc, ic, jc, ea, eb, va, vb))
@@ -725,7 +784,9 @@ def _kernel_chunk(
     degenerate |= ~consistent
     cross_a = ax[:, :-1] * ay[:, 1:] - ax[:, 1:] * ay[:, :-1]
     cross_b = bx[:, :-1] * by[:, 1:] - bx[:, 1:] * by[:, :-1]
-    base = (np.where(amask, ins_a, 0) * cross_a).sum(axis=1) + (np.where(bmask, ins_b, 0) * cross_b).sum(axis=1)
+    base = (np.where(amask, ins_a, 0) * cross_a).sum(axis=1) + (
+        np.where(bmask, ins_b, 0) * cross_b
+    ).sum(axis=1)
     inter = 0.5 * (base + extra_sum)
     smaller = np.minimum(a.area[ia], b.area[ib])
     slack = 1e-9 * np.maximum(smaller, 1.0)
@@ -747,7 +808,9 @@ def geos_geometry(batch: PolygonBatch, i: int, repair: Repair = "polygon3") -> A
     return geom
 
 
-def geos_geometries(batch: PolygonBatch, idx: np.ndarray, repair: Repair = "polygon3") -> np.ndarray:
+def geos_geometries(
+    batch: PolygonBatch, idx: np.ndarray, repair: Repair = "polygon3"
+) -> np.ndarray:
     """Shapely polygons for ``batch[idx]`` (None for void ones), repaired."""
     import shapely
 
@@ -764,7 +827,9 @@ def geos_geometries(batch: PolygonBatch, idx: np.ndarray, repair: Repair = "poly
         sel = idx[need]
         uniq, inv = np.unique(sel, return_inverse=True)
         cnt = batch.count[uniq]
-        pos = np.concatenate([np.arange(s, s + c) for s, c in zip(batch.start[uniq].tolist(), cnt.tolist())])
+        pos = np.concatenate(
+            [np.arange(s, s + c) for s, c in zip(batch.start[uniq].tolist(), cnt.tolist())]
+        )
         rings = shapely.linearrings(batch.coords[pos], indices=np.repeat(np.arange(uniq.size), cnt))
         polys = shapely.polygons(rings)
         valid = shapely.is_valid(polys)
@@ -840,7 +905,9 @@ def _geos_valid(batch: PolygonBatch, idx: np.ndarray) -> np.ndarray:
     import shapely
 
     cnt = batch.count[idx]
-    pos = np.concatenate([np.arange(s, s + c) for s, c in zip(batch.start[idx].tolist(), cnt.tolist())])
+    pos = np.concatenate(
+        [np.arange(s, s + c) for s, c in zip(batch.start[idx].tolist(), cnt.tolist())]
+    )
     rings = shapely.linearrings(batch.coords[pos], indices=np.repeat(np.arange(idx.size), cnt))
     return shapely.is_valid(shapely.polygons(rings))
 

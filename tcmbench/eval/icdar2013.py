@@ -178,7 +178,9 @@ def match_icdar2013(
         r_acc += mtype_oo_o if len(dets) == 1 else mtype_om_o
         p_acc += mtype_oo_o if len(dets) == 1 else mtype_om_o * len(dets)
         det_flag[dets] = True
-        out.matches.append(("one-to-one" if len(dets) == 1 else "one-to-many", (int(g),), tuple(dets)))
+        out.matches.append(
+            ("one-to-one" if len(dets) == 1 else "one-to-many", (int(g),), tuple(dets))
+        )
 
     # Many-to-one, every care detection in order.
     for d in np.flatnonzero(~det_dc):
@@ -196,7 +198,9 @@ def match_icdar2013(
         r_acc += mtype_oo_o if len(gts) == 1 else mtype_om_m * len(gts)
         p_acc += mtype_oo_o if len(gts) == 1 else mtype_om_m
         gt_flag[gts] = True
-        out.matches.append(("one-to-one" if len(gts) == 1 else "many-to-one", tuple(gts), (int(d),)))
+        out.matches.append(
+            ("one-to-one" if len(gts) == 1 else "many-to-one", tuple(gts), (int(d),))
+        )
     out.recall_accum = r_acc
     out.precision_accum = p_acc
     return out
@@ -244,7 +248,9 @@ def _evaluate(
     p = _resolve(protocol, params)
     check_prediction_ids(protocol, gt, predictions, "every evaluated image needs its ground truth")
     ids = image_order(gt)
-    rule = {k: p[k] for k in ("tr", "tp", "center_diff_thr", "mtype_oo_o", "mtype_om_o", "mtype_om_m")}
+    rule = {
+        k: p[k] for k in ("tr", "tp", "center_diff_thr", "mtype_oo_o", "mtype_om_o", "mtype_om_m")
+    }
     deteval = protocol == ICDAR2013_DETEVAL
     sweep = SweepAccumulator() if p["sweep"] else None
 
@@ -256,14 +262,15 @@ def _evaluate(
     num_gt_all = 0
     num_det_all = 0
     for start in range(0, len(ids), VALIDITY_CHUNK):
-        chunk = ids[start:start + VALIDITY_CHUNK]
+        chunk = ids[start : start + VALIDITY_CHUNK]
         g_insts = [gt[i] for i in chunk]
         g_polys = [[np.asarray(x.polygon, np.float64).reshape(-1, 2) for x in gs] for gs in g_insts]
         d_preds = [predictions.get(i, ()) for i in chunk]
         d_polys = [[np.asarray(x.polygon, np.float64).reshape(-1, 2) for x in ps] for ps in d_preds]
         d_scores = (
             [prediction_scores(protocol, i, ps) for i, ps in zip(chunk, d_preds)]
-            if sweep is not None else None
+            if sweep is not None
+            else None
         )
         g_ok = _split(_valid_mask([q for qs in g_polys for q in qs]), [len(q) for q in g_polys])
         d_ok = _split(_valid_mask([q for qs in d_polys for q in qs]), [len(q) for q in d_polys])
@@ -327,8 +334,12 @@ def _evaluate(
 
 
 def _sweep_image(
-    sweep: SweepAccumulator, overlap: ImageOverlap, gt_dc: np.ndarray, scores: np.ndarray,
-    deteval: bool, rule: dict[str, float],
+    sweep: SweepAccumulator,
+    overlap: ImageOverlap,
+    gt_dc: np.ndarray,
+    scores: np.ndarray,
+    deteval: bool,
+    rule: dict[str, float],
 ) -> None:
     """Credits of one image at every sweep threshold from the intersections
     computed once (a dropped detection is a dropped column)."""
@@ -336,19 +347,29 @@ def _sweep_image(
     for t, threshold in enumerate(sweep.thresholds):
         keep = np.flatnonzero(kept_mask(scores, threshold))
         sub = ImageOverlap(
-            inter=overlap.inter[:, keep], gt_area=overlap.gt_area, det_area=overlap.det_area[keep],
-            gt_points=overlap.gt_points, det_points=[overlap.det_points[i] for i in keep],
+            inter=overlap.inter[:, keep],
+            gt_area=overlap.gt_area,
+            det_area=overlap.det_area[keep],
+            gt_points=overlap.gt_points,
+            det_points=[overlap.det_points[i] for i in keep],
         )
         scored = match_icdar2013(sub, gt_dc, deteval=deteval, **rule)
-        sweep.add(t, scored.recall_accum, scored.precision_accum, n_gt_care,
-                  int(keep.size - scored.det_dont_care.sum()))
+        sweep.add(
+            t,
+            scored.recall_accum,
+            scored.precision_accum,
+            n_gt_care,
+            int(keep.size - scored.det_dont_care.sum()),
+        )
 
 
 def _split(mask: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     return np.split(mask, np.cumsum(sizes)[:-1]) if sizes else []
 
 
-def _image_entry(n_gt: int, n_det: int, gt_care: int, det_care: int, s: Icdar2013Image) -> dict[str, Any]:
+def _image_entry(
+    n_gt: int, n_det: int, gt_care: int, det_care: int, s: Icdar2013Image
+) -> dict[str, Any]:
     """Per-image figures computed as the port's ``evaluate_image`` does."""
     recall: float = 0.0
     precision: float = 0.0

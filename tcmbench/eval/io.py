@@ -55,8 +55,12 @@ LTRB_LINE_CONF = re.compile(
 RRC_NAME = re.compile(r"res_img_([0-9]+).txt")  # re.match, as the RRC script applies it
 
 RRC_EXPECTED = "ICDAR 2015 result line 'x1,y1,x2,y2,x3,y3,x4,y4' (8 integers)"
-RRC_EXPECTED_CONF = "ICDAR 2015 result line 'x1,y1,x2,y2,x3,y3,x4,y4,confidence' (8 integers, confidence in [0,1])"
-LTRB_EXPECTED = "ICDAR 2013 result line 'left,top,right,bottom' (4 integers, right >= left, bottom >= top)"
+RRC_EXPECTED_CONF = (
+    "ICDAR 2015 result line 'x1,y1,x2,y2,x3,y3,x4,y4,confidence' (8 integers, confidence in [0,1])"
+)
+LTRB_EXPECTED = (
+    "ICDAR 2013 result line 'left,top,right,bottom' (4 integers, right >= left, bottom >= top)"
+)
 LTRB_EXPECTED_CONF = "ICDAR 2013 result line 'left,top,right,bottom,confidence'"
 POLYGON_EXPECTED = "polygon line 'x1,y1,x2,y2,...,xn,yn[,score]' (comma separated numbers)"
 POLYGON_YX_EXPECTED = "DetEval line 'y1,x1,y2,x2,...,yn,xn[,score]' (comma separated numbers)"
@@ -125,7 +129,9 @@ def read_predictions(
     with AnnotationSource(path) as source:
         names = [n for n in source.names() if not PurePosixPath(n).name.startswith(".")]
         if style == "auto" or (
-            style in ("polygon", "polygon-yx") and names and all(n.lower().endswith(".mat") for n in names)
+            style in ("polygon", "polygon-yx")
+            and names
+            and all(n.lower().endswith(".mat") for n in names)
         ):
             style = _guess_style(source, names)  # .mat files: the DetEval example predictions
         if style == "json":
@@ -135,7 +141,9 @@ def read_predictions(
         for name in names:
             base = PurePosixPath(name).name
             if style == "mat" and not base.lower().endswith(".mat"):
-                raise ProtocolError(f"{source.location(name)}: unexpected entry; expected imgN.mat files")
+                raise ProtocolError(
+                    f"{source.location(name)}: unexpected entry; expected imgN.mat files"
+                )
             if style in ("rrc", "rrc-ltrb") and RRC_NAME.match(base) is None:
                 raise ProtocolError(
                     f"{source.location(name)}: entry name not valid (the RRC script rejects the "
@@ -159,7 +167,9 @@ def read_predictions(
     return out, report
 
 
-def _put(out: PredictionFiles, key: str, preds: list[Prediction], location: str, lines: list[int | None]) -> None:
+def _put(
+    out: PredictionFiles, key: str, preds: list[Prediction], location: str, lines: list[int | None]
+) -> None:
     if key in out.predictions:
         raise ProtocolError(f"{location}: a second result file for image {key!r}")
     out.predictions[key] = preds
@@ -228,7 +238,7 @@ def _polygon_file_fast(text: str, yx: bool) -> tuple[list[Prediction], list[int 
     preds: list[Prediction] = []
     pos = 0
     for c in counts:
-        row = values[pos:pos + c]
+        row = values[pos : pos + c]
         pos += c
         if c < 2:
             return None
@@ -296,9 +306,13 @@ def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
         raise ProtocolError(f"prediction file not found: {path}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
-        raise AnnotationFormatError(location, line, JSON_EXPECTED, f"not valid JSON: {exc}") from None
+        raise AnnotationFormatError(
+            location, line, JSON_EXPECTED, f"not valid JSON: {exc}"
+        ) from None
     if not isinstance(data, dict):
-        raise AnnotationFormatError(location, None, JSON_EXPECTED, f"top level is a {type(data).__name__}")
+        raise AnnotationFormatError(
+            location, None, JSON_EXPECTED, f"top level is a {type(data).__name__}"
+        )
     out = PredictionFiles({}, {}, "json")
     for key, items in data.items():
         if not isinstance(items, list):
@@ -308,7 +322,12 @@ def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
         for k, item in enumerate(items):
             pred = _json_prediction(item)
             if pred is None:
-                report.fail(location, None, JSON_EXPECTED, f"{key}[{k}] is not a prediction: {str(item)[:60]}")
+                report.fail(
+                    location,
+                    None,
+                    JSON_EXPECTED,
+                    f"{key}[{k}] is not a prediction: {str(item)[:60]}",
+                )
                 continue
             preds.append(pred)
         _put(out, canonical_id(str(key)), preds, f"{location} [{key}]", [None] * len(preds))
@@ -331,7 +350,9 @@ def _json_prediction(item: Any) -> Prediction | None:
         return None
 
 
-def write_predictions_json(predictions: Mapping[str, list[Prediction]], path: str | os.PathLike[str]) -> None:
+def write_predictions_json(
+    predictions: Mapping[str, list[Prediction]], path: str | os.PathLike[str]
+) -> None:
     """Write predictions in tcmbench's JSON (atomically)."""
     from tcmbench.paths import atomic_write_text
 

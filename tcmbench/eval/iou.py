@@ -112,7 +112,9 @@ def _resolve(protocol: str, given: Mapping[str, Any]) -> tuple[Params, dict[str,
     p = check_params(protocol, IOU_PROTOCOLS[protocol][2], given)
     params = Params(
         iou_threshold=parse_float(p["iou_threshold"], "iou_threshold", protocol),
-        area_precision_threshold=parse_float(p["area_precision_threshold"], "area_precision_threshold", protocol),
+        area_precision_threshold=parse_float(
+            p["area_precision_threshold"], "area_precision_threshold", protocol
+        ),
         confidences=parse_bool(p["confidences"], "confidences", protocol),
         validate=parse_bool(p["validate"], "validate", protocol),
         tiou=parse_bool(p.get("tiou", True), "tiou", protocol),
@@ -125,31 +127,51 @@ def _resolve(protocol: str, given: Mapping[str, Any]) -> tuple[Params, dict[str,
 # --------------------------------------------------------------------------- entry points
 
 
-def evaluate_icdar2015(gt: Mapping[str, Sequence[Instance]], predictions: Mapping[str, Sequence[Prediction]], **params: Any) -> Result:
+def evaluate_icdar2015(
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    **params: Any,
+) -> Result:
     """ICDAR 2015 task 4.1, equal to the RRC ``script.py``."""
     p, _ = _resolve("icdar2015", params)
     return score(gt, predictions, ICDAR2015, p)
 
 
-def evaluate_msra_td500(gt: Mapping[str, Sequence[Instance]], predictions: Mapping[str, Sequence[Prediction]], **params: Any) -> Result:
+def evaluate_msra_td500(
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    **params: Any,
+) -> Result:
     """MSRA-TD500 with the icdar2015 rules (no official script exists)."""
     p, _ = _resolve("msra-td500", params)
     return score(gt, predictions, MSRA_TD500, p)
 
 
-def evaluate_totaltext_iou(gt: Mapping[str, Sequence[Instance]], predictions: Mapping[str, Sequence[Prediction]], **params: Any) -> Result:
+def evaluate_totaltext_iou(
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    **params: Any,
+) -> Result:
     """Total-Text IoU 0.5, equal to TIoU-metric's curved script."""
     p, _ = _resolve("totaltext-iou", params)
     return score(gt, predictions, TOTALTEXT_IOU, p)
 
 
-def evaluate_ctw1500_iou(gt: Mapping[str, Sequence[Instance]], predictions: Mapping[str, Sequence[Prediction]], **params: Any) -> Result:
+def evaluate_ctw1500_iou(
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    **params: Any,
+) -> Result:
     """SCUT-CTW1500 IoU 0.5, equal to TIoU-metric's curved script."""
     p, _ = _resolve("ctw1500-iou", params)
     return score(gt, predictions, CTW1500_IOU, p)
 
 
-def evaluate_tiou(gt: Mapping[str, Sequence[Instance]], predictions: Mapping[str, Sequence[Prediction]], **params: Any) -> Result:
+def evaluate_tiou(
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    **params: Any,
+) -> Result:
     """The TIoU figures as the headline precision / recall / hmean."""
     p, raw = _resolve("tiou", params)  # the TIoU figures are always on here
     rules_name = str(raw["rules"]).strip().lower()
@@ -225,7 +247,11 @@ def _sample_hmean(precision: float, recall: float) -> float:
 
 
 def _result(
-    rules: Rules, p: Params, t: _Totals, sweep: SweepAccumulator | None, per_image: dict[str, dict[str, Any]]
+    rules: Rules,
+    p: Params,
+    t: _Totals,
+    sweep: SweepAccumulator | None,
+    per_image: dict[str, dict[str, Any]],
 ) -> Result:
     recall = 0 if t.gt_care == 0 else float(t.matched) / t.gt_care
     precision = 0 if t.det_care == 0 else float(t.matched) / t.det_care
@@ -309,8 +335,13 @@ def _validate_rrc(
     """4 points, finite, and the RRC "clockwise" sum on int() points <= 0."""
     for k, poly in enumerate(polys):
         if poly.shape[0] != RRC_EXPECTED_POINTS:
-            raise _reject(rules, owner_ids[k], role, int(local[k]),
-                          f"has {poly.shape[0]} points; the ICDAR 2015 format has exactly 4 (x1,y1,...,x4,y4)")
+            raise _reject(
+                rules,
+                owner_ids[k],
+                role,
+                int(local[k]),
+                f"has {poly.shape[0]} points; the ICDAR 2015 format has exactly 4 (x1,y1,...,x4,y4)",
+            )
     if not polys:
         return
     quads = np.stack(polys).astype(np.float64)
@@ -324,14 +355,26 @@ def _validate_rrc(
         edge = (nxt[..., 0] - pts[..., 0]) * (nxt[..., 1] + pts[..., 1])
         bad = edge.sum(axis=1) > 0
     else:  # exact with Python ints, as the script computes
-        bad = np.array([
-            sum((int(q[(i + 1) % 4, 0]) - int(q[i, 0])) * (int(q[(i + 1) % 4, 1]) + int(q[i, 1])) for i in range(4)) > 0
-            for q in quads
-        ])
+        bad = np.array(
+            [
+                sum(
+                    (int(q[(i + 1) % 4, 0]) - int(q[i, 0]))
+                    * (int(q[(i + 1) % 4, 1]) + int(q[i, 1]))
+                    for i in range(4)
+                )
+                > 0
+                for q in quads
+            ]
+        )
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise _reject(rules, owner_ids[k], role, int(local[k]),
-                      "its points are not in clockwise order (image coordinates, y down)")
+        raise _reject(
+            rules,
+            owner_ids[k],
+            role,
+            int(local[k]),
+            "its points are not in clockwise order (image coordinates, y down)",
+        )
 
 
 def _validate_curved(
@@ -344,15 +387,23 @@ def _validate_curved(
     valid = geometry.shapely_is_valid(batch, np.arange(n))
     if not valid.all():
         k = int(np.flatnonzero(~valid)[0])
-        what = "has fewer than 3 distinct points or a non-finite coordinate" if batch.void[k] else \
-            "is not a valid polygon (its sides intersect or it has no area)"
+        what = (
+            "has fewer than 3 distinct points or a non-finite coordinate"
+            if batch.void[k]
+            else "is not a valid polygon (its sides intersect or it has no area)"
+        )
         raise _reject(rules, owner_ids[k], role, int(local[k]), what)
     ccw = batch.signed_area > 0
     if ccw.any():
         k = int(np.flatnonzero(ccw)[0])
-        raise _reject(rules, owner_ids[k], role, int(local[k]),
-                      "its points run in the order the curved script rejects (shapely "
-                      "LinearRing(points).is_ccw is True); reverse the point order")
+        raise _reject(
+            rules,
+            owner_ids[k],
+            role,
+            int(local[k]),
+            "its points run in the order the curved script rejects (shapely "
+            "LinearRing(points).is_ccw is True); reverse the point order",
+        )
 
 
 # --------------------------------------------------------------------------- one chunk
@@ -407,7 +458,9 @@ def _score_chunk(
 
     if p.validate and rules.validation == "rrc":
         _validate_rrc(rules, gt_polys, [ids[i] for i in gt_img], gt_local, "ground-truth polygon")
-        det_local_input = np.concatenate(det_input_index)[det_local] if det_input_index else det_local
+        det_local_input = (
+            np.concatenate(det_input_index)[det_local] if det_input_index else det_local
+        )
         _validate_rrc(rules, det_polys, [ids[i] for i in det_img], det_local_input, "detection")
     if rules.gt_round:
         gt_polys = [np.round(g) for g in gt_polys]
@@ -415,7 +468,9 @@ def _score_chunk(
     D = geometry.pack(det_polys, rules.coords)
     if p.validate and rules.validation == "curved":
         _validate_curved(rules, G, [ids[i] for i in gt_img], gt_local, "ground-truth polygon")
-        det_local_input = np.concatenate(det_input_index)[det_local] if det_input_index else det_local
+        det_local_input = (
+            np.concatenate(det_input_index)[det_local] if det_input_index else det_local
+        )
         _validate_curved(rules, D, [ids[i] for i in det_img], det_local_input, "detection")
 
     ig, idt, bi = geometry.candidate_pairs(G, gt_img, D, det_img)
@@ -470,8 +525,18 @@ def _score_chunk(
 
     tiou_r = tiou_p = np.zeros(0)
     if p.tiou:
-        tiou_r, tiou_p = _tiou_values(G, D, ig, idt, bi, inter, cand[m_pos_a] if m_pos else np.zeros(0, np.int64),
-                                      mg, md, rules.ot_tolerance)
+        tiou_r, tiou_p = _tiou_values(
+            G,
+            D,
+            ig,
+            idt,
+            bi,
+            inter,
+            cand[m_pos_a] if m_pos else np.zeros(0, np.int64),
+            mg,
+            md,
+            rules.ot_tolerance,
+        )
         totals.tiou_recall += float(np.sum(tiou_r))
         totals.tiou_precision += float(np.sum(tiou_p))
 
@@ -540,7 +605,9 @@ def _score_chunk(
             "num_det_care": dcare,
             "num_matched": mt,
             "pairs": sorted(by_img.get(k, [])),
-            "gt_dont_care": np.flatnonzero(gt_ignore_a[g_start[k]: g_start[k] + gt_count[k]]).tolist(),
+            "gt_dont_care": np.flatnonzero(
+                gt_ignore_a[g_start[k] : g_start[k] + gt_count[k]]
+            ).tolist(),
             "det_dont_care": sorted(dc_by_img.get(k, [])),
         }
         if missing[k]:
@@ -592,7 +659,9 @@ def _tiou_values(
     with np.errstate(divide="ignore", invalid="ignore"):
         ct = a_g - i_m
         ok_r = (ct >= 0) & (ct <= a_g) & (a_g > 0) & (union != 0)
-        rec = np.where(ok_r, i_m * _f(ct / np.where(a_g > 0, a_g, 1.0)) / np.where(union != 0, union, 1.0), 0.0)
+        rec = np.where(
+            ok_r, i_m * _f(ct / np.where(a_g > 0, a_g, 1.0)) / np.where(union != 0, union, 1.0), 0.0
+        )
 
     # Ot: the part of each matched detection covered by the other GTs.
     match_of_det = np.full(len(D), -1, dtype=np.int64)
@@ -600,8 +669,12 @@ def _tiou_values(
     other = (match_of_det[idt] >= 0) & (ig != match_of_det[idt])
     o_pos = np.flatnonzero(other)
     o_simple = G.simple[ig[o_pos]] & D.simple[idt[o_pos]]
-    o_ub = np.where(o_simple, np.minimum(np.minimum(bi[o_pos], G.area[ig[o_pos]]), D.area[idt[o_pos]]), np.inf)
-    bound = np.bincount(idt[o_pos], weights=o_ub, minlength=len(D)) if o_pos.size else np.zeros(len(D))
+    o_ub = np.where(
+        o_simple, np.minimum(np.minimum(bi[o_pos], G.area[ig[o_pos]]), D.area[idt[o_pos]]), np.inf
+    )
+    bound = (
+        np.bincount(idt[o_pos], weights=o_ub, minlength=len(D)) if o_pos.size else np.zeros(len(D))
+    )
     exact_det = bound[md] > 0.01 * a_d * _BOUND_MARGIN
     ot = np.zeros(mg.size)
     if exact_det.any():
@@ -616,7 +689,9 @@ def _tiou_values(
     with np.errstate(divide="ignore", invalid="ignore"):
         ot = np.where(ot <= 1.0e-10, 0.0, ot)
         ok_p = (ot >= 0) & (ot <= a_d + ot_tolerance) & (a_d > 0) & (union != 0)
-        prec = np.where(ok_p, i_m * _f(ot / np.where(a_d > 0, a_d, 1.0)) / np.where(union != 0, union, 1.0), 0.0)
+        prec = np.where(
+            ok_p, i_m * _f(ot / np.where(a_d > 0, a_d, 1.0)) / np.where(union != 0, union, 1.0), 0.0
+        )
     # Simple polygons never give more than 1; only Polygon3's raw area of a
     # bow-tie can (the official would report it): keep figures in [0, 1].
     return np.clip(rec, 0.0, 1.0), np.clip(prec, 0.0, 1.0)
@@ -670,7 +745,7 @@ def _overlap_outside(
     n_g = len(G) + 1
     keys, inverse = np.unique(lo * n_g + hi, return_inverse=True)
     areas = geometry.intersection_area(G, keys // n_g, G, keys % n_g)[inverse]
-    gi_area, ij_area = areas[: rows_k.size], areas[rows_k.size:]
+    gi_area, ij_area = areas[: rows_k.size], areas[rows_k.size :]
     simple = G.simple[rows_g] & G.simple[rows_i] & D.simple[idt[sel]]
     general = np.zeros(mg.size, dtype=bool)
     general[rows_k[~simple]] = True
@@ -681,8 +756,12 @@ def _overlap_outside(
     triple = plain & (gi_area != 0)
     jobs: list[tuple[int, float, int, tuple[int, ...]]] = [
         (k, -1.0, d, (min(g, i), max(g, i)))
-        for k, d, g, i in zip(rows_k[triple].tolist(), idt[sel[triple]].tolist(),
-                              rows_g[triple].tolist(), rows_i[triple].tolist())
+        for k, d, g, i in zip(
+            rows_k[triple].tolist(),
+            idt[sel[triple]].tolist(),
+            rows_g[triple].tolist(),
+            rows_i[triple].tolist(),
+        )
     ]
     # General case, per detection.
     union_rows: list[int] = []
@@ -696,7 +775,7 @@ def _overlap_outside(
         stops = np.searchsorted(rows_k, np.arange(mg.size), side="right")
         for k in np.flatnonzero(general).tolist():
             g, d = int(mg[k]), int(md[k])
-            pos_list = sel[starts[k]:stops[k]]
+            pos_list = sel[starts[k] : stops[k]]
             members = [int(x) for x in ig[pos_list]]
             if not (D.simple[d] and G.simple[g] and all(G.simple[m] for m in members)):
                 union_rows.append(k)
@@ -714,7 +793,9 @@ def _overlap_outside(
                     jobs.append((k, -sign, d, tuple(sorted((g, *clique)))))
         for k in union_rows:
             g, d = int(mg[k]), int(md[k])
-            out[k] = _geos_overlap_outside(G, D, g, d, [int(x) for x in ig[sel[starts[k]:stops[k]]]])
+            out[k] = _geos_overlap_outside(
+                G, D, g, d, [int(x) for x in ig[sel[starts[k] : stops[k]]]]
+            )
     if jobs:
         clipped = _clipped_areas(G, D, jobs, mg.size)
         if union_rows:
@@ -734,7 +815,7 @@ def _cliques(members: list[int], overlap: Any, limit: int) -> list[list[int]] | 
             out.append(new)
             if len(out) > limit:
                 return False
-            nxt = [r for r in rest[i + 1:] if overlap(m, r)]
+            nxt = [r for r in rest[i + 1 :] if overlap(m, r)]
             if nxt and not grow(new, nxt):
                 return False
         return True
@@ -743,8 +824,10 @@ def _cliques(members: list[int], overlap: Any, limit: int) -> list[list[int]] | 
 
 
 def _clipped_areas(
-    G: geometry.PolygonBatch, D: geometry.PolygonBatch,
-    jobs: list[tuple[int, float, int, tuple[int, ...]]], size: int,
+    G: geometry.PolygonBatch,
+    D: geometry.PolygonBatch,
+    jobs: list[tuple[int, float, int, tuple[int, ...]]],
+    size: int,
 ) -> np.ndarray:
     """Sum over jobs (k, sign, d, S) of sign * |D_d & (intersection of G_S)|
     per k: each distinct intersection of GTs is built once (GEOS,
@@ -762,7 +845,10 @@ def _clipped_areas(
         try:
             parts = shapely.intersection_all(geoms, axis=1)
         except shapely.errors.GEOSException:
-            parts = np.array([_safe_geom(lambda row=row: shapely.intersection_all(row)) for row in geoms], dtype=object)
+            parts = np.array(
+                [_safe_geom(lambda row=row: shapely.intersection_all(row)) for row in geoms],
+                dtype=object,
+            )
         sliver.update(zip(group, parts))
     ks = np.array([job[0] for job in jobs], dtype=np.int64)
     signs = np.array([job[1] for job in jobs])
@@ -779,7 +865,7 @@ def _clipped_areas(
     coords, ring = shapely.get_coordinates(polys, return_index=True)
     counts = np.bincount(ring, minlength=polys.size)
     bounds = np.concatenate([[0], np.cumsum(counts)])
-    batch = geometry.pack([coords[bounds[i]:bounds[i + 1]] for i in range(polys.size)], "float64")
+    batch = geometry.pack([coords[bounds[i] : bounds[i + 1]] for i in range(polys.size)], "float64")
     part_owner = owner[~holes]
     areas = np.zeros(len(jobs))
     job_key = np.array([key_index[job[3]] for job in jobs], dtype=np.int64)
@@ -789,7 +875,9 @@ def _clipped_areas(
     last = np.searchsorted(part_owner[order], job_key, side="right")
     rep = last - first
     job_rows = np.repeat(np.arange(len(jobs)), rep)
-    part_rows = order[np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep) + np.repeat(first, rep)]
+    part_rows = order[
+        np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep) + np.repeat(first, rep)
+    ]
     if job_rows.size:
         areas += np.bincount(
             job_rows,
@@ -826,7 +914,9 @@ def _safe_area(fn: Any) -> float:
         return 0.0
 
 
-def _geos_overlap_outside(G: geometry.PolygonBatch, D: geometry.PolygonBatch, g: int, d: int, others: list[int]) -> float:
+def _geos_overlap_outside(
+    G: geometry.PolygonBatch, D: geometry.PolygonBatch, g: int, d: int, others: list[int]
+) -> float:
     import shapely
 
     gd = geometry.geos_geometry(D, d)

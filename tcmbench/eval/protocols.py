@@ -22,7 +22,11 @@ def _register_iou_family(register: Callable[[Any], None]) -> None:
     from tcmbench.plugins import ProtocolSpec
 
     for name, (target, summary, params) in IOU_PROTOCOLS.items():
-        register(ProtocolSpec(name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params)))
+        register(
+            ProtocolSpec(
+                name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params)
+            )
+        )
 
 
 @hookimpl
@@ -45,9 +49,14 @@ def builtin_protocols() -> dict[str, Any]:
 # The DetEval family (tcmbench/eval/deteval.py, tcmbench/eval/icdar2013.py);
 # the defaults equal the modules' DEFAULT_PARAMS (a test checks it).
 _IC13_PARAMS: dict[str, Any] = {
-    "tr": 0.8, "tp": 0.4, "center_diff_thr": 1.0,
-    "mtype_oo_o": 1.0, "mtype_om_o": 0.8, "mtype_om_m": 1.0,
-    "sweep": False, "details": True,
+    "tr": 0.8,
+    "tp": 0.4,
+    "center_diff_thr": 1.0,
+    "mtype_oo_o": 1.0,
+    "mtype_om_o": 0.8,
+    "mtype_om_m": 1.0,
+    "sweep": False,
+    "details": True,
 }
 DETEVAL_PROTOCOLS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "totaltext-deteval": (
@@ -57,8 +66,15 @@ DETEVAL_PROTOCOLS: dict[str, tuple[str, str, dict[str, Any]]] = {
             "0.8, sigma/tau rounded to 2 decimals; images without a prediction file are skipped as "
             "the official script does (missing_predictions=count counts them)"
         ),
-        {"tr": 0.7, "tp": 0.6, "k": 2, "penalty": 0.8, "missing_predictions": "official",
-         "sweep": False, "details": True},
+        {
+            "tr": 0.7,
+            "tp": 0.6,
+            "k": 2,
+            "penalty": 0.8,
+            "missing_predictions": "official",
+            "sweep": False,
+            "details": True,
+        },
     ),
     "icdar2013": (
         "tcmbench.eval.icdar2013:evaluate_icdar2013",
@@ -83,4 +99,8 @@ def _register_deteval_family(register: Callable[[Any], None]) -> None:
     from tcmbench.plugins import ProtocolSpec
 
     for name, (target, summary, params) in DETEVAL_PROTOCOLS.items():
-        register(ProtocolSpec(name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params)))
+        register(
+            ProtocolSpec(
+                name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params)
+            )
+        )

@@ -66,7 +66,14 @@ class SweepAccumulator:
         self.num_gt = np.zeros(k)
         self.num_det = np.zeros(k)
 
-    def add(self, index: int, recall_credit: float, precision_credit: float, num_gt: float, num_det: float) -> None:
+    def add(
+        self,
+        index: int,
+        recall_credit: float,
+        precision_credit: float,
+        num_gt: float,
+        num_det: float,
+    ) -> None:
         self.recall_credit[index] += recall_credit
         self.precision_credit[index] += precision_credit
         self.num_gt[index] += num_gt
@@ -77,7 +84,8 @@ class SweepAccumulator:
             0.0 if g == 0 else float(c) / float(g) for c, g in zip(self.recall_credit, self.num_gt)
         ]
         precision = [
-            0.0 if d == 0 else float(c) / float(d) for c, d in zip(self.precision_credit, self.num_det)
+            0.0 if d == 0 else float(c) / float(d)
+            for c, d in zip(self.precision_credit, self.num_det)
         ]
         hm = [hmean(p, r) for p, r in zip(precision, recall)]
         best = int(np.argmax(hm)) if hm else 0

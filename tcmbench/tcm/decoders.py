@@ -79,8 +79,14 @@ class ContextDecoder(nn.Module):
     returns (B, Nq, visual_dim). Defaults: width 256, 4 heads, 3 layers,
     dropout 0.1, visual_dim 1024 (about 3.95M parameters)."""
 
-    def __init__(self, visual_dim: int = 1024, width: int = 256, heads: int = 4,
-                 layers: int = 3, dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        visual_dim: int = 1024,
+        width: int = 256,
+        heads: int = 4,
+        layers: int = 3,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
         self.memory_norm_in = nn.LayerNorm(visual_dim)
         self.memory_proj = nn.Linear(visual_dim, width)

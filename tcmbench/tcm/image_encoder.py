@@ -112,17 +112,38 @@ class CLIPImageEncoder(nn.Module):
     channels of the returned stages, as the Detector contract asks.
     """
 
-    def __init__(self, visual: nn.Module, stages: Sequence[int] = (0, 1, 2, 3),
-                 input_resolution: int = 640) -> None:
+    def __init__(
+        self, visual: nn.Module, stages: Sequence[int] = (0, 1, 2, 3), input_resolution: int = 640
+    ) -> None:
         super().__init__()
         stages = tuple(int(s) for s in stages)
-        if not stages or any(s not in range(4) for s in stages) or list(stages) != sorted(set(stages)):
-            raise ValueError(f"stages must be increasing indices into (C2, C3, C4, C5), got {stages}")
+        if (
+            not stages
+            or any(s not in range(4) for s in stages)
+            or list(stages) != sorted(set(stages))
+        ):
+            raise ValueError(
+                f"stages must be increasing indices into (C2, C3, C4, C5), got {stages}"
+            )
         if input_resolution % OUTPUT_STRIDE:
             raise ValueError(f"input_resolution must be a multiple of 32, got {input_resolution}")
         # Take over open_clip's modules (not copies) so names match CLIP's.
-        for name in ("conv1", "bn1", "act1", "conv2", "bn2", "act2", "conv3", "bn3", "act3",
-                     "avgpool", "layer1", "layer2", "layer3", "layer4"):
+        for name in (
+            "conv1",
+            "bn1",
+            "act1",
+            "conv2",
+            "bn2",
+            "act2",
+            "conv3",
+            "bn3",
+            "act3",
+            "avgpool",
+            "layer1",
+            "layer2",
+            "layer3",
+            "layer4",
+        ):
             self.add_module(name, getattr(visual, name))
         self.attnpool = DenseAttentionPool(visual.attnpool, input_resolution // OUTPUT_STRIDE)
         self.stages = stages

@@ -47,10 +47,22 @@ def _decoder_rules(official: str, ours: str) -> list[Rule]:
         (rf"^{o}\.memory_proj\.2\.(weight|bias)$", rf"{d}.memory_norm_out.\1"),
         (rf"^{o}\.text_proj\.0\.(weight|bias)$", rf"{d}.query_norm.\1"),
         (rf"^{o}\.text_proj\.1\.(weight|bias)$", rf"{d}.query_proj.\1"),
-        (rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.q_proj\.weight$", rf"{d}.layers.\1.\2.q.weight"),
-        (rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.k_proj\.weight$", rf"{d}.layers.\1.\2.k.weight"),
-        (rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.v_proj\.weight$", rf"{d}.layers.\1.\2.v.weight"),
-        (rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.proj\.(weight|bias)$", rf"{d}.layers.\1.\2.out.\3"),
+        (
+            rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.q_proj\.weight$",
+            rf"{d}.layers.\1.\2.q.weight",
+        ),
+        (
+            rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.k_proj\.weight$",
+            rf"{d}.layers.\1.\2.k.weight",
+        ),
+        (
+            rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.v_proj\.weight$",
+            rf"{d}.layers.\1.\2.v.weight",
+        ),
+        (
+            rf"^{o}\.decoder\.(\d+)\.(self_attn|cross_attn)\.proj\.(weight|bias)$",
+            rf"{d}.layers.\1.\2.out.\3",
+        ),
         (rf"^{o}\.decoder\.(\d+)\.norm1\.(weight|bias)$", rf"{d}.layers.\1.self_norm.\2"),
         (rf"^{o}\.decoder\.(\d+)\.norm2\.(weight|bias)$", rf"{d}.layers.\1.cross_norm.\2"),
         (rf"^{o}\.decoder\.(\d+)\.norm3\.(weight|bias)$", rf"{d}.layers.\1.mlp_norm.\2"),
@@ -67,17 +79,31 @@ TCM_RULES: list[Rule] = [
     (r"^backbone\.(.+)$", r"backbone.\1"),
     # CLIP's text names are kept by our text encoder.
     (
-        (r"^text_encoder\.(token_embedding\.weight|positional_embedding|text_projection"
-         r"|ln_final\.(?:weight|bias)|transformer\.resblocks\.\d+\..+)$"),
+        (
+            r"^text_encoder\.(token_embedding\.weight|positional_embedding|text_projection"
+            r"|ln_final\.(?:weight|bias)|transformer\.resblocks\.\d+\..+)$"
+        ),
         r"feature_transform.text_encoder.\1",
     ),
     (r"^contexts$", "feature_transform.learnable_context"),
     (r"^gamma$", "feature_transform.text_gamma"),
     (r"^vis_gamma$", "feature_transform.visual_gamma"),
-    (r"^prompt_generator\.prompt_proj\.0\.(weight|bias)$", r"feature_transform.language_prompt_generator.norm1.\1"),
-    (r"^prompt_generator\.prompt_proj\.1\.(weight|bias)$", r"feature_transform.language_prompt_generator.fc1.\1"),
-    (r"^prompt_generator\.prompt_proj\.3\.(weight|bias)$", r"feature_transform.language_prompt_generator.norm2.\1"),
-    (r"^prompt_generator\.prompt_proj\.4\.(weight|bias)$", r"feature_transform.language_prompt_generator.fc2.\1"),
+    (
+        r"^prompt_generator\.prompt_proj\.0\.(weight|bias)$",
+        r"feature_transform.language_prompt_generator.norm1.\1",
+    ),
+    (
+        r"^prompt_generator\.prompt_proj\.1\.(weight|bias)$",
+        r"feature_transform.language_prompt_generator.fc1.\1",
+    ),
+    (
+        r"^prompt_generator\.prompt_proj\.3\.(weight|bias)$",
+        r"feature_transform.language_prompt_generator.norm2.\1",
+    ),
+    (
+        r"^prompt_generator\.prompt_proj\.4\.(weight|bias)$",
+        r"feature_transform.language_prompt_generator.fc2.\1",
+    ),
     *_decoder_rules("context_decoder", "text_context_decoder"),
     *_decoder_rules("visual_prompt_generator", "visual_prompt_generator"),
 ]
@@ -92,8 +118,14 @@ PLUGIN_RULES: dict[str, list[Rule]] = {
         (r"^neck\.smooth_convs\.(\d+)\.conv\.weight$", r"neck.smooth_convs.\1.weight"),
         # DBHead: binarize / threshold Sequentials, same indices (conv 0,
         # BN 1, deconv 3, BN 4, deconv 6; 2/5 ReLU and 7 Sigmoid hold nothing).
-        (rf"^bbox_head\.binarize\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$", r"head.prob_branch.\1"),
-        (rf"^bbox_head\.threshold\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$", r"head.thr_branch.\1"),
+        (
+            rf"^bbox_head\.binarize\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$",
+            r"head.prob_branch.\1",
+        ),
+        (
+            rf"^bbox_head\.threshold\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$",
+            r"head.thr_branch.\1",
+        ),
     ],
 }
 
@@ -142,7 +174,10 @@ def read_official_checkpoint(path: str | Path) -> dict[str, Any]:
     # Checkpoints pickled under numpy 1.x name numpy.core.*, under 2.x numpy._core.*.
     safe: list[Any] = [np.dtype, np.ndarray]
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        safe += [(multiarray.scalar, f"{mod}.scalar"), (multiarray._reconstruct, f"{mod}._reconstruct")]
+        safe += [
+            (multiarray.scalar, f"{mod}.scalar"),
+            (multiarray._reconstruct, f"{mod}._reconstruct"),
+        ]
     safe += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     try:
         with torch.serialization.safe_globals(safe):
@@ -156,12 +191,13 @@ def read_official_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not state:
         raise CheckpointError(f"{path}: no 'state_dict' in this checkpoint")
     if all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
+        state = {k[len("module.") :]: v for k, v in state.items()}
     return state
 
 
-def infer_tcm_config(state: dict[str, Any], prompt: str | None = None,
-                     text_context_decoder: bool | None = None) -> Any:
+def infer_tcm_config(
+    state: dict[str, Any], prompt: str | None = None, text_context_decoder: bool | None = None
+) -> Any:
     """The TCM switches an official state dict was trained with."""
     from tcmbench.models.spec import TCMConfig
     from tcmbench.tcm.prompts import tokenize_prompt
@@ -200,15 +236,21 @@ def _fit_shapes(mapped: dict[str, Any], own: dict[str, Any]) -> None:
 
     key = "feature_transform.text_encoder.positional_embedding"
     if key in mapped and key in own and mapped[key].shape[0] > own[key].shape[0]:
-        log.info("text positional embedding truncated from %d to %d rows",
-                 mapped[key].shape[0], own[key].shape[0])
+        log.info(
+            "text positional embedding truncated from %d to %d rows",
+            mapped[key].shape[0],
+            own[key].shape[0],
+        )
         mapped[key] = mapped[key][: own[key].shape[0]]
     key = "backbone.attnpool.positional_embedding"
     if key in mapped and key in own and mapped[key].shape != own[key].shape:
         rows = own[key].shape[0] - 1
-        side = round(rows ** 0.5)
-        log.info("attention-pool positional embedding resized from %d to %d rows",
-                 mapped[key].shape[0], own[key].shape[0])
+        side = round(rows**0.5)
+        log.info(
+            "attention-pool positional embedding resized from %d to %d rows",
+            mapped[key].shape[0],
+            own[key].shape[0],
+        )
         mapped[key] = resize_positional_embedding(mapped[key], (side, side))
 
 
@@ -223,8 +265,9 @@ def checked_mapping(keys: list[str], plugin: str) -> dict[str, str]:
     return mapping
 
 
-def load_official_state(model: Any, state: dict[str, Any], plugin: str,
-                        drop_prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+def load_official_state(
+    model: Any, state: dict[str, Any], plugin: str, drop_prefixes: tuple[str, ...] = ()
+) -> dict[str, str]:
     """Map ``state`` onto ``model`` and load it (all or nothing).
 
     Returns the {official: ours} mapping. Keys under ``drop_prefixes`` are
@@ -237,7 +280,9 @@ def load_official_state(model: Any, state: dict[str, Any], plugin: str,
     _fit_shapes(mapped, own)
     missing = sorted(set(own) - set(mapped))
     unexpected = sorted(set(mapped) - set(own))
-    wrong = sorted(k for k in set(own) & set(mapped) if tuple(own[k].shape) != tuple(mapped[k].shape))
+    wrong = sorted(
+        k for k in set(own) & set(mapped) if tuple(own[k].shape) != tuple(mapped[k].shape)
+    )
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -245,16 +290,25 @@ def load_official_state(model: Any, state: dict[str, Any], plugin: str,
         if unexpected:
             parts.append(f"not in the model: {', '.join(unexpected)}")
         if wrong:
-            parts.append("other shape: " + ", ".join(
-                f"{k} {tuple(mapped[k].shape)} vs {tuple(own[k].shape)}" for k in wrong))
-        raise CheckpointError("official checkpoint does not fit the model, import stopped; " + "; ".join(parts))
+            parts.append(
+                "other shape: "
+                + ", ".join(f"{k} {tuple(mapped[k].shape)} vs {tuple(own[k].shape)}" for k in wrong)
+            )
+        raise CheckpointError(
+            "official checkpoint does not fit the model, import stopped; " + "; ".join(parts)
+        )
     model.load_state_dict(mapped, strict=True)
     return mapping
 
 
-def import_official_checkpoint(ckpt: str | Path, plugin: str, out_dir: str | Path, *,
-                               prompt: str | None = None,
-                               text_context_decoder: bool | None = None) -> Path:
+def import_official_checkpoint(
+    ckpt: str | Path,
+    plugin: str,
+    out_dir: str | Path,
+    *,
+    prompt: str | None = None,
+    text_context_decoder: bool | None = None,
+) -> Path:
     """Convert an official TCM checkpoint into a tcmbench checkpoint folder."""
     from tcmbench.data.prepare import sha256_file
     from tcmbench.hub import save_checkpoint

@@ -58,8 +58,9 @@ def ohem_mask(logits: Tensor, target: Tensor, mask: Tensor, negative_ratio: floa
     return selected.float()
 
 
-def ohem_dice_with_logits(logits: Tensor, target: Tensor, mask: Tensor,
-                          negative_ratio: float = 3.0, smooth: float = 1e-3) -> Tensor:
+def ohem_dice_with_logits(
+    logits: Tensor, target: Tensor, mask: Tensor, negative_ratio: float = 3.0, smooth: float = 1e-3
+) -> Tensor:
     """Dice loss on sigmoid(logits) over the OHEM-selected pixels (PAN)."""
     b = logits.shape[0]
     sel = ohem_mask(logits, target, mask, negative_ratio)
@@ -79,8 +80,14 @@ class TCMAuxLoss(nn.Module):
     (FCENet) instead of asking for upsampling.
     """
 
-    def __init__(self, aux_target: Callable[..., Any], kind: str = "balanced_bce",
-                 upsample: bool = True, weight: float = 1.0, negative_ratio: float = 3.0) -> None:
+    def __init__(
+        self,
+        aux_target: Callable[..., Any],
+        kind: str = "balanced_bce",
+        upsample: bool = True,
+        weight: float = 1.0,
+        negative_ratio: float = 3.0,
+    ) -> None:
         super().__init__()
         if kind not in AUX_LOSSES:
             raise ValueError(f"unknown TCM auxiliary loss {kind!r}; expected one of {AUX_LOSSES}")
@@ -99,8 +106,13 @@ class TCMAuxLoss(nn.Module):
         if self.upsample and tuple(logits.shape[-2:]) != size:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         if self.kind == "balanced_bce":
-            value = balanced_bce_loss(logits, (target > 0).to(logits.dtype), mask,
-                                      self.negative_ratio, per_image_mining=True)
+            value = balanced_bce_loss(
+                logits,
+                (target > 0).to(logits.dtype),
+                mask,
+                self.negative_ratio,
+                per_image_mining=True,
+            )
         else:
             value = ohem_dice_with_logits(logits, target, mask, self.negative_ratio)
         return {"loss_tcm": self.weight * value}

@@ -67,7 +67,9 @@ class InstanceLanguageMatching(nn.Module):
         self.feature_level = int(feature_level)
         self.tau = float(tau)
         if text_encoder.n_context:
-            self.learnable_context = init_learnable_context(text_encoder.n_context, text_encoder.width)
+            self.learnable_context = init_learnable_context(
+                text_encoder.n_context, text_encoder.width
+            )
         else:
             self.register_parameter("learnable_context", None)
         self.language_prompt_generator = (
@@ -122,7 +124,9 @@ class InstanceLanguageMatching(nn.Module):
         level = out[self.feature_level]
         score = result.score
         if score.shape[-2:] != level.shape[-2:]:
-            score = F.interpolate(score, size=level.shape[-2:], mode="bilinear", align_corners=False)
+            score = F.interpolate(
+                score, size=level.shape[-2:], mode="bilinear", align_corners=False
+            )
         out[self.feature_level] = torch.cat([level, score.to(level.dtype)], dim=1)
         extras = {
             "tcm_score_logits": result.score / self.tau,

@@ -40,7 +40,9 @@ class CLIPTextEncoder(nn.Module):
     def __init__(self, clip: nn.Module, prompt_tokens: Tensor | None, n_context: int) -> None:
         super().__init__()
         if prompt_tokens is None and n_context <= 0:
-            raise ValueError("the text encoder needs a predefined prompt or learnable context tokens")
+            raise ValueError(
+                "the text encoder needs a predefined prompt or learnable context tokens"
+            )
         n_prompt = 0 if prompt_tokens is None else int(prompt_tokens.numel())
         self.seq_len = n_prompt + int(n_context)
         max_len = int(clip.positional_embedding.shape[0])
@@ -65,7 +67,9 @@ class CLIPTextEncoder(nn.Module):
         mask = torch.full((self.seq_len, self.seq_len), float("-inf")).triu_(1)
         self.register_buffer("attn_mask", mask, persistent=False)
         # EOT follows the learnable tokens inserted after SOT; LP-only reads the last one.
-        self.eot_index = self.seq_len - 1 if prompt_tokens is None else n_prompt - 1 + self.n_context
+        self.eot_index = (
+            self.seq_len - 1 if prompt_tokens is None else n_prompt - 1 + self.n_context
+        )
 
     @property
     def uses_prompt(self) -> bool:

@@ -51,8 +51,10 @@ def prompt_heatmaps(model: Any, image_tensor: Any) -> tuple[Any, Any]:
     if matching is None or not hasattr(matching, "match"):
         raise PluginError("--show-prompts needs a TCM model (built with --tcm)")
     if matching.visual_prompt_generator is None:
-        raise PluginError("--show-prompts draws the visual prompt, but this model was built without "
-                          "the visual prompt generator (--no-tcm-vg)")
+        raise PluginError(
+            "--show-prompts draws the visual prompt, but this model was built without "
+            "the visual prompt generator (--no-tcm-vg)"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -64,10 +66,15 @@ def prompt_heatmaps(model: Any, image_tensor: Any) -> tuple[Any, Any]:
     return result.dense, result.visual_prompt
 
 
-def save_prompt_heatmaps(model: Any, image_tensor: Any, out_path: str | Path, *,
-                         image: np.ndarray | None = None,
-                         mean: Sequence[float] = CLIP_MEAN,
-                         std: Sequence[float] = CLIP_STD) -> list[Path]:
+def save_prompt_heatmaps(
+    model: Any,
+    image_tensor: Any,
+    out_path: str | Path,
+    *,
+    image: np.ndarray | None = None,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+) -> list[Path]:
     """Write [input | image embedding | visual prompt] for each image.
 
     ``image_tensor``: the normalised model input, (3, H, W) or (B, 3, H, W).
@@ -91,7 +98,9 @@ def save_prompt_heatmaps(model: Any, image_tensor: Any, out_path: str | Path, *,
             base = _image_from_tensor(batch[i], mean, std)
         panels = [base, _overlay(_heat(dense[i]), base), _overlay(_heat(prompt[i]), base)]
         canvas = np.concatenate(panels, axis=1)
-        path = out_path if batch.shape[0] == 1 else out_path.with_name(f"{out_path.stem}_{i}{suffix}")
+        path = (
+            out_path if batch.shape[0] == 1 else out_path.with_name(f"{out_path.stem}_{i}{suffix}")
+        )
         ok, buf = cv2.imencode(suffix, canvas)
         if not ok:
             raise PluginError(f"could not encode {path} (unsupported image suffix {suffix!r})")

@@ -119,8 +119,13 @@ def read_torchscript_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _pick_file_in_dir(folder: Path) -> Path:
-    preferred = (CONVERTED_NAME, "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
-                 "model.safetensors", "pytorch_model.bin")
+    preferred = (
+        CONVERTED_NAME,
+        "open_clip_pytorch_model.safetensors",
+        "open_clip_pytorch_model.bin",
+        "model.safetensors",
+        "pytorch_model.bin",
+    )
     for name in preferred:
         if (folder / name).is_file():
             return folder / name
@@ -169,16 +174,21 @@ def check_clip_state_dict(state: dict[str, Any], model_name: str, source: str) -
             parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
         if wrong:
             k = wrong[0]
-            parts.append(f"{len(wrong)} of another shape (e.g. {k}: {tuple(state[k].shape)} "
-                         f"instead of {expected[k]})")
+            parts.append(
+                f"{len(wrong)} of another shape (e.g. {k}: {tuple(state[k].shape)} "
+                f"instead of {expected[k]})"
+            )
         raise CheckpointError(f"{source}: not a {model_name} CLIP state dict: " + "; ".join(parts))
 
 
 def _load_local(model_name: str, path: Path) -> Any:
     """A CLIP model with the weights of a local file."""
     if is_torchscript_archive(path):
-        log.info("reading OpenAI TorchScript archive %s (convert it once with "
-                 "`tcmbench tcm convert-clip` to skip this step)", path)
+        log.info(
+            "reading OpenAI TorchScript archive %s (convert it once with "
+            "`tcmbench tcm convert-clip` to skip this step)",
+            path,
+        )
         state = read_torchscript_state_dict(path)
         check_clip_state_dict(state, model_name, str(path))
         model = random_clip(model_name)
@@ -191,7 +201,9 @@ def _load_local(model_name: str, path: Path) -> Any:
         return open_clip.create_model(model_name, pretrained=str(path), weights_only=True)
     except Exception as exc:
         msg = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"--clip-weights {path}: cannot load as {model_name} CLIP weights ({msg})") from exc
+        raise CheckpointError(
+            f"--clip-weights {path}: cannot load as {model_name} CLIP weights ({msg})"
+        ) from exc
 
 
 def _load_pretrained(model_name: str, tag: str) -> Any:
@@ -209,9 +221,15 @@ def _load_pretrained(model_name: str, tag: str) -> Any:
         else:
             repo, names = source
             cache = hub_cache_dir() / ("models--" + repo.replace("/", "--"))
-            where = (f"Hugging Face Hub repo {repo} (file {' or '.join(names)}), looked up in the "
-                     f"cache {cache}")
-        reason = "HF_HUB_OFFLINE is set and the file is not cached" if offline else str(exc).splitlines()[0][:200]
+            where = (
+                f"Hugging Face Hub repo {repo} (file {' or '.join(names)}), looked up in the "
+                f"cache {cache}"
+            )
+        reason = (
+            "HF_HUB_OFFLINE is set and the file is not cached"
+            if offline
+            else str(exc).splitlines()[0][:200]
+        )
         raise CheckpointError(
             f"CLIP weights {model_name}/{tag} not available: {where}; {reason}. Download them once "
             "with network access (same command without HF_HUB_OFFLINE), or pass --clip-weights PATH "
@@ -230,8 +248,9 @@ def load_clip(tcm: Any) -> Any:
     return random_clip(tcm.clip_model)
 
 
-def convert_openai_clip(src: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                        model_name: str = "RN50-quickgelu") -> Path:
+def convert_openai_clip(
+    src: str | os.PathLike[str], out_dir: str | os.PathLike[str], model_name: str = "RN50-quickgelu"
+) -> Path:
     """Convert OpenAI's TorchScript CLIP (``RN50.pt``) to an open_clip
     safetensors state dict ``out_dir/open_clip_model.safetensors``.
 
@@ -256,6 +275,9 @@ def convert_openai_clip(src: str | os.PathLike[str], out_dir: str | os.PathLike[
     check_clip_state_dict(state, model_name, str(src))
     out = Path(out_dir) / CONVERTED_NAME
     with atomic_path(out) as tmp:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp),
-                  metadata={"format": "pt", "source": src.name, "model": model_name})
+        save_file(
+            {k: v.contiguous() for k, v in state.items()},
+            str(tmp),
+            metadata={"format": "pt", "source": src.name, "model": model_name},
+        )
     return out

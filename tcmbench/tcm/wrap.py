@@ -35,17 +35,24 @@ def check_support(spec: Any) -> Any:
         raise PluginError(f"detector plugin {name!r} has not opted into TCM (see docs/tcm.md)")
     stages = tuple(support.stages)
     if not stages or list(stages) != sorted(set(stages)) or any(s not in range(4) for s in stages):
-        raise PluginError(f"plugin {name!r}: TCMSupport.stages must be increasing indices into "
-                          f"(C2, C3, C4, C5), got {stages}")
+        raise PluginError(
+            f"plugin {name!r}: TCMSupport.stages must be increasing indices into "
+            f"(C2, C3, C4, C5), got {stages}"
+        )
     if not 0 <= support.feature_level < len(stages):
-        raise PluginError(f"plugin {name!r}: TCMSupport.feature_level {support.feature_level} is not "
-                          f"an index into its {len(stages)} stages")
+        raise PluginError(
+            f"plugin {name!r}: TCMSupport.feature_level {support.feature_level} is not "
+            f"an index into its {len(stages)} stages"
+        )
     if support.aux_target is None:
-        raise PluginError(f"plugin {name!r}: TCMSupport.aux_target is missing (the function that "
-                          "makes the score-map target from the detector's targets)")
+        raise PluginError(
+            f"plugin {name!r}: TCMSupport.aux_target is missing (the function that "
+            "makes the score-map target from the detector's targets)"
+        )
     if support.aux_loss not in AUX_LOSSES:
-        raise PluginError(f"plugin {name!r}: TCMSupport.aux_loss {support.aux_loss!r} is not one "
-                          f"of {AUX_LOSSES}")
+        raise PluginError(
+            f"plugin {name!r}: TCMSupport.aux_loss {support.aux_loss!r} is not one of {AUX_LOSSES}"
+        )
     if support.input_resolution % 32:
         raise PluginError(f"plugin {name!r}: TCMSupport.input_resolution must be a multiple of 32")
     return support
@@ -70,7 +77,9 @@ def build_tcm_modules(tcm: Any, support: Any) -> tuple[nn.Module, nn.Module]:
     validate_tcm_config(tcm)
     clip = load_clip(tcm)
     if not hasattr(clip.visual, "attnpool"):
-        raise TCMConfigError(f"TCM needs a ResNet CLIP with attention pooling; {tcm.clip_model} has none")
+        raise TCMConfigError(
+            f"TCM needs a ResNet CLIP with attention pooling; {tcm.clip_model} has none"
+        )
     image_encoder = CLIPImageEncoder(clip.visual, support.stages, support.input_resolution)
     tokens = tokenize_prompt(tcm.prompt) if tcm.predefined_prompt else None
     try:
@@ -106,7 +115,9 @@ def apply_tcm(detector: Any, spec: Any, config: Any) -> Any:
     channels[support.feature_level] += 1  # the score map
     detector.rebuild_neck(channels)
     detector.aux_losses["tcm"] = TCMAuxLoss(
-        support.aux_target, kind=support.aux_loss, upsample=support.upsample_score_map,
+        support.aux_target,
+        kind=support.aux_loss,
+        upsample=support.upsample_score_map,
         weight=tcm.aux_weight,
     )
     return detector

@@ -68,9 +68,13 @@ def resolve_device(name: str = "auto") -> Any:
         try:
             index = int(text.split(":", 1)[1])
         except ValueError:
-            raise TcmbenchError(f"invalid device {name!r}; expected cpu, cuda, cuda:N or auto") from None
+            raise TcmbenchError(
+                f"invalid device {name!r}; expected cpu, cuda, cuda:N or auto"
+            ) from None
         if index >= torch.cuda.device_count():
-            raise TcmbenchError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
+            raise TcmbenchError(
+                f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible"
+            )
         return torch.device("cuda", index)
     raise TcmbenchError(f"invalid device {name!r}; expected cpu, cuda, cuda:N or auto")
 

@@ -47,7 +47,15 @@ class Ranger(torch.optim.Optimizer):
     ) -> None:
         if lr <= 0 or not 0 < alpha <= 1 or k < 1:
             raise ValueError(f"invalid Ranger settings lr={lr} alpha={alpha} k={k}")
-        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "k": k, "alpha": alpha, "gc": gc}
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "k": k,
+            "alpha": alpha,
+            "gc": gc,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -87,7 +95,10 @@ class Ranger(torch.optim.Optimizer):
                     fast.mul_(1 - group["lr"] * group["weight_decay"])
                 if rho_t > 5.0:
                     r = math.sqrt(
-                        (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+                        (rho_t - 4)
+                        * (rho_t - 2)
+                        * rho_inf
+                        / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
                     )
                     denom = v.sqrt().add_(group["eps"])
                     fast.addcdiv_(m, denom, value=-group["lr"] * r * math.sqrt(1 - beta2_t) / bias1)

@@ -58,7 +58,13 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     n = state["numpy"]
     np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        (
+            "MT19937",
+            n["keys"].numpy().astype(np.uint32),
+            n["pos"],
+            n["has_gauss"],
+            n["cached_gaussian"],
+        )
     )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
@@ -133,7 +139,9 @@ def load_model_weights(model: torch.nn.Module, step_dir: str | Path) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{step_dir}: weights do not fit the model being resumed: {exc}") from None
+        raise CheckpointError(
+            f"{step_dir}: weights do not fit the model being resumed: {exc}"
+        ) from None
 
 
 def prune_checkpoints(checkpoints_dir: Path, keep: int) -> None:

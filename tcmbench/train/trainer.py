@@ -114,7 +114,9 @@ class Hyper:
         return asdict(self)
 
 
-def resolve_hyper(cfg: TrainConfig, recipe: Mapping[str, Any], num_samples: int, world_size: int) -> Hyper:
+def resolve_hyper(
+    cfg: TrainConfig, recipe: Mapping[str, Any], num_samples: int, world_size: int
+) -> Hyper:
     """Merge the command line with the recipe (``optimizer``, ``schedule``,
     ``batch_size``, ``steps`` / ``epochs``, optional ``train_loop``).
 
@@ -136,21 +138,29 @@ def resolve_hyper(cfg: TrainConfig, recipe: Mapping[str, Any], num_samples: int,
     elif recipe.get("epochs") is not None:
         total = math.ceil(float(recipe["epochs"]) * num_samples / per_step)
     else:
-        raise TcmbenchError("how long to train? give --steps N or --epochs E (the recipe sets neither)")
+        raise TcmbenchError(
+            "how long to train? give --steps N or --epochs E (the recipe sets neither)"
+        )
     if total < 1:
         raise TcmbenchError(f"training length must be at least one step (got {total})")
     if sched.get("name", "poly") != "poly":
-        raise TcmbenchError(f"learning-rate schedule {sched.get('name')!r} is not supported (poly only)")
+        raise TcmbenchError(
+            f"learning-rate schedule {sched.get('name')!r} is not supported (poly only)"
+        )
     lr_by = cfg.lr_schedule or sched.get("by", "epoch")
     if lr_by not in ("step", "epoch"):
         raise TcmbenchError(f"--lr-schedule must be 'step' or 'epoch', got {lr_by!r}")
     workers = cfg.workers if cfg.workers is not None else int(loop.get("workers", 2))
-    cache = cfg.cache_images if cfg.cache_images is not None else bool(loop.get("cache_images", False))
+    cache = (
+        cfg.cache_images if cfg.cache_images is not None else bool(loop.get("cache_images", False))
+    )
     clip = loop.get("grad_clip")
     return Hyper(
         optimizer=str(cfg.optimizer or opt.get("name", "adam")).lower(),
         lr=float(cfg.lr if cfg.lr is not None else opt.get("lr", 1e-3)),
-        weight_decay=float(cfg.weight_decay if cfg.weight_decay is not None else opt.get("weight_decay", 0.0)),
+        weight_decay=float(
+            cfg.weight_decay if cfg.weight_decay is not None else opt.get("weight_decay", 0.0)
+        ),
         momentum=float(opt.get("momentum", 0.9)),
         batch_size=batch,
         accumulate=accumulate,
@@ -203,7 +213,9 @@ def load_train_samples(
     from tcmbench.train.sampler import few_shot_subset
 
     if data_root is not None and len(datasets) > 1:
-        raise TcmbenchError("--data-root names one dataset's folder; joint training uses each dataset's default location")
+        raise TcmbenchError(
+            "--data-root names one dataset's folder; joint training uses each dataset's default location"
+        )
     out: list[Sample] = []
     for name in datasets:
         samples, _ = load_split(name, "train", data_root=data_root, need_images=True)
@@ -216,7 +228,12 @@ def load_train_samples(
 
 
 def load_eval_sets(
-    names: Sequence[str], split: str, data_root: str | None, limit: int | None, spec: Any, recipe_name: str | None
+    names: Sequence[str],
+    split: str,
+    data_root: str | None,
+    limit: int | None,
+    spec: Any,
+    recipe_name: str | None,
 ) -> list[EvalSet]:
     """Evaluation splits with their default protocols and test recipes."""
     from tcmbench.data.dataset import get_dataset_config, load_split
@@ -229,7 +246,9 @@ def load_eval_sets(
         from tcmbench.inference import dataset_protocol
 
         protocol, params = dataset_protocol(get_dataset_config(name), None)
-        sets.append(EvalSet(name, split, samples, protocol, spec.recipe(recipe_name or name), params))
+        sets.append(
+            EvalSet(name, split, samples, protocol, spec.recipe(recipe_name or name), params)
+        )
     return sets
 
 
@@ -279,15 +298,26 @@ class Trainer:
         h = self.hyper
         if self.resume_dir is None:
             torch.manual_seed(self.cfg.seed)  # same initial weights on every rank
-        self.model = get_plugin_manager().hook.build_detector(spec=self.spec, config=self.detector_config)
+        self.model = get_plugin_manager().hook.build_detector(
+            spec=self.spec, config=self.detector_config
+        )
         self.model.to(self.device)
         self.optimizer = build_optimizer(
-            h.optimizer, self.model.param_groups(h.lr, h.weight_decay), h.lr, h.weight_decay, h.momentum
+            h.optimizer,
+            self.model.param_groups(h.lr, h.weight_decay),
+            h.lr,
+            h.weight_decay,
+            h.momentum,
         )
         per_step = h.batch_size * h.accumulate * self.world.world_size
         self.scheduler = PolyLR(
-            self.optimizer, h.total_steps, h.lr_power, h.min_lr, h.lr_by,
-            steps_per_epoch=len(self.train_samples) / per_step, warmup=h.warmup,
+            self.optimizer,
+            h.total_steps,
+            h.lr_power,
+            h.min_lr,
+            h.lr_by,
+            steps_per_epoch=len(self.train_samples) / per_step,
+            warmup=h.warmup,
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.start_step = 0
@@ -317,7 +347,11 @@ class Trainer:
         if len(rngs) == self.world.world_size:
             restore_rng_state(rngs[self.world.rank])
         elif rngs:
-            log.warning("resuming with %d processes, saved with %d: RNG states not restored", self.world.world_size, len(rngs))
+            log.warning(
+                "resuming with %d processes, saved with %d: RNG states not restored",
+                self.world.world_size,
+                len(rngs),
+            )
         log.info("resumed from %s at step %d", step_dir, self.start_step)
 
     def _loader(self) -> Any:
@@ -337,9 +371,13 @@ class Trainer:
             cache_images=h.cache_images,
         )
         sampler = StepSampler(
-            len(dataset), h.batch_size, self.cfg.seed,
-            self.start_step * h.accumulate, h.total_steps * h.accumulate,
-            self.world.rank, self.world.world_size,
+            len(dataset),
+            h.batch_size,
+            self.cfg.seed,
+            self.start_step * h.accumulate,
+            h.total_steps * h.accumulate,
+            self.world.rank,
+            self.world.world_size,
         )
         return DataLoader(
             dataset,  # type: ignore[arg-type]
@@ -362,14 +400,28 @@ class Trainer:
         h, w = self.hyper, self.world
         if w.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
-            self._log_event({"event": "start", "config": self.cfg.to_dict(), "hyper": h.to_dict(),
-                             "world_size": w.world_size, "device": str(self.device), "start_step": self.start_step,
-                             "train_images": len(self.train_samples)})
+            self._log_event(
+                {
+                    "event": "start",
+                    "config": self.cfg.to_dict(),
+                    "hyper": h.to_dict(),
+                    "world_size": w.world_size,
+                    "device": str(self.device),
+                    "start_step": self.start_step,
+                    "train_images": len(self.train_samples),
+                }
+            )
         self.net.train()
         batches = iter(self._loader())
         t0 = time.monotonic()
-        bar = tqdm(total=h.total_steps, initial=self.start_step, desc="train", unit="step",
-                   disable=not (self.cfg.progress and w.is_main), dynamic_ncols=True)
+        bar = tqdm(
+            total=h.total_steps,
+            initial=self.start_step,
+            desc="train",
+            unit="step",
+            disable=not (self.cfg.progress and w.is_main),
+            dynamic_ncols=True,
+        )
         last_losses: dict[str, float] = {}
         window: dict[str, Any] = {}
         window_n = 0
@@ -387,13 +439,26 @@ class Trainer:
                     last_losses = self._reduce({k: v / window_n for k, v in window.items()})
                     window, window_n = {}, 0
                     lr = self.optimizer.param_groups[0]["lr"]
-                    bar.set_postfix(loss=f"{last_losses.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}")
+                    bar.set_postfix(
+                        loss=f"{last_losses.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}"
+                    )
                     if w.is_main:
-                        self._log_event({"event": "train", "step": step, "lr": lr, **last_losses,
-                                         "elapsed_s": round(time.monotonic() - t0, 2)})
-                if self.eval_sets and ((h.eval_every and step % h.eval_every == 0) or step == h.total_steps):
+                        self._log_event(
+                            {
+                                "event": "train",
+                                "step": step,
+                                "lr": lr,
+                                **last_losses,
+                                "elapsed_s": round(time.monotonic() - t0, 2),
+                            }
+                        )
+                if self.eval_sets and (
+                    (h.eval_every and step % h.eval_every == 0) or step == h.total_steps
+                ):
                     hm = self._evaluate(step)
-                    bar.set_postfix(loss=f"{last_losses.get('loss', float('nan')):.4f}", hmean=f"{hm:.4f}")
+                    bar.set_postfix(
+                        loss=f"{last_losses.get('loss', float('nan')):.4f}", hmean=f"{hm:.4f}"
+                    )
                 if h.save_every and step % h.save_every == 0:
                     self._save_step(step)
         finally:
@@ -413,7 +478,11 @@ class Trainer:
             images = batch["images"].to(self.device, non_blocking=True)
             targets = {n: t.to(self.device, non_blocking=True) for n, t in batch["targets"].items()}
             sync = k == h.accumulate - 1
-            ctx = self.net.no_sync() if (self.world.distributed and not sync) else contextlib.nullcontext()
+            ctx = (
+                self.net.no_sync()
+                if (self.world.distributed and not sync)
+                else contextlib.nullcontext()
+            )
             with ctx:
                 with torch.autocast("cuda", dtype=torch.float16, enabled=self.use_amp):
                     losses = self.net(images, targets)["losses"]
@@ -452,18 +521,40 @@ class Trainer:
 
         hmeans = []
         for es in self.eval_sets:
-            preds = predict_samples(self.model, es.samples, es.recipe, self.device,
-                                    batch_size=self.cfg.eval_batch_size, progress=self.cfg.progress)
+            preds = predict_samples(
+                self.model,
+                es.samples,
+                es.recipe,
+                self.device,
+                batch_size=self.cfg.eval_batch_size,
+                progress=self.cfg.progress,
+            )
             if not self.world.is_main:
                 continue
             result = evaluate(es.samples, preds, es.protocol, **es.params)
-            record = {"event": "eval", "step": step, "dataset": es.name, "split": es.split,
-                      "protocol": es.protocol, "precision": result.precision,
-                      "recall": result.recall, "hmean": result.hmean, "images": len(es.samples)}
+            record = {
+                "event": "eval",
+                "step": step,
+                "dataset": es.name,
+                "split": es.split,
+                "protocol": es.protocol,
+                "precision": result.precision,
+                "recall": result.recall,
+                "hmean": result.hmean,
+                "images": len(es.samples),
+            }
             self.evals.append(record)
             self._log_event(record)
-            log.info("step %d %s/%s %s: P %.4f R %.4f H %.4f", step, es.name, es.split, es.protocol,
-                     result.precision, result.recall, result.hmean)
+            log.info(
+                "step %d %s/%s %s: P %.4f R %.4f H %.4f",
+                step,
+                es.name,
+                es.split,
+                es.protocol,
+                result.precision,
+                result.recall,
+                result.hmean,
+            )
             hmeans.append(result.hmean)
         from tcmbench.train.distributed import broadcast_object
 
@@ -480,15 +571,39 @@ class Trainer:
         for e in self.evals:
             latest[e["dataset"]] = e
         for e in latest.values():
-            results.append({k: e[k] for k in ("dataset", "split", "protocol", "precision", "recall", "hmean", "step")})
-        return {"datasets": list(self.cfg.datasets), "step": step, "train": self.cfg.to_dict(),
-                "hyper": self.hyper.to_dict(), "results": results}
+            results.append(
+                {
+                    k: e[k]
+                    for k in (
+                        "dataset",
+                        "split",
+                        "protocol",
+                        "precision",
+                        "recall",
+                        "hmean",
+                        "step",
+                    )
+                }
+            )
+        return {
+            "datasets": list(self.cfg.datasets),
+            "step": step,
+            "train": self.cfg.to_dict(),
+            "hyper": self.hyper.to_dict(),
+            "results": results,
+        }
 
     def _save_model(self, path: Path, step: int) -> Path:
         from tcmbench.hub import save_checkpoint
 
-        return save_checkpoint(path, self.model, self.spec, self.detector_config,
-                               recipe=self.recipe, extra=self._extra(step))
+        return save_checkpoint(
+            path,
+            self.model,
+            self.spec,
+            self.detector_config,
+            recipe=self.recipe,
+            extra=self._extra(step),
+        )
 
     def _save_step(self, step: int) -> None:
         from tcmbench.train.distributed import all_gather_objects, barrier
@@ -515,10 +630,19 @@ class Trainer:
                 "world_size": self.world.world_size,
             }
             ckdir = self.output / "checkpoints"
-            save_training_checkpoint(ckdir / step_dir_name(step), self.model, self.spec,
-                                     self.detector_config, state, recipe=self.recipe, extra=self._extra(step))
+            save_training_checkpoint(
+                ckdir / step_dir_name(step),
+                self.model,
+                self.spec,
+                self.detector_config,
+                state,
+                recipe=self.recipe,
+                extra=self._extra(step),
+            )
             prune_checkpoints(ckdir, self.cfg.keep_checkpoints)
-            self._log_event({"event": "checkpoint", "step": step, "path": str(ckdir / step_dir_name(step))})
+            self._log_event(
+                {"event": "checkpoint", "step": step, "path": str(ckdir / step_dir_name(step))}
+            )
         barrier()
 
     def _save_final(self, step: int) -> Path | None:
@@ -527,7 +651,9 @@ class Trainer:
         path = None
         if self.world.is_main:
             path = self._save_model(self.output / "final", step)
-            self._log_event({"event": "end", "step": step, "final": str(path), "best_hmean": self.best_hmean})
+            self._log_event(
+                {"event": "end", "step": step, "final": str(path), "best_hmean": self.best_hmean}
+            )
         barrier()
         return path
 
@@ -579,7 +705,9 @@ def prepare_config(cfg: TrainConfig) -> tuple[TrainConfig, Path | None]:
         if value is not None and key != "output":
             setattr(saved, key, value)
     # Continue in the run folder the checkpoint belongs to unless told otherwise.
-    saved.output = cfg.output or str(step_dir.parent.parent if step_dir.parent.name == "checkpoints" else step_dir.parent)
+    saved.output = cfg.output or str(
+        step_dir.parent.parent if step_dir.parent.name == "checkpoints" else step_dir.parent
+    )
     return saved, step_dir
 
 
@@ -633,11 +761,17 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     recipe = recipe_for(spec.recipe(recipe_name), detector_config)
     train_samples = load_train_samples(cfg.datasets, cfg.data_root, cfg.train_fraction, cfg.seed)
     eval_names = cfg.eval_datasets if cfg.eval_datasets is not None else cfg.datasets[:1]
-    hyper_eval = cfg.eval_every if cfg.eval_every is not None else int((recipe.get("train_loop") or {}).get("eval_every", 0))
+    hyper_eval = (
+        cfg.eval_every
+        if cfg.eval_every is not None
+        else int((recipe.get("train_loop") or {}).get("eval_every", 0))
+    )
     eval_sets: list[EvalSet] = []
     if eval_names and (hyper_eval or cfg.eval_datasets):
         root = cfg.data_root if len(eval_names) == 1 and eval_names[0] in cfg.datasets[:1] else None
-        eval_sets = load_eval_sets(eval_names, cfg.eval_split, root, cfg.eval_limit, spec, cfg.recipe)
+        eval_sets = load_eval_sets(
+            eval_names, cfg.eval_split, root, cfg.eval_limit, spec, cfg.recipe
+        )
         for es in eval_sets:  # test-time settings of the eval set, normalisation of training
             es.recipe["normalize"] = recipe.get("normalize", es.recipe.get("normalize"))
     trainer = Trainer(spec, detector_config, recipe, cfg, train_samples, eval_sets, resume_dir)

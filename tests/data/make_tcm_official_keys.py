@@ -54,7 +54,7 @@ def clip_names() -> list[tuple[str, tuple[int, ...]]]:
         if name.startswith("visual."):
             if name == "visual.attnpool.positional_embedding":
                 shape = (20 * 20 + 1, shape[1])
-            rows.append(("backbone." + name[len("visual."):], shape))
+            rows.append(("backbone." + name[len("visual.") :], shape))
         elif name in ("logit_scale", "attn_mask"):
             continue
         else:
@@ -66,23 +66,41 @@ def clip_names() -> list[tuple[str, tuple[int, ...]]]:
 
 def decoder(prefix: str, visual: int = 1024, width: int = 256, layers: int = 3):
     rows = [
-        (f"{prefix}.memory_proj.0.weight", (visual,)), (f"{prefix}.memory_proj.0.bias", (visual,)),
-        (f"{prefix}.memory_proj.1.weight", (width, visual)), (f"{prefix}.memory_proj.1.bias", (width,)),
-        (f"{prefix}.memory_proj.2.weight", (width,)), (f"{prefix}.memory_proj.2.bias", (width,)),
-        (f"{prefix}.text_proj.0.weight", (visual,)), (f"{prefix}.text_proj.0.bias", (visual,)),
-        (f"{prefix}.text_proj.1.weight", (width, visual)), (f"{prefix}.text_proj.1.bias", (width,)),
+        (f"{prefix}.memory_proj.0.weight", (visual,)),
+        (f"{prefix}.memory_proj.0.bias", (visual,)),
+        (f"{prefix}.memory_proj.1.weight", (width, visual)),
+        (f"{prefix}.memory_proj.1.bias", (width,)),
+        (f"{prefix}.memory_proj.2.weight", (width,)),
+        (f"{prefix}.memory_proj.2.bias", (width,)),
+        (f"{prefix}.text_proj.0.weight", (visual,)),
+        (f"{prefix}.text_proj.0.bias", (visual,)),
+        (f"{prefix}.text_proj.1.weight", (width, visual)),
+        (f"{prefix}.text_proj.1.bias", (width,)),
     ]
     for i in range(layers):
         p = f"{prefix}.decoder.{i}"
         for attn in ("self_attn", "cross_attn"):
-            rows += [(f"{p}.{attn}.{n}.weight", (width, width)) for n in ("q_proj", "k_proj", "v_proj")]
-            rows += [(f"{p}.{attn}.proj.weight", (width, width)), (f"{p}.{attn}.proj.bias", (width,))]
+            rows += [
+                (f"{p}.{attn}.{n}.weight", (width, width)) for n in ("q_proj", "k_proj", "v_proj")
+            ]
+            rows += [
+                (f"{p}.{attn}.proj.weight", (width, width)),
+                (f"{p}.{attn}.proj.bias", (width,)),
+            ]
         for n in ("norm1", "norm2", "norm3"):
             rows += [(f"{p}.{n}.weight", (width,)), (f"{p}.{n}.bias", (width,))]
-        rows += [(f"{p}.mlp.0.weight", (width * 4, width)), (f"{p}.mlp.0.bias", (width * 4,)),
-                 (f"{p}.mlp.3.weight", (width, width * 4)), (f"{p}.mlp.3.bias", (width,))]
-    rows += [(f"{prefix}.out_proj.0.weight", (width,)), (f"{prefix}.out_proj.0.bias", (width,)),
-             (f"{prefix}.out_proj.1.weight", (visual, width)), (f"{prefix}.out_proj.1.bias", (visual,))]
+        rows += [
+            (f"{p}.mlp.0.weight", (width * 4, width)),
+            (f"{p}.mlp.0.bias", (width * 4,)),
+            (f"{p}.mlp.3.weight", (width, width * 4)),
+            (f"{p}.mlp.3.bias", (width,)),
+        ]
+    rows += [
+        (f"{prefix}.out_proj.0.weight", (width,)),
+        (f"{prefix}.out_proj.0.bias", (width,)),
+        (f"{prefix}.out_proj.1.weight", (visual, width)),
+        (f"{prefix}.out_proj.1.bias", (visual,)),
+    ]
     return rows
 
 
@@ -90,21 +108,36 @@ def db_branch(prefix: str, c: int = 256):
     q = c // 4
 
     def bn(p: str, n: int) -> list:
-        return [(f"{p}.weight", (n,)), (f"{p}.bias", (n,)), (f"{p}.running_mean", (n,)),
-                (f"{p}.running_var", (n,)), (f"{p}.num_batches_tracked", ())]
+        return [
+            (f"{p}.weight", (n,)),
+            (f"{p}.bias", (n,)),
+            (f"{p}.running_mean", (n,)),
+            (f"{p}.running_var", (n,)),
+            (f"{p}.num_batches_tracked", ()),
+        ]
 
-    return ([(f"{prefix}.0.weight", (q, c, 3, 3))] + bn(f"{prefix}.1", q)
-            + [(f"{prefix}.3.weight", (q, q, 2, 2)), (f"{prefix}.3.bias", (q,))] + bn(f"{prefix}.4", q)
-            + [(f"{prefix}.6.weight", (q, 1, 2, 2)), (f"{prefix}.6.bias", (1,))])
+    return (
+        [(f"{prefix}.0.weight", (q, c, 3, 3))]
+        + bn(f"{prefix}.1", q)
+        + [(f"{prefix}.3.weight", (q, q, 2, 2)), (f"{prefix}.3.bias", (q,))]
+        + bn(f"{prefix}.4", q)
+        + [(f"{prefix}.6.weight", (q, 1, 2, 2)), (f"{prefix}.6.bias", (1,))]
+    )
 
 
 def main() -> None:
     rows = clip_names()
     rows += [("contexts", (1, 4, 512)), ("gamma", (1024,)), ("vis_gamma", ())]
-    rows += [("prompt_generator.prompt_proj.0.weight", (1024,)), ("prompt_generator.prompt_proj.0.bias", (1024,)),
-             ("prompt_generator.prompt_proj.1.weight", (1024, 1024)), ("prompt_generator.prompt_proj.1.bias", (1024,)),
-             ("prompt_generator.prompt_proj.3.weight", (1024,)), ("prompt_generator.prompt_proj.3.bias", (1024,)),
-             ("prompt_generator.prompt_proj.4.weight", (512, 1024)), ("prompt_generator.prompt_proj.4.bias", (512,))]
+    rows += [
+        ("prompt_generator.prompt_proj.0.weight", (1024,)),
+        ("prompt_generator.prompt_proj.0.bias", (1024,)),
+        ("prompt_generator.prompt_proj.1.weight", (1024, 1024)),
+        ("prompt_generator.prompt_proj.1.bias", (1024,)),
+        ("prompt_generator.prompt_proj.3.weight", (1024,)),
+        ("prompt_generator.prompt_proj.3.bias", (1024,)),
+        ("prompt_generator.prompt_proj.4.weight", (512, 1024)),
+        ("prompt_generator.prompt_proj.4.bias", (512,)),
+    ]
     rows += decoder("context_decoder") + decoder("visual_prompt_generator")
     for i, c in enumerate([256, 512, 1024, 2049]):
         rows.append((f"neck.lateral_convs.{i}.conv.weight", (256, c, 1, 1)))

@@ -26,8 +26,8 @@ from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, ParseReport
 
 EXPECTED = (
-    "ArT JSON {\"gt_N\": [{\"points\": [[x, y], ...] (>= 3 points), \"transcription\": str, "
-    "\"language\": str, \"illegibility\": bool}]}"
+    'ArT JSON {"gt_N": [{"points": [[x, y], ...] (>= 3 points), "transcription": str, '
+    '"language": str, "illegibility": bool}]}'
 )
 
 

@@ -41,9 +41,9 @@ from tcmbench.data.source import AnnotationSource, ParseReport
 from tcmbench.errors import DatasetNotFoundError
 
 EXPECTED = (
-    "COCO text JSON {\"images\": [{\"id\", \"file_name\", \"height\", \"width\"}], "
-    "\"annotations\": [{\"image_id\", \"segmentation\": [[x1, y1, ...]] or \"bbox\": [x, y, w, h], "
-    "\"iscrowd\": 0|1, \"text\"?}]}"
+    'COCO text JSON {"images": [{"id", "file_name", "height", "width"}], '
+    '"annotations": [{"image_id", "segmentation": [[x1, y1, ...]] or "bbox": [x, y, w, h], '
+    '"iscrowd": 0|1, "text"?}]}'
 )
 TEXT_KEYS = ("text", "transcription", "utf8_string")
 
@@ -83,8 +83,12 @@ def parse_coco_annotation(ann: Any) -> tuple[Any, Instance]:
 
 
 def read_coco_json(
-    source: AnnotationSource, name: str, images: Path | None, report: ParseReport,
-    *, images_required: bool = True,
+    source: AnnotationSource,
+    name: str,
+    images: Path | None,
+    report: ParseReport,
+    *,
+    images_required: bool = True,
 ) -> list[Sample]:
     data = load_json(source, name, report, EXPECTED)
     if data is None:
@@ -97,7 +101,11 @@ def read_coco_json(
     samples: dict[Any, Sample] = {}
     for i, img in enumerate(data["images"]):
         try:
-            if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
+            if (
+                not isinstance(img, dict)
+                or "id" not in img
+                or not isinstance(img.get("file_name"), str)
+            ):
                 raise ValueError("an image needs 'id' and 'file_name'")
             width, height = int(img.get("width") or 0), int(img.get("height") or 0)
         except (TypeError, ValueError) as exc:
@@ -154,9 +162,9 @@ def read_nighttime_art(
     else:
         wanted = {f"instances_{name}.json", f"instances_{name}_{split}.json"}
         candidates = [
-            n for n in source.names("instances_*.json")
-            if PurePosixPath(n).name in wanted
-            and f"{split}_gts/" in f"/{n}"
+            n
+            for n in source.names("instances_*.json")
+            if PurePosixPath(n).name in wanted and f"{split}_gts/" in f"/{n}"
         ]
         if not candidates:
             raise DatasetNotFoundError(

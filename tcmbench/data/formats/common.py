@@ -33,8 +33,20 @@ log = logging.getLogger(__name__)
 # case variants matter on case-sensitive file systems (MSRA-TD500 ships
 # ``IMG_0059.JPG``; ICDAR 2013 has a few ``.gif``-free but ``.JPG`` sets).
 IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".gif", ".GIF", ".bmp", ".BMP",
-    ".tif", ".tiff", ".TIF", ".webp",
+    ".jpg",
+    ".JPG",
+    ".jpeg",
+    ".JPEG",
+    ".png",
+    ".PNG",
+    ".gif",
+    ".GIF",
+    ".bmp",
+    ".BMP",
+    ".tif",
+    ".tiff",
+    ".TIF",
+    ".webp",
 )
 
 # Transcriptions that mark a don't-care region in the RRC-style formats.
@@ -53,12 +65,12 @@ def checked_options(format_name: str) -> Callable[[F], F]:
 
     def deco(func: F) -> F:
         params = inspect.signature(func).parameters
-        accepted = [
-            n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-        ]
+        accepted = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
         @functools.wraps(func)
-        def wrapper(source: AnnotationSource, images: Any, report: ParseReport, **options: Any) -> Any:
+        def wrapper(
+            source: AnnotationSource, images: Any, report: ParseReport, **options: Any
+        ) -> Any:
             unknown = sorted(set(options) - set(accepted))
             if unknown:
                 raise TcmbenchError(
@@ -85,7 +97,7 @@ def stem_id(name: str, prefixes: Sequence[str] = ("gt_",)) -> str:
     stem = stem.rsplit(".", 1)[0] if "." in stem else stem
     for prefix in prefixes:
         if stem.startswith(prefix) and len(stem) > len(prefix):
-            return stem[len(prefix):]
+            return stem[len(prefix) :]
     return stem
 
 
@@ -99,7 +111,8 @@ def annotation_names(source: AnnotationSource, pattern: str | Sequence[str]) -> 
     names: list[str] = []
     for pat in patterns:
         names.extend(
-            n for n in source.names(pat)
+            n
+            for n in source.names(pat)
             if n not in names and not PurePosixPath(n).name.startswith(".")  # macOS ._ files
         )
     if not names:
@@ -169,9 +182,7 @@ def to_polygon(values: Sequence[float] | np.ndarray) -> np.ndarray:
 
 def box_to_polygon(left: float, top: float, right: float, bottom: float) -> np.ndarray:
     """Axis-aligned box -> TL, TR, BR, BL."""
-    return np.array(
-        [[left, top], [right, top], [right, bottom], [left, bottom]], dtype=np.float32
-    )
+    return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], dtype=np.float32)
 
 
 def rotated_rect_to_polygon(x: float, y: float, w: float, h: float, theta: float) -> np.ndarray:
@@ -289,7 +300,11 @@ def attach_image(sample: Sample, path: Path | None, *, known_size: bool = False)
     if known_size and (sample.width, sample.height) not in ((0, 0), (w, h)):
         log.warning(
             "%s: annotation says %dx%d but the image is %dx%d; using the image",
-            path, sample.width, sample.height, w, h,
+            path,
+            sample.width,
+            sample.height,
+            w,
+            h,
         )
     sample.image_path = str(path)
     sample.width, sample.height = w, h
@@ -311,7 +326,9 @@ def finalize(
     for sample, where in samples:
         if sample.id in seen:
             report.fail(
-                where, None, expected,
+                where,
+                None,
+                expected,
                 f"sample id {sample.id!r} already read from {seen[sample.id]}; ids must be unique",
             )
             continue
@@ -321,8 +338,13 @@ def finalize(
     return out
 
 
-def make_instance(polygon: np.ndarray, text: str | None, *, ignore: bool = False,
-                  dont_care: Sequence[str] = (DONT_CARE,)) -> Instance:
+def make_instance(
+    polygon: np.ndarray,
+    text: str | None,
+    *,
+    ignore: bool = False,
+    dont_care: Sequence[str] = (DONT_CARE,),
+) -> Instance:
     """An instance whose ``ignore`` is also set by a don't-care transcription
     (the marker itself is not kept as text)."""
     if text is not None and text in dont_care:
@@ -409,7 +431,9 @@ class JsonFile:
             self._text = self.source.read_text(self.name)
         return json_line_of(self._text, path)
 
-    def fail(self, report: ParseReport, path: Sequence[str | int], expected: str, detail: str) -> None:
+    def fail(
+        self, report: ParseReport, path: Sequence[str | int], expected: str, detail: str
+    ) -> None:
         where = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
         report.fail(self.location, self.line_of(*path), expected, f"record {where}: {detail}")
 
@@ -417,15 +441,19 @@ class JsonFile:
 def pick_json(source: AnnotationSource, file: str | None, what: str) -> str:
     """The JSON file to read: ``file`` when given, else the only ``*.json``
     in the source (a single file source is itself)."""
-    names = source.names("*.json") if file is None else [
-        n for n in source.names() if n == file or n.endswith("/" + file) or PurePosixPath(n).name == file
-    ]
+    names = (
+        source.names("*.json")
+        if file is None
+        else [
+            n
+            for n in source.names()
+            if n == file or n.endswith("/" + file) or PurePosixPath(n).name == file
+        ]
+    )
     if file is None and not names and len(source.names()) == 1:
         names = source.names()
     if not names:
-        raise DatasetNotFoundError(
-            f"no {what} JSON file {file or '*.json'} in {source.path}"
-        )
+        raise DatasetNotFoundError(f"no {what} JSON file {file or '*.json'} in {source.path}")
     if len(names) > 1:
         raise DatasetNotFoundError(
             f"several JSON files in {source.path} ({', '.join(names[:5])}); "

@@ -54,7 +54,7 @@ def parse_ctw_line(line: str) -> Instance:
     marker = next((i for i, f in enumerate(fields) if f.startswith("####")), None)
     if marker is not None:  # (b) absolute polygon, ####text
         coords = parse_numbers(fields[:marker])
-        text = line[line.index("####") + 4:].strip()
+        text = line[line.index("####") + 4 :].strip()
         return make_instance(to_polygon(coords), text)
     k = 0
     while k < len(fields) and is_number(fields[k]):

@@ -56,7 +56,9 @@ def parse_ic13_line(line: str) -> Instance:
         raise ValueError("not 4 numbers followed by a quoted word")
     left, top, right, bottom = (float(v) for v in m.group(1, 2, 3, 4))
     if right < left or bottom < top:
-        raise ValueError(f"right < left or bottom < top in box {left:g},{top:g},{right:g},{bottom:g}")
+        raise ValueError(
+            f"right < left or bottom < top in box {left:g},{top:g},{right:g},{bottom:g}"
+        )
     text = unquote(m.group(5)) if m.group(5) is not None else None
     return make_instance(box_to_polygon(left, top, right, bottom), text)
 
@@ -67,7 +69,9 @@ def parse_mlt_line(line: str) -> Instance:
     schema has no field for it and no protocol uses it."""
     fields = line.split(",", 9)
     if len(fields) < 10:
-        raise ValueError(f"{len(fields)} field(s); need 8 coordinates, a script and a transcription")
+        raise ValueError(
+            f"{len(fields)} field(s); need 8 coordinates, a script and a transcription"
+        )
     coords = parse_numbers(fields[:8])
     return make_instance(to_polygon(coords), unquote(fields[9]))
 
@@ -85,8 +89,12 @@ def read_icdar2015(
 ) -> list[Sample]:
     """ICDAR 2015 incidental text (also MSRA-TD500 converted to IC15 form)."""
     return read_per_image_files(
-        source, images, report, pattern=pattern,
-        parse_file=_line_reader(IC15_EXPECTED, parse_ic15_line), expected=IC15_EXPECTED,
+        source,
+        images,
+        report,
+        pattern=pattern,
+        parse_file=_line_reader(IC15_EXPECTED, parse_ic15_line),
+        expected=IC15_EXPECTED,
     )
 
 
@@ -96,8 +104,12 @@ def read_icdar2013(
 ) -> list[Sample]:
     """ICDAR 2013 focused scene text, both punctuation variants."""
     return read_per_image_files(
-        source, images, report, pattern=pattern,
-        parse_file=_line_reader(IC13_EXPECTED, parse_ic13_line), expected=IC13_EXPECTED,
+        source,
+        images,
+        report,
+        pattern=pattern,
+        parse_file=_line_reader(IC13_EXPECTED, parse_ic13_line),
+        expected=IC13_EXPECTED,
     )
 
 
@@ -107,6 +119,10 @@ def read_mlt17(
 ) -> list[Sample]:
     """ICDAR 2017 MLT (multi-lingual)."""
     return read_per_image_files(
-        source, images, report, pattern=pattern,
-        parse_file=_line_reader(MLT_EXPECTED, parse_mlt_line), expected=MLT_EXPECTED,
+        source,
+        images,
+        report,
+        pattern=pattern,
+        parse_file=_line_reader(MLT_EXPECTED, parse_mlt_line),
+        expected=MLT_EXPECTED,
     )

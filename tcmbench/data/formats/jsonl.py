@@ -31,9 +31,9 @@ from tcmbench.errors import DatasetNotFoundError, ImageReadError
 from tcmbench.paths import atomic_write_text
 
 EXPECTED = (
-    "tcmbench JSON lines: one object per line {\"id\": str, \"image\": path|null, \"width\": int, "
-    "\"height\": int, \"instances\": [{\"polygon\": [x1, y1, x2, y2, x3, y3, ...], "
-    "\"ignore\": bool, \"text\": str|null}]}"
+    'tcmbench JSON lines: one object per line {"id": str, "image": path|null, "width": int, '
+    '"height": int, "instances": [{"polygon": [x1, y1, x2, y2, x3, y3, ...], '
+    '"ignore": bool, "text": str|null}]}'
 )
 
 
@@ -99,9 +99,11 @@ def read_jsonl(
     one named ``file``). Relative ``image`` paths resolve against ``images``
     when given (the image must then exist; the ``.jsonl`` folder and the base
     name are tried too), else against the folder of the ``.jsonl`` file."""
-    names = [n for n in source.names() if n.endswith(".jsonl")] if file is None else [
-        n for n in source.names() if n == file or PurePosixPath(n).name == file
-    ]
+    names = (
+        [n for n in source.names() if n.endswith(".jsonl")]
+        if file is None
+        else [n for n in source.names() if n == file or PurePosixPath(n).name == file]
+    )
     if not names and file is None and len(source.names()) == 1:
         names = source.names()
     if not names:
@@ -121,7 +123,9 @@ def read_jsonl(
                 continue
             if image is not None:
                 if images is not None:
-                    found_path = _find_image(image, images, local.parent if local is not None else None)
+                    found_path = _find_image(
+                        image, images, local.parent if local is not None else None
+                    )
                     if found_path is None:
                         raise ImageReadError(
                             f"image of sample {sample.id!r} not found: {_resolve(image, images)}"
@@ -152,7 +156,9 @@ def sample_record(sample: Sample, base: Path | None = None) -> dict[str, Any]:
     image = sample.image_path
     if image is not None and base is not None:
         try:
-            image = PurePosixPath(Path(os.path.abspath(image)).relative_to(os.path.abspath(base))).as_posix()
+            image = PurePosixPath(
+                Path(os.path.abspath(image)).relative_to(os.path.abspath(base))
+            ).as_posix()
         except ValueError:
             pass
     return {
@@ -161,7 +167,11 @@ def sample_record(sample: Sample, base: Path | None = None) -> dict[str, Any]:
         "width": int(sample.width),
         "height": int(sample.height),
         "instances": [
-            {"polygon": _compact(inst.polygon.ravel()), "ignore": bool(inst.ignore), "text": inst.text}
+            {
+                "polygon": _compact(inst.polygon.ravel()),
+                "ignore": bool(inst.ignore),
+                "text": inst.text,
+            }
             for inst in sample.instances
         ],
     }

@@ -33,9 +33,9 @@ from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, ParseReport
 
 EXPECTED = (
-    "mmocr 1.x textdet JSON {\"data_list\": [{\"img_path\", \"height\", \"width\", "
-    "\"instances\": [{\"polygon\": [x1, y1, ...] or \"bbox\": [x1, y1, x2, y2], \"ignore\": bool, "
-    "\"text\"?}]}]}"
+    'mmocr 1.x textdet JSON {"data_list": [{"img_path", "height", "width", '
+    '"instances": [{"polygon": [x1, y1, ...] or "bbox": [x1, y1, x2, y2], "ignore": bool, '
+    '"text"?}]}]}'
 )
 
 

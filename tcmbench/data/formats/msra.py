@@ -50,6 +50,12 @@ def read_msra_td500(
 ) -> list[Sample]:
     """MSRA-TD500 / HUST-TR400 ``.gt`` files -> samples ``IMG_xxxx``."""
     return read_per_image_files(
-        source, images, report, pattern=pattern, parse_file=_parse_file, expected=EXPECTED,
-        id_prefixes=(), images_next_to_annotations=True,
+        source,
+        images,
+        report,
+        pattern=pattern,
+        parse_file=_parse_file,
+        expected=EXPECTED,
+        id_prefixes=(),
+        images_next_to_annotations=True,
     )

@@ -80,7 +80,9 @@ def read_synthtext(
         return []
     imnames, word_bbs, txts = (np.asarray(mat[k]).ravel() for k in ("imnames", "wordBB", "txt"))
     if not len(imnames) == len(word_bbs) == len(txts):
-        report.fail(loc, None, EXPECTED, f"{len(imnames)} imnames, {len(word_bbs)} wordBB, {len(txts)} txt")
+        report.fail(
+            loc, None, EXPECTED, f"{len(imnames)} imnames, {len(word_bbs)} wordBB, {len(txts)} txt"
+        )
         return []
     count = len(imnames) if limit is None else min(int(limit), len(imnames))
     finder = ImageFinder(images) if images is not None else None
@@ -98,7 +100,9 @@ def read_synthtext(
         words: list[str] | None = _words(txts[i])
         if len(words) != boxes.shape[2]:
             report.fail(
-                loc, record, EXPECTED,
+                loc,
+                record,
+                EXPECTED,
                 f"image {record} ({imname}): {len(words)} words for {boxes.shape[2]} boxes",
             )
             words = None  # skip_invalid: keep the boxes, drop the misaligned text

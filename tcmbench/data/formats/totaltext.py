@@ -96,7 +96,9 @@ def _py_str(token: str) -> str:
 def parse_legacy_record(record: str) -> Instance:
     m = _LEGACY.match(record)
     if m is None:
-        raise ValueError("not an 'x: [[...]], y: [[...]], ornt: [...], transcriptions: [...]' record")
+        raise ValueError(
+            "not an 'x: [[...]], y: [[...]], ornt: [...], transcriptions: [...]' record"
+        )
     xs = parse_numbers(m.group("x").split())
     ys = parse_numbers(m.group("y").split())
     if len(xs) != len(ys):
@@ -203,6 +205,11 @@ def read_totaltext(
     The default pattern skips DetEval prediction ``.mat`` files (``imgN.mat``)
     that sit beside the ground truth in the official example folder."""
     return read_per_image_files(
-        source, images, report, pattern=pattern, parse_file=_parse_file,
-        expected=COMMA_EXPECTED, id_prefixes=ID_PREFIXES,
+        source,
+        images,
+        report,
+        pattern=pattern,
+        parse_file=_parse_file,
+        expected=COMMA_EXPECTED,
+        id_prefixes=ID_PREFIXES,
     )
