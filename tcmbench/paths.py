@@ -5,6 +5,11 @@
 (``<cache>/datasets/<name>``). Writes that matter -- checkpoints, caches --
 go through :func:`atomic_write_bytes` / :func:`atomic_dir` so an interrupted
 run never leaves a half-written file that a later run would trust.
+
+Reports the user names on the command line (``--json PATH``) go through
+:func:`write_report`: ``-`` is stdout, and a target that is not a regular
+file (``/dev/stdout``, a FIFO, a device, a link to one) is written in place,
+since replacing it with a file would break the pipe or, as root, the device.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +105,52 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+STDOUT = "-"
+
+
+def is_stdout(path: str | os.PathLike[str] | None) -> bool:
+    """Whether a report option's value means standard output (``-``)."""
+    return path is not None and os.fspath(path) == STDOUT
+
+
+def _write_in_place(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` must be opened and written rather than replaced.
+
+    True for existing non-regular files (FIFOs, character devices, sockets
+    behind a link...) and for anything under ``/dev`` or ``/proc``:
+    ``/dev/stdout`` redirected to a file resolves to that regular file, and
+    replacing it would detach the shell's redirection.
+    """
+    absolute = os.path.abspath(os.fspath(path))
+    if absolute.startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        st = os.stat(absolute)  # follows links: a link to a FIFO is a FIFO
+    except FileNotFoundError:
+        return False
+    return not stat.S_ISREG(st.st_mode)
+
+
+def write_report(path: str | os.PathLike[str], text: str) -> None:
+    """Write a report the user asked for (``--json PATH``, ``--per-image PATH``).
+
+    ``-`` writes to stdout. A device, FIFO or a link to one is opened and
+    written in place (never replaced). A regular file, or a new one, is
+    written atomically; through a symlink, its target is replaced and the
+    link kept.
+    """
+    from tcmbench.errors import TcmbenchError
+
+    try:
+        if is_stdout(path):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        elif _write_in_place(path):
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            atomic_write_text(os.path.realpath(os.fspath(path)), text)
+    except OSError as exc:
+        raise TcmbenchError(f"cannot write {os.fspath(path)}: {exc.strerror or exc}") from None

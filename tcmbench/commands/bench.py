@@ -141,7 +141,10 @@ def markdown_ratio(
     "json_out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write all figures as JSON (keys params, params_without_text_encoder, results...).",
+    help=(
+        "Write all figures as JSON (keys params, params_without_text_encoder, results...); "
+        "- for stdout (the tables then go to stderr)."
+    ),
 )
 @device_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
@@ -295,13 +298,16 @@ def bench(
     else:
         doc.update(entries[0])
 
-    click.echo(markdown_params(entries))
+    from tcmbench.paths import is_stdout, write_report
+
+    to_err = is_stdout(json_out)  # stdout then carries the JSON alone
+    click.echo(markdown_params(entries), err=to_err)
     if not params_only:
-        click.echo("")
-        click.echo(markdown_results(entries))
+        click.echo("", err=to_err)
+        click.echo(markdown_results(entries), err=to_err)
         if ratios:
-            click.echo("")
-            click.echo(markdown_ratio(entries[0], entries[1], ratios, ratios_min))
+            click.echo("", err=to_err)
+            click.echo(markdown_ratio(entries[0], entries[1], ratios, ratios_min), err=to_err)
         env = doc["environment"]
         timing = f"median of {runs} runs after {warmup} warm-up" if runs else "no timing (--runs 0)"
         click.echo(
@@ -310,9 +316,7 @@ def bench(
             err=True,
         )
     if json_out:
-        from tcmbench.paths import atomic_write_text
-
-        atomic_write_text(json_out, json.dumps(doc, indent=2, default=str) + "\n")
+        write_report(json_out, json.dumps(doc, indent=2, default=str) + "\n")
 
 
 def _defaulted(param: str) -> bool:

@@ -140,7 +140,7 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
     "json_out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write the figures (precision, recall, hmean, ...) as JSON.",
+    help="Write the figures (precision, recall, hmean, ...) as JSON (- for stdout).",
 )
 @click.option(
     "--save-predictions",
@@ -302,14 +302,15 @@ def _evaluate(
         "recall": result.recall,
         "hmean": result.hmean,
     }
-    click.echo(markdown_table([row]))
+    from tcmbench.paths import is_stdout, write_report
+
+    to_err = is_stdout(json_out)  # stdout then carries the JSON alone
+    click.echo(markdown_table([row]), err=to_err)
     if result.sweep:
         line = sweep_line(result.sweep)
         if line:
-            click.echo(line)
+            click.echo(line, err=to_err)
     if json_out:
-        from tcmbench.paths import atomic_write_text
-
         doc = {
             **result.summary(),
             "dataset": dataset,
@@ -325,7 +326,7 @@ def _evaluate(
             "skipped_gt_lines": len(report.skipped),
             "tcmbench_version": __version__,
         }
-        atomic_write_text(json_out, json.dumps(doc, indent=2, default=str) + "\n")
+        write_report(json_out, json.dumps(doc, indent=2, default=str) + "\n")
     if save_predictions:
         from tcmbench.submission import write_submission
 

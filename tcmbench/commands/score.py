@@ -118,14 +118,14 @@ def markdown_table(result: Any) -> str:
     "json_out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the result as one JSON object.",
+    help="Write the result as one JSON object (- for stdout; the table then goes to stderr).",
 )
 @click.option(
     "--per-image",
     "per_image_out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write per-image details as JSON lines.",
+    help="Write per-image details as JSON lines (- for stdout).",
 )
 @click.option(
     "--sweep",
@@ -267,7 +267,10 @@ def score(
     for report in (gt_report, pred_report):
         if report.skipped:
             click.echo(f"warning: {report.summary()}", err=True)
-    click.echo(markdown_table(result))
+    from tcmbench.paths import is_stdout
+
+    # A report on stdout keeps stdout machine-readable: the table moves to stderr.
+    click.echo(markdown_table(result), err=is_stdout(json_out) or is_stdout(per_image_out))
     if json_out is not None:
         _write_json(json_out, result)
     if per_image_out is not None:
@@ -278,20 +281,20 @@ def _write_json(path: Path, result: Any) -> None:
     import json
 
     from tcmbench import __version__
-    from tcmbench.paths import atomic_write_text
+    from tcmbench.paths import write_report
 
     data = result.summary()
     data["tcmbench_version"] = __version__
-    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
+    write_report(path, json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _write_per_image(path: Path, result: Any) -> None:
     import json
 
-    from tcmbench.paths import atomic_write_text
+    from tcmbench.paths import write_report
 
     lines = [json.dumps({"id": k, **v}, default=_json_default) for k, v in result.per_image.items()]
-    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    write_report(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
 def _json_default(obj: Any) -> Any:
