@@ -73,6 +73,24 @@ def register_detectors(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_augmentations(register: Callable[[Any], None]) -> None:
+    """Contribute training augmentations a recipe can name.
+
+    Call ``register(tcmbench.plugins.AugmentationSpec(name=..., factory=...,
+    summary=...))``. ``factory(**params)`` receives the recipe entry's
+    parameters (``{"name": ..., **params}`` in ``train.augment``) and
+    returns a step ``step(image, polygons, ignores, rng) -> (image,
+    polygons, ignores)``: image uint8 RGB (H, W, 3), polygons float32
+    (N, 2) arrays in pixels, ignores bools, ``rng`` the sample's
+    :class:`numpy.random.Generator` (draw every random number from it, so
+    runs stay reproducible and resumable). ``factory`` may be a
+    ``"module:attribute"`` string, imported only when a recipe uses it (keeps
+    CLI start-up free of heavy imports). PANet and FCENet register their
+    instance-aware crop and square resize-pad this way.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``tcmbench`` click group (``@cli.command()``)."""
 

@@ -61,6 +61,28 @@ class ProtocolSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AugmentationSpec:
+    """A training augmentation (see the hookspec): ``factory(**params)``
+    returns the step; a ``"module:attribute"`` string is imported lazily."""
+
+    name: str
+    factory: Callable[..., Any] | str
+    summary: str = ""
+
+    def resolve(self) -> Callable[..., Any]:
+        """The factory, importing it first when given as ``"module:attr"``."""
+        if not isinstance(self.factory, str):
+            return self.factory
+        module, _, attr = self.factory.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(
+                f"augmentation {self.name!r}: cannot import {self.factory!r} ({exc})"
+            ) from exc
+
+
 _pm: pluggy.PluginManager | None = None
 
 
@@ -157,6 +179,12 @@ def protocols() -> dict[str, ProtocolSpec]:
 def detectors() -> dict[str, Any]:
     """All registered detector specs by name."""
     return _collect("register_detectors", "detector")
+
+
+def augmentations() -> dict[str, AugmentationSpec]:
+    """Augmentations contributed by plugins, by name (the built-in ones are
+    in :data:`tcmbench.data.transforms.AUGMENTATIONS`)."""
+    return _collect("register_augmentations", "augmentation")
 
 
 def dataset_config_paths() -> list[Any]:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,62 @@ def test_hook_register_dataset_formats(toy_plugin: ToyPlugin, tmp_path: Path) ->
     report = ParseReport(skip_invalid=True)
     assert len(fmt.reader(AnnotationSource(tmp_path), None, report)) == 1
     assert len(report.skipped) == 1
+
+
+@dataclass
+class _ShiftRight:
+    """A toy augmentation: moves image and polygons ``pixels`` to the right."""
+
+    pixels: int = 1
+
+    def __call__(self, image, polys, ignores, rng):  # noqa: ANN001, ANN204
+        shifted = np.zeros_like(image)
+        shifted[:, self.pixels :] = image[:, : image.shape[1] - self.pixels]
+        return shifted, [p + np.float32([self.pixels, 0]) for p in polys], ignores
+
+
+def test_hook_register_augmentations() -> None:
+    from tcmbench.data.transforms import TrainTransform, build_augmentation
+    from tcmbench.errors import TcmbenchError
+
+    class AugPlugin:
+        @hookimpl
+        def register_augmentations(self, register):  # noqa: ANN001, ANN201
+            register(plugins.AugmentationSpec(name="shift_right", factory=_ShiftRight))
+            register(plugins.AugmentationSpec(name="lazy_shift", factory=f"{__name__}:_ShiftRight"))
+
+    pm = plugins.get_plugin_manager()
+    plugin = AugPlugin()
+    pm.register(plugin, name="aug-plugin")
+    try:
+        recipe = {"train": {"augment": [{"name": "shift_right", "pixels": 3}], "pad_divisor": 1}}
+        transform = TrainTransform.from_recipe(recipe)
+        image = np.zeros((4, 8, 3), np.uint8)
+        image[:, 0] = 255
+        poly = np.float32([[0, 0], [2, 0], [2, 2]])
+        out = transform(image, [poly], [False], np.random.default_rng(0))
+        assert np.allclose(out.polygons[0][:, 0], [3, 5, 5])
+        assert out.image[0, :, 3].max() > out.image[0, :, 0].max()  # the column moved
+        assert isinstance(build_augmentation({"name": "lazy_shift"}), _ShiftRight)
+        with pytest.raises(TcmbenchError, match="unknown parameter.*pixls"):
+            build_augmentation({"name": "shift_right", "pixls": 2})
+        with pytest.raises(TcmbenchError, match="unknown augmentation 'shift_lft'.*shift_right"):
+            build_augmentation({"name": "shift_lft"})
+    finally:
+        pm.unregister(plugin)
+
+    class Shadowing:
+        @hookimpl
+        def register_augmentations(self, register):  # noqa: ANN001, ANN201
+            register(plugins.AugmentationSpec(name="hflip", factory=_ShiftRight))
+
+    shadow = Shadowing()
+    pm.register(shadow, name="shadow-plugin")
+    try:
+        with pytest.raises(TcmbenchError, match="built-in name"):
+            build_augmentation({"name": "hflip"})
+    finally:
+        pm.unregister(shadow)
 
 
 def test_hook_register_protocols(toy_plugin: ToyPlugin) -> None:

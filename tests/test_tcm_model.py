@@ -251,9 +251,13 @@ def test_score_map_goes_to_the_declared_level():
         ((0, 1, 2, 3), 2, [256, 512, 1025, 2048], (4, 4)),
     ]
     for stages, level, channels, size in cases:
+
+        def build_parts(config, stages=stages):
+            return replace(dbnet.build_parts(config), in_stages=stages)
+
         spec = DetectorSpec(
             name="probe",
-            build_parts=dbnet.build_parts,
+            build_parts=build_parts,
             tcm=replace(dbnet.tcm, stages=stages, feature_level=level),
         )
         with torch.device("meta"):
@@ -265,6 +269,19 @@ def test_score_map_goes_to_the_declared_level():
         assert [f.shape[1] for f in feats] == channels
         assert tuple(feats[level].shape[-2:]) == size
         assert tuple(extras["tcm_score_logits"].shape) == (1, 1, 2, 2)
+
+
+def test_tcm_stages_must_match_the_stages_the_neck_reads():
+    """A TCMSupport.stages that disagrees with DetectorParts.in_stages would
+    feed the neck features it was not built for: refused by name."""
+    dbnet = get_detector("dbnet")
+    spec = DetectorSpec(
+        name="probe",
+        build_parts=dbnet.build_parts,
+        tcm=replace(dbnet.tcm, stages=(1, 2, 3), feature_level=2),
+    )
+    with pytest.raises(PluginError, match=r"in_stages \(0, 1, 2, 3\)"), torch.device("meta"):
+        get_plugin_manager().hook.build_detector(spec=spec, config=DetectorConfig(tcm=RANDOM))
 
 
 def test_prompt_heatmaps_need_tcm_with_vg(tmp_path):
@@ -295,3 +312,66 @@ def test_every_ablation_runs_forward(switches):
         out = model(torch.empty(2, 3, 64, 64))
     assert tuple(out["tcm_score_logits"].shape) == (2, 1, 2, 2)
     assert tuple(out["prob"].shape) == (2, 1, 64, 64)
+
+
+def _fill_at_32(polygons, ignores, height, width):
+    """A per-sample TCM target: every care polygon filled at 1/32."""
+    target = np.zeros((height // 32, width // 32), np.float32)
+    for poly, ignore in zip(polygons, ignores):
+        if not ignore:
+            x0, y0 = (np.asarray(poly).min(axis=0) // 32).astype(int)
+            x1, y1 = (np.asarray(poly).max(axis=0) // 32).astype(int)
+            target[y0 : y1 + 1, x0 : x1 + 1] = 1.0
+    return target, np.ones_like(target)
+
+
+def test_sample_target_is_built_per_sample_and_feeds_the_aux_loss():
+    """TCMSupport.sample_target: the core adds tcm_target / tcm_mask to the
+    detector's own targets, and the aux loss compares them with the score
+    logits at 1/32 (no upsampling, FCENet's way)."""
+    dbnet = get_detector("dbnet")
+    spec = DetectorSpec(
+        name="probe",
+        build_parts=dbnet.build_parts,
+        tcm=replace(
+            dbnet.tcm, aux_target=None, sample_target=_fill_at_32, upsample_score_map=False
+        ),
+    )
+    model = get_plugin_manager().hook.build_detector(spec=spec, config=DetectorConfig(tcm=RANDOM))
+    poly = np.float32([[40, 40], [90, 40], [90, 60], [40, 60]])
+    targets = model.target_builder([poly], [False], 128, 128)
+    assert {"gt_shrink", "gt_shrink_mask", "tcm_target", "tcm_mask"} <= set(targets)
+    assert (
+        targets["tcm_target"].shape == (4, 4) and targets["tcm_target"].sum() == 2
+    )  # columns 1-2, row 1
+    batch = {k: torch.from_numpy(np.stack([v, v])) for k, v in targets.items()}
+    aux = model.aux_losses["tcm"]
+    good = torch.where(batch["tcm_target"][:, None] > 0, 10.0, -10.0)
+    bad = -good
+    low = aux({"tcm_score_logits": good}, batch)["loss_tcm"]
+    high = aux({"tcm_score_logits": bad}, batch)["loss_tcm"]
+    assert float(low) < 0.01 < 1.0 < float(high)
+
+
+def test_sample_target_and_aux_target_are_exclusive():
+    dbnet = get_detector("dbnet")
+    for tcm in (
+        replace(dbnet.tcm, sample_target=_fill_at_32),
+        replace(dbnet.tcm, aux_target=None),
+    ):
+        spec = DetectorSpec(name="probe", build_parts=dbnet.build_parts, tcm=tcm)
+        with pytest.raises(PluginError, match="exactly one of aux_target"), torch.device("meta"):
+            get_plugin_manager().hook.build_detector(spec=spec, config=DetectorConfig(tcm=RANDOM))
+
+
+def test_recipe_input_resolution_overrides_the_support_default():
+    dbnet = get_detector("dbnet")
+    config = DetectorConfig(tcm=replace(RANDOM, input_resolution=736))
+    with torch.device("meta"):
+        model = get_plugin_manager().hook.build_detector(spec=dbnet, config=config)
+    assert model.backbone.input_resolution == 736
+    assert model.backbone.attnpool.positional_embedding.shape[0] == 23 * 23 + 1
+    with pytest.raises(TCMConfigError, match="multiple of 32"), torch.device("meta"):
+        get_plugin_manager().hook.build_detector(
+            spec=dbnet, config=DetectorConfig(tcm=replace(RANDOM, input_resolution=700))
+        )

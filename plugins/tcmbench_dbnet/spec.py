@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tcmbench.models.spec import DetectorConfig, DetectorSpec, TCMSupport
+from tcmbench.tcm.importer import BN_KEYS as _BN
 
 
 def _build_parts(config: DetectorConfig) -> Any:
@@ -18,6 +19,25 @@ def db_aux_target(targets: Mapping[str, Any], score_logits: Any = None) -> tuple
     """TCM's auxiliary target for DBNet: the shrunk text mask (shrink 0.4)
     and the shrink mask, both (B, H, W) at input resolution (TCM.md s. 5)."""
     return targets["gt_shrink"], targets["gt_shrink_mask"]
+
+
+#: The official TCM-DBNet checkpoints' neck and head names (mmocr 0.4 FPNC
+#: and DBHead) -> ours, for ``tcmbench import-official``.
+OFFICIAL_RULES: tuple[tuple[str, str], ...] = (
+    # FPNC: mmcv ConvModule wraps each conv as ``.conv`` (no norm, no bias).
+    (r"^neck\.lateral_convs\.(\d+)\.conv\.weight$", r"neck.lateral_convs.\1.weight"),
+    (r"^neck\.smooth_convs\.(\d+)\.conv\.weight$", r"neck.smooth_convs.\1.weight"),
+    # DBHead: binarize / threshold Sequentials, same indices (conv 0, BN 1,
+    # deconv 3, BN 4, deconv 6; 2/5 ReLU and 7 Sigmoid hold nothing).
+    (
+        rf"^bbox_head\.binarize\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$",
+        r"head.prob_branch.\1",
+    ),
+    (
+        rf"^bbox_head\.threshold\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$",
+        r"head.thr_branch.\1",
+    ),
+)
 
 
 def dbnet_spec() -> DetectorSpec:
@@ -38,5 +58,6 @@ def dbnet_spec() -> DetectorSpec:
             aux_target=db_aux_target,
             upsample_score_map=True,
             aux_loss="balanced_bce",
+            official_rules=OFFICIAL_RULES,
         ),
     )

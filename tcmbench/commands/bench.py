@@ -254,6 +254,9 @@ def bench(
     if tcm is not None and tcm.context_length != 0 and _defaulted("tcm_context"):
         # Like train: without --tcm-context, the recipe's N (4; 32 for CTW1500 / Total-Text).
         tcm.context_length = int((spec.recipe(recipe).get("tcm") or {}).get("context_length", 4))
+    if tcm is not None and tcm.input_resolution is None:
+        # The recipe's CLIP grid (PAN: 736 on IC15, 640 on CTW1500).
+        tcm.input_resolution = (spec.recipe(recipe).get("tcm") or {}).get("input_resolution")
     models = _models(spec, recipe, weights, backbone, tcm, compare_tcm, dev)
     entries = [
         {

@@ -21,7 +21,8 @@ All settings come from the detector's recipe dict (``train``, ``test``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -337,23 +338,44 @@ def default_augment(crop_size: int | Sequence[int] = 640) -> list[dict[str, Any]
     ]
 
 
+def _augmentation_factory(name: str) -> Callable[..., Any]:
+    """The class of a built-in augmentation, or a plugin's factory
+    (``register_augmentations``); a plugin may not shadow a built-in."""
+    from tcmbench.plugins import augmentations
+
+    contributed = augmentations()
+    if name in AUGMENTATIONS:
+        if name in contributed:
+            raise TcmbenchError(f"a plugin registers augmentation {name!r}, a built-in name")
+        return AUGMENTATIONS[name]
+    if name not in contributed:
+        known = ", ".join([*AUGMENTATIONS, *sorted(contributed)])
+        raise TcmbenchError(f"unknown augmentation {name!r} in recipe; known: {known}")
+    return contributed[name].resolve()
+
+
 def build_augmentation(entry: Mapping[str, Any]) -> Any:
     """One pipeline step from ``{"name": ..., **params}``; unknown names or
     parameters are errors (a typo must not silently disable an augment)."""
     params = dict(entry)
     name = params.pop("name", None)
-    cls = AUGMENTATIONS.get(str(name))
-    if cls is None:
-        raise TcmbenchError(
-            f"unknown augmentation {name!r} in recipe; known: {', '.join(AUGMENTATIONS)}"
-        )
-    fields = set(cls.__dataclass_fields__)
-    unknown = sorted(set(params) - fields)
+    factory = _augmentation_factory(str(name))
+    signature = inspect.signature(factory)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    fields = {
+        n
+        for n, p in signature.parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    unknown = sorted(set(params) - fields) if not takes_any else []
     if unknown:
         raise TcmbenchError(
             f"augmentation {name!r}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
-    return cls(**params)
+    try:
+        return factory(**params)
+    except (TypeError, ValueError) as exc:
+        raise TcmbenchError(f"augmentation {name!r}: bad parameters {params} ({exc})") from exc
 
 
 @dataclass

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tcmbench.errors import PluginError
+
 
 @dataclass
 class DetectorParts:
@@ -42,6 +44,14 @@ class DetectorParts:
     head's maps into polygons in original-image coordinates; each meta dict
     holds at least ``orig_size`` (h, w) and ``scale`` (sx, sy) = input size /
     original size.
+
+    ``in_stages``: which backbone stages (indices into [C2, C3, C4, C5]) the
+    neck consumes; None = all of them. FCENet reads C3..C5 only, so it says
+    ``(1, 2, 3)``: the neck is built for, and fed, just those features.
+
+    The head returns a dict; its values may be tensors or, for a multi-level
+    head (FCENet: one prediction per stride), lists of tensors, one per
+    level. Only the loss and the postprocessor read them.
     """
 
     backbone: nn.Module
@@ -50,6 +60,7 @@ class DetectorParts:
     loss: nn.Module
     target_builder: Callable[..., dict[str, Any]]
     postprocessor: Callable[..., list[list[Any]]]
+    in_stages: tuple[int, ...] | None = None
 
 
 _NORM_TYPES = (
@@ -70,7 +81,18 @@ class Detector(nn.Module):
         super().__init__()
         self.backbone = parts.backbone
         self.neck_builder = parts.neck_builder
-        self.neck = parts.neck_builder(list(parts.backbone.out_channels))
+        self.in_stages = tuple(parts.in_stages) if parts.in_stages is not None else None
+        n_stages = len(parts.backbone.out_channels)
+        if self.in_stages is not None and (
+            not self.in_stages
+            or list(self.in_stages) != sorted(set(self.in_stages))
+            or any(not 0 <= i < n_stages for i in self.in_stages)
+        ):
+            raise PluginError(
+                f"DetectorParts.in_stages must be increasing indices into the backbone's "
+                f"{n_stages} stages, got {self.in_stages}"
+            )
+        self.neck = parts.neck_builder(self.neck_in_channels())
         self.head = parts.head
         self.loss = parts.loss
         self.feature_transform: nn.Module | None = None
@@ -78,6 +100,13 @@ class Detector(nn.Module):
         # Plain callables, not modules: kept out of state_dict.
         self.target_builder = parts.target_builder
         self.postprocessor = parts.postprocessor
+
+    def neck_in_channels(self) -> list[int]:
+        """Channels of the backbone stages the neck consumes."""
+        channels = list(self.backbone.out_channels)
+        if self.in_stages is None:
+            return channels
+        return [channels[i] for i in self.in_stages]
 
     def rebuild_neck(self, in_channels: list[int]) -> None:
         """Replace the neck by one built for ``in_channels`` (fresh weights)."""
@@ -87,6 +116,8 @@ class Detector(nn.Module):
         """Maps from the head (plus extras); with ``targets`` also
         ``outputs["losses"]``, a dict whose ``"loss"`` is the total."""
         feats = self.backbone(images)
+        if self.in_stages is not None:
+            feats = [feats[i] for i in self.in_stages]
         extras: dict[str, Tensor] = {}
         if self.feature_transform is not None:
             feats, extras = self.feature_transform(feats)

@@ -18,23 +18,41 @@ class TCMSupport:
 
     ``stages``: which CLIP image-encoder stages the detector's neck consumes,
     as indices into (C2, C3, C4, C5) -- (0, 1, 2, 3) for DBNet / PANet,
-    (1, 2, 3) for FCENet. ``feature_level``: index *into the consumed
+    (1, 2, 3) for FCENet; it must equal the plain detector's
+    ``DetectorParts.in_stages``. ``feature_level``: index *into the consumed
     features* where the 1-channel score map is concatenated (3 for DBNet /
     PANet, 2 for FCENet: always C5). ``input_resolution``: the training
-    resolution the CLIP positional embedding is resized to at load time.
-    ``aux_target(targets, score_logits) -> (target, mask)`` builds the target
-    and mask of the auxiliary loss from the detector's own training targets;
-    ``upsample_score_map``: whether the score map is upsampled x32 to input
-    size before that loss (DB, PAN) or the target is made at 1/32 (FCE).
+    resolution the CLIP positional embedding is resized to at load time
+    (a recipe's ``tcm.input_resolution`` overrides it, see
+    :attr:`TCMConfig.input_resolution`).
+
+    The auxiliary target comes from exactly one of two places:
+
+    - ``aux_target(targets, score_logits) -> (target, mask)`` derives it
+      from the detector's own *batched* training targets (DBNet: its shrunk
+      text mask; PANet: its text map);
+    - ``sample_target(polygons, ignores, height, width) -> (target, mask)``
+      builds it *per sample* from the augmented polygons, in the data
+      loader next to the detector's targets (FCENet: every instance filled
+      at 1/32, which its level-assigned targets cannot give). The core
+      stores the pair as ``targets["tcm_target"]`` / ``targets["tcm_mask"]``.
+
+    ``upsample_score_map``: whether the score logits are upsampled to the
+    target's size before the loss (DB, PAN) or compared at 1/32 (FCE).
     ``aux_loss``: ``"balanced_bce"`` (DB, FCE) or ``"ohem_dice"`` (PAN).
+    ``official_rules``: ``(regex, replacement)`` pairs renaming the neck and
+    head keys of the authors' released TCM checkpoints (mmocr 0.4 names) to
+    this plugin's module names, for ``tcmbench import-official``.
     """
 
     feature_level: int
     stages: tuple[int, ...] = (0, 1, 2, 3)
     input_resolution: int = 640
     aux_target: Callable[..., Any] | None = None
+    sample_target: Callable[..., Any] | None = None
     upsample_score_map: bool = True
     aux_loss: str = "balanced_bce"
+    official_rules: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -51,6 +69,10 @@ class TCMConfig:
     clip_pretrained: str | None = "openai"  # open_clip pretrained tag; None = random init
     clip_weights: str | None = None  # local file overriding clip_pretrained
     tau: float = 0.07
+    # CLIP positional-embedding grid at load time (pixels); None = the
+    # detector's TCMSupport.input_resolution. Recipes set it per dataset
+    # (the official PAN configs train at 736 on IC15 and 640 on CTW1500).
+    input_resolution: int | None = None
     aux_weight: float = 1.0
     lr_factor_image: float = 0.1
     lr_factor_text: float = 0.0

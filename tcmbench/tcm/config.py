@@ -35,6 +35,11 @@ def validate_tcm_config(tcm: TCMConfig) -> None:
         raise TCMConfigError(
             f"--tcm-context {tcm.context_length} exceeds CLIP's {MAX_SEQUENCE} text positions"
         )
+    res = tcm.input_resolution
+    if res is not None and (isinstance(res, bool) or not isinstance(res, int) or res <= 0 or res % 32):
+        raise TCMConfigError(
+            f"TCM input_resolution must be a positive multiple of 32 (pixels), got {res!r}"
+        )
     for name in ("lr_factor_image", "lr_factor_text", "aux_weight"):
         if getattr(tcm, name) < 0:
             raise TCMConfigError(f"TCM {name} must be >= 0, got {getattr(tcm, name)}")

@@ -73,6 +73,9 @@ def _decoder_rules(official: str, ours: str) -> list[Rule]:
     ]
 
 
+#: A BatchNorm's state-dict names (plugins use it in their official rules).
+BN_KEYS = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
+
 #: The TCM part, the same for every detector.
 TCM_RULES: list[Rule] = [
     # CLIP's visual names are kept by our image encoder.
@@ -108,37 +111,25 @@ TCM_RULES: list[Rule] = [
     *_decoder_rules("visual_prompt_generator", "visual_prompt_generator"),
 ]
 
-_BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
-
-#: Neck and head, per plugin (mmocr 0.4 names -> the plugin's names).
-PLUGIN_RULES: dict[str, list[Rule]] = {
-    "dbnet": [
-        # FPNC: mmcv ConvModule wraps each conv as ``.conv`` (no norm, no bias).
-        (r"^neck\.lateral_convs\.(\d+)\.conv\.weight$", r"neck.lateral_convs.\1.weight"),
-        (r"^neck\.smooth_convs\.(\d+)\.conv\.weight$", r"neck.smooth_convs.\1.weight"),
-        # DBHead: binarize / threshold Sequentials, same indices (conv 0,
-        # BN 1, deconv 3, BN 4, deconv 6; 2/5 ReLU and 7 Sigmoid hold nothing).
-        (
-            rf"^bbox_head\.binarize\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$",
-            r"head.prob_branch.\1",
-        ),
-        (
-            rf"^bbox_head\.threshold\.(0\.weight|[36]\.(?:weight|bias)|[14]\.{_BN})$",
-            r"head.thr_branch.\1",
-        ),
-    ],
-}
-
-
 def official_rules(plugin: str) -> list[Rule]:
-    """TCM rules plus the plugin's neck/head rules; CheckpointError for a
-    plugin whose official names are not known."""
-    if plugin not in PLUGIN_RULES:
+    """TCM rules plus the plugin's neck/head rules (its
+    ``TCMSupport.official_rules``); CheckpointError for a plugin that
+    declares none."""
+    from tcmbench.plugins import detectors
+
+    spec = detectors().get(plugin)
+    declared = list(getattr(getattr(spec, "tcm", None), "official_rules", ()) or ())
+    if not declared:
+        known = sorted(
+            name
+            for name, other in detectors().items()
+            if getattr(getattr(other, "tcm", None), "official_rules", ())
+        )
         raise CheckpointError(
             f"no official TCM checkpoint layout known for plugin {plugin!r} "
-            f"(known: {', '.join(sorted(PLUGIN_RULES))})"
+            f"(known: {', '.join(known) or 'none'})"
         )
-    return TCM_RULES + PLUGIN_RULES[plugin]
+    return TCM_RULES + declared
 
 
 def map_official_keys(keys: list[str], plugin: str) -> tuple[dict[str, str], list[str]]:
@@ -219,6 +210,12 @@ def infer_tcm_config(
             f"the text positional embedding has {rows} rows, fewer than the prompt ({n_prompt} "
             f"tokens) + {n_ctx} context tokens: was it trained with another prompt? (--prompt)"
         )
+    pos = state.get("backbone.attnpool.positional_embedding")
+    if pos is not None:
+        side = round((int(pos.shape[0]) - 1) ** 0.5)
+        if side * side + 1 == int(pos.shape[0]):
+            # The grid it was trained with: 640 (DB), 736 / 640 (PAN), 800 (FCE).
+            tcm.input_resolution = side * 32
     tcm.language_generator = any(k.startswith("prompt_generator.") for k in state)
     tcm.visual_generator = any(k.startswith("visual_prompt_generator.") for k in state)
     has_decoder = any(k.startswith("context_decoder.") for k in state)

@@ -20,7 +20,8 @@ the official loss is not the one the paper describes (docs/tcm.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -69,6 +70,39 @@ def ohem_dice_with_logits(
     inter = (p * g).sum(dim=1)
     dice = 2 * inter / ((p * p).sum(dim=1) + (g * g).sum(dim=1) + 2 * smooth)
     return (1.0 - dice).mean()
+
+
+TCM_TARGET_KEYS = ("tcm_target", "tcm_mask")
+
+
+@dataclass
+class TCMSampleTargets:
+    """The detector's target builder plus TCM's per-sample auxiliary
+    target (``TCMSupport.sample_target``), stored under
+    :data:`TCM_TARGET_KEYS`. It runs in the data loader, per augmented
+    sample, so a plugin can draw the score-map target from the polygons
+    themselves (FCENet fills *every* instance at 1/32, where its own
+    targets keep each polygon on one pyramid level only)."""
+
+    base: Callable[..., Mapping[str, Any]]
+    sample_target: Callable[..., tuple[Any, Any]]
+
+    def __call__(
+        self, polygons: Sequence[Any], ignores: Sequence[bool], height: int, width: int
+    ) -> dict[str, Any]:
+        targets = dict(self.base(polygons, ignores, height, width))
+        clash = [k for k in TCM_TARGET_KEYS if k in targets]
+        if clash:
+            raise ValueError(f"the detector's targets already use TCM's keys {clash}")
+        target, mask = self.sample_target(polygons, ignores, height, width)
+        targets["tcm_target"], targets["tcm_mask"] = target, mask
+        return targets
+
+
+def sample_aux_target(targets: Mapping[str, Any], score_logits: Any = None) -> tuple[Any, Any]:
+    """The auxiliary target of a plugin with ``TCMSupport.sample_target``:
+    what :class:`TCMSampleTargets` put into the batch."""
+    return targets["tcm_target"], targets["tcm_mask"]
 
 
 class TCMAuxLoss(nn.Module):

@@ -44,10 +44,11 @@ def check_support(spec: Any) -> Any:
             f"plugin {name!r}: TCMSupport.feature_level {support.feature_level} is not "
             f"an index into its {len(stages)} stages"
         )
-    if support.aux_target is None:
+    if (support.aux_target is None) == (support.sample_target is None):
         raise PluginError(
-            f"plugin {name!r}: TCMSupport.aux_target is missing (the function that "
-            "makes the score-map target from the detector's targets)"
+            f"plugin {name!r}: TCMSupport needs exactly one of aux_target (the score-map "
+            "target from the detector's batched targets) and sample_target (built per sample "
+            "from the polygons)"
         )
     if support.aux_loss not in AUX_LOSSES:
         raise PluginError(
@@ -80,7 +81,8 @@ def build_tcm_modules(tcm: Any, support: Any) -> tuple[nn.Module, nn.Module]:
         raise TCMConfigError(
             f"TCM needs a ResNet CLIP with attention pooling; {tcm.clip_model} has none"
         )
-    image_encoder = CLIPImageEncoder(clip.visual, support.stages, support.input_resolution)
+    resolution = tcm.input_resolution or support.input_resolution
+    image_encoder = CLIPImageEncoder(clip.visual, support.stages, resolution)
     tokens = tokenize_prompt(tcm.prompt) if tcm.predefined_prompt else None
     try:
         text_encoder = CLIPTextEncoder(clip, tokens, tcm.context_length)
@@ -104,18 +106,29 @@ def apply_tcm(detector: Any, spec: Any, config: Any) -> Any:
     """Replace the detector's backbone by CLIP's image encoder, insert the
     matching module, rebuild the neck for the extra score-map channel and
     add the auxiliary loss. Returns the same detector object."""
-    from tcmbench.tcm.loss import TCMAuxLoss
+    from tcmbench.tcm.loss import TCMAuxLoss, TCMSampleTargets, sample_aux_target
 
     support = check_support(spec)
+    plain_stages = detector.in_stages or tuple(range(len(detector.backbone.out_channels)))
+    if tuple(support.stages) != tuple(plain_stages):
+        raise PluginError(
+            f"plugin {spec.name!r}: TCMSupport.stages {tuple(support.stages)} differ from the "
+            f"stages its neck reads (DetectorParts.in_stages {tuple(plain_stages)})"
+        )
     tcm = config.tcm
     image_encoder, matching = build_tcm_modules(tcm, support)
     detector.backbone = image_encoder
+    detector.in_stages = None  # the CLIP encoder returns exactly support.stages
     detector.feature_transform = matching
     channels = list(image_encoder.out_channels)
     channels[support.feature_level] += 1  # the score map
     detector.rebuild_neck(channels)
+    aux_target = support.aux_target
+    if support.sample_target is not None:
+        detector.target_builder = TCMSampleTargets(detector.target_builder, support.sample_target)
+        aux_target = sample_aux_target
     detector.aux_losses["tcm"] = TCMAuxLoss(
-        support.aux_target,
+        aux_target,
         kind=support.aux_loss,
         upsample=support.upsample_score_map,
         weight=tcm.aux_weight,

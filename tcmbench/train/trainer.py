@@ -714,15 +714,18 @@ def prepare_config(cfg: TrainConfig) -> tuple[TrainConfig, Path | None]:
 def build_detector_config(cfg: TrainConfig, recipe: Mapping[str, Any]) -> Any:
     """The architecture: ``--backbone`` / ``--tcm`` over the recipe's
     ``model`` section (backbone, pretrained_backbone, options) and its
-    ``tcm.context_length``."""
+    ``tcm.context_length`` / ``tcm.input_resolution``."""
     from tcmbench.models.spec import DetectorConfig, TCMConfig
 
     model = dict(recipe.get("model") or {})
     tcm = None
     if cfg.tcm is not None:
         tcm_dict = dict(cfg.tcm)
+        recipe_tcm = recipe.get("tcm") or {}
         if tcm_dict.get("context_length") is None:
-            tcm_dict["context_length"] = int((recipe.get("tcm") or {}).get("context_length", 4))
+            tcm_dict["context_length"] = int(recipe_tcm.get("context_length", 4))
+        if tcm_dict.get("input_resolution") is None and recipe_tcm.get("input_resolution"):
+            tcm_dict["input_resolution"] = int(recipe_tcm["input_resolution"])
         tcm = TCMConfig.from_dict(tcm_dict)
     pretrained = cfg.pretrained_backbone
     if pretrained is None:
