@@ -13,6 +13,11 @@ conventions, so it can be pushed to and pulled from the Hub as is:
 ``config.json`` is read from the same folder), or ``hf://org/repo[@rev]``
 resolved by ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
 ``HF_ENDPOINT`` are honoured because we call the library, not HTTP).
+
+A checkpoint is untrusted input: its config.json is checked against
+:mod:`tcmbench.checkpoint_schema` (and its ``architecture.options`` by the
+plugin's option resolver) before a model is built, and its tensors' dtypes
+and values before they are loaded.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from tcmbench import __version__
-from tcmbench.errors import CheckpointError
+from tcmbench.checkpoint_schema import check_tensors, validate_meta
+from tcmbench.errors import CheckpointError, TcmbenchError
 from tcmbench.paths import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -59,8 +65,8 @@ def _versions() -> dict[str, str]:
         import open_clip
 
         out["open_clip"] = open_clip.__version__
-    except Exception:  # optional at save time
-        pass
+    except (ImportError, AttributeError):  # optional at save time
+        log.debug("open_clip not installed: its version is not recorded")
     return out
 
 
@@ -231,10 +237,7 @@ def read_checkpoint_meta(path: Path) -> tuple[dict[str, Any], Path]:
         meta = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or "plugin" not in meta or "architecture" not in meta:
-        raise CheckpointError(
-            f"{config_file} is not a tcmbench checkpoint config (no plugin/architecture)"
-        )
+    validate_meta(meta, config_file)
     return meta, weights_file
 
 
@@ -284,8 +287,15 @@ def load_checkpoint(
     if config.tcm is not None:
         config.tcm.clip_pretrained = None
         config.tcm.clip_weights = None
-    spec = get_detector(meta["plugin"])
-    model = get_plugin_manager().hook.build_detector(spec=spec, config=config)
+    config_file = weights_file.with_name(CONFIG_NAME)
+    try:
+        spec = get_detector(meta["plugin"])
+        # The plugin's option resolver checks architecture.options (types, ranges).
+        model = get_plugin_manager().hook.build_detector(spec=spec, config=config)
+    except CheckpointError:
+        raise
+    except TcmbenchError as exc:
+        raise CheckpointError(f"{config_file}: architecture: {exc}") from None
     state = load_state_dict(weights_file)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -309,6 +319,7 @@ def load_checkpoint(
             f"{weights_file} does not fit the {meta['plugin']} architecture in its config.json: "
             + "; ".join(parts)
         )
+    check_tensors(state, own, weights_file)
     model.load_state_dict(state)
     model.to(device).eval()
     from tcmbench.data.prepare import sha256_file

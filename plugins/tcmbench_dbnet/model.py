@@ -20,57 +20,74 @@ from tcmbench.errors import PluginError
 from tcmbench.models.backbones import build_backbone
 from tcmbench.models.detector import DetectorParts
 from tcmbench.models.necks import FPNC
+from tcmbench.models.options import Opt, check_options
+from tcmbench.models.options import resolve_options as resolve_options_declared
 from tcmbench.models.spec import DetectorConfig
 from tcmbench_dbnet.head import DBHead
 from tcmbench_dbnet.loss import DBLoss
-from tcmbench_dbnet.postprocess import DBPostprocessor
+from tcmbench_dbnet.postprocess import OUTPUTS, DBPostprocessor
 from tcmbench_dbnet.targets import DBTargetBuilder
 
-OPTIONS = {
-    "lateral_channels": 256,
-    "smooth_channels": None,
-    "k": 50.0,
-    "shrink_ratio": 0.4,
-    "thr_min": 0.3,
-    "thr_max": 0.7,
-    "min_text_size": 8.0,
-    "alpha": 5.0,
-    "beta": 10.0,
-    "negative_ratio": 3.0,
-    "postprocess": None,
+#: Widest FPNC layer accepted: ample for any published DBNet (256), small
+#: enough that a forged config cannot ask for gigabytes of weights.
+MAX_CHANNELS = 4096
+
+#: Declared options: defaults, types and ranges (checked by resolve_options;
+#: a checkpoint's config.json is untrusted input).
+OPTIONS: dict[str, Opt] = {
+    "lateral_channels": Opt(256, "int", ge=1, le=MAX_CHANNELS, help="FPNC lateral width"),
+    "smooth_channels": Opt(
+        None, "int", ge=1, le=MAX_CHANNELS, nullable=True, help="FPNC output width per level"
+    ),
+    "k": Opt(50.0, "float", gt=0, le=1000, help="steepness of the approximate binarisation"),
+    "shrink_ratio": Opt(0.4, "float", gt=0, lt=1, help="text kernel shrink ratio"),
+    "thr_min": Opt(0.3, "float", ge=0, le=1, help="threshold-map target minimum"),
+    "thr_max": Opt(0.7, "float", ge=0, le=1, help="threshold-map target maximum"),
+    "min_text_size": Opt(8.0, "float", ge=0, help="smaller boxes are ignored in targets"),
+    "alpha": Opt(5.0, "float", ge=0, help="weight of the probability-map loss"),
+    "beta": Opt(10.0, "float", ge=0, help="weight of the threshold-map loss"),
+    "negative_ratio": Opt(3.0, "float", gt=0, help="OHEM negatives per positive"),
+    "postprocess": Opt(None, "dict", nullable=True, help="DBPostprocessor parameters"),
+}
+
+#: DBPostprocessor parameters (defaults are the dataclass's own).
+POSTPROCESS_PARAMS: dict[str, Opt] = {
+    "output": Opt("quad", "str", choices=OUTPUTS),
+    "mask_thr": Opt(0.3, "float", ge=0, le=1),
+    "min_score": Opt(0.3, "float", ge=0, le=1),
+    "unclip_ratio": Opt(1.5, "float", ge=0, le=100),
+    "min_size": Opt(3.0, "float", ge=0),
+    "max_candidates": Opt(1000, "int", ge=1, le=1_000_000),
+    "epsilon_ratio": Opt(0.002, "float", ge=0, lt=1),
 }
 
 
-def resolve_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Defaults merged with ``options``; an unknown key is a PluginError (a
-    typo in a recipe or checkpoint config must not be silently ignored)."""
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise PluginError(
-            f"unknown DBNet option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}"
-        )
-    resolved = {**OPTIONS, **options}
+def resolve_options(options: Any) -> dict[str, Any]:
+    """Defaults merged with ``options``; an unknown key, a wrong type or an
+    out-of-range value is a PluginError naming the option (a typo or a
+    forged value in a recipe or checkpoint config must not be silently
+    ignored, truncated or allocated)."""
+    resolved = resolve_options_declared("DBNet", OPTIONS, options)
     if resolved["smooth_channels"] is None:
-        resolved["smooth_channels"] = int(resolved["lateral_channels"]) // 4
+        resolved["smooth_channels"] = max(1, resolved["lateral_channels"] // 4)
+    if resolved["thr_min"] >= resolved["thr_max"]:
+        raise PluginError(
+            f"DBNet option thr_min ({resolved['thr_min']}) must be below thr_max "
+            f"({resolved['thr_max']})"
+        )
     return resolved
 
 
-def build_postprocessor(params: dict[str, Any] | None = None) -> DBPostprocessor:
-    params = dict(params or {})
-    known = {f for f in DBPostprocessor.__dataclass_fields__}
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise PluginError(
-            f"unknown DBNet postprocess parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
+def build_postprocessor(params: Any = None) -> DBPostprocessor:
+    checked = check_options("DBNet", POSTPROCESS_PARAMS, params, what="postprocess parameter")
     try:
-        return DBPostprocessor(**params)
+        return DBPostprocessor(**checked)
     except ValueError as exc:
         raise PluginError(f"bad DBNet postprocess parameters: {exc}") from exc
 
 
 def build_parts(config: DetectorConfig) -> DetectorParts:
-    opts = resolve_options(dict(config.options))
+    opts = resolve_options(config.options)
     try:
         backbone = build_backbone(config.backbone, pretrained=config.pretrained_backbone)
     except ValueError as exc:
