@@ -415,3 +415,44 @@ def test_loss_explains_missing_threshold_map_in_eval_mode() -> None:
     model.eval()
     with pytest.raises(ValueError, match="training mode"):
         model(torch.randn(1, 3, 64, 64), targets)
+
+
+def test_postprocessor_dilation_joins_what_a_one_pixel_gap_splits() -> None:
+    """``dilation`` (PaddleOCR's use_dilation, a 2 x 2 kernel) closes a
+    one-pixel gap between two halves of a word: one box instead of two."""
+    prob = np.zeros((1, 1, 64, 128), dtype=np.float32)
+    prob[0, 0, 20:40, 10:60] = 0.9
+    prob[0, 0, 20:40, 61:110] = 0.9  # column 60 is the gap
+    meta = [{"orig_size": (64, 128), "scale": (1.0, 1.0)}]
+    post = DBPostprocessor(mask_thr=0.3, min_score=0.5)
+    assert len(post({"prob": prob}, meta)[0]) == 2
+    (joined,) = post.with_params(dilation=True)({"prob": prob}, meta)[0]
+    assert joined.polygon[:, 0].min() < 10 and joined.polygon[:, 0].max() > 110
+
+
+def test_postprocessor_rect_score_modes_fast_and_slow() -> None:
+    """fast / slow (PaddleOCR's score modes) score the contour's
+    minimum-area rectangle: fast averages the probability over the
+    rectangle, slow over the contour, so an L-shaped region (a quarter of
+    its rectangle empty) scores ~0.75 x 0.9 fast and ~0.9 slow; either way
+    the box is the unclipped rectangle."""
+    prob = np.zeros((1, 1, 96, 96), dtype=np.float32)
+    prob[0, 0, 20:80, 20:50] = 0.9
+    prob[0, 0, 50:80, 50:80] = 0.9  # L: the top-right quarter of 20..80 is empty
+    meta = [{"orig_size": (96, 96), "scale": (1.0, 1.0)}]
+    post = DBPostprocessor(output="quad", mask_thr=0.3, min_score=0.1, unclip_ratio=0.5)
+    (fast,) = post.with_params(score_mode="fast")({"prob": prob}, meta)[0]
+    (slow,) = post.with_params(score_mode="slow")({"prob": prob}, meta)[0]
+    assert fast.score == pytest.approx(0.9 * 0.75, abs=0.03)
+    assert slow.score == pytest.approx(0.9, abs=0.02)
+    for p in (fast, slow):
+        x0, y0 = p.polygon.min(axis=0)
+        x1, y1 = p.polygon.max(axis=0)
+        assert x0 < 20 and y0 < 20 and x1 > 79 and y1 > 79  # the whole rectangle, grown
+    # min_score between the two: slow keeps the box, fast drops it
+    assert post.with_params(score_mode="fast", min_score=0.8)({"prob": prob}, meta) == [[]]
+    assert len(post.with_params(score_mode="slow", min_score=0.8)({"prob": prob}, meta)[0]) == 1
+    with pytest.raises(ValueError, match="needs output 'quad'"):
+        DBPostprocessor(output="poly", score_mode="fast")
+    with pytest.raises(ValueError, match="score_mode must be one of"):
+        DBPostprocessor(score_mode="average")

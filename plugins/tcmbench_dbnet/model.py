@@ -25,7 +25,7 @@ from tcmbench.models.options import resolve_options as resolve_options_declared
 from tcmbench.models.spec import DetectorConfig
 from tcmbench_dbnet.head import DBHead
 from tcmbench_dbnet.loss import DBLoss
-from tcmbench_dbnet.postprocess import OUTPUTS, DBPostprocessor
+from tcmbench_dbnet.postprocess import OUTPUTS, SCORE_MODES, DBPostprocessor
 from tcmbench_dbnet.targets import DBTargetBuilder
 
 #: Widest FPNC layer accepted: ample for any published DBNet (256), small
@@ -59,6 +59,8 @@ POSTPROCESS_PARAMS: dict[str, Opt] = {
     "min_size": Opt(3.0, "float", ge=0),
     "max_candidates": Opt(1000, "int", ge=1, le=1_000_000),
     "epsilon_ratio": Opt(0.002, "float", ge=0, lt=1),
+    "dilation": Opt(False, "bool"),
+    "score_mode": Opt("polygon", "str", choices=SCORE_MODES),
 }
 
 
