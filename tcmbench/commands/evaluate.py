@@ -157,6 +157,15 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
     default=None,
     help="Write PNGs with ground truth (green) and predictions (red) here.",
 )
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write an HTML report here: figures, PR / threshold plots, recall by text size, "
+    "orientation and curvature, worst images drawn, sortable per-image table (needs "
+    "tcmbench[report]).",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
 @click.option(
     "--skip-invalid",
@@ -186,6 +195,7 @@ def evaluate(
     no_cache: bool,
     progress: bool,
     tcm: Any,
+    report_dir: str | None = None,
 ) -> None:
     """Run a detector on a dataset split and score it with the dataset's
     official protocol; prints a markdown table.
@@ -222,6 +232,7 @@ def evaluate(
             no_cache,
             progress,
             tcm,
+            report_dir,
         )
     finally:
         shutdown()
@@ -248,6 +259,7 @@ def _evaluate(
     no_cache: bool,
     progress: bool,
     tcm: Any,
+    report_dir: str | None = None,
 ) -> None:
     from tcmbench import __version__
     from tcmbench.data.dataset import get_dataset_config, load_split
@@ -264,6 +276,12 @@ def _evaluate(
 
     spec = get_detector(plugin)
     weights = resolve_weights_option(weights, spec, dataset)
+    if report_dir and w.is_main:  # fail before inference: matplotlib missing, folder in use
+        from tcmbench.report import check_report_dir
+        from tcmbench.report.plots import require_matplotlib
+
+        require_matplotlib()
+        check_report_dir(report_dir)
     protocol, protocol_params = dataset_protocol(get_dataset_config(dataset), protocol)
     samples, report = load_split(
         dataset, split, data_root=data_root, skip_invalid=skip_invalid, need_images=True
@@ -343,3 +361,25 @@ def _evaluate(
                 draw(load_image(s.image_path, s.id), preds.get(s.id, []), s.instances),
             )
         click.echo(f"visualisations: {out}", err=True)
+    if report_dir:
+        from tcmbench.report import write_evaluation_report
+
+        page = write_evaluation_report(
+            report_dir,
+            samples,
+            preds,
+            result,
+            {
+                "dataset": dataset,
+                "split": split,
+                "images": len(samples),
+                "plugin": plugin,
+                "weights": str(weights),
+                "checkpoint sha256": ckpt.sha256,
+                "test settings (recipe)": test_settings(test_recipe),
+                "device": str(dev),
+                "tcmbench version": __version__,
+            },
+            progress=progress,
+        )
+        click.echo(f"report: {page}", err=True)

@@ -1,0 +1,333 @@
+"""The report page: one HTML file, inline CSS and a few lines of inline JS.
+
+Nothing is fetched from a network (no CDN, fonts or scripts): the page must
+open on an air-gapped machine, and a report that needs the internet to be
+read is a report that stops being readable. Images are relative links into
+the report folder. Every string that comes from data (ids, paths, settings)
+is escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from html import escape
+from typing import Any
+
+from tcmbench.eval.result import Result
+from tcmbench.report.breakdown import Breakdown
+from tcmbench.report.curve import Curve
+from tcmbench.report.drawing import COLOURS, LEGEND
+from tcmbench.report.outcomes import ImageOutcome
+
+CSS = """
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;padding:12px 20px;
+max-width:1400px;color:#222;background:#fff}
+h1{font-size:20px;margin:4px 0 10px}h2{font-size:16px;margin:22px 0 8px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse}td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:left}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+.top{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
+.figures td.v{font-weight:600;font-size:16px}
+tr.unofficial td{color:#8a3b00;background:#fff4ec}
+.badge{display:inline-block;font-size:11px;padding:1px 5px;border-radius:3px;margin-left:4px}
+.official{background:#e3f3e7;color:#135c24}.notofficial{background:#d55e00;color:#fff}
+.setup th{color:#555;font-weight:500;white-space:nowrap;vertical-align:top}
+.setup code{font-size:12px;word-break:break-all}
+.plots{display:flex;flex-wrap:wrap;gap:12px}.plots figure{margin:0}
+.plots img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:12px;color:#555;max-width:520px}
+.legend{display:flex;flex-wrap:wrap;gap:6px 16px;margin:6px 0 10px;font-size:13px}
+.sw{display:inline-block;width:22px;height:10px;border:2px solid;margin-right:5px;vertical-align:middle}
+.thumbs{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:12px}
+.thumbs figure{margin:0;border:1px solid #ddd;padding:4px}
+.thumbs img{width:100%;height:auto;display:block}
+.thumbs figcaption{max-width:none}.err{color:#c00;font-weight:600}
+table.sortable th{cursor:pointer;user-select:none;background:#f6f6f6;position:sticky;top:0}
+table.sortable th[aria-sort=descending]::after{content:" \\25BC"}
+table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
+.bar{display:inline-block;height:9px;background:#e69f00;vertical-align:middle}
+.note{color:#555;font-size:12px;max-width:1000px}
+"""
+
+# Sorting: a click on a header sorts by that column, numbers from the
+# largest first, a second click reverses; ties keep the dataset order.
+JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var heads = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener('click', function () {
+      var num = th.dataset.type === 'num';
+      var cur = th.getAttribute('aria-sort');
+      var dir = cur ? (cur === 'descending' ? 'ascending' : 'descending')
+                    : (num ? 'descending' : 'ascending');
+      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute('aria-sort'); });
+      th.setAttribute('aria-sort', dir);
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var key = function (r) {
+        var c = r.cells[col];
+        var v = c.dataset.value !== undefined ? c.dataset.value : c.textContent;
+        if (!num) { return v; }
+        var f = parseFloat(v);
+        return isNaN(f) ? -Infinity : f;
+      };
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        var c = num ? (x === y ? 0 : (x < y ? -1 : 1))
+                    : String(x).localeCompare(String(y), undefined, {numeric: true});
+        if (c === 0) { return a.dataset.order - b.dataset.order; }
+        return dir === 'ascending' ? c : -c;
+      });
+      rows.forEach(function (r) { body.appendChild(r); });
+    });
+  });
+});
+"""
+
+PR_CAPTION = (
+    "Each point re-scores the split with the protocol after dropping detections with score < t. "
+    "Only the star (every detection) is the official figure."
+)
+SWEEP_CAPTION = (
+    "Precision, recall and hmean against the score threshold: not official figures, except at "
+    "t = 0 (every detection)."
+)
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "&mdash;"
+    if isinstance(x, float):
+        return "&mdash;" if math.isnan(x) else f"{x:.{digits}f}"
+    return escape(str(x))
+
+
+def _value(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    return escape(str(x), quote=True)
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        return f"<code>{escape(json.dumps(value, default=str, separators=(', ', ': ')))}</code>"
+    return escape(str(value))
+
+
+def _figures(result: Result) -> str:
+    rows = [
+        (
+            f"official <span class='badge official'>{escape(result.protocol)}</span>",
+            result.precision,
+            result.recall,
+            result.hmean,
+            "the protocol's official rules, every submitted detection",
+            False,
+        )
+    ]
+    if result.tiou_hmean is not None:
+        rows.append(
+            (
+                "TIoU",
+                result.tiou_precision,
+                result.tiou_recall,
+                result.tiou_hmean,
+                "tightness-aware figures of the same matches",
+                False,
+            )
+        )
+    sweep = result.sweep or {}
+    if sweep.get("best_hmean") is not None:
+        rows.append(
+            (
+                "best-threshold sweep <span class='badge notofficial'>NOT OFFICIAL</span>",
+                sweep.get("best_precision"),
+                sweep.get("best_recall"),
+                sweep.get("best_hmean"),
+                f"score >= {sweep.get('best_threshold')}: {escape(str(sweep.get('label', '')))}",
+                True,
+            )
+        )
+    body = "".join(
+        f"<tr{' class=unofficial' if unofficial else ''}><td>{name}</td>"
+        f"<td class='n v'>{_fmt(p)}</td><td class='n v'>{_fmt(r)}</td>"
+        f"<td class='n v'>{_fmt(h)}</td><td class=note>{note}</td></tr>"
+        for name, p, r, h, note, unofficial in rows
+    )
+    ap = f"<p class=note>AP: {_fmt(result.ap)}</p>" if result.ap is not None else ""
+    return (
+        "<table class=figures id=figures><thead><tr><th>figure</th><th class=n>precision</th>"
+        "<th class=n>recall</th><th class=n>hmean</th><th></th></tr></thead>"
+        f"<tbody>{body}</tbody></table>{ap}"
+    )
+
+
+def _setup(result: Result, meta: Mapping[str, Any], outcomes: Mapping[str, ImageOutcome]) -> str:
+    scored = [o for o in outcomes.values() if o.scored]
+    counts = (
+        f"{sum(o.num_gt_care for o in scored)} care GT, {sum(o.num_det_care for o in scored)} "
+        f"care detections: {sum(o.tp for o in scored)} GT found, "
+        f"{sum(o.fp for o in scored)} false positives, {sum(o.fn for o in scored)} misses"
+    )
+    rows = [(k, v) for k, v in meta.items() if v is not None]
+    rows += [("protocol", result.protocol), ("protocol thresholds", result.params)]
+    rows.append(("outcomes (counted)", counts))
+    rows.append(("report written", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")))
+    body = "".join(f"<tr><th>{escape(str(k))}</th><td>{_setting(v)}</td></tr>" for k, v in rows)
+    return f"<table class=setup id=setup>{body}</table>"
+
+
+def _plots(plot_files: Mapping[str, str], curve: Curve | None) -> str:
+    items = []
+    if "pr" in plot_files:
+        items.append(
+            (
+                plot_files["pr"],
+                "precision-recall curve",
+                PR_CAPTION,
+            )
+        )
+    if "thresholds" in plot_files:
+        items.append(
+            (
+                plot_files["thresholds"],
+                "threshold sweep",
+                SWEEP_CAPTION,
+            )
+        )
+    out = "".join(
+        f"<figure><img src='{escape(src, quote=True)}' alt='{escape(alt, quote=True)}' "
+        f"class=plot><figcaption>{escape(cap)}</figcaption></figure>"
+        for src, alt, cap in items
+    )
+    if curve is None:
+        out += "<p class=note>No threshold curve: the detections carry no scores.</p>"
+    return f"<div class=plots id=plots>{out}</div>"
+
+
+def _breakdowns(parts: Sequence[Breakdown], plot_files: Mapping[str, str]) -> str:
+    img = ""
+    if "breakdown" in plot_files:
+        img = (
+            f"<div class=plots><figure><img src='{escape(plot_files['breakdown'], quote=True)}' "
+            "alt='recall by size, orientation and curvature' class=plot></figure></div>"
+        )
+    tables = []
+    for part in parts:
+        rows = "".join(
+            f"<tr><td>{escape(b.label)}</td><td class=n>{b.gt}</td><td class=n>{b.matched}</td>"
+            f"<td class=n>{_fmt(b.recall, 3)}</td><td><span class=bar style='width:"
+            f"{0 if b.recall is None else round(120 * b.recall)}px'></span></td></tr>"
+            for b in part.bins
+        )
+        tables.append(
+            f"<div><h3>{escape(part.name)}</h3><p class=note>{escape(part.description)}</p>"
+            "<table class=breakdown><thead><tr><th>bin</th><th class=n>care GT</th>"
+            f"<th class=n>found</th><th class=n>recall</th><th></th></tr></thead>"
+            f"<tbody>{rows}</tbody></table></div>"
+        )
+    note = (
+        "<p class=note>Recall per bin counts found care GTs over care GTs (any match kind); "
+        "DetEval's partial credits are not in it. The official recall is the one above.</p>"
+    )
+    return f"{img}<div class=top id=breakdowns>{''.join(tables)}</div>{note}"
+
+
+def _legend() -> str:
+    items = "".join(
+        f"<span><span class=sw style='border-color:rgb{COLOURS[k]};"
+        f"background:rgba{(*COLOURS[k], 0.25) if k in ('gt_fn', 'det_fp') else (255, 255, 255, 0)}'>"
+        f"</span>{escape(text)}</span>"
+        for k, text in LEGEND.items()
+    )
+    return f"<div class=legend id=legend>{items}</div>"
+
+
+def _thumbs(thumbs: Sequence[tuple[ImageOutcome, str]]) -> str:
+    if not thumbs:
+        return "<p class=note>No image has a false positive or a miss.</p>"
+    figs = "".join(
+        f"<figure id='thumb-{k}'><img src='{escape(src, quote=True)}' "
+        f"alt='{escape(o.sample_id, quote=True)}' loading=eager>"
+        f"<figcaption><b>{escape(o.sample_id)}</b>: <span class=err>{o.errors} errors</span> "
+        f"({o.fp} FP, {o.fn} FN); {o.tp}/{o.num_gt_care} care GT found</figcaption></figure>"
+        for k, (o, src) in enumerate(thumbs)
+    )
+    return f"{_legend()}<div class=thumbs id=worst>{figs}</div>"
+
+
+def _per_image(
+    outcomes: Mapping[str, ImageOutcome], thumbs: Sequence[tuple[ImageOutcome, str]]
+) -> str:
+    anchor = {o.sample_id: k for k, (o, _) in enumerate(thumbs)}
+    heads = [
+        ("#", "num"),
+        ("image", "text"),
+        ("care GT", "num"),
+        ("care det", "num"),
+        ("found", "num"),
+        ("FP", "num"),
+        ("FN", "num"),
+        ("errors (FP+FN)", "num"),
+        ("precision", "num"),
+        ("recall", "num"),
+        ("hmean", "num"),
+    ]
+    head = "".join(
+        f"<th data-type={t}{' class=n' if t == 'num' else ''}"
+        f"{' id=errors-header' if name.startswith('errors') else ''}>{escape(name)}</th>"
+        for name, t in heads
+    )
+    rows = []
+    for i, (sid, o) in enumerate(outcomes.items()):
+        e = o.entry
+        name = escape(sid)
+        if sid in anchor:
+            name = f"<a href='#thumb-{anchor[sid]}'>{name}</a>"
+        if not o.scored:
+            name += " <span class=note>(not scored)</span>"
+        cells = [i + 1, None, o.num_gt_care, o.num_det_care, o.tp, o.fp, o.fn, o.errors]
+        nums = "".join(f"<td class=n data-value={_value(c)}>{_fmt(c)}</td>" for c in cells[2:])
+        figs = "".join(
+            f"<td class=n data-value='{_value(e.get(k))}'>{_fmt(e.get(k), 3)}</td>"
+            for k in ("precision", "recall", "hmean")
+        )
+        rows.append(
+            f"<tr data-order={i}><td class=n data-value={i + 1}>{i + 1}</td><td>{name}</td>"
+            f"{nums}{figs}</tr>"
+        )
+    return (
+        "<p class=note>Click a column header to sort (numbers: largest first, click again to "
+        "reverse). Per-image precision / recall / hmean are the protocol's own.</p>"
+        f"<table class=sortable id=per-image><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def render(
+    *,
+    result: Result,
+    meta: Mapping[str, Any],
+    outcomes: Mapping[str, ImageOutcome],
+    parts: Sequence[Breakdown],
+    curve: Curve | None,
+    plot_files: Mapping[str, str],
+    thumbs: Sequence[tuple[ImageOutcome, str]],
+) -> str:
+    """The whole page as a string."""
+    title = " ".join(str(meta.get(k, "")) for k in ("dataset", "split") if meta.get(k))
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<title>tcmbench report: {escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>tcmbench evaluation report: {escape(title)}</h1>"
+        f"<div class=top><div>{_figures(result)}</div><div>{_setup(result, meta, outcomes)}</div>"
+        "</div>"
+        f"<h2>Precision-recall and threshold sweep</h2>{_plots(plot_files, curve)}"
+        f"<h2>Worst images ({len(thumbs)}, by false positives + misses)</h2>{_thumbs(thumbs)}"
+        f"<h2>Recall by text size, orientation and curvature</h2>{_breakdowns(parts, plot_files)}"
+        f"<h2>Per image</h2>{_per_image(outcomes, thumbs)}"
+        f"<script>{JS}</script></body></html>\n"
+    )
