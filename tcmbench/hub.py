@@ -172,18 +172,10 @@ def parse_hf_uri(uri: str) -> tuple[str, str | None]:
     return repo, rev or None
 
 
-def download(
-    repo_id: str, revision: str | None = None, local_dir: str | Path | None = None
-) -> Path:
-    """Fetch a checkpoint repo through huggingface_hub (cache / offline aware)."""
-    from huggingface_hub import constants as hf_constants
+def _from_cache(repo_id: str, revision: str | None, local_dir: str | Path | None) -> Path | None:
+    """The cached snapshot of a checkpoint repo, or None; never touches the network."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
         path = snapshot_download(
@@ -191,21 +183,61 @@ def download(
             revision=revision,
             allow_patterns=CHECKPOINT_FILES,
             local_dir=str(local_dir) if local_dir is not None else None,
-            library_name="tcmbench",
-            library_version=__version__,
+            local_files_only=True,
         )
-    except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
-        raise CheckpointError(f"Hub repo {repo_id}@{revision or 'main'} not found: {exc}") from None
-    except LocalEntryNotFoundError:
-        raise CheckpointError(
-            f"{repo_id}@{revision or 'main'} is not in the Hugging Face cache "
-            f"({hf_constants.HF_HUB_CACHE}) and the Hub cannot be reached "
-            f"(HF_HUB_OFFLINE={int(hf_constants.HF_HUB_OFFLINE)}); run "
-            f"`tcmbench hub pull {repo_id}` where the Hub is reachable, or pass a local folder"
-        ) from None
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise CheckpointError(f"could not download {repo_id}: {exc}") from None
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return None
     return Path(path)
+
+
+def download(
+    repo_id: str, revision: str | None = None, local_dir: str | Path | None = None
+) -> Path:
+    """Fetch a checkpoint repo through huggingface_hub (cache / offline aware).
+
+    One bounded request asks the Hub for the repo's files; when the Hub
+    cannot be used (no network, timeout, redirect loop, dropped connection,
+    malformed JSON, server error) the cached copy serves if there is one,
+    else one line says why (see :mod:`tcmbench.hub_fetch`).
+    """
+    from huggingface_hub import constants as hf_constants
+
+    from tcmbench import hub_fetch
+
+    where = f"{repo_id}@{revision or 'main'}"
+    if hub_fetch.offline():
+        cached = _from_cache(repo_id, revision, local_dir)
+        if cached is None:
+            raise CheckpointError(
+                f"{where} is not in the Hugging Face cache ({hf_constants.HF_HUB_CACHE}) and "
+                "HF_HUB_OFFLINE=1 forbids the network; run "
+                f"`tcmbench hub pull {repo_id}` where the Hub is reachable, or pass a local folder"
+            )
+        return cached
+    try:
+        _, files = hub_fetch.repo_files(repo_id, revision)
+        absent = [name for name in (CONFIG_NAME, WEIGHTS_NAME) if name not in files]
+        if absent:
+            raise CheckpointError(
+                f"Hub repo {where} is not a tcmbench checkpoint: it has no {' and no '.join(absent)}"
+            )
+        target = Path(local_dir) if local_dir is not None else None
+        paths = [
+            hub_fetch.fetch(repo_id, name, revision, target)
+            for name in CHECKPOINT_FILES
+            if name in files
+        ]
+    except hub_fetch.HubUnreachableError as exc:
+        cached = _from_cache(repo_id, revision, local_dir)
+        if cached is not None:
+            log.warning("%s; using the cached copy of %s", exc, where)
+            return cached
+        raise CheckpointError(
+            f"could not download {where}: {exc}; it is not in the Hugging Face cache "
+            f"({hf_constants.HF_HUB_CACHE}) either (check the network and HF_ENDPOINT, "
+            "or pass a local folder)"
+        ) from None
+    return paths[0].parent
 
 
 def resolve_weights(weights: str | Path) -> Path:
@@ -340,6 +372,8 @@ def push(
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
+    from tcmbench import hub_fetch
+
     folder = Path(folder)
     read_checkpoint_meta(folder)  # refuse to push something that is not a checkpoint
     api = HfApi(token=token, library_name="tcmbench", library_version=__version__)
@@ -352,8 +386,14 @@ def push(
             allow_patterns=CHECKPOINT_FILES,
             commit_message=commit_message or "Upload tcmbench checkpoint",
         )
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        raise CheckpointError(f"could not push {folder} to {repo_id}: {exc}") from None
+    except HfHubHTTPError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"could not push {folder} to {repo_id}: {first}") from None
+    except (ValueError, *hub_fetch.transport_errors()) as exc:
+        raise CheckpointError(
+            f"could not push {folder} to {repo_id}: the Hub at {hub_fetch.endpoint()} failed: "
+            f"{hub_fetch.describe(exc)}"
+        ) from None
     return str(getattr(info, "commit_url", info))
 
 

@@ -4,6 +4,21 @@ them. Tests point ``HF_ENDPOINT`` at it, so the real huggingface_hub client
 code path is exercised end to end without the network.
 
 Only 127.0.0.1 is bound; requests are bounded by the tests themselves.
+
+``HubState.mode`` makes the server misbehave the way a broken mirror or a
+bad network does, so the client's error handling is tested against real
+HTTP rather than a mocked library:
+
+- ``"ok"``: a well-behaved Hub;
+- ``"malformed_json"``: the JSON API (``/api/...``) answers 200 with a
+  truncated body;
+- ``"redirect_loop"``: every request redirects to itself;
+- ``"drop"``: every connection is closed without an answer;
+- ``"stall"``: every request is read and never answered (until the server
+  stops or ``stall_s`` passes).
+
+Tests can fill a repo directly with ``state.commit(repo_id, files)`` and
+switch the mode between requests.
 """
 
 from __future__ import annotations
@@ -11,9 +26,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class HubState:
@@ -23,6 +43,9 @@ class HubState:
         self.repos: dict[str, list[tuple[str, dict[str, bytes]]]] = {}
         self.requests: list[str] = []
         self.lock = threading.Lock()
+        self.mode = "ok"
+        self.stall_s = 60.0
+        self.released = threading.Event()  # wakes stalled handlers at shutdown
 
     def head(self, repo_id: str, rev: str | None) -> tuple[str, dict[str, bytes]] | None:
         commits = self.repos.get(repo_id)
@@ -91,6 +114,26 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
             n = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(n) if n else b""
 
+        # misbehaviour ----------------------------------------------------
+        def _misbehave(self, head: bool) -> bool:
+            """Answer as ``state.mode`` says; True when the request is done."""
+            mode = state.mode
+            if mode == "redirect_loop":
+                self._send(302, b"", {"Location": self.path}, head=head)
+                return True
+            if mode == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return True
+            if mode == "stall":
+                state.released.wait(state.stall_s)
+                self.close_connection = True
+                return True
+            if mode == "malformed_json" and urlparse(self.path).path.startswith("/api/"):
+                self._send(200, b'{"id": "org/x", "sha": "01', {"Content-Type": "application/json"})
+                return True
+            return False
+
         # downloads -------------------------------------------------------
         def _resolve(self, head: bool) -> None:
             parts = unquote(urlparse(self.path).path).strip("/").split("/")
@@ -113,12 +156,15 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
                 head=head,
             )
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             state.requests.append(f"HEAD {self.path}")
-            self._resolve(head=True)
+            if not self._misbehave(head=True):
+                self._resolve(head=True)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             state.requests.append(f"GET {self.path}")
+            if self._misbehave(head=False):
+                return None
             path = unquote(urlparse(self.path).path).strip("/")
             parts = path.split("/")
             if (
@@ -157,11 +203,13 @@ def _make_handler(state: HubState) -> type[BaseHTTPRequestHandler]:
             return self._resolve(head=False)
 
         # uploads ---------------------------------------------------------
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             state.requests.append(f"POST {self.path}")
+            body = self._body()
+            if self._misbehave(head=False):
+                return None
             path = unquote(urlparse(self.path).path).strip("/")
             parts = path.split("/")
-            body = self._body()
             if path == "api/validate-yaml":  # model-card metadata check before commits
                 return self._json(200, {"errors": [], "warnings": []})
             if path == "api/repos/create":
@@ -227,10 +275,11 @@ class LoopbackHub:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> LoopbackHub:
+    def __enter__(self) -> Self:
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.state.released.set()
         self.server.shutdown()
         self.server.server_close()

@@ -238,3 +238,183 @@ def test_resolve_options_fills_defaults_and_names_the_option() -> None:
         resolve_options("PANet", declared, {"widht": 3})
     with pytest.raises(PluginError, match=r"^PANet options must be a mapping"):
         resolve_options("PANet", declared, [("width", 3)])
+
+
+# hf:// downloads from a Hub that misbehaves -------------------------------
+#
+# A loopback server speaks the Hub API (tests/hub_server.py); its ``mode``
+# makes it answer with malformed JSON, redirect forever, drop the connection
+# or never answer. The real huggingface_hub client runs in a subprocess (it
+# reads HF_ENDPOINT at import); the script times only the command itself.
+
+TIMED_CLI = """
+import sys, time
+import huggingface_hub, tcmbench.hub  # imports are not what is timed
+from tcmbench.cli import main
+start = time.perf_counter()
+try:
+    code = int(main(sys.argv[1:]) or 0)
+except SystemExit as exc:
+    code = int(exc.code or 0)
+print(f"ELAPSED {time.perf_counter() - start:.2f}")
+sys.exit(code)
+"""
+
+#: Times load_clip alone (the train command around it does much else), then
+#: runs the command so that its stderr is what a user sees.
+TIMED_CLIP_THEN_CLI = """
+import sys, time
+import open_clip, torch  # imports are not what is timed
+from tcmbench.errors import CheckpointError
+from tcmbench.models.spec import TCMConfig
+from tcmbench.tcm.weights import load_clip
+start = time.perf_counter()
+try:
+    load_clip(TCMConfig())
+except CheckpointError:
+    pass
+print(f"ELAPSED {time.perf_counter() - start:.2f}")
+from tcmbench.cli import main
+try:
+    code = int(main(sys.argv[1:]) or 0)
+except SystemExit as exc:
+    code = int(exc.code or 0)
+sys.exit(code)
+"""
+
+
+def _timed_cli(
+    args: list[str], env: dict[str, str], script: str = TIMED_CLI
+) -> tuple[int, str, float]:
+    """(exit code, stderr, seconds timed) of ``tcmbench ARGS`` run by ``script``."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    elapsed = float(done.stdout.split("ELAPSED")[-1].split()[0])
+    return done.returncode, done.stderr, elapsed
+
+
+def _hub_env(tmp_path: Path, endpoint: str) -> dict[str, str]:
+    import os
+
+    env = dict(
+        os.environ,
+        HF_HOME=str(tmp_path / "hf"),
+        HF_HUB_CACHE=str(tmp_path / "hf" / "hub"),
+        HF_ENDPOINT=endpoint,
+        HF_TOKEN="hf_test",
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_ETAG_TIMEOUT="1",
+        HF_HUB_DOWNLOAD_TIMEOUT="1",
+    )
+    env.pop("HF_HUB_OFFLINE", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def hub_server() -> Any:
+    from hub_server import LoopbackHub  # tests/ is on sys.path under pytest's rootdir
+
+    files = {name: (_embedded() / name).read_bytes() for name in hub.CHECKPOINT_FILES}
+    with LoopbackHub() as server:
+        server.state.commit("org/dbnet", files)
+        server.state.stall_s = 30.0
+        yield server
+
+
+MISBEHAVING = [
+    ("malformed_json", "its answer is not valid JSON"),
+    ("redirect_loop", "endless redirect loop"),
+    ("drop", "closed the connection without a complete answer"),
+    ("stall", "no answer within 1 s (HF_HUB_ETAG_TIMEOUT)"),
+]
+
+
+@pytest.mark.parametrize(("mode", "reason"), MISBEHAVING, ids=[m for m, _ in MISBEHAVING])
+def test_pull_from_a_misbehaving_hub_fails_fast_in_one_line(
+    hub_server: Any, tmp_path: Path, mode: str, reason: str
+) -> None:
+    hub_server.state.mode = mode
+    try:
+        code, err, elapsed = _timed_cli(
+            ["hub", "pull", "org/dbnet"], _hub_env(tmp_path, hub_server.endpoint)
+        )
+    finally:
+        hub_server.state.mode = "ok"
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: could not download org/dbnet@main: ")
+    assert f"cannot use the Hugging Face Hub at {hub_server.endpoint}: " in lines[0]
+    assert reason in lines[0] and "not in the Hugging Face cache" in lines[0]
+    # HF_HUB_ETAG_TIMEOUT=1 bounds the stall (the server would wait 30 s);
+    # nothing is retried with backoff.
+    assert elapsed < 10, f"{mode}: {elapsed:.1f} s"
+
+
+def test_misbehaving_hub_falls_back_to_the_cache(hub_server: Any, tmp_path: Path) -> None:
+    env = _hub_env(tmp_path, hub_server.endpoint)
+    code, err, _ = _timed_cli(["hub", "pull", "org/dbnet", "--out", str(tmp_path / "a")], env)
+    assert code == 0, err
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
+        _embedded() / "model.safetensors"
+    ).read_bytes()
+    hub_server.state.mode = "drop"
+    try:
+        code, err, elapsed = _timed_cli(
+            ["hub", "pull", "org/dbnet", "--out", str(tmp_path / "b")], env
+        )
+    finally:
+        hub_server.state.mode = "ok"
+    assert code == 0, err
+    assert "using the cached copy of org/dbnet@main" in err and "Traceback" not in err
+    assert (tmp_path / "b" / "config.json").read_bytes() == (
+        _embedded() / "config.json"
+    ).read_bytes()
+    assert elapsed < 10
+
+
+def test_push_to_a_hub_that_drops_connections_is_one_line(hub_server: Any, tmp_path: Path) -> None:
+    hub_server.state.mode = "drop"
+    try:
+        code, err, _ = _timed_cli(
+            ["hub", "push", str(_embedded()), "org/pushed"], _hub_env(tmp_path, hub_server.endpoint)
+        )
+    finally:
+        hub_server.state.mode = "ok"
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: could not push "), err
+    assert "closed the connection" in lines[0]
+
+
+def test_clip_download_without_network_fails_at_once(tmp_path: Path) -> None:
+    """No network (HF_ENDPOINT on a closed port) and no cached CLIP: one
+    line within seconds, not ~40 retry warnings over 50 s."""
+    import socket
+
+    import tiny_data
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    data = tiny_data.make_ic15_folder(tmp_path / "ic15", n_train=2, n_test=1)
+    args = ["train", "--plugin", "dbnet", "--tcm", "--dataset", "icdar2015"]
+    args += ["--data-root", str(data), "--steps", "1", "--output", str(tmp_path / "run")]
+    code, err, elapsed = _timed_cli(args, _hub_env(tmp_path, closed), TIMED_CLIP_THEN_CLI)
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: CLIP weights RN50-quickgelu/openai not available: ")
+    assert f"cannot use the Hugging Face Hub at {closed}: cannot connect" in lines[0]
+    assert "--clip-weights PATH" in lines[0]
+    assert elapsed < 5, f"{elapsed:.1f} s"

@@ -9,13 +9,15 @@ Sources, in order of precedence (``TCMConfig``):
    convert-clip`` writes), or OpenAI's TorchScript ``RN50.pt`` (read with
    ``torch.jit.load``, which does not run Python pickles; converting it once
    avoids re-reading the archive every run).
-2. ``clip_pretrained`` (default ``"openai"``): open_clip's own pretrained
-   path, ``open_clip.create_model('RN50-quickgelu', pretrained='openai')``.
-   open_clip resolves it to the Hugging Face Hub repo
-   ``timm/resnet50_clip.openai`` and asks ``huggingface_hub`` for
-   ``open_clip_model.safetensors`` first, then ``open_clip_pytorch_model.bin``
-   (``open_clip/pretrained.py: download_pretrained_from_hf``), so the Hub
-   cache (``HF_HUB_CACHE`` / ``HF_HOME``) and ``HF_HUB_OFFLINE=1`` apply.
+2. ``clip_pretrained`` (default ``"openai"``): an open_clip pretrained tag.
+   open_clip's tables map it to the Hugging Face Hub repo
+   ``timm/resnet50_clip.openai`` and the files ``open_clip_model.safetensors``
+   then ``open_clip_pytorch_model.bin`` (``open_clip/pretrained.py:
+   download_pretrained_from_hf``). tcmbench reads those tables and fetches
+   the file itself through ``huggingface_hub`` (:mod:`tcmbench.hub_fetch`:
+   the Hub cache, ``HF_HUB_CACHE`` / ``HF_HOME``, ``HF_ENDPOINT`` and
+   ``HF_HUB_OFFLINE=1`` apply), because open_clip's download retries an
+   unreachable Hub for about 50 s; open_clip then loads the local file.
 3. ``clip_pretrained=None``: random initialisation (tests, smoke runs), with
    no download attempt.
 """
@@ -206,34 +208,74 @@ def _load_local(model_name: str, path: Path) -> Any:
         ) from exc
 
 
+def _clip_unavailable(model_name: str, tag: str, where: str, reason: str) -> CheckpointError:
+    from tcmbench import hub_fetch
+
+    again = " (same command without HF_HUB_OFFLINE)" if hub_fetch.offline() else ""
+    return CheckpointError(
+        f"CLIP weights {model_name}/{tag} not available: {where}; {reason}. Download them once "
+        f"with network access{again}, or pass --clip-weights PATH "
+        "(an open_clip state dict, or OpenAI's RN50.pt converted by `tcmbench tcm convert-clip`)."
+    )
+
+
+def fetch_pretrained_file(model_name: str, tag: str) -> Path:
+    """The local file of an open_clip pretrained tag that lives on the Hub:
+    from the Hugging Face cache, else downloaded -- failing at once, with
+    one message, when the Hub cannot be reached (see :mod:`tcmbench.hub_fetch`;
+    open_clip's own download would retry for about 50 s, logging each try)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from tcmbench import hub_fetch
+
+    source = hub_source(model_name, tag)
+    if source is None:
+        raise CheckpointError(f"open_clip pretrained tag {model_name}/{tag} is not on the Hub")
+    repo, names = source
+    for name in names:  # open_clip's order: safetensors first
+        cached = try_to_load_from_cache(repo, name)
+        if isinstance(cached, str):
+            return Path(cached)
+    cache = hub_cache_dir() / ("models--" + repo.replace("/", "--"))
+    where = (
+        f"Hugging Face Hub repo {repo} (file {' or '.join(names)}), looked up in the cache {cache}"
+    )
+    if hub_fetch.offline():
+        raise _clip_unavailable(
+            model_name, tag, where, "HF_HUB_OFFLINE is set and the file is not cached"
+        )
+    for name in names:
+        try:
+            return hub_fetch.fetch(repo, name, None)
+        except hub_fetch.HubFileNotFoundError:
+            continue
+        except CheckpointError as exc:  # unreachable Hub, or no such repo there
+            raise _clip_unavailable(model_name, tag, where, str(exc)) from None
+    raise _clip_unavailable(
+        model_name, tag, where, f"the Hub at {hub_fetch.endpoint()} has none of them"
+    )
+
+
 def _load_pretrained(model_name: str, tag: str) -> Any:
     import open_clip
 
-    try:
+    if hub_source(model_name, tag) is not None:
+        path = fetch_pretrained_file(model_name, tag)
+        try:
+            # open_clip's own loader: safetensors, or torch.load(weights_only=True).
+            return open_clip.create_model(model_name, pretrained=str(path), weights_only=True)
+        except Exception as exc:
+            msg = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise CheckpointError(
+                f"CLIP weights {model_name}/{tag}: the cached file {path} cannot be loaded ({msg}); "
+                "delete it to download it again"
+            ) from exc
+    try:  # a tag open_clip fetches from elsewhere than the Hub
         return open_clip.create_model(model_name, pretrained=tag, weights_only=True)
     except Exception as exc:
-        source = hub_source(model_name, tag)
-        from huggingface_hub import constants
-
-        offline = bool(constants.HF_HUB_OFFLINE)
-        if source is None:
-            where = f"open_clip pretrained tag {tag!r}"
-        else:
-            repo, names = source
-            cache = hub_cache_dir() / ("models--" + repo.replace("/", "--"))
-            where = (
-                f"Hugging Face Hub repo {repo} (file {' or '.join(names)}), looked up in the "
-                f"cache {cache}"
-            )
-        reason = (
-            "HF_HUB_OFFLINE is set and the file is not cached"
-            if offline
-            else str(exc).splitlines()[0][:200]
-        )
-        raise CheckpointError(
-            f"CLIP weights {model_name}/{tag} not available: {where}; {reason}. Download them once "
-            "with network access (same command without HF_HUB_OFFLINE), or pass --clip-weights PATH "
-            "(an open_clip state dict, or OpenAI's RN50.pt converted by `tcmbench tcm convert-clip`)."
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise _clip_unavailable(
+            model_name, tag, f"open_clip pretrained tag {tag!r}", reason
         ) from exc
 
 
