@@ -5,14 +5,21 @@ and hand-edited prediction caches. Every case must end in a one-line error
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
+import struct
+import subprocess
+import sys
 import threading
 import zipfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import REPO
 
 from tcmbench.cli import main
 
@@ -83,7 +90,15 @@ def test_per_image_dash_is_stdout(
 
 def test_bench_json_dash_is_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(
-        capsys, "bench", "--plugin", "dbnet", "--backbone", "resnet18", "--params-only", "--json", "-"
+        capsys,
+        "bench",
+        "--plugin",
+        "dbnet",
+        "--backbone",
+        "resnet18",
+        "--params-only",
+        "--json",
+        "-",
     )
     assert code == 0, err
     doc = json.loads(out)
@@ -153,3 +168,261 @@ def test_unwritable_report_is_one_line(
     blocker.write_text("x")
     code, _, err = run(capsys, *score_args, "--json", str(blocker / "r.json"))
     assert_one_line_error(code, err, str(blocker / "r.json"))
+
+
+# --------------------------------------------------------------------------- 4. .mat files
+#
+# A small MAT v5 writer: valid files with exactly the structure scipy writes,
+# so each crafted file differs from a good one in the one field under test.
+
+MAT_HEADER = b"MATLAB 5.0 MAT-file, tcmbench hostile-input test".ljust(116) + bytes(8)
+MAT_HEADER += struct.pack("<H", 0x0100) + b"IM"
+
+
+def _tag(mdtype: int, n: int) -> bytes:
+    return struct.pack("<II", mdtype, n)
+
+
+def _el(mdtype: int, payload: bytes) -> bytes:
+    return _tag(mdtype, len(payload)) + payload + bytes(-len(payload) % 8)
+
+
+def _matrix(mclass: int, dims: list[int], name: bytes, *parts: bytes) -> bytes:
+    body = _el(6, struct.pack("<II", mclass, 0)) + _el(5, struct.pack(f"<{len(dims)}i", *dims))
+    body += _el(1, name) + b"".join(parts)
+    return _tag(14, len(body)) + body
+
+
+def _double(values: np.ndarray, name: bytes = b"", mdtype: int = 9) -> bytes:
+    arr = np.asarray(values, dtype="<f8")
+    return _matrix(6, list(arr.shape), name, _el(mdtype, arr.T.tobytes()))
+
+
+def _cell(items: list[bytes], dims: list[int] | None = None, name: bytes = b"") -> bytes:
+    return _matrix(1, dims or [len(items), 1], name, *items)
+
+
+def _mat(*variables: bytes, compress: bool = True) -> bytes:
+    out = MAT_HEADER
+    for v in variables:
+        packed = zlib.compress(v)
+        out += _tag(15, len(packed)) + packed if compress else v  # (no padding, like MATLAB)
+    return out
+
+
+QUAD = np.array([[1.0, 1.0], [10.0, 1.0], [10.0, 8.0], [1.0, 8.0]])
+
+
+def accu_inf(*items: bytes, dims: list[int] | None = None) -> bytes:
+    return _cell(list(items) or [_double(QUAD)], dims, name=b"accuInf")
+
+
+def _nested(depth: int) -> bytes:
+    inner = _double(QUAD)
+    for _ in range(depth):
+        inner = _cell([inner])
+    return inner
+
+
+# Files that kill scipy 1.17's loadmat outright (SIGSEGV, exit 139) or make
+# it allocate what the header claims; each must be refused before scipy.
+CRAFTED: dict[str, bytes] = {
+    # numeric data element of type 8: scipy looks up a NULL dtype
+    "null dtype (numeric)": _mat(accu_inf(_double(QUAD, mdtype=8))),
+    "type code out of range": _mat(accu_inf(_double(QUAD, mdtype=1000))),
+    "null dtype (char)": _mat(_matrix(4, [1, 4], b"accuInf", _el(10, b"abcd"))),
+    # cells nested 20,000 deep: C recursion overflows the stack
+    "nesting": _mat(_cell([_nested(20000)], name=b"accuInf")),
+    "absurd cell dims": _mat(accu_inf(dims=[50000, 50000])),
+    "negative dims": _mat(accu_inf(dims=[-1, 1])),
+    "overflowing dims": _mat(accu_inf(dims=[2**31 - 1] * 8)),
+    "empty char, huge dims": _mat(_matrix(4, [65536, 65536], b"accuInf", _el(2, b""))),
+    "field-less struct, huge dims": _mat(
+        _matrix(2, [65536, 65536], b"accuInf", _el(5, struct.pack("<i", 32)), _el(1, b""))
+    ),
+    "size beyond the file": MAT_HEADER + _tag(15, 1 << 30) + bytes(64),
+    "nested size lies": _mat(
+        accu_inf(_double(QUAD)[:4] + struct.pack("<I", 9999) + _double(QUAD)[8:])
+    ),
+    "opaque class": _mat(
+        _tag(14, 48) + _el(6, struct.pack("<II", 17, 0)) + _el(1, b"accuInf") + _el(1, b"MCOS")
+    ),
+    "v7.3 header": MAT_HEADER[:124] + struct.pack("<H", 0x0200) + b"IM" + bytes(64),
+}
+
+# Reads every file named on the command line with the DetEval prediction
+# reader and prints one JSON result per file. Run in a child process: if a
+# file got past the guard and crashed scipy, the test fails instead of the
+# whole test session dying with it.
+MAT_WORKER = r"""
+import json, sys
+from tcmbench.eval.deteval import read_deteval_mat_predictions
+from tcmbench.errors import AnnotationFormatError
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as f:
+            preds = read_deteval_mat_predictions(f.read(), path)
+        print(json.dumps(["ok", [p.polygon.tolist() for p in preds]]), flush=True)
+    except AnnotationFormatError as exc:
+        print(json.dumps(["error", str(exc)]), flush=True)
+"""
+
+
+def read_mats_in_child(paths: list[Path]) -> list[tuple[str, object]]:
+    res = subprocess.run(
+        [sys.executable, "-c", MAT_WORKER, *map(str, paths)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert res.returncode == 0, f"reader died (exit {res.returncode}): {res.stderr[-2000:]}"
+    rows = [tuple(json.loads(line)) for line in res.stdout.splitlines()]
+    assert len(rows) == len(paths)
+    return rows  # type: ignore[return-value]
+
+
+def write_all(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, data in enumerate(files.values()):
+        p = folder / f"img{i + 1}.mat"
+        p.write_bytes(data)
+        paths.append(p)
+    return paths
+
+
+def assert_mat_errors(rows: list[tuple[str, object]], paths: list[Path]) -> None:
+    for (status, detail), path in zip(rows, paths, strict=True):
+        assert status == "error", f"{path.name} was accepted: {detail}"
+        assert isinstance(detail, str) and str(path) in detail and "\n" not in detail
+        # (a file cut right after its header is a valid file without variables)
+        assert "not a readable MATLAB file" in detail or "no variable 'accuInf'" in detail
+
+
+def test_mat_writer_makes_files_scipy_and_we_read() -> None:
+    """The crafted files below differ from these in one field only."""
+    import scipy.io
+
+    from tcmbench.data.matfile import load_mat
+
+    for compress in (True, False):
+        data = _mat(accu_inf(_double(QUAD), _double(QUAD * 2)), compress=compress)
+        ours = load_mat(data, ["accuInf"])["accuInf"]
+        theirs = scipy.io.loadmat(io.BytesIO(data))["accuInf"]
+        assert ours.shape == theirs.shape == (2, 1)
+        np.testing.assert_array_equal(ours[1, 0], QUAD * 2)
+
+
+def test_crafted_mat_files_are_refused_before_scipy(tmp_path: Path) -> None:
+    paths = write_all(tmp_path, CRAFTED)
+    rows = read_mats_in_child(paths)
+    assert_mat_errors(rows, paths)
+    details = dict(zip(CRAFTED, (d for _, d in rows), strict=True))
+    assert "data type code 8 is not valid" in str(details["null dtype (numeric)"])
+    assert "nested more than 64 deep" in str(details["nesting"])
+    assert "2500000000 elements cannot fit" in str(details["absurd cell dims"])
+    assert "negative dimension" in str(details["negative dims"])
+    assert "v7.3" in str(details["v7.3 header"])
+    assert "opaque arrays are not supported" in str(details["opaque class"])
+
+
+def test_truncated_mat_files(tmp_path: Path) -> None:
+    files = {}
+    for compress in (True, False):
+        good = _mat(accu_inf(_double(QUAD), _double(QUAD * 3)), compress=compress)
+        for cut in sorted({0, 1, 19, 20, 64, 127, 128, 131, 136, *range(140, len(good), 9)}):
+            files[f"{compress}-{cut}"] = good[:cut]
+    paths = write_all(tmp_path, files)
+    assert_mat_errors(read_mats_in_child(paths), paths)
+
+
+def test_bit_flipped_compressed_mat_files(tmp_path: Path) -> None:
+    """Every single-bit flip in the compressed element: zlib's checks catch
+    it, or (in unused bits) the content is unchanged; never a crash."""
+    good = _mat(accu_inf(_double(QUAD), _double(QUAD * 3)))
+    files = {}
+    for pos in range(len(MAT_HEADER) + 8, len(good)):
+        for bit in (0, 3, 7):
+            flipped = bytearray(good)
+            flipped[pos] ^= 1 << bit
+            files[f"{pos}-{bit}"] = bytes(flipped)
+    paths = write_all(tmp_path, files)
+    rows = read_mats_in_child(paths)
+    expected = [QUAD.tolist(), (QUAD * 3).tolist()]
+    for (status, detail), path in zip(rows, paths, strict=True):
+        if status == "ok":
+            assert detail == expected, path.name
+        else:
+            assert str(path) in str(detail) and "\n" not in str(detail)
+    assert sum(status == "error" for status, _ in rows) > 0.9 * len(rows)
+
+
+def test_random_bytes_after_a_valid_mat_header(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    files = {}
+    for i in range(60):
+        body = rng.integers(0, 256, int(rng.integers(1, 400)), dtype=np.uint8).tobytes()
+        if i % 3 == 0:  # a plausible first tag, random content
+            body = _tag(14 if i % 2 else 15, len(body)) + body
+        files[str(i)] = MAT_HEADER + body
+    paths = write_all(tmp_path, files)
+    assert_mat_errors(read_mats_in_child(paths), paths)
+
+
+def test_mat_decompression_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tcmbench.data import matfile
+
+    monkeypatch.setattr(matfile, "MIN_INFLATE_BUDGET", 1 << 20)
+    bomb = _mat(accu_inf(_double(np.zeros((1 << 18, 2)))))  # 4 MiB of zeros, 4 KB file
+    assert len(bomb) < 10_000
+    with pytest.raises(matfile.MatFileError, match="decompression bomb"):
+        matfile.load_mat(bomb, ["accuInf"])
+
+
+def test_crafted_mat_through_score_cli(tmp_path: Path) -> None:
+    """DetEval predictions and Total-Text .mat GT, each crafted to segfault
+    scipy: `tcmbench score` ends with one line naming the file, exit 2."""
+    gt = make_zip(tmp_path / "gt.zip", {"poly_gt_img1.txt": "1,1,10,1,10,8,1,8,word\n"})
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    (preds / "img1.mat").write_bytes(CRAFTED["null dtype (numeric)"])
+    bad_gt = tmp_path / "gt_mat"
+    bad_gt.mkdir()
+    (bad_gt / "poly_gt_img1.mat").write_bytes(_mat(_cell([_nested(20000)], name=b"polygt")))
+    good_preds = make_zip(tmp_path / "good.zip", {"img1.txt": "1,1,10,1,10,8,1,8\n"})
+    for gt_path, pred_path, culprit in (
+        (gt, preds, preds / "img1.mat"),
+        (bad_gt, good_preds, bad_gt / "poly_gt_img1.mat"),
+    ):
+        res = subprocess.run(
+            [sys.executable, "-m", "tcmbench", "score", "--protocol", "totaltext-deteval"]
+            + ["--gt", str(gt_path), "--pred", str(pred_path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+        )
+        assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
+        assert_one_line_error(res.returncode, res.stderr, str(culprit), "not a readable MATLAB")
+
+
+def test_crafted_synthtext_gt_through_datasets_cli(tmp_path: Path) -> None:
+    root = tmp_path / "synthtext"
+    root.mkdir()
+    imnames = _cell([_matrix(4, [1, 5], b"", _el(16, b"a.jpg"))], name=b"imnames")
+    word_bb = _cell([_double(np.zeros((2, 4)), mdtype=11)], name=b"wordBB")
+    (root / "gt.mat").write_bytes(_mat(imnames, word_bb, _cell([], name=b"txt")))
+    res = subprocess.run(
+        [sys.executable, "-m", "tcmbench", "datasets", "stats", "synthtext"]
+        + ["--split", "train", "--data-root", str(root)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
+    assert_one_line_error(res.returncode, res.stderr, "gt.mat", "data type code 11")

@@ -802,27 +802,19 @@ def read_deteval_mat_predictions(data: bytes, location: str) -> list[Prediction]
     ``.mat`` layout (``polygt`` rows), read by
     :func:`tcmbench.data.formats.totaltext.read_totaltext_mat`.
     """
-    import io
-
-    import scipy.io
-
+    from tcmbench.data.matfile import MatFileError, load_mat
     from tcmbench.errors import AnnotationFormatError
 
     expected = "DetEval prediction .mat with variable 'accuInf': N x 1 cells of K x 2 (x, y) arrays"
     try:
-        mat = scipy.io.loadmat(io.BytesIO(data))
-    except (
-        ValueError,
-        TypeError,
-        OSError,
-        NotImplementedError,
-        scipy.io.matlab.MatReadError,
-    ) as exc:
+        # load_mat validates the file first: a crafted .mat can crash scipy.
+        mat = load_mat(data, ["accuInf"])
+    except MatFileError as exc:
         raise AnnotationFormatError(
             location, None, expected, f"not a readable MATLAB file: {exc}"
         ) from None
     if "accuInf" not in mat:
-        keys = [k for k in mat if not k.startswith("__")]
+        keys = mat["__variables__"]
         raise AnnotationFormatError(
             location, None, expected, f"no variable 'accuInf' (found {keys})"
         )

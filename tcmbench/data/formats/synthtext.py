@@ -12,7 +12,6 @@ across SynthText's folders.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -60,7 +59,7 @@ def read_synthtext(
 ) -> list[Sample]:
     """SynthText's ``gt.mat``; ``limit`` keeps the first N images (the full
     file has 858,750), ``images`` is the folder holding ``8/``, ``9/``, ..."""
-    import scipy.io
+    from tcmbench.data.matfile import MatFileError, load_mat
 
     names = [n for n in source.names() if PurePosixPath(n).name == file]
     if not names:
@@ -69,14 +68,18 @@ def read_synthtext(
     loc = source.location(name)
     local = source.local_path(name)
     try:
-        f: Any = str(local) if local is not None else io.BytesIO(source.read_bytes(name))
-        mat = scipy.io.loadmat(f, variable_names=["imnames", "wordBB", "txt"])
-    except Exception as exc:  # noqa: BLE001  (scipy raises several types for bad files)
+        # load_mat validates the file first: a crafted gt.mat can crash scipy.
+        data = local if local is not None else source.read_bytes(name)
+        mat = load_mat(data, ["imnames", "wordBB", "txt"])
+    except MatFileError as exc:
         report.fail(loc, None, EXPECTED, f"not a readable MATLAB file: {exc}")
         return []
     missing = [k for k in ("imnames", "wordBB", "txt") if k not in mat]
     if missing:
-        report.fail(loc, None, EXPECTED, f"missing variable(s) {', '.join(missing)}")
+        found = ", ".join(mat["__variables__"]) or "none"
+        report.fail(
+            loc, None, EXPECTED, f"missing variable(s) {', '.join(missing)} (found {found})"
+        )
         return []
     imnames, word_bbs, txts = (np.asarray(mat[k]).ravel() for k in ("imnames", "wordBB", "txt"))
     if not len(imnames) == len(word_bbs) == len(txts):

@@ -17,7 +17,6 @@ transcriptions, and ``#`` orientations, are don't-care.
 
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Any
@@ -146,16 +145,17 @@ def read_totaltext_mat(
     reported as the "line" of a malformed row. Without a ``report`` any
     malformed row raises :class:`AnnotationFormatError`.
     """
-    import scipy.io
+    from tcmbench.data.matfile import MatFileError, load_mat
 
     report = report if report is not None else ParseReport()
     try:
-        mat = scipy.io.loadmat(io.BytesIO(data))
-    except Exception as exc:  # noqa: BLE001  (scipy raises ValueError/TypeError/...)
+        # load_mat validates the file first: a crafted .mat can crash scipy.
+        mat = load_mat(data, ["polygt"])
+    except MatFileError as exc:
         report.fail(location, None, MAT_EXPECTED, f"not a readable MATLAB file: {exc}")
         return []
     if "polygt" not in mat:
-        keys = [k for k in mat if not k.startswith("__")]
+        keys = mat["__variables__"]
         report.fail(location, None, MAT_EXPECTED, f"no variable 'polygt' (found {keys})")
         return []
     polygt = mat["polygt"]
