@@ -426,3 +426,217 @@ def test_crafted_synthtext_gt_through_datasets_cli(tmp_path: Path) -> None:
     )
     assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
     assert_one_line_error(res.returncode, res.stderr, "gt.mat", "data type code 11")
+
+
+# --------------------------------------------------------------------------- 11. datasets prepare
+
+IC15_GT = {"gt_img_1.txt": "10,10,50,10,50,30,10,30,hello\n"}
+
+
+def prepare(capsys: pytest.CaptureFixture[str], src: Path, dest: Path, *extra: str) -> tuple:
+    return run(
+        capsys, "datasets", "prepare", "icdar2015", "--from", str(src), "--dest", str(dest),
+        "--split", "test", *extra,
+    )  # fmt: skip
+
+
+def _zip_with(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about duplicate names
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in members:
+                z.writestr(name, data)
+    return path
+
+
+def _patch_zip(path: Path, local_off: int, central_off: int, value: bytes) -> None:
+    """Overwrite a field of the (single) member in both of its headers."""
+    data = bytearray(path.read_bytes())
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    data[local + local_off : local + local_off + len(value)] = value
+    data[central + central_off : central + central_off + len(value)] = value
+    path.write_bytes(bytes(data))
+
+
+def hostile_archives(tmp: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (archive, what the one-line error must say)."""
+    gt = b"10,10,50,10,50,30,10,30,hello\n"
+    out: dict[str, tuple[Path, str]] = {
+        "twice": (
+            _zip_with(tmp / "twice.zip", [("gt_img_1.txt", gt), ("gt_img_1.txt", b"0,0\n")]),
+            "appears twice",
+        ),
+        "file and folder": (
+            _zip_with(tmp / "clash.zip", [("gt", gt), ("gt/gt_img_1.txt", gt)]),
+            "both a file",
+        ),
+        "long name": (_zip_with(tmp / "long.zip", [("x" * 300 + ".txt", gt)]), "304 bytes"),
+    }
+    enc = _zip_with(tmp / "enc.zip", [("gt_img_1.txt", gt)])
+    _patch_zip(enc, 6, 8, struct.pack("<H", 0x1))  # general purpose flag: encrypted
+    out["encrypted"] = (enc, "encrypted")
+    d64 = _zip_with(tmp / "d64.zip", [("gt_img_1.txt", gt)])
+    _patch_zip(d64, 8, 10, struct.pack("<H", 9))  # compression method 9: Deflate64
+    out["deflate64"] = (d64, "Deflate64")
+    crc = _zip_with(tmp / "crc.zip", [("gt_img_1.txt", gt)])
+    _patch_zip(crc, 14, 16, b"\xde\xad\xbe\xef")
+    out["bad crc"] = (crc, "CRC")
+    import tarfile
+
+    for mode, ext in (("w:gz", "tar.gz"), ("w", "tar")):
+        full = tmp / f"full.{ext}"
+        with tarfile.open(full, mode) as t:
+            for i in range(3):
+                info = tarfile.TarInfo(f"gt_img_{i + 1}.txt")
+                payload = bytes(np.random.default_rng(i).integers(48, 58, 4000, dtype=np.uint8))
+                info.size = len(payload)
+                t.addfile(info, io.BytesIO(payload))
+        cut = tmp / f"cut.{ext}"
+        cut.write_bytes(full.read_bytes()[: len(full.read_bytes()) * 2 // 3])
+        out[f"truncated {ext}"] = (cut, "truncated")
+    return out
+
+
+def test_hostile_archives_give_one_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    for what, (archive, needle) in hostile_archives(tmp_path).items():
+        dest = tmp_path / f"root-{archive.stem}"
+        code, _, err = prepare(capsys, archive, dest)
+        assert code == 2, (what, code, err)  # not 130 ("Aborted.") nor a traceback
+        assert_one_line_error(code, err, str(archive), needle)
+        assert not dest.exists(), what  # nothing half-prepared
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{dest.name}.")]
+
+
+def test_prepare_refuses_fifo_and_devices(tmp_path: Path) -> None:
+    fifo = tmp_path / "archive.zip"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.zip"
+    link.symlink_to("/dev/zero")
+    for src in (fifo, Path("/dev/zero"), link):
+        res = subprocess.run(
+            [sys.executable, "-m", "tcmbench", "datasets", "prepare", "icdar2015"]
+            + ["--from", str(src), "--dest", str(tmp_path / "root"), "--split", "test"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,  # a regression hangs: fail, don't block the suite
+            cwd=REPO,
+        )
+        assert_one_line_error(res.returncode, res.stderr, str(src), "not a regular file")
+
+
+def test_prepare_limits_decompression_bombs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import tarfile
+
+    zeros = bytes(80 << 20)  # 80 MiB that deflate to ~80 KB
+    bomb = _zip_with(tmp_path / "bomb.zip", [("gt_img_1.txt", zeros)])
+    tar_bomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(tar_bomb, "w:gz") as t:
+        info = tarfile.TarInfo("gt_img_1.txt")
+        info.size = len(zeros)
+        t.addfile(info, io.BytesIO(zeros))
+    del zeros
+    for archive in (bomb, tar_bomb):
+        assert archive.stat().st_size < 1 << 20
+        code, _, err = prepare(capsys, archive, tmp_path / "root")
+        assert_one_line_error(code, err, str(archive), "decompression bomb", "--max-ratio")
+    # Turning the ratio off leaves the total limit; both can be set.
+    code, _, err = prepare(
+        capsys, bomb, tmp_path / "root", "--max-ratio", "0", "--max-unpacked-size", "1M"
+    )
+    assert_one_line_error(code, err, str(bomb), "1.0 MiB", "--max-unpacked-size")
+    small = make_zip(tmp_path / "small.zip", IC15_GT)
+    code, _, err = prepare(capsys, small, tmp_path / "root", "--max-unpacked-size", "10")
+    assert_one_line_error(code, err, str(small), "--max-unpacked-size")
+    code, _, err = prepare(capsys, small, tmp_path / "root")
+    assert code == 0, err
+    assert (tmp_path / "root" / "test_gts" / "gt_img_1.txt").is_file()
+
+
+# Enters atomic_dir(argv[1]), prints its temporary folder, then dies by
+# SIGKILL (argv[2] == "kill") or sleeps until killed.
+WRITER = r"""
+import os, signal, sys, time
+from tcmbench.paths import atomic_dir
+with atomic_dir(sys.argv[1]) as tmp:
+    (tmp / "partial.txt").write_text("half")
+    print(tmp, flush=True)
+    if sys.argv[2] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(120)
+"""
+
+
+def _writer(target: Path, mode: str) -> tuple[subprocess.Popen[str], Path]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(target), mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.stdout is not None
+    tmp = Path(proc.stdout.readline().strip())
+    return proc, tmp
+
+
+def test_prepare_cleans_folders_of_killed_runs_not_live_ones(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    dest = tmp_path / "root"
+    live, live_tmp = _writer(dest, "sleep")
+    killed, dead_tmp = _writer(dest, "kill")  # (started second: the live one would clean it)
+    killed.wait(timeout=60)
+    try:
+        assert dead_tmp.is_dir() and live_tmp.is_dir()
+        lockless_old = tmp_path / ".root.legacy.tmp"
+        lockless_new = tmp_path / ".root.recent.tmp"
+        lockless_old.mkdir()
+        lockless_new.mkdir()
+        two_days_ago = __import__("time").time() - 48 * 3600
+        os.utime(lockless_old, (two_days_ago, two_days_ago))
+        code, _, err = prepare(capsys, make_zip(tmp_path / "mine.zip", IC15_GT), dest)
+        assert code == 0, err
+        assert not dead_tmp.exists() and not Path(f"{dead_tmp}.lock").exists()
+        assert not lockless_old.exists()
+        assert live_tmp.is_dir() and (live_tmp / "partial.txt").is_file()  # still being written
+        assert lockless_new.is_dir()  # too recent to judge without a lock
+    finally:
+        live.kill()
+        live.wait(timeout=60)
+    from tcmbench.paths import clean_stale_temps
+
+    assert clean_stale_temps(dest) == [live_tmp]  # its writer is gone now
+
+
+def test_run_killed_between_its_renames_is_restored(tmp_path: Path) -> None:
+    """Killed after moving the old folder aside, before the new one is in
+    place: the old version comes back rather than being deleted."""
+    from tcmbench.paths import clean_stale_temps
+
+    dest = tmp_path / "root"
+    aside = tmp_path / ".root.abcd.tmp.old"
+    aside.mkdir()
+    (aside / "gt.txt").write_text("previous")
+    (tmp_path / ".root.abcd.tmp.lock").write_text("")  # its owner is dead: lock free
+    clean_stale_temps(dest)
+    assert (dest / "gt.txt").read_text() == "previous" and not aside.exists()
+
+
+def test_killed_generation_is_cleaned(tmp_path: Path) -> None:
+    from tcmbench.data.synthetic.generate import load_synthtext_mini, split_dir
+
+    folder = split_dir("test", 0, 2, tmp_path)
+    killed, dead_tmp = _writer(folder, "kill")
+    killed.wait(timeout=60)
+    assert dead_tmp.is_dir()
+    samples = load_synthtext_mini("test", num_images=2, cache_dir=tmp_path)
+    assert len(samples) == 2
+    assert not dead_tmp.exists()
+    assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]

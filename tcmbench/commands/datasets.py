@@ -209,17 +209,44 @@ def verify(name: str, data_root: Path | None, splits: tuple[str, ...], as_json: 
     help="Dataset root to fill (default: $TCMBENCH_DATA/NAME, else the tcmbench cache).",
 )
 @click.option("--split", help="Put a flat archive of GT files or images in this split's folder.")
-def prepare(name: str, inputs: tuple[Path, ...], dest: Path | None, split: str | None) -> None:
+@click.option(
+    "--max-unpacked-size",
+    default="100G",
+    show_default=True,
+    metavar="SIZE",
+    help="Refuse an archive that unpacks to more than this (e.g. 500G; 0 = no limit).",
+)
+@click.option(
+    "--max-ratio",
+    type=click.FloatRange(min=0),
+    default=100.0,
+    show_default=True,
+    help="Refuse an archive that unpacks to more than this many times its size "
+    "(past 64 MiB; 0 = no limit).",
+)
+def prepare(
+    name: str,
+    inputs: tuple[Path, ...],
+    dest: Path | None,
+    split: str | None,
+    max_unpacked_size: str,
+    max_ratio: float,
+) -> None:
     """Lay out the files of NAME from archives or folders you have.
 
     Known archives are recognised by sha256 or name and their checksum is
     checked; archives that hold the dataset's layout are merged in; the new
     root replaces the old one atomically."""
     from tcmbench.data.dataset import default_roots, get_dataset_config
-    from tcmbench.data.prepare import prepare_dataset
+    from tcmbench.data.prepare import UnpackLimits, parse_size, prepare_dataset
 
+    try:
+        max_bytes = parse_size(max_unpacked_size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-unpacked-size") from None
+    limits = UnpackLimits(max_bytes=max_bytes or None, max_ratio=max_ratio or None)
     cfg = get_dataset_config(name)
-    result = prepare_dataset(cfg, list(inputs), dest=dest, split=split)
+    result = prepare_dataset(cfg, list(inputs), dest=dest, split=split, limits=limits)
     for item in result.inputs:
         known = f" = {item.source}" if item.source else ""
         sha = f"sha256 {item.sha256}" if item.sha256 else "folder"

@@ -15,13 +15,18 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import lzma
 import os
+import re
 import shutil
+import stat
 import tarfile
 import zipfile
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any, TypeVar
 
 from tcmbench.data.config import DatasetConfig, SourceConfig
 from tcmbench.data.dataset import (
@@ -49,6 +54,55 @@ class ChecksumError(TcmbenchError):
 class PrepareError(TcmbenchError):
     """An input that ``prepare`` cannot lay out (not an archive, unsafe
     member paths, or no way to tell where its content belongs)."""
+
+
+# --------------------------------------------------------------------------- limits
+
+DEFAULT_MAX_UNPACKED = 100 << 30  # SynthText.zip, the largest source, unpacks to ~41 GB
+DEFAULT_MAX_RATIO = 100.0  # GT text and JSON compress < 20x; images ~1x
+RATIO_FLOOR = 64 << 20  # below this, any ratio is harmless
+NAME_MAX = 255  # bytes in one path component on Linux/macOS file systems
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``"100G"``, ``"512M"``, ``"1.5T"`` or plain bytes -> bytes (binary units)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if m is None:
+        raise ValueError(f"{text!r} is not a size (e.g. 100G, 512M, 4096)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def format_size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """What one archive may unpack to: a total (``max_bytes``) and a ratio
+    to the archive's own size (``max_ratio``, only past :data:`RATIO_FLOOR`).
+    ``None`` (or 0) turns a limit off. A 300 KB zip must not fill a disk."""
+
+    max_bytes: int | None = DEFAULT_MAX_UNPACKED
+    max_ratio: float | None = DEFAULT_MAX_RATIO
+
+    def check(self, archive: Path, archive_size: int, total: int) -> None:
+        if self.max_bytes and total > self.max_bytes:
+            raise PrepareError(
+                f"{archive} unpacks to more than {format_size(self.max_bytes)} (the limit); "
+                "if that is expected, raise it with --max-unpacked-size"
+            )
+        if self.max_ratio and total > RATIO_FLOOR and total > self.max_ratio * archive_size:
+            raise PrepareError(
+                f"{archive} ({format_size(archive_size)}) unpacks to more than "
+                f"{format_size(total)}, over {self.max_ratio:g}x its size: refusing what looks "
+                "like a decompression bomb; if it is expected, raise --max-ratio (0 = no limit)"
+            )
 
 
 def _progress(total: int | None, desc: str, enabled: bool) -> Any:
@@ -117,63 +171,211 @@ def identify_source(cfg: DatasetConfig, path: Path, sha256: str | None) -> Sourc
 # --------------------------------------------------------------------------- unpacking
 
 
-def _safe_member(name: str) -> PurePosixPath | None:
+def _safe_member(name: str, archive: Path | None = None) -> PurePosixPath | None:
     """The member's relative path, None for entries to skip; raises on
-    paths that would escape the destination."""
+    paths that would escape the destination or that no file system takes."""
+    where = f"{archive}: " if archive is not None else ""
     p = PurePosixPath(name.replace("\\", "/"))
     if not p.parts or "__MACOSX" in p.parts or p.name == ".DS_Store":
         return None
     if p.is_absolute() or ".." in p.parts:
         raise PrepareError(
-            f"archive member {name!r} would be written outside the dataset folder; refusing"
+            f"{where}archive member {name!r} would be written outside the dataset folder; refusing"
+        )
+    long = next((part for part in p.parts if len(part.encode("utf-8", "replace")) > NAME_MAX), None)
+    if long is not None:
+        raise PrepareError(
+            f"{where}archive member {name[:80]!r}...: a path component of "
+            f"{len(long.encode('utf-8', 'replace'))} bytes (file systems allow {NAME_MAX})"
         )
     return p
 
 
-def _extract_zip(archive: Path, out: Path, progress: bool) -> None:
-    with zipfile.ZipFile(archive) as zf:
-        members = [(m, _safe_member(m.filename)) for m in zf.infolist()]
-        total = sum(m.file_size for m, p in members if p is not None)
+_M = TypeVar("_M")
+
+
+def _plan(
+    archive: Path, entries: Iterable[tuple[str, bool, _M]]
+) -> list[tuple[PurePosixPath, bool, _M]]:
+    """Safe relative paths of the members to unpack, refusing clashes: the
+    same file twice (which one would win is up to the unpacker: a silently
+    different dataset) or a path that is both a file and a folder."""
+    plan = []
+    files: dict[PurePosixPath, str] = {}
+    folders: dict[PurePosixPath, str] = {}
+    for name, is_dir, member in entries:
+        rel = _safe_member(name, archive)
+        if rel is None:
+            continue
+        if is_dir:
+            folders.setdefault(rel, name)
+        else:
+            if rel in files:
+                raise PrepareError(
+                    f"{archive}: member {str(rel)!r} appears twice ({files[rel]!r} and {name!r}); "
+                    "refusing to pick one"
+                )
+            files[rel] = name
+        for parent in list(rel.parents)[:-1]:
+            folders.setdefault(parent, name)
+        plan.append((rel, is_dir, member))
+    both = sorted(set(files) & set(folders))
+    if both:
+        rel = both[0]
+        raise PrepareError(
+            f"{archive}: {str(rel)!r} is both a file ({files[rel]!r}) and a folder "
+            f"({folders[rel]!r}); refusing"
+        )
+    return plan
+
+
+# What a damaged archive raises while it is read: zipfile.BadZipFile (bad
+# CRC, bad headers), zlib/lzma errors (bad compressed data), EOFError and
+# tarfile.ReadError (truncation), OSError (gzip.BadGzipFile), and from
+# zipfile NotImplementedError / RuntimeError (methods, encryption).
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
+
+# Compression methods Python's zipfile unpacks; others (Deflate64 = 9, PPMd,
+# ...) raise NotImplementedError half-way through an unpack.
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+_ZIP_METHOD_NAMES = {9: "Deflate64", 93: "Zstandard", 95: "XZ", 98: "PPMd", 99: "AES"}
+
+
+def _damaged(archive: Path, exc: BaseException, member: str | None = None) -> PrepareError:
+    where = f"{archive}" + (f", member {member!r}" if member else "")
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return PrepareError(f"{where}: damaged or truncated archive ({detail}); download it again")
+
+
+def _write_member(
+    archive: Path, name: str, open_src: Callable[[], IO[bytes] | None], target: Path, size: int
+) -> None:
+    """Copy one member to ``target``, checking that it holds exactly the
+    ``size`` bytes its header declares (the limits were checked on those).
+    Read errors blame the archive, write errors the destination."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        dst = open(target, "wb")  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        raise PrepareError(
+            f"{archive}: cannot unpack member {name!r} to {target}: {exc.strerror or exc}"
+        ) from None
+    written = 0
+    with dst:
+        try:
+            src = open_src()
+        except _READ_ERRORS as exc:
+            raise _damaged(archive, exc, name) from None
+        if src is None:
+            return
+        with src:
+            while True:
+                try:
+                    chunk = src.read(_CHUNK)
+                except _READ_ERRORS as exc:
+                    raise _damaged(archive, exc, name) from None
+                if not chunk:
+                    break
+                written += len(chunk)
+                if written > size:
+                    break
+                try:
+                    dst.write(chunk)
+                except OSError as exc:
+                    raise PrepareError(
+                        f"{archive}: cannot write member {name!r} to {target}: "
+                        f"{exc.strerror or exc}"
+                    ) from None
+    if written != size:
+        raise _damaged(archive, ValueError(f"{written} bytes where its header says {size}"), name)
+
+
+def _extract_zip(archive: Path, out: Path, progress: bool, limits: UnpackLimits) -> None:
+    try:
+        zf = zipfile.ZipFile(archive)
+    except _READ_ERRORS as exc:
+        raise _damaged(archive, exc) from None
+    with zf:
+        plan = _plan(archive, ((m.filename, m.is_dir(), m) for m in zf.infolist()))
+        for _, is_dir, m in plan:
+            if is_dir:
+                continue
+            if m.flag_bits & 0x1:
+                raise PrepareError(
+                    f"{archive}: member {m.filename!r} is encrypted; tcmbench does not take "
+                    "passwords: unpack the archive yourself and pass the folder with --from"
+                )
+            if m.compress_type not in _ZIP_METHODS:
+                method = _ZIP_METHOD_NAMES.get(m.compress_type, f"method {m.compress_type}")
+                raise PrepareError(
+                    f"{archive}: member {m.filename!r} is compressed with {method}, which "
+                    "Python cannot unpack: unpack it with unzip or 7-Zip and pass the folder"
+                )
+        total = sum(m.file_size for _, is_dir, m in plan if not is_dir)
+        limits.check(archive, archive.stat().st_size, total)
         with _progress(total, f"unpack {archive.name}", progress) as bar:
-            for m, rel in members:
-                if rel is None:
-                    continue
+            for rel, is_dir, m in plan:
                 target = out.joinpath(*rel.parts)
-                if m.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
+                if is_dir:
+                    _mkdir(archive, m.filename, target)
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(m) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
+                _write_member(archive, m.filename, lambda m=m: zf.open(m), target, m.file_size)
                 bar.update(m.file_size)
 
 
-def _extract_tar(archive: Path, out: Path, progress: bool) -> None:
-    with tarfile.open(archive) as tf:
+def _extract_tar(archive: Path, out: Path, progress: bool, limits: UnpackLimits) -> None:
+    archive_size = archive.stat().st_size
+    try:
+        tf = tarfile.open(archive)  # noqa: SIM115  (closed by the with below)
+    except _READ_ERRORS as exc:
+        raise _damaged(archive, exc) from None
+    with tf:
         members = []
-        for m in tf.getmembers():
-            rel = _safe_member(m.name)
-            if rel is None:
-                continue
-            if not (m.isfile() or m.isdir()):
-                log.warning(
-                    "%s: skipping %s (links and special files are not unpacked)", archive, m.name
-                )
-                continue
-            members.append((m, rel))
-        with _progress(sum(m.size for m, _ in members), f"unpack {archive.name}", progress) as bar:
-            for m, rel in members:
+        total = 0
+        try:
+            # Member by member, so a bomb is refused before it is all inflated.
+            for m in tf:
+                if not (m.isfile() or m.isdir()):
+                    if _safe_member(m.name, archive) is not None:
+                        log.warning(
+                            "%s: skipping %s (links and special files are not unpacked)",
+                            archive,
+                            m.name,
+                        )
+                    continue
+                total += m.size if m.isfile() else 0
+                limits.check(archive, archive_size, total)
+                members.append(m)
+        except _READ_ERRORS as exc:
+            raise _damaged(archive, exc) from None
+        plan = _plan(archive, ((m.name, m.isdir(), m) for m in members))
+        with _progress(total, f"unpack {archive.name}", progress) as bar:
+            for rel, is_dir, m in plan:
                 target = out.joinpath(*rel.parts)
-                if m.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
+                if is_dir:
+                    _mkdir(archive, m.name, target)
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(m)
-                if src is None:
-                    continue
-                with src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, _CHUNK)
+                _write_member(archive, m.name, lambda m=m: tf.extractfile(m), target, m.size)
                 bar.update(m.size)
+
+
+def _mkdir(archive: Path, name: str, target: Path) -> None:
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PrepareError(
+            f"{archive}: cannot unpack member {name!r} to {target}: {exc.strerror or exc}"
+        ) from None
 
 
 def _copy_tree(src: Path, out: Path, progress: bool) -> None:
@@ -186,18 +388,29 @@ def _copy_tree(src: Path, out: Path, progress: bool) -> None:
             bar.update(p.stat().st_size)
 
 
+def _is_zip(path: Path) -> bool:
+    return zipfile.is_zipfile(path)
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except _READ_ERRORS:  # a damaged compressed stream: not something we can unpack
+        return False
+
+
 def is_archive(path: Path) -> bool:
-    return path.is_file() and (zipfile.is_zipfile(path) or tarfile.is_tarfile(path))
+    return path.is_file() and (_is_zip(path) or _is_tar(path))
 
 
-def _unpack(path: Path, out: Path, progress: bool) -> None:
+def _unpack(path: Path, out: Path, progress: bool, limits: UnpackLimits) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         _copy_tree(path, out, progress)
-    elif zipfile.is_zipfile(path):
-        _extract_zip(path, out, progress)
-    elif tarfile.is_tarfile(path):
-        _extract_tar(path, out, progress)
+    elif _is_zip(path):
+        _extract_zip(path, out, progress, limits)
+    elif _is_tar(path):
+        _extract_tar(path, out, progress, limits)
     else:
         raise PrepareError(f"{path} is not a zip or tar archive nor a folder")
 
@@ -324,6 +537,7 @@ def prepare_dataset(
     dest: str | os.PathLike[str] | None = None,
     split: str | None = None,
     progress: bool = True,
+    limits: UnpackLimits | None = None,
 ) -> PrepareResult:
     """Lay out ``inputs`` (archives or folders) under the dataset root.
 
@@ -346,6 +560,13 @@ def prepare_dataset(
     for p in paths:
         if not p.exists():
             raise DatasetNotFoundError(f"--from {p} does not exist")
+        mode = p.stat().st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # Reading a FIFO or /dev/zero would never end.
+            raise PrepareError(
+                f"--from {p} is not a regular file or folder (a device, FIFO or socket); "
+                "pass the archive or folder itself"
+            )
     if dest_path.is_file():
         raise PrepareError(f"--dest {dest_path} is a file; give a folder")
 
@@ -363,7 +584,9 @@ def prepare_dataset(
             digest = sha256_file(path, progress) if path.is_file() else None
             src = identify_source(cfg, path, digest)
             staging = staging_base / str(i)
-            placed = _place_input(cfg, path, src, split, staging, new_root, heads, progress)
+            placed = _place_input(
+                cfg, path, src, split, staging, new_root, heads, progress, limits or UnpackLimits()
+            )
             if path.is_dir():
                 checksum = "folder (no checksum)"
             elif src is not None and src.sha256 and src.sha256 == digest:
@@ -408,6 +631,7 @@ def _place_input(
     new_root: Path,
     heads: set[str],
     progress: bool,
+    limits: UnpackLimits,
 ) -> list[str]:
     """Unpack or copy one input into ``new_root``; returns the paths (relative
     to the root) it filled."""
@@ -438,7 +662,7 @@ def _place_input(
         return [files[0]]
 
     content_root = staging / "content"
-    _unpack(path, content_root, progress)
+    _unpack(path, content_root, progress, limits)
     if src is not None and src.target:
         content = _strip_wrappers(content_root, keep=set())
         _merge_move(content, new_root / src.target)

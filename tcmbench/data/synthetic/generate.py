@@ -242,9 +242,12 @@ def load_synthtext_mini(
             return _read_split_file(full_dir, split)[:num_images]
     count = full if num_images is None else num_images
     folder = split_dir(split, seed, num_images, cache_dir)
-    if not _is_complete(folder, split, seed, count):
-        from tcmbench.paths import atomic_dir
+    from tcmbench.paths import atomic_dir, clean_stale_temps
 
+    # A killed generation leaves .<split>.XXXX.tmp next to the split folder;
+    # clean those up even when the split itself is complete.
+    clean_stale_temps(folder)
+    if not _is_complete(folder, split, seed, count):
         log.info("generating %s %s (%d images, seed %d) into %s", NAME, split, count, seed, folder)
         with atomic_dir(folder) as tmp:
             generate_split(tmp, split, seed, count)
