@@ -193,8 +193,18 @@ def test_each_outcome_is_drawn_in_its_own_colour() -> None:
     # errors get a tint of their colour inside, correct items do not
     fp_inside, tp_inside = out[75, 135], out[25, 135]
     assert fp_inside[0] > 40 and fp_inside[1] < 20 and tuple(tp_inside) == (0, 0, 0)
-    assert out[75, 35][0] > 40 and out[75, 35][2] == 0  # orange tint of the miss
+    miss_inside = out[75, 35]
+    assert miss_inside[0] > 40 and miss_inside[2] > 40 and miss_inside[1] == 0  # magenta tint
     assert image.max() == 0  # the input is not drawn on
+
+
+def test_a_miss_stays_visible_under_a_false_positive() -> None:
+    """A failing detector often puts a wrong box over the word it missed."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    gt = [Instance(box(20, 20, 120, 60))]
+    fp = [Prediction(box(20, 20, 120, 60))]  # the worst case: the very same outline
+    out = draw_outcomes(image, gt, [FN], fp, [FP], max_side=200)
+    assert tuple(int(v) for v in out[20, 70]) == COLOURS["gt_fn"]
 
 
 def test_thumbnails_are_drawn_at_thumbnail_scale() -> None:

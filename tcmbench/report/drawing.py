@@ -17,11 +17,12 @@ import numpy as np
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.report.outcomes import DC, FN, FP, TP
 
-# RGB. Chosen to stay apart for the common colour-vision deficiencies
-# (blue / orange / vermilion from the Okabe-Ito palette, a light green).
+# RGB. Saturated colours that stay apart on photographs (foliage, sky,
+# signs) and from each other: green / blue for what went right, red and
+# magenta for the two kinds of error, greys for what does not count.
 COLOURS: dict[str, tuple[int, int, int]] = {
     "gt_tp": (0, 200, 80),  # care GT that was found
-    "gt_fn": (255, 170, 0),  # care GT nobody found (miss)
+    "gt_fn": (255, 0, 255),  # care GT nobody found (miss): magenta, apart from red on photos
     "gt_dc": (150, 150, 150),  # don't-care GT
     "det_tp": (0, 114, 230),  # detection that found a GT
     "det_fp": (230, 20, 20),  # detection that found nothing
@@ -37,9 +38,10 @@ LEGEND: dict[str, str] = {
 }
 _GT_KEY = {TP: "gt_tp", FN: "gt_fn", DC: "gt_dc"}
 _DET_KEY = {TP: "det_tp", FP: "det_fp", DC: "det_dc"}
-# Drawing order: context first, errors on top.
-_ORDER = ("gt_dc", "det_dc", "gt_tp", "det_tp", "gt_fn", "det_fp")
-_ERRORS = ("gt_fn", "det_fp")
+# Drawing order: context first, errors on top, misses last (a detector that
+# fails on an image often covers the missed word with boxes of its own).
+_ORDER = ("gt_dc", "det_dc", "gt_tp", "det_tp", "det_fp", "gt_fn")
+_ERRORS = ("det_fp", "gt_fn")
 FILL_ALPHA = 0.25
 
 
@@ -73,19 +75,18 @@ def draw_outcomes(
         layers[_GT_KEY[label]].append(_scaled(inst.polygon, s))
     for pred, label in zip(predictions, det_labels):
         layers[_DET_KEY[label]].append(_scaled(pred.polygon, s))
-    errors = [p for k in _ERRORS for p in layers[k]]
-    if errors:
-        tint = out.copy()
-        for key in _ERRORS:
-            if layers[key]:
-                cv2.fillPoly(tint, layers[key], COLOURS[key])
-        out = cv2.addWeighted(tint, FILL_ALPHA, out, 1.0 - FILL_ALPHA, 0.0)
     for key in _ORDER:
-        if layers[key]:
-            t = thickness + 1 if key in _ERRORS else thickness
-            if key in ("gt_dc", "det_dc"):
-                t = max(1, thickness - 1)
-            cv2.polylines(out, layers[key], True, COLOURS[key], t, cv2.LINE_8)
+        if not layers[key]:
+            continue
+        t = thickness
+        if key in _ERRORS:
+            t = thickness + 1
+            tint = out.copy()
+            cv2.fillPoly(tint, layers[key], COLOURS[key])
+            out = cv2.addWeighted(tint, FILL_ALPHA, out, 1.0 - FILL_ALPHA, 0.0)
+        elif key in ("gt_dc", "det_dc"):
+            t = max(1, thickness - 1)
+        cv2.polylines(out, layers[key], True, COLOURS[key], t, cv2.LINE_8)
     return out
 
 

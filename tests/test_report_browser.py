@@ -1,0 +1,209 @@
+"""The evaluation report in a real headless browser (Chromium via Playwright).
+
+Checks what only a browser can: the page renders from file:// with no
+network, every <img> decodes (naturalWidth > 0), the plots are there, and
+a click on the error-count header sorts the per-image table. The checker
+is shown to catch a broken thumbnail and a corrupt plot, so a passing run
+means something.
+
+Needs Debian's Chromium (/usr/bin/chromium; no browser download) and the
+``playwright`` package (in the test extra); skips with a reason otherwise.
+Environment:
+
+* ``TCMBENCH_REPORT_DIR``: also check this report folder (e.g. one written
+  by ``tcmbench evaluate --report``);
+* ``TCMBENCH_REPORT_SCREENSHOT``: where to save the screenshot of that
+  report (default: the test's temporary folder; docs/report-screenshot.png
+  is made this way, see docs/evaluate.md).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from report_scene import N_IMAGES, expected_errors, write_scene_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT_MAX_BYTES = 400_000
+
+if not CHROMIUM.exists():
+    pytest.skip(
+        f"{CHROMIUM} not found (install Debian's chromium: apt-get install -y chromium)",
+        allow_module_level=True,
+    )
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (test extra)")
+pytest.importorskip("matplotlib", reason="the report extra (matplotlib) is not installed")
+
+from playwright.sync_api import sync_playwright
+
+# The page's own view of its images: src, decoded width, class.
+IMAGES_JS = """Array.from(document.images).map(function (i) {
+  return {src: i.getAttribute('src'), width: i.naturalWidth, complete: i.complete,
+          plot: i.classList.contains('plot')};
+})"""
+COLUMN_JS = """function (col) {
+  return Array.from(document.querySelectorAll('#per-image tbody tr')).map(function (r) {
+    return r.cells[col].textContent.trim();
+  });
+}"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def scene_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_scene_report(tmp_path_factory.mktemp("scene"))
+
+
+def open_report(browser: Any, page_path: Path, width: int = 1300) -> tuple[Any, list[str]]:
+    """Load the page from file://; returns it and every URL it requested."""
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(page_path.resolve().as_uri(), wait_until="load")
+    return page, requested
+
+
+def page_problems(browser: Any, page_path: Path) -> list[str]:
+    """What is wrong with the rendered page (empty when nothing is)."""
+    page, requested = open_report(browser, page_path)
+    try:
+        problems = []
+        if not page.inner_text("h1").startswith("tcmbench evaluation report"):
+            problems.append("no title")
+        images = page.evaluate(IMAGES_JS)
+        for img in images:
+            if not img["complete"] or img["width"] <= 0:
+                problems.append(f"image did not load: {img['src']}")
+        if sum(i["plot"] for i in images) < 3:
+            problems.append("fewer than 3 plots")
+        if page.locator("#figures tbody tr").count() < 1:
+            problems.append("no figures table")
+        for url in requested:
+            if not url.startswith("file://"):
+                problems.append(f"network request: {url}")
+        return problems
+    finally:
+        page.close()
+
+
+def test_scene_report_renders_offline_with_every_image(browser: Any, scene_report: Path) -> None:
+    assert page_problems(browser, scene_report) == []
+    page, requested = open_report(browser, scene_report)
+    try:
+        srcs = [i["src"] for i in page.evaluate(IMAGES_JS)]
+        assert sum(s.startswith("thumbs/") for s in srcs) == N_IMAGES - 1
+        assert page.locator(".legend").is_visible()
+        assert "NOT OFFICIAL" in page.inner_text("#figures")
+        assert len(requested) == len(srcs) + 1  # the page and its images, nothing else
+    finally:
+        page.close()
+
+
+def test_clicking_the_error_header_sorts_the_table(browser: Any, scene_report: Path) -> None:
+    page, _ = open_report(browser, scene_report)
+    try:
+        header = page.locator("#errors-header")
+        col = page.evaluate(
+            "Array.from(document.querySelectorAll('#per-image thead th')).findIndex("
+            "function (h) { return h.id === 'errors-header'; })"
+        )
+
+        def ids() -> list[str]:
+            return page.evaluate(COLUMN_JS, 1)
+
+        def errors() -> list[int]:
+            return [int(v) for v in page.evaluate(COLUMN_JS, col)]
+
+        assert errors() == [expected_errors(k) for k in range(N_IMAGES)]  # dataset order
+        header.click()
+        assert header.get_attribute("aria-sort") == "descending"
+        assert errors() == sorted(errors(), reverse=True) == [6, 4, 4, 2, 2, 0]
+        # ties keep the dataset order
+        assert ids() == ["img_6", "img_4", "img_5", "img_2", "img_3", "img_1"]
+        header.click()
+        assert header.get_attribute("aria-sort") == "ascending"
+        assert ids() == [f"img_{k + 1}" for k in range(N_IMAGES)]
+        # another column takes over the sort
+        page.locator("#per-image").get_by_role("columnheader", name="FN", exact=True).click()
+        assert header.get_attribute("aria-sort") is None
+        assert ids()[:3] == ["img_2", "img_4", "img_6"]  # one miss each, dataset order
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("breakage", ["missing thumbnail", "corrupt plot", "wrong src"])
+def test_the_check_catches_an_image_that_does_not_load(
+    browser: Any, scene_report: Path, tmp_path: Path, breakage: str
+) -> None:
+    """Break one image of a copy of the report: the check must say which."""
+    copy = tmp_path / "copy"
+    shutil.copytree(scene_report.parent, copy)
+    if breakage == "missing thumbnail":
+        (copy / "thumbs" / "000.jpg").unlink()
+        culprit = "thumbs/000.jpg"
+    elif breakage == "corrupt plot":
+        (copy / "plots" / "pr_curve.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+        culprit = "plots/pr_curve.png"
+    else:
+        html = (copy / "index.html").read_text()
+        (copy / "index.html").write_text(html.replace("plots/thresholds.png", "plots/nope.png"))
+        culprit = "plots/nope.png"
+    problems = page_problems(browser, copy / "index.html")
+    assert problems == [f"image did not load: {culprit}"]
+
+
+def save_screenshot(browser: Any, page_path: Path, out: Path) -> int:
+    """A screenshot of the report's top (figures, plots, the worst images),
+    shrunk and palette-quantised to stay under SCREENSHOT_MAX_BYTES."""
+    from PIL import Image
+
+    page, _ = open_report(browser, page_path)
+    try:
+        worst = page.locator("#worst figure")
+        bottom = 1400
+        if worst.count():
+            box = worst.nth(min(worst.count(), 6) - 1).bounding_box()
+            bottom = int(box["y"] + box["height"] + 10)
+        raw = page.screenshot(
+            clip={"x": 0, "y": 0, "width": 1300, "height": bottom}, full_page=True
+        )
+    finally:
+        page.close()
+    image = Image.open(io.BytesIO(raw)).convert("RGB")
+    for width in (1000, 900, 800, 700, 600):
+        small = image.resize((width, round(image.height * width / image.width)), Image.LANCZOS)
+        buf = io.BytesIO()
+        small.quantize(colors=256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
+            buf, format="PNG", optimize=True
+        )
+        if buf.tell() < SCREENSHOT_MAX_BYTES:
+            break
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(buf.getvalue())
+    return buf.tell()
+
+
+def test_screenshot(browser: Any, scene_report: Path, tmp_path: Path) -> None:
+    """The screenshot of TCMBENCH_REPORT_DIR when set, else of the scene."""
+    given = os.environ.get("TCMBENCH_REPORT_DIR")
+    page_path = Path(given) / "index.html" if given else scene_report
+    if given:
+        assert page_problems(browser, page_path) == []
+    out = Path(os.environ.get("TCMBENCH_REPORT_SCREENSHOT") or tmp_path / "report-screenshot.png")
+    size = save_screenshot(browser, page_path, out)
+    assert 0 < size < SCREENSHOT_MAX_BYTES and out.stat().st_size == size
