@@ -20,10 +20,13 @@ import gzip
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from tcmbench import __version__
 from tcmbench.data.schema import Prediction, Sample
@@ -201,34 +204,66 @@ class PredictionCache:
         return self.root / f"{_digest(key)}.json.gz"
 
     def load(self, key: Mapping[str, Any]) -> dict[str, list[Prediction]] | None:
-        """The cached predictions, or None (a damaged entry is a miss)."""
+        """The cached predictions, or None: absent, for another key, or
+        damaged. A damaged entry (unreadable, hand-edited, truncated) is
+        logged once and treated as a miss, so the caller recomputes and
+        overwrites it; it must never turn into a traceback or a result
+        computed from edited predictions."""
         p = self.path(key)
         if not p.is_file():
             return None
         try:
             doc = json.loads(gzip.decompress(p.read_bytes()))
         except (OSError, ValueError, EOFError) as exc:
-            log.warning("ignoring damaged prediction cache %s: %s", p, exc)
-            return None
+            return _damaged_entry(p, f"unreadable: {exc}")
+        if not isinstance(doc, dict):
+            return _damaged_entry(p, f"a JSON {type(doc).__name__}, not an object")
         if doc.get("key") != json.loads(json.dumps(dict(key), sort_keys=True, default=str)):
-            return None
-        return {
-            sid: [Prediction.from_dict(d) for d in preds]
-            for sid, preds in doc["predictions"].items()
-        }
+            return None  # another key's entry (a digest collision): a plain miss
+        raw = doc.get("predictions")
+        if not isinstance(raw, dict):
+            return _damaged_entry(p, "no 'predictions' object")
+        digest = doc.get("predictions_sha256")
+        if digest is not None and digest != _predictions_digest(raw):
+            return _damaged_entry(p, "its predictions do not match their checksum (edited?)")
+        try:
+            return {str(sid): [_prediction(d) for d in preds] for sid, preds in raw.items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            return _damaged_entry(p, f"malformed prediction: {exc}")
 
     def save(self, key: Mapping[str, Any], predictions: Mapping[str, Sequence[Prediction]]) -> Path:
         from tcmbench.paths import atomic_write_bytes
 
+        raw = {sid: [p.to_dict() for p in preds] for sid, preds in predictions.items()}
         doc = {
             "key": json.loads(json.dumps(dict(key), sort_keys=True, default=str)),
-            "predictions": {
-                sid: [p.to_dict() for p in preds] for sid, preds in predictions.items()
-            },
+            "predictions": raw,
+            "predictions_sha256": _predictions_digest(raw),
         }
         p = self.path(key)
         atomic_write_bytes(p, gzip.compress(json.dumps(doc).encode(), compresslevel=5))
         return p
+
+
+def _damaged_entry(path: Path, reason: str) -> None:
+    log.warning("ignoring damaged prediction cache entry %s (%s); recomputing", path, reason)
+
+
+def _predictions_digest(raw: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+
+
+def _prediction(d: Any) -> Prediction:
+    """A cached prediction, checked: a dict with a finite even-length
+    ``polygon`` and an optional finite ``score``."""
+    if not isinstance(d, dict):
+        raise TypeError(f"{type(d).__name__} instead of an object")
+    pred = Prediction.from_dict(d)
+    if pred.polygon.size == 0 or not np.isfinite(pred.polygon).all():
+        raise ValueError(f"polygon {d.get('polygon')!r:.80}")
+    if pred.score is not None and not math.isfinite(pred.score):
+        raise ValueError(f"score {pred.score}")
+    return pred
 
 
 def cached_predict(

@@ -640,3 +640,118 @@ def test_killed_generation_is_cleaned(tmp_path: Path) -> None:
     assert len(samples) == 2
     assert not dead_tmp.exists()
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
+
+
+# --------------------------------------------------------------------------- 12. prediction cache
+
+CACHE_EDITS = {
+    "a JSON list": lambda doc: [],
+    "no predictions": lambda doc: {"key": doc["key"]},
+    "predictions a list": lambda doc: {**doc, "predictions": []},
+    "a prediction without polygon": lambda doc: {**doc, "predictions": {"a": [{"score": 1}]}},
+    "an odd polygon": lambda doc: {**doc, "predictions": {"a": [{"polygon": [1, 2, 3]}]}},
+    "a string prediction": lambda doc: {**doc, "predictions": {"a": ["box"]}},
+    "a NaN coordinate": lambda doc: {
+        **doc,
+        "predictions": {"a": [{"polygon": [float("nan")] * 8}]},
+        "predictions_sha256": None,
+    },
+    "moved coordinates": lambda doc: {
+        **doc,
+        "predictions": {"a": [{"polygon": [0, 0, 9, 0, 9, 9, 0, 9], "score": 0.9}]},
+    },
+}
+
+
+@pytest.mark.parametrize("edit", [*CACHE_EDITS, "not gzip"])
+def test_hand_edited_cache_entry_is_a_miss(
+    edit: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gzip
+
+    from tcmbench.data.schema import Prediction
+    from tcmbench.inference import PredictionCache, cached_predict
+
+    cache = PredictionCache(tmp_path / "predictions")
+    key = {"checkpoint": "abc", "dataset": "d", "split": "test", "version": 2}
+    fresh = {"a": [Prediction(QUAD, 0.9)], "b": []}
+    path = cache.save(key, fresh)
+    if edit == "not gzip":
+        path.write_bytes(b"{}")
+    else:
+        doc = json.loads(gzip.decompress(path.read_bytes()))
+        path.write_bytes(gzip.compress(json.dumps(CACHE_EDITS[edit](doc)).encode()))
+    calls = []
+
+    def compute() -> dict[str, list[Prediction]]:
+        calls.append(1)
+        return fresh
+
+    with caplog.at_level("WARNING", logger="tcmbench.inference"):
+        preds, hit = cached_predict(key, compute, cache)
+    assert (hit, len(calls)) == (False, 1)  # recomputed, not a traceback
+    assert sorted(preds) == ["a", "b"] and preds["a"][0].score == 0.9
+    warnings = [r for r in caplog.records if "damaged prediction cache" in r.getMessage()]
+    assert len(warnings) == 1 and str(path) in warnings[0].getMessage()
+    again = cache.load(key)  # the recomputed entry replaced the damaged one
+    assert again is not None and np.array_equal(again["a"][0].polygon, QUAD)
+
+
+@pytest.fixture
+def tiny_plugins() -> object:
+    from tiny_data import THRESHOLD_SPEC
+
+    from tcmbench import plugins
+    from tcmbench.hookspecs import hookimpl
+
+    class _Plugin:
+        @hookimpl
+        def register_detectors(self, register: object) -> None:
+            register(THRESHOLD_SPEC)  # type: ignore[operator]
+
+    pm = plugins.get_plugin_manager()
+    plugin = _Plugin()
+    pm.register(plugin, name="hostile-files-tiny")
+    try:
+        yield
+    finally:
+        pm.unregister(plugin)
+
+
+def test_evaluate_recomputes_over_a_hand_edited_cache_entry(
+    tmp_path: Path,
+    tiny_plugins: None,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import gzip
+
+    from tiny_data import THRESHOLD_SPEC, make_ic15_folder
+
+    from tcmbench import hub, plugins
+    from tcmbench.models.spec import DetectorConfig
+
+    ic15 = make_ic15_folder(tmp_path / "ic15", n_train=1, n_test=2)
+    model = plugins.get_plugin_manager().hook.build_detector(
+        spec=THRESHOLD_SPEC, config=DetectorConfig()
+    )
+    ckpt = hub.save_checkpoint(tmp_path / "threshold", model, THRESHOLD_SPEC, DetectorConfig())
+    out = tmp_path / "r.json"
+    args = ["evaluate", "--plugin", "tiny-threshold", "--dataset", "icdar2015"]
+    args += ["--data-root", str(ic15), "--weights", str(ckpt), "--device", "cpu"]
+    args += ["--no-progress", "--json", str(out)]
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    first = json.loads(out.read_text())
+    (entry,) = (Path(os.environ["TCMBENCH_CACHE"]) / "predictions").glob("*.json.gz")
+    for edited in ([], {"key": json.loads(gzip.decompress(entry.read_bytes()))["key"]}):
+        entry.write_bytes(gzip.compress(json.dumps(edited).encode()))
+        caplog.clear()
+        code, _, err = run(capsys, *args)
+        assert code == 0 and "Traceback" not in err, err
+        doc = json.loads(out.read_text())
+        assert doc["cached_predictions"] is False and doc["hmean"] == first["hmean"] == 1.0
+        said = [r for r in caplog.records if "damaged prediction cache" in r.getMessage()]
+        assert len(said) == 1
+    code, _, err = run(capsys, *args)
+    assert code == 0 and json.loads(out.read_text())["cached_predictions"] is True
