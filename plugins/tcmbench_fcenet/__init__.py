@@ -2,9 +2,41 @@
 Zhu et al., CVPR 2021) as a tcmbench plugin.
 
 Registered through the ``tcmbench`` entry-point group exactly like a
-third-party plugin. This module stays torch-free.
+third-party plugin. This module stays torch-free (and cv2-free): the spec
+and the augmentations point at builders imported only when used.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from tcmbench.hookspecs import hookimpl
+
 __version__ = "0.1.0"
+
+_AUGMENTATIONS = (
+    ("fce_random_scaling", "RandomScaling", "resize the long side to size x U(scale)"),
+    ("fce_crop_instances", "CropInstances", "random crop around one text instance"),
+    ("fce_rotate", "RotateInstances", "random rotation on a grown canvas (nothing cut)"),
+    (
+        "fce_square_resize_pad",
+        "SquareResizePad",
+        "square output: keep-ratio resize + pad, or stretch",
+    ),
+)
+
+
+@hookimpl
+def register_detectors(register: Callable[[Any], None]) -> None:
+    from tcmbench_fcenet.spec import fcenet_spec
+
+    register(fcenet_spec())
+
+
+@hookimpl
+def register_augmentations(register: Callable[[Any], None]) -> None:
+    from tcmbench.plugins import AugmentationSpec
+
+    for name, attr, summary in _AUGMENTATIONS:
+        register(AugmentationSpec(name, f"tcmbench_fcenet.augment:{attr}", summary))
