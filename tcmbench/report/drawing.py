@@ -2,9 +2,10 @@
 
 Drawing happens at thumbnail resolution (the image is shrunk first and the
 polygons scaled), so a line is the same few pixels wide on a 4000-pixel
-photo and on a 640-pixel one. Errors are drawn last, thicker, over a light
-tint of their colour, so a miss or a false positive stays visible under a
-crowd of correct boxes.
+photo and on a 640-pixel one. Errors are drawn last, over a light tint of
+their colour, so a miss or a false positive stays visible under a crowd of
+correct boxes; a miss is drawn wider than the false positive that often
+sits on it.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ LEGEND: dict[str, str] = {
 }
 _GT_KEY = {TP: "gt_tp", FN: "gt_fn", DC: "gt_dc"}
 _DET_KEY = {TP: "det_tp", FP: "det_fp", DC: "det_dc"}
-# Drawing order: context first, errors on top, misses last (a detector that
-# fails on an image often covers the missed word with boxes of its own).
-_ORDER = ("gt_dc", "det_dc", "gt_tp", "det_tp", "det_fp", "gt_fn")
-_ERRORS = ("det_fp", "gt_fn")
+# Drawing order: context first, errors on top. A detector that fails on a
+# word often puts a box of its own on it (a split, a shifted box): the miss
+# is drawn wide and the false positive thin over it, so both stay visible.
+_ORDER = ("gt_dc", "det_dc", "gt_tp", "det_tp", "gt_fn", "det_fp")
+_ERRORS = ("gt_fn", "det_fp")
+_WIDER = {"gt_fn": 2, "det_fp": 0}
 FILL_ALPHA = 0.25
 
 
@@ -57,8 +60,8 @@ def draw_outcomes(
     predictions: Sequence[Prediction],
     det_labels: Sequence[str],
     *,
-    max_side: int = 640,
-    thickness: int = 2,
+    max_side: int = 720,
+    thickness: int = 3,
 ) -> np.ndarray:
     """An RGB thumbnail of ``image`` (at most ``max_side`` pixels) with each
     polygon drawn in the colour of its outcome (:data:`COLOURS`)."""
@@ -80,7 +83,7 @@ def draw_outcomes(
             continue
         t = thickness
         if key in _ERRORS:
-            t = thickness + 1
+            t = thickness + _WIDER[key]
             tint = out.copy()
             cv2.fillPoly(tint, layers[key], COLOURS[key])
             out = cv2.addWeighted(tint, FILL_ALPHA, out, 1.0 - FILL_ALPHA, 0.0)

@@ -249,8 +249,9 @@ def _thumbs(thumbs: Sequence[tuple[ImageOutcome, str]]) -> str:
     if not thumbs:
         return "<p class=note>No image has a false positive or a miss.</p>"
     figs = "".join(
-        f"<figure id='thumb-{k}'><img src='{escape(src, quote=True)}' "
-        f"alt='{escape(o.sample_id, quote=True)}' loading=eager>"
+        f"<figure id='thumb-{k}'><a href='{escape(src, quote=True)}'>"
+        f"<img src='{escape(src, quote=True)}' alt='{escape(o.sample_id, quote=True)}' "
+        "loading=eager></a>"
         f"<figcaption><b>{escape(o.sample_id)}</b>: <span class=err>{o.errors} errors</span> "
         f"({o.fp} FP, {o.fn} FN); {o.tp}/{o.num_gt_care} care GT found</figcaption></figure>"
         for k, (o, src) in enumerate(thumbs)

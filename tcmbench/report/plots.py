@@ -59,7 +59,7 @@ def pr_curve_png(
     plt = require_matplotlib()
     import numpy as np
 
-    fig, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), layout="constrained")
     grid = np.linspace(0.01, 1, 200)
     for h in (0.2, 0.4, 0.6, 0.8):
         r = grid[grid > h / 2 + 1e-9]
@@ -101,14 +101,14 @@ def pr_curve_png(
     ax.set_ylabel("precision")
     ax.set_title("precision-recall (labels: score threshold t)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     return _png(fig)
 
 
 def threshold_png(curve: Curve, sweep_best: tuple[float, float, float] | None = None) -> bytes:
     """Precision, recall and hmean against the score threshold."""
     plt = require_matplotlib()
-    fig, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(5.2, 5.0), layout="constrained")
     for name in ("precision", "recall", "hmean"):
         ax.plot(
             curve.thresholds, getattr(curve, name), "-o", ms=3, color=LINE_COLOURS[name], label=name
@@ -127,7 +127,7 @@ def threshold_png(curve: Curve, sweep_best: tuple[float, float, float] | None = 
     ax.set_ylabel("figure")
     ax.set_title("threshold sweep (t = 0: the official figure)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     return _png(fig)
 
 
