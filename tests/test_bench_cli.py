@@ -5,7 +5,7 @@ hand counts (attention on CPU included), interleaved timing, bad input."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -241,3 +241,37 @@ def test_compare_tcm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
         tcm["results"][0]["latency_ms_min"] / plain["results"][0]["latency_ms_min"]
     )
     assert "TCM / plain" in stdout
+
+
+def test_plugin_without_a_backbone_is_labelled_by_its_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A plugin whose recipe names no backbone (it builds its own) must not
+    be labelled with DetectorConfig's default backbone ("NAME-resnet18")."""
+    from tiny_data import TINY_SPEC
+
+    from tcmbench.hookspecs import hookimpl
+
+    assert "backbone" not in (TINY_SPEC.recipe(None).get("model") or {})
+
+    class OwnBackbone:
+        @hookimpl
+        def register_detectors(self, register: Callable[[object], None]) -> None:
+            register(TINY_SPEC)
+
+    pm = plugins.get_plugin_manager()
+    plugin = OwnBackbone()
+    pm.register(plugin, name="own-backbone-plugin")
+    try:
+        code, stdout, err = run(capsys, "bench", "--plugin", TINY_SPEC.name, "--params-only")
+        assert code == 0, err
+        assert f"| {TINY_SPEC.name} |" in stdout
+        assert "resnet18" not in stdout
+        # A backbone the user names is the label's, as for DBNet.
+        code, stdout, err = run(
+            capsys, "bench", "--plugin", TINY_SPEC.name, "--backbone", "x", "--params-only"
+        )
+        assert code == 0, err
+        assert f"| {TINY_SPEC.name}-x |" in stdout
+    finally:
+        pm.unregister(plugin)

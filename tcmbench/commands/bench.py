@@ -35,32 +35,41 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def default_backbone(spec: Any, recipe: dict[str, Any]) -> str:
-    """The backbone of the plugin's recipe (DBNet: resnet50), else resnet18."""
-    return str((recipe.get("model") or {}).get("backbone") or "resnet18")
+def default_backbone(spec: Any, recipe: dict[str, Any]) -> str | None:
+    """The backbone the plugin's recipe names (DBNet: resnet50), or None
+    when it names none (a plugin that builds its own backbone)."""
+    backbone = (recipe.get("model") or {}).get("backbone")
+    return str(backbone) if backbone else None
 
 
-def model_label(spec: Any, config: Any) -> str:
-    """``dbnet-resnet50`` or ``TCM-dbnet (CLIP RN50-quickgelu)``."""
+def model_label(spec: Any, config: Any, backbone: str | None) -> str:
+    """``dbnet-resnet50``, ``TCM-dbnet (CLIP RN50-quickgelu)``, or just the
+    plugin's name when no backbone was named (by --backbone, the recipe or
+    the checkpoint): DetectorConfig's default backbone is then not
+    necessarily what the plugin built, so the label does not claim it."""
     if config.tcm is not None:
         return f"TCM-{spec.name} (CLIP {config.tcm.clip_model})"
-    return f"{spec.name}-{config.backbone}"
+    return f"{spec.name}-{backbone}" if backbone else spec.name
 
 
-def build_for_bench(spec: Any, recipe: dict[str, Any], backbone: str, tcm: Any) -> tuple[Any, Any]:
+def build_for_bench(
+    spec: Any, recipe: dict[str, Any], backbone: str | None, tcm: Any
+) -> tuple[Any, Any]:
     """(model, DetectorConfig) with random weights: no ImageNet or CLIP
-    download (``pretrained_backbone=False``, ``clip_pretrained=None``)."""
+    download (``pretrained_backbone=False``, ``clip_pretrained=None``).
+    ``backbone`` None leaves DetectorConfig's default to the plugin."""
     from tcmbench.models.spec import DetectorConfig
     from tcmbench.plugins import get_plugin_manager
 
     if tcm is not None:
         tcm.clip_pretrained = None  # random CLIP weights: size and speed do not depend on values
     config = DetectorConfig(
-        backbone=backbone,
         pretrained_backbone=False,
         tcm=tcm,
         options=dict((recipe.get("model") or {}).get("options") or {}),
     )
+    if backbone:
+        config.backbone = backbone
     model = get_plugin_manager().hook.build_detector(spec=spec, config=config)
     return model, config
 
@@ -361,7 +370,9 @@ def _models(
             weights, device=str(dev), plugin=spec.name, expect_tcm=True if tcm is not None else None
         )
         ck_recipe = dict(ckpt.meta.get("recipe") or {}) or base_recipe
-        return {model_label(spec, ckpt.config): BenchModel(ckpt.model, ckpt.config, ck_recipe)}
+        named = (ckpt.meta.get("architecture") or {}).get("backbone")
+        label = model_label(spec, ckpt.config, named)
+        return {label: BenchModel(ckpt.model, ckpt.config, ck_recipe)}
     plain_backbone = backbone or default_backbone(spec, base_recipe)
     if compare_tcm:
         wanted = [None, tcm if tcm is not None else TCMConfig(clip_pretrained=None)]
@@ -372,7 +383,7 @@ def _models(
         what = f"{spec.name}{' with TCM' if tcm_cfg is not None else ''}"
         click.echo(f"building {what} (random weights)...", err=True)
         model, config = build_for_bench(spec, base_recipe, plain_backbone, tcm_cfg)
-        models[model_label(spec, config)] = BenchModel(
+        models[model_label(spec, config, plain_backbone)] = BenchModel(
             model.to(dev).eval(), config, recipe_for_model(base_recipe, config)
         )
     return models
