@@ -235,3 +235,42 @@ def test_done_when_figures_through_the_cli(tmp_path: Path) -> None:
     assert [round(tt[k], 4) for k in ("recall", "precision", "hmean")] == [0.7014, 0.8038, 0.7492]
     assert [round(tt[k], 3) for k in ("tiou_recall", "tiou_precision")] == [0.479, 0.619]
     assert round(tt["tiou_hmean"], 2) == 0.54
+
+
+def test_help_lists_installed_protocols_including_a_plugins(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``score --help`` lists the protocols installed now, not a list typed
+    next to the option: a plugin's protocol appears as soon as it is installed."""
+    from collections.abc import Callable
+    from typing import Any
+
+    from tcmbench import plugins
+    from tcmbench.cli import main
+    from tcmbench.hookspecs import hookimpl
+
+    def help_text() -> str:
+        capsys.readouterr()
+        try:
+            code = int(main(["score", "--help"]) or 0)
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        assert code == 0
+        return " ".join(capsys.readouterr().out.split())  # undo click's wrapping
+
+    class ExtraProtocol:
+        @hookimpl
+        def register_protocols(self, register: Callable[[Any], None]) -> None:
+            register(plugins.ProtocolSpec(name="my-plugin-protocol", evaluate=lambda *a: None))
+
+    before = help_text()
+    assert "my-plugin-protocol" not in before
+    for name in plugins.protocols():
+        assert name in before
+    pm = plugins.get_plugin_manager()
+    extra = ExtraProtocol()
+    pm.register(extra, name="extra-protocol-plugin")
+    try:
+        assert "my-plugin-protocol" in help_text()
+    finally:
+        pm.unregister(extra)

@@ -88,17 +88,21 @@ def markdown_table(result: Any) -> str:
     return "\n".join(lines)
 
 
+class ProtocolOption(click.Option):
+    """``--protocol``, whose help lists the protocols installed when the help
+    is shown (built-ins and every plugin's), not a list written beside the
+    option that forgets an installed plugin's protocol."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from tcmbench.plugins import protocols
+
+        names = ", ".join(sorted(protocols()))
+        self.help = f"Protocol name ({names}). Default: the --dataset's."
+        return super().get_help_record(ctx)
+
+
 @click.command()
-@click.option(
-    "--protocol",
-    "-p",
-    "protocol",
-    default=None,
-    help=(
-        "Protocol name (icdar2015, icdar2013, icdar2013-deteval, totaltext-deteval, "
-        "totaltext-iou, ctw1500-iou, msra-td500, tiou). Default: the --dataset's."
-    ),
-)
+@click.option("--protocol", "-p", "protocol", cls=ProtocolOption, default=None)
 @click.option(
     "--gt",
     "gt_path",
