@@ -37,30 +37,69 @@ MAX_CHANNELS = 4096
 OPTIONS: dict[str, Opt] = {
     "lateral_channels": Opt(256, "int", ge=1, le=MAX_CHANNELS, help="FPNC lateral width"),
     "smooth_channels": Opt(
-        None, "int", ge=1, le=MAX_CHANNELS, nullable=True, help="FPNC output width per level"
+        None,
+        "int",
+        ge=1,
+        le=MAX_CHANNELS,
+        nullable=True,
+        help="FPNC per-level output (null: lateral / 4); the head gets 4x this",
     ),
     "k": Opt(50.0, "float", gt=0, le=1000, help="steepness of the approximate binarisation"),
-    "shrink_ratio": Opt(0.4, "float", gt=0, lt=1, help="text kernel shrink ratio"),
-    "thr_min": Opt(0.3, "float", ge=0, le=1, help="threshold-map target minimum"),
-    "thr_max": Opt(0.7, "float", ge=0, le=1, help="threshold-map target maximum"),
-    "min_text_size": Opt(8.0, "float", ge=0, help="smaller boxes are ignored in targets"),
+    "shrink_ratio": Opt(0.4, "float", gt=0, lt=1, help="r in D = A (1 - r^2) / L"),
+    "thr_min": Opt(0.3, "float", ge=0, le=1, help="threshold-map range, low end (< thr_max)"),
+    "thr_max": Opt(0.7, "float", ge=0, le=1, help="threshold-map range, high end"),
+    "min_text_size": Opt(
+        8.0,
+        "float",
+        ge=0,
+        help="polygons whose min-area rectangle is thinner (input pixels) become don't-care",
+    ),
     "alpha": Opt(5.0, "float", ge=0, help="weight of the probability-map loss"),
     "beta": Opt(10.0, "float", ge=0, help="weight of the threshold-map loss"),
-    "negative_ratio": Opt(3.0, "float", gt=0, help="OHEM negatives per positive"),
-    "postprocess": Opt(None, "dict", nullable=True, help="DBPostprocessor parameters"),
+    "negative_ratio": Opt(3.0, "float", gt=0, help="hard negatives kept per positive"),
+    "postprocess": Opt(None, "dict", nullable=True, help="postprocessor parameters (table below)"),
 }
 
 #: DBPostprocessor parameters (defaults are the dataclass's own).
 POSTPROCESS_PARAMS: dict[str, Opt] = {
-    "output": Opt("quad", "str", choices=OUTPUTS),
-    "mask_thr": Opt(0.3, "float", ge=0, le=1),
-    "min_score": Opt(0.3, "float", ge=0, le=1),
-    "unclip_ratio": Opt(1.5, "float", ge=0, le=100),
-    "min_size": Opt(3.0, "float", ge=0),
-    "max_candidates": Opt(1000, "int", ge=1, le=1_000_000),
-    "epsilon_ratio": Opt(0.002, "float", ge=0, lt=1),
-    "dilation": Opt(False, "bool"),
-    "score_mode": Opt("polygon", "str", choices=SCORE_MODES),
+    "output": Opt(
+        "quad",
+        "str",
+        choices=OUTPUTS,
+        help="quad: min-area rectangle, corners TL, TR, BR, BL (clockwise on screen, as the "
+        "ICDAR 2015 script requires); poly: the unclipped polygon, clockwise",
+    ),
+    "mask_thr": Opt(0.3, "float", ge=0, le=1, help="probability threshold of the text mask"),
+    "min_score": Opt(0.3, "float", ge=0, le=1, help="minimum mean probability inside a region"),
+    "unclip_ratio": Opt(1.5, "float", ge=0, le=100, help="unclip distance D' = A' x ratio / L'"),
+    "min_size": Opt(
+        3.0,
+        "float",
+        ge=0,
+        help="minimum short side before unclipping (input pixels); min_size + 2 after",
+    ),
+    "max_candidates": Opt(
+        1000, "int", ge=1, le=1_000_000, help="regions kept per image, largest first"
+    ),
+    "epsilon_ratio": Opt(
+        0.002,
+        "float",
+        ge=0,
+        lt=1,
+        help="contour simplification (approxPolyDP, fraction of the perimeter)",
+    ),
+    "dilation": Opt(
+        False,
+        "bool",
+        help="dilate the thresholded map (2 x 2) before taking contours (PaddleOCR's use_dilation)",
+    ),
+    "score_mode": Opt(
+        "polygon",
+        "str",
+        choices=SCORE_MODES,
+        help="polygon; or, for quad output, fast / slow: the contour's min-area rectangle is the "
+        "candidate, scored as PaddleOCR / the DBNet reference code do",
+    ),
 }
 
 

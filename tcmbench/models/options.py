@@ -63,16 +63,21 @@ class Opt:
             text = KINDS[self.kind]
             bounds = []
             if self.ge is not None:
-                bounds.append(f">= {self.ge:g}")
+                bounds.append(f">= {_num(self.ge)}")
             if self.gt is not None:
-                bounds.append(f"> {self.gt:g}")
+                bounds.append(f"> {_num(self.gt)}")
             if self.le is not None:
-                bounds.append(f"<= {self.le:g}")
+                bounds.append(f"<= {_num(self.le)}")
             if self.lt is not None:
-                bounds.append(f"< {self.lt:g}")
+                bounds.append(f"< {_num(self.lt)}")
             if bounds:
                 text += " " + " and ".join(bounds)
         return text + (" or null" if self.nullable else "")
+
+
+def _num(x: float) -> str:
+    """A bound in words: integers without exponent (1000000, not 1e+06)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def _short(value: Any) -> str:
