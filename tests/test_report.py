@@ -356,3 +356,63 @@ def test_evaluate_report_option(
     code, _, err = _evaluate([*base, "--report", str(other)], capsys)
     assert code == 2 and "not empty" in err and "Traceback" not in err
     assert (other / "keep.txt").read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    "gt_rel,fmt,pred_rel,style,protocols",
+    [
+        (
+            "totaltext/test_gt.zip",
+            "totaltext",
+            "totaltext/baseline_det.zip",
+            "polygon",
+            [("totaltext-iou", {"validate": False}), ("totaltext-deteval", {})],
+        ),
+        (
+            "icdar2015/test_gt.zip",
+            "icdar2015",
+            "icdar2015/pixellink_submit.zip",
+            "rrc",
+            [("icdar2015", {}), ("icdar2013", {}), ("icdar2013-deteval", {})],
+        ),
+    ],
+)
+def test_outcomes_and_breakdowns_on_real_detections(
+    gt_rel: str,
+    fmt: str,
+    pred_rel: str,
+    style: str,
+    protocols: list,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Published detections on real GT: the labels reproduce every count of
+    the protocols (pairs and matches alike) and the bins cover every care GT."""
+    from conftest import shared_file
+
+    from tcmbench.eval.io import read_ground_truth, read_predictions
+
+    samples, _ = read_ground_truth(shared_file(gt_rel), fmt)
+    preds, _ = read_predictions(shared_file(pred_rel), style=style)
+    gt = {s.id: s.instances for s in samples}
+    preds = {sid: preds.get(sid, []) for sid in gt}
+    for name, params in protocols:
+        r = evaluate(samples, preds, name, **params)
+        with caplog.at_level("WARNING", logger="tcmbench.report.outcomes"):
+            outcomes = image_outcomes(gt, preds, r.per_image)
+        assert not caplog.records, name  # no count disagreed
+        for sid, o in outcomes.items():
+            e = r.per_image[sid]
+            assert (o.num_gt_care, o.num_det_care) == (e["num_gt_care"], e["num_det_care"]), sid
+        if "num_matched" in r.extra:
+            assert sum(o.tp for o in outcomes.values()) == r.extra["num_matched"]
+        assert sum(o.fp for o in outcomes.values()) > 0 and sum(o.fn for o in outcomes.values()) > 0
+    size, angle, curve = breakdowns(gt, outcomes)
+    care = sum(o.num_gt_care for o in outcomes.values())
+    assert sum(b.gt for b in size.bins) == sum(b.gt for b in angle.bins) == care
+    assert sum(b.gt for b in curve.bins) == care
+    if fmt == "totaltext":  # curved text: the polygon bins are populated
+        assert curve.bins[0].gt < care / 2 and curve.bins[3].gt > 0 and curve.bins[2].gt > 0
