@@ -8,21 +8,132 @@ a new dataset format needs one reader and nothing else.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 _DIGITS = re.compile(r"(\d+)")
+# Digit runs up to this long become ints in the sort key; Python refuses to
+# convert longer ones (``sys.get_int_max_str_digits()``, 4300 by default).
+_INT_KEY_DIGITS = 640
+
+
+def _number_key(digits: str) -> tuple[int, int | str]:
+    """A digit run as a key that orders like its integer value: first by
+    length without leading zeros, then by value. Long runs compare as
+    strings, which for equal lengths is the same order (and ``int()`` would
+    refuse runs over 4300 digits)."""
+    core = digits.lstrip("0")
+    return (len(core), int(core or "0") if len(core) <= _INT_KEY_DIGITS else core)
 
 
 def natural_key(text: str) -> tuple[Any, ...]:
     """Sort key that orders ``img_2`` before ``img_10`` (numeric-aware): the
     order samples are listed in and the order official scripts sum per-image
-    credits in."""
+    credits in. Any id works, however long its digit runs (ids come from
+    file names and JSON keys, which a hostile file controls)."""
     parts = _DIGITS.split(text)
-    return tuple(int(p) if i % 2 else p.lower() for i, p in enumerate(parts))
+    return tuple(_number_key(p) if i % 2 else p.lower() for i, p in enumerate(parts))
+
+
+# --------------------------------------------------------------------------- limits
+
+# Limits on the geometry one input may carry. Real data stays far below them
+# (the reference ground truth has at most 19 points per polygon, published
+# detections at most 40; see docs/formats.md); they exist because the
+# official geometry (repairing a self-intersecting contour, matching every
+# GT against every detection) costs quadratic or worse time and memory, so a
+# single hostile line could otherwise take minutes and gigabytes. Each can
+# be raised through the environment variable of the same name prefixed with
+# ``TCMBENCH_`` (e.g. ``TCMBENCH_MAX_POLYGON_POINTS=2000``).
+
+#: Points of one polygon (ground truth or detection).
+MAX_POLYGON_POINTS = 512
+#: Polygons of one image, counted separately for ground truth and detections.
+MAX_IMAGE_POLYGONS = 5_000
+#: Points of all polygons of one image, counted separately for ground truth
+#: and detections.
+MAX_IMAGE_POINTS = 100_000
+#: Largest absolute coordinate: what float32 (the schema's polygon type) can
+#: hold. A larger value would be stored as infinity.
+MAX_COORDINATE = float(np.finfo(np.float32).max)
+
+_LIMIT_DEFAULTS = {
+    "MAX_POLYGON_POINTS": MAX_POLYGON_POINTS,
+    "MAX_IMAGE_POLYGONS": MAX_IMAGE_POLYGONS,
+    "MAX_IMAGE_POINTS": MAX_IMAGE_POINTS,
+}
+
+
+def limit(name: str) -> int:
+    """The value of limit ``name`` (``MAX_POLYGON_POINTS``, ...): the
+    ``TCMBENCH_<name>`` environment variable when set to a positive integer,
+    else the default constant. Read at each call so that a test or a
+    long-running process can change it."""
+    default = _LIMIT_DEFAULTS[name]
+    raw = os.environ.get(f"TCMBENCH_{name}")
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        from tcmbench.errors import TcmbenchError
+
+        raise TcmbenchError(f"TCMBENCH_{name}={raw!r} is not a positive integer")
+    return value
+
+
+def limit_hint(name: str) -> str:
+    """How to raise limit ``name``, for error messages."""
+    return f"the limit {name} = {limit(name)}; set TCMBENCH_{name} to raise it"
+
+
+def polygon_array(
+    values: Sequence[Any] | np.ndarray, *, min_points: int = 3, keep_float64: bool = False
+) -> np.ndarray:
+    """Flat ``x1, y1, x2, y2, ...`` (or N x 2) -> an N x 2 array, checked.
+
+    The one place every reader (annotations and predictions) turns parsed
+    numbers into geometry, so the rules are the same everywhere: an even
+    count, ``min_points`` <= N <= :data:`MAX_POLYGON_POINTS`, and every
+    coordinate finite *after the cast to float32* (``1e39`` is finite as a
+    float64 but would be stored as infinity). Raises ValueError with a short
+    reason that readers report as a malformed line. Returns float32 (the
+    schema's type), or float64 when ``keep_float64`` (predictions keep their
+    values: the RRC protocol truncates them itself).
+    """
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except OverflowError:
+        raise ValueError("a coordinate is too large for a number") from None
+    except (TypeError, ValueError):
+        raise ValueError("coordinates must be numbers (flat or as [x, y] pairs)") from None
+    if arr.ndim == 2 and arr.shape[1] == 2:
+        flat = arr.reshape(-1)
+    elif arr.ndim == 1:
+        flat = arr
+    else:
+        raise ValueError(f"coordinates of shape {arr.shape} are not a polygon")
+    if flat.size % 2:
+        raise ValueError(f"odd number of coordinates ({flat.size})")
+    n = flat.size // 2
+    if n < min_points:
+        raise ValueError(f"{n} point(s); a polygon needs at least {min_points}")
+    if n > limit("MAX_POLYGON_POINTS"):
+        raise ValueError(f"{n} points in one polygon; over {limit_hint('MAX_POLYGON_POINTS')}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        as32 = flat.astype(np.float32)
+    if not np.isfinite(as32).all():
+        bad = flat[~np.isfinite(as32)][0]
+        what = "non-finite" if not np.isfinite(bad) else "out-of-range (beyond float32)"
+        raise ValueError(f"{what} coordinate {float(bad):g}")
+    return (flat if keep_float64 else as32).reshape(-1, 2)
 
 
 @dataclass

@@ -9,12 +9,16 @@ accepted wherever annotations are read" holds for every format at once.
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import os
+import re
+import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any, Self
 
 from tcmbench.errors import AnnotationFormatError, DatasetNotFoundError
 
@@ -33,6 +37,96 @@ def decode_text(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("latin-1")
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines split on ``\\n``, ``\\r\\n`` and ``\\r`` only.
+
+    ``str.splitlines()`` also splits on ``\\x0b``, ``\\x0c``, ``\\x1c``-``\\x1e``,
+    ``\\x85`` and U+2028/2029 -- characters a transcription may hold, and that
+    a cp1252 byte decoded as Latin-1 becomes (``\\x85``) -- which would cut a
+    record in two and make every later error name the wrong line. Editors
+    number lines by these three breaks only.
+    """
+    return _LINE_BREAK.split(text)
+
+
+# Digits of the longest JSON integer accepted: Python refuses to convert
+# longer ones (``sys.get_int_max_str_digits()``, 4300 by default).
+JSON_MAX_INT_DIGITS = 4300
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+
+
+class JsonInputError(ValueError):
+    """JSON text that does not parse, with the 1-based line when known."""
+
+    def __init__(self, detail: str, line: int | None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.line = line
+
+
+class _HugeInt(ValueError):
+    def __init__(self, digits: str) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def max_int_digits() -> int:
+    """Digits ``int()`` converts here: 4300, or less where the interpreter
+    was told so (``PYTHONINTMAXSTRDIGITS``)."""
+    return min(JSON_MAX_INT_DIGITS, sys.get_int_max_str_digits() or JSON_MAX_INT_DIGITS)
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > max_int_digits():
+        raise _HugeInt(text)
+    return int(text)
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, max(pos, 0)) + 1
+
+
+def _deep_line(text: str, depth: int = 100) -> int | None:
+    """Line where the nesting of ``text`` first exceeds ``depth`` (for the
+    error of a document nested too deeply for Python's parser). Everything
+    before that point was parsed by ``json`` already, so its strings are
+    well formed and this scan is linear."""
+    level = 0
+    for m in _JSON_TOKEN.finditer(text):
+        tok = m.group()
+        if tok in ("[", "{"):
+            level += 1
+            if level > depth:
+                return _line_of(text, m.start())
+        elif tok in ("]", "}"):
+            level -= 1
+    return None
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for untrusted files: every way the text can fail
+    (syntax, nesting deeper than Python's recursion limit, an integer too
+    long for ``int()``) is a :class:`JsonInputError` with a short reason and
+    the line, never a ``RecursionError`` or a bare ``ValueError``."""
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        raise JsonInputError(f"invalid JSON: {exc.msg}", exc.lineno) from None
+    except _HugeInt as exc:
+        digits = len(exc.digits.lstrip("-"))
+        raise JsonInputError(
+            f"an integer of {digits} digits (at most {max_int_digits()} are accepted)",
+            _line_of(text, text.find(exc.digits)),
+        ) from None
+    except RecursionError:
+        raise JsonInputError(
+            "JSON nested too deeply (annotations need a few levels)", _deep_line(text)
+        ) from None
 
 
 class AnnotationSource:
@@ -93,15 +187,15 @@ class AnnotationSource:
 
     def iter_lines(self, name: str) -> Iterator[tuple[int, str]]:
         """(1-based line number, line without newline) for non-blank lines."""
-        for i, line in enumerate(self.read_text(name).splitlines(), start=1):
+        for i, line in enumerate(split_lines(self.read_text(name)), start=1):
             if line.strip():
-                yield i, line.rstrip("\r\n")
+                yield i, line
 
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
 
-    def __enter__(self) -> AnnotationSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
