@@ -31,9 +31,12 @@ from tcmbench.data.formats.common import (
     box_to_polygon,
     checked_options,
     finalize,
+    id_value,
     load_json,
     make_instance,
     pick_json,
+    shorten,
+    size_value,
     to_polygon,
 )
 from tcmbench.data.schema import Instance, Sample
@@ -58,9 +61,12 @@ def annotation_polygon(ann: dict[str, Any]) -> Any:
         return to_polygon(seg)  # a flat polygon, as some converters write
     bbox = ann.get("bbox")
     if isinstance(bbox, list) and len(bbox) == 4:
-        x, y, w, h = (float(v) for v in bbox)
+        try:
+            x, y, w, h = (float(v) for v in bbox)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError("'bbox' must be 4 numbers") from None
         if not w >= 0 or not h >= 0:
-            raise ValueError(f"bbox {bbox} has a negative size")
+            raise ValueError(f"bbox [{x:g}, {y:g}, {w:g}, {h:g}] has a negative size")
         return box_to_polygon(x, y, x + w, y + h)
     raise ValueError("neither a polygon 'segmentation' nor a 4-number 'bbox'")
 
@@ -71,6 +77,7 @@ def parse_coco_annotation(ann: Any) -> tuple[Any, Instance]:
         raise ValueError("an annotation must be an object")
     if "image_id" not in ann:
         raise ValueError("no 'image_id'")
+    image_id = id_value(ann["image_id"], "image_id")
     try:
         poly = annotation_polygon(ann)
     except TypeError as exc:
@@ -78,8 +85,8 @@ def parse_coco_annotation(ann: Any) -> tuple[Any, Instance]:
     text = next((ann[k] for k in TEXT_KEYS if isinstance(ann.get(k), str)), None)
     crowd = ann.get("iscrowd", 0)
     if crowd not in (0, 1, True, False):
-        raise ValueError(f"iscrowd {crowd!r} is not 0 or 1")
-    return ann["image_id"], make_instance(poly, text, ignore=bool(crowd))
+        raise ValueError(f"iscrowd {shorten(repr(crowd))} is not 0 or 1")
+    return image_id, make_instance(poly, text, ignore=bool(crowd))
 
 
 def read_coco_json(
@@ -107,12 +114,21 @@ def read_coco_json(
                 or not isinstance(img.get("file_name"), str)
             ):
                 raise ValueError("an image needs 'id' and 'file_name'")
-            width, height = int(img.get("width") or 0), int(img.get("height") or 0)
-        except (TypeError, ValueError) as exc:
+            id_value(img["id"], "id")
+            width, height = (
+                size_value(img.get("width"), "width"),
+                size_value(img.get("height"), "height"),
+            )
+        except ValueError as exc:
             jf.fail(report, ["images", i], EXPECTED, str(exc))
             continue
         if img["id"] in samples:
-            jf.fail(report, ["images", i], EXPECTED, f"image id {img['id']!r} appears twice")
+            jf.fail(
+                report,
+                ["images", i],
+                EXPECTED,
+                f"image id {shorten(repr(img['id']))} appears twice",
+            )
             continue
         file_name = img["file_name"]
         sample = Sample(PurePosixPath(file_name).stem, None, width, height)
@@ -127,7 +143,7 @@ def read_coco_json(
         try:
             image_id, inst = parse_coco_annotation(ann)
             if image_id not in samples:
-                raise ValueError(f"image_id {image_id!r} is not in 'images'")
+                raise ValueError(f"image_id {shorten(repr(image_id))} is not in 'images'")
         except ValueError as exc:
             jf.fail(report, ["annotations", i], EXPECTED, str(exc))
             continue

@@ -23,8 +23,15 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tcmbench.data.schema import Instance, Sample, natural_key  # noqa: F401 (re-exported)
-from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.data.schema import (
+    Instance,
+    Sample,
+    limit,
+    limit_hint,
+    natural_key,
+    polygon_array,
+)
+from tcmbench.data.source import AnnotationSource, JsonInputError, ParseReport, parse_json
 from tcmbench.errors import DatasetNotFoundError, ImageReadError, TcmbenchError
 
 log = logging.getLogger(__name__)
@@ -134,16 +141,64 @@ def unquote(text: str) -> str:
     return text
 
 
+def shorten(text: str, width: int = 40) -> str:
+    """``text`` cut to ``width`` characters for an error message (a hostile
+    line can be megabytes long)."""
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def parse_number(field: str) -> float:
     """A finite float from one field; ValueError naming the field otherwise
     (``nan``, ``inf`` and words are malformed coordinates)."""
     try:
         value = float(field)
     except ValueError:
-        raise ValueError(f"non-numeric coordinate {field.strip()!r}") from None
+        raise ValueError(f"non-numeric coordinate {shorten(field.strip())!r}") from None
     if not math.isfinite(value):
-        raise ValueError(f"non-finite coordinate {field.strip()!r}")
+        raise ValueError(f"non-finite coordinate {shorten(field.strip())!r}")
     return value
+
+
+# Largest image width or height an annotation may state (a JPEG stops at
+# 65535; a larger number is a corrupt or hostile file, not a photograph).
+MAX_IMAGE_SIDE = 1 << 20
+
+
+def size_value(value: Any, name: str) -> int:
+    """An image width or height from a JSON record: missing, null or 0 ->
+    0 (unknown); else an integer (or an integral number, ``640.0``) in
+    ``[0, MAX_IMAGE_SIDE]``. ValueError otherwise (``Infinity``, ``1e400``,
+    ``-3``, ``[640]``), never the OverflowError / TypeError of ``int()``."""
+    if value is None or value == "" or (type(value) is int and value == 0):
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"{name!r} must be an integer, not {str(value).lower()}")  # noqa: TRY004 (readers report ValueErrors)
+    if isinstance(value, str):
+        try:
+            value = int(value) if len(value) <= 20 else None
+        except ValueError:
+            value = None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if type(value) is not int:
+        raise ValueError(f"{name!r} must be an integer")
+    if not 0 <= value <= MAX_IMAGE_SIDE:
+        raise ValueError(f"{name!r} must be in [0, {MAX_IMAGE_SIDE}]")
+    return value
+
+
+def id_value(value: Any, name: str) -> int | str:
+    """An id that records refer to each other by (COCO ``id`` /
+    ``image_id``): an integer or a string. A list or an object would be
+    unhashable and a float would be matched by accident."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name!r} must be an integer or a string, not {_json_type(value)}")  # noqa: TRY004 (readers report ValueErrors)
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", float: "a number", bool: "true/false"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def is_number(field: str) -> bool:
@@ -154,35 +209,56 @@ def is_number(field: str) -> bool:
     return True
 
 
+def _max_coordinate_fields() -> int:
+    # the coordinates of MAX_POLYGON_POINTS points, plus one field (a score
+    # or a numeric transcription)
+    return 2 * limit("MAX_POLYGON_POINTS") + 1
+
+
+def _too_many_points() -> ValueError:
+    return ValueError(
+        f"more than {limit('MAX_POLYGON_POINTS')} points in one polygon; "
+        f"over {limit_hint('MAX_POLYGON_POINTS')}"
+    )
+
+
 def parse_numbers(fields: Iterable[str]) -> list[float]:
+    """Finite floats from coordinate fields. More fields than a polygon may
+    have is an error before any is parsed, so a megabyte of numbers costs a
+    split, not a million conversions."""
+    fields = list(fields)
+    if len(fields) > _max_coordinate_fields():
+        raise _too_many_points()
     return [parse_number(f) for f in fields]
+
+
+def leading_numbers(fields: Sequence[str]) -> int:
+    """How many of ``fields``, from the first, are numbers (the coordinates
+    of formats whose transcription follows them); stops with the points-limit
+    ValueError as soon as there are more than a polygon may have."""
+    cap = _max_coordinate_fields()
+    k = 0
+    while k < len(fields) and is_number(fields[k]):
+        k += 1
+        if k > cap:
+            raise _too_many_points()
+    return k
 
 
 def to_polygon(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Flat ``x1, y1, x2, y2, ...`` (or N x 2) -> float32 N x 2, N >= 3.
 
-    Raises ValueError with a short reason (odd count, too few points,
-    non-finite values) that readers put into the report's detail.
+    Raises ValueError with a short reason (odd count, too few or too many
+    points, a coordinate that is not finite as float32) that readers put into
+    the report's detail; the checks are :func:`tcmbench.data.schema.polygon_array`'s.
     """
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim == 2 and arr.shape[1] == 2:
-        flat = arr.reshape(-1)
-    elif arr.ndim == 1:
-        flat = arr
-    else:
-        raise ValueError(f"coordinates of shape {arr.shape} are not a polygon")
-    if flat.size % 2:
-        raise ValueError(f"odd number of coordinates ({flat.size})")
-    if flat.size < 6:
-        raise ValueError(f"{flat.size // 2} point(s); a polygon needs at least 3")
-    if not np.all(np.isfinite(flat)):
-        raise ValueError("non-finite coordinate")
-    return flat.reshape(-1, 2).astype(np.float32)
+    return polygon_array(values)
 
 
 def box_to_polygon(left: float, top: float, right: float, bottom: float) -> np.ndarray:
-    """Axis-aligned box -> TL, TR, BR, BL."""
-    return np.array([[left, top], [right, top], [right, bottom], [left, bottom]], dtype=np.float32)
+    """Axis-aligned box -> TL, TR, BR, BL (checked like any polygon: a NaN or
+    an overflowing ``x + w`` is a malformed box, not a void one)."""
+    return polygon_array([left, top, right, top, right, bottom, left, bottom])
 
 
 def rotated_rect_to_polygon(x: float, y: float, w: float, h: float, theta: float) -> np.ndarray:
@@ -195,9 +271,7 @@ def rotated_rect_to_polygon(x: float, y: float, w: float, h: float, theta: float
     cx, cy = x + w / 2.0, y + h / 2.0
     c, s = math.cos(theta), math.sin(theta)
     corners = [(-w / 2, -h / 2), (w / 2, -h / 2), (w / 2, h / 2), (-w / 2, h / 2)]
-    return np.array(
-        [[cx + dx * c - dy * s, cy + dx * s + dy * c] for dx, dy in corners], dtype=np.float32
-    )
+    return polygon_array([[cx + dx * c - dy * s, cy + dx * s + dy * c] for dx, dy in corners])
 
 
 # --------------------------------------------------------------------------- MATLAB
@@ -356,13 +430,14 @@ def make_instance(
 
 
 def load_json(source: AnnotationSource, name: str, report: ParseReport, expected: str) -> Any:
-    """Parse a JSON file; a syntax error is reported with its line number and
-    yields None (the file is skipped under ``skip_invalid``)."""
+    """Parse a JSON file; invalid or hostile JSON (see
+    :func:`tcmbench.data.source.parse_json`) is reported with its line number
+    and yields None (the file is skipped under ``skip_invalid``)."""
     text = source.read_text(name)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        report.fail(source.location(name), exc.lineno, expected, f"invalid JSON: {exc.msg}")
+        return parse_json(text)
+    except JsonInputError as exc:
+        report.fail(source.location(name), exc.line, expected, exc.detail)
         return None
 
 
@@ -412,7 +487,7 @@ def json_line_of(text: str, path: Sequence[str | int]) -> int | None:
                     return None
             else:
                 return None
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, RecursionError):
         return None
     return text.count("\n", 0, pos) + 1
 
@@ -434,7 +509,7 @@ class JsonFile:
     def fail(
         self, report: ParseReport, path: Sequence[str | int], expected: str, detail: str
     ) -> None:
-        where = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
+        where = "".join(f"[{shorten(p)!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
         report.fail(self.location, self.line_of(*path), expected, f"record {where}: {detail}")
 
 

@@ -29,7 +29,7 @@ from tcmbench.data.formats.common import (
     attach_image,
     checked_options,
     finalize,
-    is_number,
+    leading_numbers,
     make_instance,
     parse_numbers,
     stem_id,
@@ -49,16 +49,20 @@ XML_EXPECTED = (
 )
 
 
+# The field that starts with ``####`` (shape (b)); found by one linear search
+# rather than by stripping and testing every field of a possibly huge line.
+_TEXT_MARKER = re.compile(r"(?:^|,)\s*+####")
+
+
 def parse_ctw_line(line: str) -> Instance:
-    fields = [f.strip() for f in line.split(",")]
-    marker = next((i for i, f in enumerate(fields) if f.startswith("####")), None)
+    marker = _TEXT_MARKER.search(line)
     if marker is not None:  # (b) absolute polygon, ####text
-        coords = parse_numbers(fields[:marker])
+        before = line[: marker.start()].split(",") if marker.group()[0] == "," else []
+        coords = parse_numbers(before)
         text = line[line.index("####") + 4 :].strip()
         return make_instance(to_polygon(coords), text)
-    k = 0
-    while k < len(fields) and is_number(fields[k]):
-        k += 1
+    fields = line.split(",")
+    k = leading_numbers(fields)
     if k == len(fields) and k % 2 == 0:
         values = parse_numbers(fields)
         if len(values) == 32:  # (a) box + 14 offsets

@@ -23,10 +23,11 @@ from tcmbench.data.formats.common import (
     checked_options,
     finalize,
     image_size,
+    size_value,
     to_polygon,
 )
 from tcmbench.data.schema import Instance, Sample
-from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.data.source import AnnotationSource, JsonInputError, ParseReport, parse_json
 from tcmbench.errors import DatasetNotFoundError, ImageReadError
 from tcmbench.paths import atomic_write_text
 
@@ -47,12 +48,7 @@ def parse_record(obj: Any) -> tuple[Sample, str | None]:
     image = obj.get("image")
     if image is not None and not isinstance(image, str):
         raise ValueError("'image' must be a string or null")
-    try:
-        width, height = int(obj.get("width") or 0), int(obj.get("height") or 0)
-    except (TypeError, ValueError):
-        raise ValueError("'width' and 'height' must be integers") from None
-    if width < 0 or height < 0:
-        raise ValueError("'width' and 'height' must not be negative")
+    width, height = size_value(obj.get("width"), "width"), size_value(obj.get("height"), "height")
     raw_instances = obj.get("instances", [])
     if not isinstance(raw_instances, list):
         raise ValueError("'instances' must be a list")
@@ -114,9 +110,9 @@ def read_jsonl(
         local = source.local_path(name)
         for line_no, line in source.iter_lines(name):
             try:
-                sample, image = parse_record(json.loads(line))
-            except json.JSONDecodeError as exc:
-                report.fail(loc, line_no, EXPECTED, f"invalid JSON: {exc.msg}")
+                sample, image = parse_record(parse_json(line))
+            except JsonInputError as exc:
+                report.fail(loc, line_no, EXPECTED, exc.detail)
                 continue
             except ValueError as exc:
                 report.fail(loc, line_no, EXPECTED, str(exc))

@@ -27,6 +27,7 @@ from tcmbench.data.formats.common import (
     load_json,
     make_instance,
     pick_json,
+    size_value,
     to_polygon,
 )
 from tcmbench.data.schema import Instance, Sample
@@ -47,8 +48,11 @@ def parse_mmocr_instance(inst: Any) -> Instance:
         if poly:
             polygon = to_polygon(poly)
         elif isinstance(inst.get("bbox"), list) and len(inst["bbox"]) == 4:
-            x1, y1, x2, y2 = (float(v) for v in inst["bbox"])
-            polygon = to_polygon(box_to_polygon(x1, y1, x2, y2))
+            try:
+                x1, y1, x2, y2 = (float(v) for v in inst["bbox"])
+            except (ValueError, OverflowError):
+                raise ValueError("'bbox' must be 4 numbers") from None
+            polygon = box_to_polygon(x1, y1, x2, y2)
         else:
             raise ValueError("neither 'polygon' nor a 4-number 'bbox'")
     except TypeError as exc:
@@ -83,7 +87,8 @@ def read_mmocr(
         try:
             if not isinstance(entry, dict) or not isinstance(entry.get("img_path"), str):
                 raise ValueError("an entry needs 'img_path'")
-            width, height = int(entry.get("width") or 0), int(entry.get("height") or 0)
+            width = size_value(entry.get("width"), "width")
+            height = size_value(entry.get("height"), "height")
             if not isinstance(entry.get("instances", []), list):
                 raise ValueError("'instances' is not a list")
         except (TypeError, ValueError) as exc:

@@ -25,7 +25,7 @@ import numpy as np
 
 from tcmbench.data.formats.common import (
     checked_options,
-    is_number,
+    leading_numbers,
     make_instance,
     mat_strings,
     parse_lines,
@@ -61,9 +61,7 @@ def parse_comma_line(line: str) -> Instance:
     odd, its last member is the transcription.
     """
     fields = line.split(",")
-    k = 0
-    while k < len(fields) and is_number(fields[k]):
-        k += 1
+    k = leading_numbers(fields)
     if k % 2:
         k -= 1
     coords = parse_numbers(fields[:k])
@@ -75,9 +73,12 @@ def parse_comma_line(line: str) -> Instance:
 # --------------------------------------------------------------------------- legacy records
 
 
+# Possessive quantifiers and bracket-free groups keep matching linear in the
+# record's length: with a lazy ``ornt: [(.*?)]`` every ``]`` of a long
+# malformed record restarted the scan of the rest of it (quadratic time).
 _LEGACY = re.compile(
-    r"^\s*x:\s*\[\[(?P<x>[^\]]*)\]\]\s*,\s*y:\s*\[\[(?P<y>[^\]]*)\]\]\s*,\s*"
-    r"ornt:\s*\[(?P<ornt>.*?)\]\s*,\s*transcriptions:\s*\[(?P<text>.*)\]\s*$",
+    r"\s*+x:\s*+\[\[(?P<x>[^\]]*+)\]\]\s*+,\s*+y:\s*+\[\[(?P<y>[^\]]*+)\]\]\s*+,\s*+"
+    r"ornt:\s*+\[(?P<ornt>[^\]]*+)\]\s*+,\s*+transcriptions:\s*+\[(?P<text>.*)\]\s*+$",
     re.DOTALL,
 )
 
