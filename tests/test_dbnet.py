@@ -456,3 +456,18 @@ def test_postprocessor_rect_score_modes_fast_and_slow() -> None:
         DBPostprocessor(output="poly", score_mode="fast")
     with pytest.raises(ValueError, match="score_mode must be one of"):
         DBPostprocessor(score_mode="average")
+
+
+def test_postprocessor_all_contours_also_boxes_holes() -> None:
+    """all_contours (PaddleOCR's RETR_LIST) makes the outline of a hole in a
+    text region a candidate of its own; by default only outer outlines are."""
+    prob = np.zeros((1, 1, 96, 128), dtype=np.float32)
+    prob[0, 0, 20:76, 10:118] = 0.9
+    prob[0, 0, 46:48, 60:70] = 0.0  # a small hole: its outline runs on text pixels
+    meta = [{"orig_size": (96, 128), "scale": (1.0, 1.0)}]
+    post = DBPostprocessor(output="quad", mask_thr=0.3, min_score=0.4, score_mode="fast")
+    assert len(post({"prob": prob}, meta)[0]) == 1
+    both = post.with_params(all_contours=True)({"prob": prob}, meta)[0]
+    assert len(both) == 2
+    inner = min(both, key=lambda p: np.ptp(p.polygon[:, 0]))
+    assert 50 < inner.polygon[:, 0].min() and inner.polygon[:, 0].max() < 80

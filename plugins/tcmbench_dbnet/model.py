@@ -100,6 +100,12 @@ POSTPROCESS_PARAMS: dict[str, Opt] = {
         help="polygon; or, for quad output, fast / slow: the contour's min-area rectangle is the "
         "candidate, scored as PaddleOCR / the DBNet reference code do",
     ),
+    "all_contours": Opt(
+        False,
+        "bool",
+        help="also take the outlines of holes in text regions as candidates (OpenCV RETR_LIST, "
+        "as PaddleOCR does); default: outer outlines only",
+    ),
 }
 
 

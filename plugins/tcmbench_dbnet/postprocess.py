@@ -24,11 +24,16 @@ authors measured it:
 
 - ``dilation``: dilate the thresholded map with a 2 x 2 kernel before
   taking contours (PaddleOCR's ``use_dilation``);
+- ``all_contours``: take every contour, the inner outlines of holes in a
+  text region included (OpenCV's ``RETR_LIST``, as PaddleOCR and the DBNet
+  reference code do), not only the outer ones; a hole's rectangle can then
+  come out as a second, smaller box on the same text;
 - ``score_mode``: ``"polygon"`` (default: steps 1-5 above), or, for quad
   output, ``"fast"`` / ``"slow"``: the candidate is the contour's
   minimum-area rectangle (thinner than ``min_size``: skipped), scored by the
-  mean probability inside that rectangle (fast) or inside the contour
-  itself (slow), and the rectangle is what gets unclipped.
+  mean probability inside that rectangle (fast, its corners truncated to
+  the pixel grid as those implementations do) or inside the contour itself
+  (slow), and the rectangle is what gets unclipped.
 """
 
 from __future__ import annotations
@@ -70,16 +75,20 @@ def clockwise(poly: np.ndarray) -> np.ndarray:
     return poly if signed >= 0 else poly[::-1].copy()
 
 
-def mean_score(prob: np.ndarray, poly: np.ndarray) -> float:
+def mean_score(prob: np.ndarray, poly: np.ndarray, *, truncate: bool = False) -> float:
     """Mean of ``prob`` over the pixels of ``poly``, rasterised only in the
-    polygon's bounding box."""
+    polygon's bounding box. Vertices are rounded to the pixel grid, or with
+    ``truncate`` cut towards zero as the DBNet reference code and PaddleOCR
+    do in their fast score (which shifts the mask up to a pixel up-left:
+    reproduced so their detectors keep the scores they were tuned with)."""
     h, w = prob.shape
     x0 = int(np.clip(np.floor(poly[:, 0].min()), 0, w - 1))
     x1 = int(np.clip(np.ceil(poly[:, 0].max()), 0, w - 1))
     y0 = int(np.clip(np.floor(poly[:, 1].min()), 0, h - 1))
     y1 = int(np.clip(np.ceil(poly[:, 1].max()), 0, h - 1))
     mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), dtype=np.uint8)
-    shifted = np.round(poly - [x0, y0]).astype(np.int32).reshape(-1, 1, 2)
+    local = poly - [x0, y0]
+    shifted = (local if truncate else np.round(local)).astype(np.int32).reshape(-1, 1, 2)
     cv2.fillPoly(mask, [shifted], 1)
     return float(cv2.mean(prob[y0 : y1 + 1, x0 : x1 + 1], mask)[0])
 
@@ -107,6 +116,7 @@ class DBPostprocessor:
     epsilon_ratio: float = 0.002
     dilation: bool = False
     score_mode: str = "polygon"
+    all_contours: bool = False
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -146,7 +156,8 @@ class DBPostprocessor:
         bitmap = (prob > self.mask_thr).astype(np.uint8)
         if self.dilation:
             bitmap = cv2.dilate(bitmap, _DILATION_KERNEL)
-        contours, _ = cv2.findContours(bitmap, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        retrieval = cv2.RETR_LIST if self.all_contours else cv2.RETR_EXTERNAL
+        contours, _ = cv2.findContours(bitmap, retrieval, cv2.CHAIN_APPROX_SIMPLE)
         if len(contours) > self.max_candidates:
             areas = np.array([cv2.contourArea(c) for c in contours])
             keep = np.argsort(-areas, kind="stable")[: self.max_candidates]
@@ -198,8 +209,10 @@ class DBPostprocessor:
         if min(rect[1]) < self.min_size:
             return None
         box = cv2.boxPoints(rect).astype(np.float64)
-        shape = box if self.score_mode == "fast" else contour.reshape(-1, 2).astype(np.float64)
-        score = mean_score(prob, shape)
+        if self.score_mode == "fast":
+            score = mean_score(prob, box, truncate=True)
+        else:
+            score = mean_score(prob, contour.reshape(-1, 2).astype(np.float64))
         if score < self.min_score:
             return None
         area, perimeter = polygon_area_perimeter(box)
