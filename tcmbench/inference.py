@@ -70,7 +70,13 @@ def predict_samples(
 ) -> dict[str, list[Prediction]]:
     """Predictions for ``samples`` keyed by sample id (all of them, on every
     rank when distributed). The model is put in eval mode for the call and
-    its previous mode restored."""
+    its previous mode restored.
+
+    ``model`` is a torch detector or anything shaped like one for inference
+    (called on the padded batch it returns the maps; ``postprocessor``;
+    ``eval`` / ``train``; optionally ``make_transform(recipe)`` returning
+    its own ``image -> (CHW input, (sx, sy))`` pre-processing), such as
+    the onnx plugin's onnxruntime detector."""
     import torch
     from tqdm.auto import tqdm
 
@@ -79,7 +85,12 @@ def predict_samples(
     from tcmbench.train.distributed import all_gather_objects, world
 
     net = getattr(model, "module", model)  # unwrap DDP
-    transform = InferenceTransform.from_recipe(recipe)
+    # A model may bring its own pre-processing (an ONNX detector's config:
+    # PaddleOCR's resize rule, BGR input); None = the recipe's.
+    make_transform = getattr(net, "make_transform", None)
+    transform = (make_transform(recipe) if make_transform else None) or (
+        InferenceTransform.from_recipe(recipe)
+    )
     post = postprocessor_for(net, recipe)
     w = world()
     mine = list(samples)[w.rank :: w.world_size]

@@ -30,14 +30,22 @@ def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
 
     if weights:
         return weights
-    if dataset != EMBEDDED_WEIGHTS_DATASET:
-        raise click.UsageError(
-            f"--weights is required for {dataset} (a folder, a model.safetensors or hf://org/repo); "
-            f"only {EMBEDDED_WEIGHTS_DATASET} has embedded default weights"
-        )
     from tcmbench.hub import embedded_weights
 
     found = embedded_weights(spec)
+    if dataset != EMBEDDED_WEIGHTS_DATASET:
+        message = (
+            f"--weights is required for {dataset} (a folder, a model.safetensors or hf://org/repo); "
+            f"only {EMBEDDED_WEIGHTS_DATASET} has embedded default weights"
+        )
+        if found is not None:
+            from tcmbench.loading import REAL_ALTERNATIVES
+
+            message += (
+                f". They are in {found} and were trained on synthetic images only (pass "
+                f"--weights {found} to run them anyway); for real images use {REAL_ALTERNATIVES}"
+            )
+        raise click.UsageError(message)
     if found is None:
         raise CheckpointError(
             f"plugin {spec.name!r} ships no default weights for {dataset}; pass --weights, or train them with "
@@ -168,6 +176,13 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
 @click.option(
+    "--runtime",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default=None,
+    help="Run the network with PyTorch (default for trainable plugins) or onnxruntime "
+    "(the checkpoint exported to ONNX, or an exported .onnx; needs tcmbench[onnx]).",
+)
+@click.option(
     "--skip-invalid",
     is_flag=True,
     help="Skip malformed ground-truth lines (counted) instead of failing.",
@@ -196,6 +211,7 @@ def evaluate(
     progress: bool,
     tcm: Any,
     report_dir: str | None = None,
+    runtime: str | None = None,
 ) -> None:
     """Run a detector on a dataset split and score it with the dataset's
     official protocol; prints a markdown table.
@@ -233,6 +249,7 @@ def evaluate(
             progress,
             tcm,
             report_dir,
+            runtime,
         )
     finally:
         shutdown()
@@ -260,17 +277,23 @@ def _evaluate(
     progress: bool,
     tcm: Any,
     report_dir: str | None = None,
+    runtime: str | None = None,
 ) -> None:
     from tcmbench import __version__
     from tcmbench.data.dataset import get_dataset_config, load_split
     from tcmbench.eval import evaluate as score
-    from tcmbench.hub import load_checkpoint
     from tcmbench.inference import (
         cache_key,
         cached_predict,
         dataset_protocol,
         predict_samples,
         test_settings,
+    )
+    from tcmbench.loading import (
+        load_for_inference,
+        model_recipe,
+        synthetic_weights_warning,
+        tag_runtime,
     )
     from tcmbench.plugins import get_detector
 
@@ -288,14 +311,24 @@ def _evaluate(
     )
     if limit:
         samples = samples[:limit]
-    ckpt = load_checkpoint(
-        weights, device=str(dev), plugin=plugin, expect_tcm=True if tcm is not None else None
+    ckpt = load_for_inference(
+        weights,
+        spec=spec,
+        device=str(dev),
+        expect_tcm=True if tcm is not None else None,
+        runtime=runtime,
     )
+    warning = synthetic_weights_warning(ckpt, dataset)
+    if warning and w.is_main:
+        click.echo(warning, err=True)
     ctx = click.get_current_context()
     check_tcm_matches(
         tcm, ckpt.config.tcm, ctx.get_parameter_source("tcm_context") != ParameterSource.DEFAULT
     )
-    test_recipe = eval_recipe(spec, recipe, dataset, ckpt.meta.get("recipe"))
+    test_recipe = model_recipe(spec, ckpt, recipe) or eval_recipe(
+        spec, recipe, dataset, ckpt.meta.get("recipe")
+    )
+    test_recipe = tag_runtime(test_recipe, ckpt)
     key = None if no_cache else cache_key(ckpt.sha256, dataset, split, samples, test_recipe)
     t0 = time.monotonic()
     preds, hit = cached_predict(
@@ -339,6 +372,7 @@ def _evaluate(
             "checkpoint_sha256": ckpt.sha256,
             "test": test_settings(test_recipe),
             "device": str(dev),
+            "runtime": ckpt.meta.get("runtime", "torch"),
             "inference_seconds": None if hit else round(seconds, 3),
             "cached_predictions": hit,
             "skipped_gt_lines": len(report.skipped),

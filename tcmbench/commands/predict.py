@@ -202,6 +202,13 @@ def predictions_json(doc: dict[str, Any]) -> str:
     help="With --tcm: also write <id>_prompts.png, image-embedding and visual-prompt heatmaps.",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--runtime",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default=None,
+    help="Run the network with PyTorch (default for trainable plugins) or onnxruntime "
+    "(the checkpoint exported to ONNX, or an exported .onnx; needs tcmbench[onnx]).",
+)
 @tcm_options
 def predict(
     inputs: tuple[str, ...],
@@ -217,6 +224,7 @@ def predict(
     show_prompts: bool,
     progress: bool,
     tcm: Any,
+    runtime: str | None = None,
 ) -> None:
     """Detect text in images (files or folders) and draw the polygons.
 
@@ -237,8 +245,13 @@ def predict(
     from tqdm.auto import tqdm
 
     from tcmbench.data.schema import Sample
-    from tcmbench.hub import load_checkpoint
     from tcmbench.inference import predict_samples, test_settings
+    from tcmbench.loading import (
+        load_for_inference,
+        model_recipe,
+        synthetic_weights_warning,
+        tag_runtime,
+    )
     from tcmbench.paths import atomic_write_text
     from tcmbench.plugins import get_detector
     from tcmbench.train.distributed import resolve_device
@@ -249,10 +262,20 @@ def predict(
     paths = collect_images(inputs, recursive, exclude=Path(out_dir))
     spec = get_detector(plugin)
     weights = weights or resolve_default_weights(spec)
-    ckpt = load_checkpoint(
-        weights, device=str(dev), plugin=plugin, expect_tcm=True if tcm is not None else None
+    ckpt = load_for_inference(
+        weights,
+        spec=spec,
+        device=str(dev),
+        expect_tcm=True if tcm is not None else None,
+        runtime=runtime,
     )
-    test_recipe = predict_recipe(spec, recipe, ckpt.meta.get("recipe"))
+    warning = synthetic_weights_warning(ckpt)
+    if warning:
+        click.echo(warning, err=True)
+    test_recipe = model_recipe(spec, ckpt, recipe) or predict_recipe(
+        spec, recipe, ckpt.meta.get("recipe")
+    )
+    test_recipe = tag_runtime(test_recipe, ckpt)
     ids = image_ids(paths)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -286,6 +309,7 @@ def predict(
         "weights": str(weights),
         "checkpoint_sha256": ckpt.sha256,
         "tcm": ckpt.config.tcm is not None,
+        "runtime": ckpt.meta.get("runtime", "torch"),
         "recipe": recipe,
         "test": test_settings(test_recipe),
         "skipped": skipped,

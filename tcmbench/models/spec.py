@@ -127,6 +127,17 @@ class DetectorSpec:
     settings; ``default_recipe`` is used when a dataset has none. ``tcm`` is
     None when the detector has not opted into TCM: asking for ``--tcm`` then
     fails with a clear error.
+
+    ``load_weights(weights, device) -> tcmbench.hub.LoadedCheckpoint``
+    (None for a trainable detector) makes an *inference-only* plugin: its
+    ``--weights`` are not a tcmbench checkpoint but whatever the plugin
+    reads (the ``onnx`` plugin: an ONNX file and its config). ``evaluate``
+    and ``predict`` call it instead of rebuilding the network from
+    ``build_parts``; the returned ``model`` needs only what inference uses
+    (called on a batch it returns the maps, ``postprocessor``, ``eval()``,
+    ``train(False)``, optionally ``make_transform(recipe)``) and
+    ``meta["recipe"]`` holds the complete test settings. See
+    docs/plugins.md, "Inference-only plugins".
     """
 
     name: str
@@ -136,6 +147,13 @@ class DetectorSpec:
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     default_recipe: str = "default"
     tcm: TCMSupport | None = None
+    load_weights: Callable[[str, str], Any] | None = None
+
+    @property
+    def inference_only(self) -> bool:
+        """Whether the plugin loads finished models (``load_weights``)
+        instead of building trainable ones."""
+        return self.load_weights is not None
 
     def recipe(self, name: str | None) -> dict[str, Any]:
         """The named recipe, falling back to the default one (a deep copy:

@@ -52,8 +52,12 @@ def resize_positional_embedding(pos: Tensor, size: tuple[int, int]) -> Tensor:
     side = math.isqrt(grid.shape[0])
     if side * side != grid.shape[0]:
         raise ValueError(f"positional embedding grid of {grid.shape[0]} rows is not square")
-    h, w = int(size[0]), int(size[1])
-    if (side, side) == (h, w):
+    # No int() on the sizes: under torch.jit tracing (the ONNX export) they
+    # are traced values, and int() would freeze the traced image's grid into
+    # the graph. For the same reason the shortcut is skipped while tracing
+    # (resizing to the same grid is the identity anyway).
+    h, w = size[0], size[1]
+    if (side, side) == (h, w) and not torch.jit.is_tracing():
         return pos
     channels = grid.shape[1]
     grid = grid.reshape(1, side, side, channels).permute(0, 3, 1, 2)
