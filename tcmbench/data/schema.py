@@ -42,22 +42,29 @@ def natural_key(text: str) -> tuple[Any, ...]:
 
 # --------------------------------------------------------------------------- limits
 
-# Limits on the geometry one input may carry. Real data stays far below them
-# (the reference ground truth has at most 19 points per polygon, published
-# detections at most 40; see docs/formats.md); they exist because the
-# official geometry (repairing a self-intersecting contour, matching every
-# GT against every detection) costs quadratic or worse time and memory, so a
-# single hostile line could otherwise take minutes and gigabytes. Each can
+# Limits on the geometry one input may carry. They exist because the
+# official geometry costs quadratic time and memory in the points of a
+# polygon (repairing a self-intersecting contour: a random 5,000-point one
+# took 41 s and 5.9 GB under totaltext-deteval, 150,000 points ended in
+# std::bad_alloc) and in the polygons of an image (every GT against every
+# detection), so one hostile line could otherwise take minutes and
+# gigabytes. Real data stays below them: the largest polygon of the
+# reference data has 552 points (a contour of the official Total-Text DetEval
+# example predictions), reference ground truth has at most 19 points per
+# polygon and 90 polygons per image (see docs/formats.md, "Limits"). Each can
 # be raised through the environment variable of the same name prefixed with
-# ``TCMBENCH_`` (e.g. ``TCMBENCH_MAX_POLYGON_POINTS=2000``).
+# ``TCMBENCH_`` (e.g. ``TCMBENCH_MAX_POLYGON_POINTS=4096``).
 
 #: Points of one polygon (ground truth or detection).
-MAX_POLYGON_POINTS = 512
-#: Polygons of one image, counted separately for ground truth and detections.
-MAX_IMAGE_POLYGONS = 5_000
-#: Points of all polygons of one image, counted separately for ground truth
-#: and detections.
-MAX_IMAGE_POINTS = 100_000
+MAX_POLYGON_POINTS = 1024
+#: Polygons of one image, counted separately for ground truth and detections
+#: (2,000 x 2,000 pairs keep the DetEval tables of one image near 400 MB).
+MAX_IMAGE_POLYGONS = 2_000
+#: The quadratic work of one image: the sum over its polygons of (points)^2,
+#: counted separately for ground truth and detections. 2^22 is four polygons
+#: at MAX_POLYGON_POINTS (a few seconds even when all self-intersect), 2,000
+#: polygons of 45 points, or 60 contours of 260 points.
+MAX_IMAGE_WORK = 1 << 22
 #: Largest absolute coordinate: what float32 (the schema's polygon type) can
 #: hold. A larger value would be stored as infinity.
 MAX_COORDINATE = float(np.finfo(np.float32).max)
@@ -65,8 +72,13 @@ MAX_COORDINATE = float(np.finfo(np.float32).max)
 _LIMIT_DEFAULTS = {
     "MAX_POLYGON_POINTS": MAX_POLYGON_POINTS,
     "MAX_IMAGE_POLYGONS": MAX_IMAGE_POLYGONS,
-    "MAX_IMAGE_POINTS": MAX_IMAGE_POINTS,
+    "MAX_IMAGE_WORK": MAX_IMAGE_WORK,
 }
+
+
+def image_work(point_counts: Sequence[int]) -> int:
+    """The MAX_IMAGE_WORK measure of one image's polygons (one side)."""
+    return sum(n * n for n in point_counts)
 
 
 def limit(name: str) -> int:

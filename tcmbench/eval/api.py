@@ -24,7 +24,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from tcmbench.data.schema import Instance, Prediction, Sample, natural_key
+from tcmbench.data.schema import (
+    Instance,
+    Prediction,
+    Sample,
+    image_work,
+    limit,
+    limit_hint,
+    natural_key,
+)
 from tcmbench.errors import ProtocolError
 from tcmbench.eval.result import Result
 
@@ -59,7 +67,8 @@ def numeric_key(sample_id: str) -> str | None:
     the official scripts extract with their file-name regular expressions;
     leading zeros dropped so that naming conventions can meet)."""
     m = _NUMERIC.fullmatch(sample_id)
-    return str(int(m.group(1))) if m else None
+    # Leading zeros stripped as text: int() refuses more than 4300 digits.
+    return (m.group(1).lstrip("0") or "0") if m else None
 
 
 def gt_mapping(
@@ -195,7 +204,82 @@ def evaluate(
     spec = get_protocol_spec(protocol)
     gt_map = gt_mapping(gt)
     preds = match_prediction_ids(gt_map, predictions, protocol)
-    return spec.evaluate(gt_map, preds, **params)
+    return spec.evaluate(
+        _Bounded(gt_map, protocol, "ground-truth polygon"),
+        _Bounded(preds, protocol, "detection"),
+        **params,
+    )
+
+
+class _Bounded(Mapping[str, Sequence[Any]]):
+    """A view of one side (ground truth or detections) that checks each
+    image against the geometry limits of :mod:`tcmbench.data.schema` when a
+    protocol first reads it (lazily, so a lazy mapping stays lazy).
+
+    The readers check points per polygon already; this is the same bound for
+    polygons built in code, plus the per-image bounds (polygons and points of
+    one image), which cap the quadratic matching and repair work. The error
+    is a :class:`ProtocolError` carrying ``sample_id`` / ``role`` /
+    ``index``, which ``tcmbench score`` turns into the file and line.
+    """
+
+    def __init__(self, items: Mapping[str, Sequence[Any]], protocol: str, role: str) -> None:
+        self._items = items
+        self._protocol = protocol
+        self._role = role
+        self._checked: set[str] = set()
+
+    def __getitem__(self, sample_id: str) -> Sequence[Any]:
+        value = self._items[sample_id]
+        if sample_id not in self._checked:
+            self._check(sample_id, value)
+            self._checked.add(sample_id)
+        return value
+
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _check(self, sample_id: str, items: Sequence[Any]) -> None:
+        max_polygons = limit("MAX_IMAGE_POLYGONS")
+        if len(items) > max_polygons:
+            raise self._error(
+                sample_id,
+                max_polygons,
+                f"more than {max_polygons} in one image; over {limit_hint('MAX_IMAGE_POLYGONS')}",
+            )
+        max_points, max_work = limit("MAX_POLYGON_POINTS"), limit("MAX_IMAGE_WORK")
+        counts = [len(getattr(item, "polygon", ())) for item in items]
+        if max(counts, default=0) <= max_points and image_work(counts) <= max_work:
+            return  # the usual case: one pass, no per-polygon bookkeeping
+        work = 0
+        for k, n in enumerate(counts):
+            work += n * n
+            if n > max_points:
+                raise self._error(
+                    sample_id, k, f"{n} points; over {limit_hint('MAX_POLYGON_POINTS')}"
+                )
+            if work > max_work:
+                raise self._error(
+                    sample_id,
+                    k,
+                    f"the polygons of one image are too large to match (sum of squared point "
+                    f"counts {work} > {max_work}); over {limit_hint('MAX_IMAGE_WORK')}",
+                )
+
+    def _error(self, sample_id: str, index: int, reason: str) -> ProtocolError:
+        err = ProtocolError(
+            f"{self._protocol}: sample {sample_id}, {self._role} {index + 1}: {reason}"
+        )
+        err.sample_id = sample_id  # type: ignore[attr-defined]
+        err.role = "detection" if self._role == "detection" else "ground truth"  # type: ignore[attr-defined]
+        err.index = index  # type: ignore[attr-defined]
+        return err
 
 
 # --------------------------------------------------------------------------- parameters

@@ -28,6 +28,7 @@ with its file, line number and the expected format.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -37,21 +38,38 @@ from typing import Any
 
 import numpy as np
 
-from tcmbench.data.schema import Prediction, Sample
-from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.data.schema import (
+    Prediction,
+    Sample,
+    image_work,
+    limit,
+    limit_hint,
+    polygon_array,
+)
+from tcmbench.data.source import (
+    AnnotationSource,
+    JsonInputError,
+    ParseReport,
+    parse_json,
+    split_lines,
+)
 from tcmbench.errors import AnnotationFormatError, ProtocolError
 from tcmbench.eval.api import canonical_id
 
 STYLES = ("auto", "rrc", "rrc-ltrb", "polygon", "polygon-yx", "mat", "json")
 
-_INT = r"\s*(-?[0-9]+)\s*"
-_CONF = r"\s*([0-1].?[0-9]*)\s*"
+# The RRC scripts' line patterns, written with possessive quantifiers
+# (``*+``, ``++``): they accept exactly the same lines, but never give back
+# what they matched, so a failing line is rejected in one pass. The plain
+# ``\s*,?\s*$`` of the 2013 pattern retried every split of a run of spaces
+# between its two ``\s*`` (20,000 spaces: 10 s).
+_INT = r"\s*+(-?[0-9]++)\s*+"
+_CONF = r"\s*+([0-1].?[0-9]*+)\s*+"
 RRC_LINE = re.compile(r"^" + ",".join([_INT] * 8) + r"$")
 RRC_LINE_CONF = re.compile(r"^" + ",".join([_INT] * 8) + "," + _CONF + r"$")
-LTRB_LINE = re.compile(r"^\s*(-?[0-9]+)\s*,\s*(-?[0-9]+)\s*,\s*([0-9]+)\s*,\s*([0-9]+)\s*,?\s*$")
-LTRB_LINE_CONF = re.compile(
-    r"^\s*(-?[0-9]+)\s*,\s*(-?[0-9]+)\s*,\s*([0-9]+)\s*,\s*([0-9]+)\s*," + _CONF + r"$"
-)
+_LTRB = r"^\s*+(-?[0-9]++)\s*+,\s*+(-?[0-9]++)\s*+,\s*+([0-9]++)\s*+,\s*+([0-9]++)\s*+,"
+LTRB_LINE = re.compile(_LTRB + r"?\s*+$")
+LTRB_LINE_CONF = re.compile(_LTRB + _CONF + r"$")
 RRC_NAME = re.compile(r"res_img_([0-9]+).txt")  # re.match, as the RRC script applies it
 
 RRC_EXPECTED = "ICDAR 2015 result line 'x1,y1,x2,y2,x3,y3,x4,y4' (8 integers)"
@@ -159,8 +177,14 @@ def read_predictions(
             if style == "mat":
                 from tcmbench.eval.deteval import read_deteval_mat_predictions
 
-                preds = read_deteval_mat_predictions(source.read_bytes(name), source.location(name))
-                _put(out, canonical_id(base), preds, source.location(name), [None] * len(preds))
+                location = source.location(name)
+                preds, cells = _checked_cells(
+                    read_deteval_mat_predictions(source.read_bytes(name), location),
+                    location,
+                    report,
+                )
+                _check_image_limits(location, preds, cells)
+                _put(out, canonical_id(base), preds, location, cells)
                 continue
             preds, lines = _read_text_file(source, name, style, confidences, report)
             _put(out, canonical_id(base), preds, source.location(name), lines)
@@ -195,46 +219,103 @@ def _guess_style(source: AnnotationSource, names: list[str]) -> str:
 def _read_text_file(
     source: AnnotationSource, name: str, style: str, confidences: bool, report: ParseReport
 ) -> tuple[list[Prediction], list[int | None]]:
+    location = source.location(name)
     if style in ("polygon", "polygon-yx"):
         fast = _polygon_file_fast(source.read_text(name), yx=style == "polygon-yx")
         if fast is not None:
+            _check_image_limits(location, *fast)
             return fast
-    location = source.location(name)
     preds: list[Prediction] = []
     lines: list[int | None] = []
     for lineno, raw in source.iter_lines(name):
         line = raw.replace("\r", "")
         if style == "rrc":
-            pred = _rrc_line(line, confidences)
-            expected = RRC_EXPECTED_CONF if confidences else RRC_EXPECTED
+            parse, expected = _rrc_line, RRC_EXPECTED_CONF if confidences else RRC_EXPECTED
         elif style == "rrc-ltrb":
-            pred = _ltrb_line(line, confidences)
-            expected = LTRB_EXPECTED_CONF if confidences else LTRB_EXPECTED
+            parse, expected = _ltrb_line, LTRB_EXPECTED_CONF if confidences else LTRB_EXPECTED
         else:
-            pred = _polygon_line(line, yx=style == "polygon-yx")
+            parse = _polygon_yx_line if style == "polygon-yx" else _polygon_xy_line
             expected = POLYGON_YX_EXPECTED if style == "polygon-yx" else POLYGON_EXPECTED
-        if pred is None:
-            detail = _why(line)
+        try:
+            pred = parse(line, confidences)
+        except ValueError as exc:
+            detail = f"{exc}; {_why(line)}" if str(exc) else _why(line)
             if style == "rrc" and not confidences and line.count(",") == 8:
                 detail += "; 9 fields: if the last is a confidence, pass --param confidences=true"
             report.fail(location, lineno, expected, detail)
             continue
         preds.append(pred)
         lines.append(lineno)
+    _check_image_limits(location, preds, lines)
     return preds, lines
+
+
+def _check_image_limits(location: str, preds: list[Prediction], lines: list[int | None]) -> None:
+    """One image's detections within MAX_IMAGE_POLYGONS and MAX_IMAGE_WORK
+    (the matching and repair work grows with their product and squares); the
+    error names the line where a limit is crossed. Not a malformed line that
+    ``--skip-invalid`` could drop: the file is what it is."""
+    if len(preds) > limit("MAX_IMAGE_POLYGONS"):
+        k = limit("MAX_IMAGE_POLYGONS")
+        raise ProtocolError(
+            f"{_at(location, lines[k])}: more than {k} detections for one image; "
+            f"over {limit_hint('MAX_IMAGE_POLYGONS')}"
+        )
+    work = 0
+    cap = limit("MAX_IMAGE_WORK")
+    for pred, line in zip(preds, lines):
+        work += image_work([int(pred.polygon.shape[0])])
+        if work > cap:
+            raise ProtocolError(
+                f"{_at(location, line)}: the detections of one image are too large to match "
+                f"(sum of squared point counts {work} > {cap}); over "
+                f"{limit_hint('MAX_IMAGE_WORK')}"
+            )
+
+
+MAT_EXPECTED = "DetEval prediction .mat: variable 'accuInf', N x 1 cells of K x 2 (x, y) arrays"
+
+
+def _checked_cells(
+    preds: list[Prediction], location: str, report: ParseReport
+) -> tuple[list[Prediction], list[int | None]]:
+    """The same geometry checks as every other reader, on the cells of a
+    DetEval ``.mat`` (the cell number is reported as the line)."""
+    kept: list[Prediction] = []
+    cells: list[int | None] = []
+    for cell, pred in enumerate(preds, start=1):
+        try:
+            _points(pred.polygon, 0)
+        except ValueError as exc:
+            report.fail(location, cell, MAT_EXPECTED, f"cell {cell}: {exc}")
+            continue
+        kept.append(pred)
+        cells.append(cell)
+    return kept, cells
+
+
+def _at(location: str, line: int | None) -> str:
+    return f"{location}, line {line}" if line is not None else location
 
 
 def _polygon_file_fast(text: str, yx: bool) -> tuple[list[Prediction], list[int | None]] | None:
     """All lines of a polygon result file converted by one numpy call (the
-    per-line parser is the fallback that reports a malformed line)."""
-    numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    per-line parser is the fallback that reports a malformed line, so any
+    doubt -- a field numpy cannot read, a non-finite value, a polygon over
+    the points limit -- returns None)."""
+    numbered = [(i, line) for i, line in enumerate(split_lines(text), start=1) if line.strip()]
     if not numbered:
         return [], []
     counts = [line.count(",") + 1 for _, line in numbered]
+    if max(counts) > 2 * limit("MAX_POLYGON_POINTS") + 1:
+        return None
     try:
         values = np.array(",".join(line for _, line in numbered).split(","), dtype=np.float64)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(values.astype(np.float32)).all():
+            return None
     preds: list[Prediction] = []
     pos = 0
     for c in counts:
@@ -258,41 +339,69 @@ def _why(line: str) -> str:
     return f"got {shown!r}"
 
 
-def _rrc_line(line: str, confidences: bool) -> Prediction | None:
+def _points(values: list[float], min_points: int) -> np.ndarray:
+    """Checked float64 points (the rules every reader shares:
+    :func:`tcmbench.data.schema.polygon_array`)."""
+    return polygon_array(values, min_points=min_points, keep_float64=True)
+
+
+def _score(text: str) -> float:
+    """A confidence field the RRC pattern accepted. The pattern (kept as the
+    official script has it) lets through ``0x1`` or ``0 5``, on which the
+    script's ``float()`` crashes: a malformed line here."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"confidence {text.strip()!r} is not a number") from None
+
+
+def _rrc_line(line: str, confidences: bool) -> Prediction:
     m = (RRC_LINE_CONF if confidences else RRC_LINE).match(line)
     if m is None:
-        return None
-    pts = np.array([float(m.group(i)) for i in range(1, 9)], dtype=np.float64).reshape(4, 2)
-    score = float(m.group(9)) if confidences else None
+        raise ValueError("")
+    pts = _points([float(m.group(i)) for i in range(1, 9)], 4)
+    score = _score(m.group(9)) if confidences else None
     return Prediction(polygon=pts, score=score)
 
 
-def _ltrb_line(line: str, confidences: bool) -> Prediction | None:
+def _ltrb_line(line: str, confidences: bool) -> Prediction:
     m = (LTRB_LINE_CONF if confidences else LTRB_LINE).match(line)
     if m is None:
-        return None
-    xmin, ymin, xmax, ymax = (int(m.group(i)) for i in range(1, 5))
+        raise ValueError("")
+    # float, not the script's int(): equal for every number a float32 holds,
+    # and no ValueError on a 5,000-digit field (the points check rejects it).
+    xmin, ymin, xmax, ymax = (float(m.group(i)) for i in range(1, 5))
     if xmax < xmin or ymax < ymin:
-        return None
+        raise ValueError("right < left or bottom < top")
     # The RRC 2013 script's rectangle_to_polygon order.
-    pts = np.array([[xmin, ymax], [xmin, ymin], [xmax, ymin], [xmax, ymax]], dtype=np.float64)
-    return Prediction(polygon=pts, score=float(m.group(5)) if confidences else None)
+    pts = _points([xmin, ymax, xmin, ymin, xmax, ymin, xmax, ymax], 4)
+    return Prediction(polygon=pts, score=_score(m.group(5)) if confidences else None)
 
 
-def _polygon_line(line: str, yx: bool) -> Prediction | None:
+def _polygon_xy_line(line: str, confidences: bool = False) -> Prediction:
+    return _polygon_line(line, yx=False)
+
+
+def _polygon_yx_line(line: str, confidences: bool = False) -> Prediction:
+    return _polygon_line(line, yx=True)
+
+
+def _polygon_line(line: str, yx: bool) -> Prediction:
     fields = [f.strip() for f in line.split(",")]
     if fields and fields[-1] == "":
         fields = fields[:-1]  # a trailing comma
     try:
         values = [float(f) for f in fields]
     except ValueError:
-        return None
+        raise ValueError("") from None
     if len(values) < 2:
-        return None
+        raise ValueError("")
     score = None
     if len(values) % 2 == 1:
         score = values.pop()
-    pts = np.array(values, dtype=np.float64).reshape(-1, 2)
+        if not math.isfinite(score):
+            raise ValueError(f"non-finite score {score:g}")
+    pts = _points(values, 1)
     if yx:
         pts = pts[:, ::-1].copy()
     return Prediction(polygon=pts, score=score)
@@ -301,13 +410,16 @@ def _polygon_line(line: str, yx: bool) -> Prediction | None:
 def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
     location = str(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = parse_json(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ProtocolError(f"prediction file not found: {path}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        line = getattr(exc, "lineno", None)
+    except UnicodeDecodeError as exc:
         raise AnnotationFormatError(
-            location, line, JSON_EXPECTED, f"not valid JSON: {exc}"
+            location, None, JSON_EXPECTED, f"not valid JSON: {exc}"
+        ) from None
+    except JsonInputError as exc:
+        raise AnnotationFormatError(
+            location, exc.line, JSON_EXPECTED, f"not valid JSON: {exc.detail}"
         ) from None
     if not isinstance(data, dict):
         raise AnnotationFormatError(
@@ -315,39 +427,48 @@ def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
         )
     out = PredictionFiles({}, {}, "json")
     for key, items in data.items():
+        shown_key = _short(key)
         if not isinstance(items, list):
-            report.fail(location, None, JSON_EXPECTED, f"value of {key!r} is not a list")
+            report.fail(location, None, JSON_EXPECTED, f"value of {shown_key!r} is not a list")
             continue
         preds: list[Prediction] = []
         for k, item in enumerate(items):
-            pred = _json_prediction(item)
-            if pred is None:
+            try:
+                preds.append(_json_prediction(item))
+            except ValueError as exc:
                 report.fail(
-                    location,
-                    None,
-                    JSON_EXPECTED,
-                    f"{key}[{k}] is not a prediction: {str(item)[:60]}",
+                    location, None, JSON_EXPECTED, f"{shown_key}[{k}] is not a prediction: {exc}"
                 )
-                continue
-            preds.append(pred)
-        _put(out, canonical_id(str(key)), preds, f"{location} [{key}]", [None] * len(preds))
+        where = f"{location} [{shown_key}]"
+        _check_image_limits(where, preds, [None] * len(preds))
+        _put(out, canonical_id(str(key)), preds, where, [None] * len(preds))
     return out
 
 
-def _json_prediction(item: Any) -> Prediction | None:
+def _short(text: str, width: int = 40) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _json_prediction(item: Any) -> Prediction:
+    """One JSON prediction: ``{"polygon": [...], "score": s}`` or a bare
+    point list. ValueError with the reason otherwise."""
     if isinstance(item, dict):
         poly, score = item.get("polygon"), item.get("score")
     else:
         poly, score = item, None
-    try:
-        pts = np.asarray(poly, dtype=np.float64)
-        if pts.ndim == 1 and pts.size % 2 == 0:
-            pts = pts.reshape(-1, 2)
-        if pts.ndim != 2 or pts.shape[1] != 2:
-            return None
-        return Prediction(polygon=pts, score=None if score is None else float(score))
-    except (TypeError, ValueError):
-        return None
+    if poly is None:
+        raise ValueError("no 'polygon'")
+    pts = _points(poly, 0)
+    if score is not None:
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            raise ValueError("'score' is not a number") from None
+        except OverflowError:
+            score = math.inf
+        if not math.isfinite(score):
+            raise ValueError(f"non-finite 'score' {score:g}")
+    return Prediction(polygon=pts, score=score)
 
 
 def write_predictions_json(
