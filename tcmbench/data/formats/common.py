@@ -171,8 +171,10 @@ def size_value(value: Any, name: str) -> int:
     ``-3``, ``[640]``), never the OverflowError / TypeError of ``int()``."""
     if value is None or value == "" or (type(value) is int and value == 0):
         return 0
+    expected = f"{name!r} must be an integer in [0, {MAX_IMAGE_SIDE}]"
     if isinstance(value, bool):
-        raise ValueError(f"{name!r} must be an integer, not {str(value).lower()}")  # noqa: TRY004 (readers report ValueErrors)
+        raise ValueError(f"{expected}, not {str(value).lower()}")  # noqa: TRY004 (readers report ValueErrors)
+    raw = value
     if isinstance(value, str):
         try:
             value = int(value) if len(value) <= 20 else None
@@ -180,10 +182,8 @@ def size_value(value: Any, name: str) -> int:
             value = None
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
-    if type(value) is not int:
-        raise ValueError(f"{name!r} must be an integer")
-    if not 0 <= value <= MAX_IMAGE_SIDE:
-        raise ValueError(f"{name!r} must be in [0, {MAX_IMAGE_SIDE}]")
+    if type(value) is not int or not 0 <= value <= MAX_IMAGE_SIDE:
+        raise ValueError(f"{expected}, got {shorten(repr(raw))}")
     return value
 
 
