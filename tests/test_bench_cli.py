@@ -275,3 +275,55 @@ def test_plugin_without_a_backbone_is_labelled_by_its_name(
         assert f"| {TINY_SPEC.name}-x |" in stdout
     finally:
         pm.unregister(plugin)
+
+
+@pytest.mark.slow
+def test_compare_tcm_for_several_plugins_in_one_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--plugin A,B --compare-tcm: every plugin and its TCM variant timed in
+    one interleaved run, one ratio per plugin and resolution."""
+    from tcmbench.plugins import detectors
+
+    names = [n for n in ("dbnet", "pan", "fcenet") if n in detectors()]
+    assert len(names) >= 2
+    out = tmp_path / "cmp.json"
+    code, stdout, err = run(
+        capsys,
+        "bench",
+        "--plugin",
+        ",".join(names),
+        "--compare-tcm",
+        "--resolution",
+        "64",
+        "--runs",
+        "1",
+        "--warmup",
+        "0",
+        "--no-flops",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+        "--no-progress",
+        "--threads",
+        "1",
+    )
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert doc["plugin"] == names
+    assert len(doc["models"]) == 2 * len(names)
+    by_label = {m["model"]: m for m in doc["models"]}
+    for name in names:
+        plain = next(m for m in doc["models"] if not m["tcm"] and m["model"].startswith(name))
+        tcm = by_label[f"TCM-{name} (CLIP RN50-quickgelu)"]
+        ratio = doc["tcm_latency_ratio_by_plugin"][name]["64x64"]
+        assert ratio == pytest.approx(
+            tcm["results"][0]["latency_ms"] / plain["results"][0]["latency_ms"]
+        )
+        assert f"| {name} | 64x64 |" in stdout
+
+
+def test_several_plugins_need_compare_tcm(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "bench", "--plugin", "dbnet,pan", "--params-only")
+    assert code == 2 and "--compare-tcm" in err

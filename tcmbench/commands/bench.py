@@ -108,29 +108,37 @@ def markdown_results(entries: list[dict[str, Any]]) -> str:
 
 
 def markdown_ratio(
-    plain: dict[str, Any],
-    tcm: dict[str, Any],
-    ratios: dict[str, float],
-    ratios_min: dict[str, float],
+    pairs: dict[str, list[str]],
+    entries: dict[str, dict[str, Any]],
+    ratios: dict[str, dict[str, float]],
+    ratios_min: dict[str, dict[str, float]],
 ) -> str:
-    """Median latencies and their ratio; the ratio of the fastest runs too
-    (on a shared machine the minimum is the run least disturbed)."""
+    """Per plugin and resolution: median latencies of the plain detector and
+    its TCM variant and their ratio; the ratio of the fastest runs too (on a
+    shared machine the minimum is the run least disturbed)."""
     lines = [
-        f"| resolution | {plain['model']} ms | {tcm['model']} ms | TCM / plain | TCM / plain (fastest runs) |",
-        "|---|---|---|---|---|",
+        "| plugin | resolution | plain | plain ms | TCM ms | TCM / plain | TCM / plain (fastest runs) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    by_res_plain = {r["resolution"]: r for r in plain["results"]}
-    by_res_tcm = {r["resolution"]: r for r in tcm["results"]}
-    for res, ratio in ratios.items():
-        lines.append(
-            f"| {res} | {_fmt(by_res_plain[res]['latency_ms'])} | {_fmt(by_res_tcm[res]['latency_ms'])} | "
-            f"{ratio:.2f}x | {ratios_min[res]:.2f}x |"
-        )
+    for name, (plain_label, tcm_label) in pairs.items():
+        by_res_plain = {r["resolution"]: r for r in entries[plain_label]["results"]}
+        by_res_tcm = {r["resolution"]: r for r in entries[tcm_label]["results"]}
+        for res, ratio in ratios[name].items():
+            lines.append(
+                f"| {name} | {res} | {plain_label} | {_fmt(by_res_plain[res]['latency_ms'])} | "
+                f"{_fmt(by_res_tcm[res]['latency_ms'])} | {ratio:.2f}x | {ratios_min[name][res]:.2f}x |"
+            )
     return "\n".join(lines)
 
 
 @click.command()
-@click.option("--plugin", default="dbnet", show_default=True, help="Detector plugin.")
+@click.option(
+    "--plugin",
+    default="dbnet",
+    show_default=True,
+    help="Detector plugin. With --compare-tcm a comma-separated list (dbnet,pan,fcenet) "
+    "measures every plugin and its TCM variant in one interleaved run.",
+)
 @click.option(
     "--backbone",
     default=None,
@@ -259,26 +267,42 @@ def bench(
     dev = resolve_device(device)  # CUDA asked for without CUDA: a clear error, exit 2
     if threads:
         torch.set_num_threads(threads)
-    spec = get_detector(plugin)
-    if tcm is not None and tcm.context_length != 0 and _defaulted("tcm_context"):
-        # Like train: without --tcm-context, the recipe's N (4; 32 for CTW1500 / Total-Text).
-        tcm.context_length = int((spec.recipe(recipe).get("tcm") or {}).get("context_length", 4))
-    if tcm is not None and tcm.input_resolution is None:
-        # The recipe's CLIP grid (PAN: 736 on IC15, 640 on CTW1500).
-        tcm.input_resolution = (spec.recipe(recipe).get("tcm") or {}).get("input_resolution")
-    models = _models(spec, recipe, weights, backbone, tcm, compare_tcm, dev)
+    names = [p.strip() for p in plugin.split(",") if p.strip()]
+    if not names:
+        raise click.BadParameter("name at least one plugin", param_hint="--plugin")
+    if len(names) > 1 and not compare_tcm:
+        raise click.UsageError("several plugins are measured side by side only with --compare-tcm")
+    # plugin -> (plain label, TCM label) when comparing; all models in one dict
+    # so that every resolution times them interleaved, in one run.
+    models: dict[str, BenchModel] = {}
+    pairs: dict[str, list[str]] = {}
+    for name in names:
+        spec = get_detector(name)
+        built = _models(
+            spec,
+            recipe,
+            weights,
+            backbone,
+            _tcm_for(spec, recipe, tcm, compare_tcm),
+            compare_tcm,
+            dev,
+        )
+        pairs[name] = list(built)
+        models.update(built)
     entries = [
         {
-            "model": name,
+            "model": label,
             "tcm": bm.config.tcm is not None,
             "architecture": bm.config.to_dict(),
             **profiling.parameter_counts(bm.model),
             "results": [],
         }
-        for name, bm in models.items()
+        for label, bm in models.items()
     ]
-    ratios: dict[str, float] = {}
-    ratios_min: dict[str, float] = {}  # fastest runs: robust when other jobs share the machine
+    by_label = {e["model"]: e for e in entries}
+    # plugin -> resolution -> ratio; fastest runs too: robust when other jobs share the machine
+    ratios: dict[str, dict[str, float]] = {name: {} for name in names}
+    ratios_min: dict[str, dict[str, float]] = {name: {} for name in names}
     if not params_only:
         for size in sizes:
             per_model = _measure_resolution(
@@ -287,9 +311,12 @@ def bench(
             for entry in entries:
                 entry["results"].append(per_model[entry["model"]])
             if compare_tcm:
-                plain, with_tcm = (per_model[n] for n in models)
-                ratios[size.label] = with_tcm["latency_ms"] / plain["latency_ms"]
-                ratios_min[size.label] = with_tcm["latency_ms_min"] / plain["latency_ms_min"]
+                for name, (plain_label, tcm_label) in pairs.items():
+                    plain, with_tcm = per_model[plain_label], per_model[tcm_label]
+                    ratios[name][size.label] = with_tcm["latency_ms"] / plain["latency_ms"]
+                    ratios_min[name][size.label] = (
+                        with_tcm["latency_ms_min"] / plain["latency_ms_min"]
+                    )
 
     doc: dict[str, Any] = {
         "plugin": plugin,
@@ -304,9 +331,14 @@ def bench(
     }
     if compare_tcm:
         doc["models"] = entries
-        if ratios:
-            doc["tcm_latency_ratio"] = ratios
-            doc["tcm_latency_ratio_min"] = ratios_min
+        if len(names) > 1:
+            doc["plugin"] = names
+            if not params_only:
+                doc["tcm_latency_ratio_by_plugin"] = ratios
+                doc["tcm_latency_ratio_min_by_plugin"] = ratios_min
+        elif not params_only:
+            doc["tcm_latency_ratio"] = ratios[names[0]]
+            doc["tcm_latency_ratio_min"] = ratios_min[names[0]]
     else:
         doc.update(entries[0])
 
@@ -317,9 +349,9 @@ def bench(
     if not params_only:
         click.echo("", err=to_err)
         click.echo(markdown_results(entries), err=to_err)
-        if ratios:
+        if compare_tcm:
             click.echo("", err=to_err)
-            click.echo(markdown_ratio(entries[0], entries[1], ratios, ratios_min), err=to_err)
+            click.echo(markdown_ratio(pairs, by_label, ratios, ratios_min), err=to_err)
         env = doc["environment"]
         timing = f"median of {runs} runs after {warmup} warm-up" if runs else "no timing (--runs 0)"
         click.echo(
@@ -329,6 +361,28 @@ def bench(
         )
     if json_out:
         write_report(json_out, json.dumps(doc, indent=2, default=str) + "\n")
+
+
+def _tcm_for(spec: Any, recipe_name: str | None, tcm: Any, compare_tcm: bool) -> Any:
+    """The TCM configuration to build for ``spec``: ``--tcm``'s (a copy per
+    plugin), or random-weight defaults for ``--compare-tcm``; like ``train``,
+    the context length (without --tcm-context) and the CLIP grid come from
+    the plugin's recipe (4 tokens, 32 for CTW1500 / Total-Text; PAN 736)."""
+    import copy
+
+    from tcmbench.models.spec import TCMConfig
+
+    if tcm is None:
+        if not compare_tcm:
+            return None
+        tcm = TCMConfig(clip_pretrained=None)
+    tcm = copy.deepcopy(tcm)
+    recipe_tcm = spec.recipe(recipe_name).get("tcm") or {}
+    if tcm.context_length != 0 and _defaulted("tcm_context"):
+        tcm.context_length = int(recipe_tcm.get("context_length", 4))
+    if tcm.input_resolution is None and recipe_tcm.get("input_resolution"):
+        tcm.input_resolution = int(recipe_tcm["input_resolution"])
+    return tcm
 
 
 def _defaulted(param: str) -> bool:
