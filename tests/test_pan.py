@@ -585,3 +585,28 @@ def test_evaluate_tcm_pan_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     doc = json.loads(out.read_text())
     assert doc["images"] == 2 and doc["protocol"] == "icdar2015"
     assert all(0.0 <= doc[k] <= 1.0 for k in ("precision", "recall", "hmean"))
+
+
+@pytest.mark.slow
+def test_shipped_weights_detect_synthtext_mini(tmp_path: Path, capsys: pytest.CaptureFixture):
+    """`tcmbench evaluate --plugin pan --dataset synthtext-mini` without
+    --weights uses the checkpoint in the package (first 20 test images
+    here; the full 200-image figure is in docs/benchmarks/training.md)."""
+    from tcmbench.cli import main
+    from tcmbench.hub import embedded_weights
+
+    folder = embedded_weights(get_detector("pan"))
+    assert folder is not None, "plugins/tcmbench_pan/weights/ holds no checkpoint"
+    assert (folder / "model.safetensors").stat().st_size <= 10 * 1024 * 1024
+    out = tmp_path / "r.json"
+    args = ["evaluate", "--plugin", "pan", "--dataset", "synthtext-mini", "--limit", "20"]
+    args += ["--device", "cpu", "--no-progress", "--json", str(out)]
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    assert code == 0, capsys.readouterr().err[-2000:]
+    doc = json.loads(out.read_text())
+    assert doc["weights"] == str(folder) and doc["images"] == 20
+    assert doc["hmean"] >= 0.6
