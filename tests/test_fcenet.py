@@ -401,6 +401,19 @@ def test_recipe_postprocess_goes_through_with_params():
         resolve_options(recipe["model"]["options"])
 
 
+def test_head_convs_add_a_shared_relu_tower():
+    plain = _tiny_model()
+    tower = _tiny_model(head_convs=2)
+    assert plain.head.tower is None  # mmocr's FCEHead: no extra names in the state dict
+    extra = sum(p.numel() for p in tower.head.parameters()) - sum(
+        p.numel() for p in plain.head.parameters()
+    )
+    assert extra == 2 * (32 * 32 * 9 + 32)
+    images, _ = _batch(tower, size=64)
+    out = tower.eval()(images)
+    assert [tuple(r.shape) for r in out["reg"]] == [(2, 22, 8, 8), (2, 22, 4, 4), (2, 22, 2, 2)]
+
+
 def test_parameter_counts():
     with torch.device("meta"):
         r50 = Detector(build_parts(DetectorConfig(backbone="resnet50")))

@@ -3,6 +3,8 @@
 Architecture options (``DetectorConfig.options``; all optional):
 
 - ``neck_channels`` (256): FPN width, also the head's input;
+- ``head_convs`` (0): 3x3 conv + ReLU layers in front of the head's
+  outputs (0 = mmocr's FCEHead; the synthtext-mini model uses 2);
 - ``fourier_degree`` (5): K, the head regresses (2K + 1) x 2 numbers;
 - ``strides`` ([8, 16, 32]): one per level (C3, C4, C5 -> P3, P4, P5);
 - ``level_proportion_range`` (((0, 0.25), (0.2, 0.65), (0.55, 1.0))):
@@ -39,6 +41,7 @@ MAX_CHANNELS = 4096
 #: them; a checkpoint's config.json is untrusted input).
 OPTIONS: dict[str, Opt] = {
     "neck_channels": Opt(256, "int", ge=1, le=MAX_CHANNELS, help="FPN width (head input)"),
+    "head_convs": Opt(0, "int", ge=0, le=8, help="3x3 conv + ReLU layers before the head outputs"),
     "fourier_degree": Opt(5, "int", ge=1, le=32, help="K: the head regresses (2K+1) x 2 numbers"),
     "strides": Opt([8, 16, 32], "list", help="one stride per level (C3, C4, C5)"),
     "level_proportion_range": Opt(
@@ -110,7 +113,9 @@ def build_parts(config: DetectorConfig) -> DetectorParts:
     return DetectorParts(
         backbone=backbone,
         neck_builder=functools.partial(FPN, out_channels=channels),
-        head=FCEHead(in_channels=channels, fourier_degree=degree),
+        head=FCEHead(
+            in_channels=channels, fourier_degree=degree, head_convs=int(opts["head_convs"])
+        ),
         loss=FCELoss(
             fourier_degree=degree,
             num_sample=opts["num_sample"],

@@ -72,7 +72,8 @@ def _base() -> dict[str, Any]:
 def _recipe(**overrides: Any) -> dict[str, Any]:
     recipe = _base()
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(recipe.get(key), dict):
+        # An optimizer is replaced whole (Adam has no momentum to inherit).
+        if key != "optimizer" and isinstance(value, dict) and isinstance(recipe.get(key), dict):
             recipe[key] = {**recipe[key], **value}
         else:
             recipe[key] = value
