@@ -536,3 +536,53 @@ def test_predict_ppocr_draws_boxes_on_ic15_text(
         assert box[:, 0].max() < 300 and box[:, 1].max() < 130, box  # on the sign
     drawn = cv2.imread(str(out / "img_10.png"))
     assert drawn.shape[:2] == (record["height"], record["width"])
+
+
+def test_export_keeps_the_clip_attention_pool_size_dynamic(tmp_path: Path) -> None:
+    """TCM's CLIP attention pool resizes its positional embedding to the
+    feature grid at every forward; the export must keep that size dynamic
+    (a frozen grid fails the export's check at another input size)."""
+    from types import SimpleNamespace
+
+    import torch
+    from tcmbench_onnx.export import export_detector
+    from torch import nn
+
+    from tcmbench.tcm.image_encoder import DenseAttentionPool
+
+    torch.manual_seed(0)
+    c = 32
+    clip_pool = SimpleNamespace(
+        num_heads=4,
+        positional_embedding=torch.randn(1 + 7 * 7, c),
+        **{name: nn.Linear(c, c) for name in ("q_proj", "k_proj", "v_proj", "c_proj")},
+    )
+
+    class PoolNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, c, kernel_size=32, stride=32)  # 1/32, like C5
+            self.pool = DenseAttentionPool(clip_pool, grid=20)
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            _, dense = self.pool(self.stem(x))
+            return {"dense": dense}
+
+    report = export_detector(PoolNet().eval(), tmp_path / "pool.onnx")
+    assert report["outputs"] == ["dense"] and report["max_abs_diff"]["dense"] < 1e-4
+
+
+@pytest.mark.slow
+def test_export_tcm_dbnet(tmp_path: Path) -> None:
+    """A whole TCM-DBNet (random CLIP weights, nothing downloaded) exports
+    with dynamic size and matches PyTorch, TCM's score map included."""
+    from tcmbench_onnx.export import export_detector
+
+    from tcmbench.models.spec import DetectorConfig, TCMConfig
+
+    spec = plugins.get_detector("dbnet")
+    config = DetectorConfig(tcm=TCMConfig(clip_pretrained=None))
+    model = plugins.get_plugin_manager().hook.build_detector(spec=spec, config=config)
+    report = export_detector(model.eval(), tmp_path / "tcm.onnx")
+    assert {"prob", "tcm_score_map"} <= set(report["outputs"])
+    assert max(report["max_abs_diff"].values()) < 1e-4
