@@ -369,6 +369,7 @@ def test_runtime_errors_are_one_line(
             "drop --tcm",
         ),
         (["--plugin", "onnx", "--weights", str(tmp_path)], "expected one .onnx file"),
+        (["--plugin", "onnx"], "runs finished models: pass --weights"),
     ]
     for args, words in cases:
         code, _, err = _run(common + args, capsys)

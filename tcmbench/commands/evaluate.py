@@ -30,6 +30,10 @@ def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
 
     if weights:
         return weights
+    if spec.load_weights is not None:
+        raise click.UsageError(
+            f"plugin {spec.name!r} runs finished models: pass --weights (docs/onnx.md)"
+        )
     from tcmbench.hub import embedded_weights
 
     found = embedded_weights(spec)

@@ -119,6 +119,10 @@ def resolve_default_weights(spec: Any) -> str:
     from tcmbench.errors import CheckpointError
     from tcmbench.hub import embedded_weights
 
+    if spec.load_weights is not None:
+        raise click.UsageError(
+            f"plugin {spec.name!r} runs finished models: pass --weights (docs/onnx.md)"
+        )
     found = embedded_weights(spec)
     if found is None:
         raise CheckpointError(
