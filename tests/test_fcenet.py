@@ -602,3 +602,22 @@ def test_evaluate_tcm_fcenet_checkpoint_end_to_end(tmp_path):
     assert result["images"] == 2 and result["protocol"] == "icdar2015"
     for key in ("precision", "recall", "hmean"):
         assert 0.0 <= result[key] <= 1.0
+
+
+@pytest.mark.slow
+def test_shipped_weights_detect_synthtext_mini(tmp_path):
+    """`tcmbench evaluate --plugin fcenet --dataset synthtext-mini` without
+    --weights uses the checkpoint shipped in the package (here on the first
+    20 test images; the 200-image figure is in docs/benchmarks/training.md)."""
+    from tcmbench.cli import main
+    from tcmbench.hub import embedded_weights
+
+    folder = embedded_weights(get_detector("fcenet"))
+    assert folder is not None, "plugins/tcmbench_fcenet/weights/ holds no checkpoint"
+    assert (folder / "model.safetensors").stat().st_size <= 10 * 1024 * 1024
+    out = tmp_path / "r.json"
+    args = ["evaluate", "--plugin", "fcenet", "--dataset", "synthtext-mini", "--limit", "20"]
+    main([*args, "--device", "cpu", "--no-progress", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert doc["weights"] == str(folder) and doc["images"] == 20
+    assert doc["hmean"] >= 0.6
