@@ -36,6 +36,11 @@ class AnnotationFormatError(TcmbenchError):
         super().__init__(msg)
 
 
+class ArchiveError(TcmbenchError):
+    """A zip archive, or a member of it, cannot be read (damaged, truncated,
+    encrypted, an unsupported compression method, over the size limit)."""
+
+
 class DatasetNotFoundError(TcmbenchError):
     """The files of a dataset are not where the loader looks for them."""
 

@@ -65,6 +65,19 @@ MAX_IMAGE_POLYGONS = 2_000
 #: at MAX_POLYGON_POINTS (a few seconds even when all self-intersect), 2,000
 #: polygons of 45 points, or 60 contours of 260 points.
 MAX_IMAGE_WORK = 1 << 22
+#: The matching work of one image: over the (ground truth, detection) pairs
+#: whose bounding boxes overlap, the sum of (vertices of one) x (vertices of
+#: the other), a self-intersecting contour counted with the vertices its
+#: repair creates (every crossing is a new vertex). Exact intersections cost
+#: about that much; 1,000,000 is about a second on one core and 24x the
+#: densest image of the reference data (41,440: CTW1500's curved example
+#: detections against its curved ground truth).
+MAX_IMAGE_PAIR_WORK = 1_000_000
+#: (ground truth, detection) pairs of one image whose bounding boxes overlap:
+#: every such pair is intersected exactly. Real images have a few per
+#: detection (at most 94 per image in the reference data: PixelLink on
+#: ICDAR 2015); 5,000 is e.g. 70 detections all stacked on 70 texts.
+MAX_IMAGE_OVERLAPS = 5_000
 #: Largest absolute coordinate: what float32 (the schema's polygon type) can
 #: hold. A larger value would be stored as infinity.
 MAX_COORDINATE = float(np.finfo(np.float32).max)
@@ -73,6 +86,8 @@ _LIMIT_DEFAULTS = {
     "MAX_POLYGON_POINTS": MAX_POLYGON_POINTS,
     "MAX_IMAGE_POLYGONS": MAX_IMAGE_POLYGONS,
     "MAX_IMAGE_WORK": MAX_IMAGE_WORK,
+    "MAX_IMAGE_PAIR_WORK": MAX_IMAGE_PAIR_WORK,
+    "MAX_IMAGE_OVERLAPS": MAX_IMAGE_OVERLAPS,
 }
 
 

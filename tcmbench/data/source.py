@@ -15,12 +15,13 @@ import os
 import re
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Self
 
-from tcmbench.errors import AnnotationFormatError, DatasetNotFoundError
+from tcmbench.errors import AnnotationFormatError, ArchiveError, DatasetNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,35 @@ def parse_json(text: str) -> Any:
         ) from None
 
 
+#: What reading a damaged zip raises: zipfile's own errors, zlib's,
+#: truncation, encryption (RuntimeError), unsupported methods and bad seeks.
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    OverflowError,
+)
+DEFAULT_MAX_MEMBER_BYTES = 4 << 30
+
+
+def max_member_bytes() -> int:
+    """Largest zip member read into memory (``TCMBENCH_MAX_MEMBER_BYTES``,
+    default 4 GiB: far above any benchmark's annotation file)."""
+    raw = os.environ.get("TCMBENCH_MAX_MEMBER_BYTES", "")
+    try:
+        return max(int(raw), 1) if raw.strip() else DEFAULT_MAX_MEMBER_BYTES
+    except ValueError:
+        return DEFAULT_MAX_MEMBER_BYTES
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
 class AnnotationSource:
     """A folder, a zip archive, or a single file, listed as relative names."""
 
@@ -138,7 +168,10 @@ class AnnotationSource:
             raise DatasetNotFoundError(f"annotation path does not exist: {self.path}")
         self._zip: zipfile.ZipFile | None = None
         if self.path.is_file() and zipfile.is_zipfile(self.path):
-            self._zip = zipfile.ZipFile(self.path)
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except ZIP_ERRORS as exc:
+                raise ArchiveError(f"{self.path}: damaged zip archive ({_reason(exc)})") from None
             self._names = sorted(
                 n for n in self._zip.namelist() if not n.endswith("/") and "__MACOSX" not in n
             )
@@ -162,10 +195,30 @@ class AnnotationSource:
 
     def read_bytes(self, name: str) -> bytes:
         if self._zip is not None:
-            return self._zip.read(name)
+            return self._read_member(self._zip, name)
         if self.path.is_dir():
             return (self.path / name).read_bytes()
         return self.path.read_bytes()
+
+    def _read_member(self, archive: zipfile.ZipFile, name: str) -> bytes:
+        """One member, read with a size cap: a damaged, encrypted or
+        oversized member is an ArchiveError naming it, never a zlib /
+        zipfile exception or a decompression bomb in memory."""
+        cap = max_member_bytes()
+        try:
+            with archive.open(name) as member:
+                data = member.read(cap + 1)
+        except ZIP_ERRORS as exc:
+            raise ArchiveError(
+                f"{self.location(name)}: cannot read this zip member ({_reason(exc)}); "
+                "re-create the archive or pass the unpacked folder"
+            ) from None
+        if len(data) > cap:
+            raise ArchiveError(
+                f"{self.location(name)}: unpacks to more than {cap} bytes (limit "
+                f"TCMBENCH_MAX_MEMBER_BYTES); pass the unpacked folder or raise the limit"
+            )
+        return data
 
     def read_text(self, name: str) -> str:
         return decode_text(self.read_bytes(name))

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from tcmbench.data.schema import (
     Instance,
     Prediction,
@@ -206,9 +208,60 @@ def evaluate(
     preds = match_prediction_ids(gt_map, predictions, protocol)
     return spec.evaluate(
         _Bounded(gt_map, protocol, "ground-truth polygon"),
-        _Bounded(preds, protocol, "detection"),
+        _Bounded(preds, protocol, "detection", partner=gt_map),
         **params,
     )
+
+
+def polygon_complexity(polygons: Sequence[np.ndarray]) -> np.ndarray:
+    """Vertices the exact intersection code works with, per polygon: its
+    points, or for a self-intersecting contour the points of its noded
+    outline (each crossing adds one), which its even-odd repair splits into
+    faces. Contours of up to 4 points are counted as they are (a bow-tie
+    quad has one crossing)."""
+    counts = np.array([len(p) for p in polygons], dtype=np.int64)
+    long = np.flatnonzero(counts > 4)
+    if long.size:
+        import shapely
+
+        rings = [
+            shapely.linestrings(np.vstack([polygons[i], polygons[i][:1]]).astype(np.float64))
+            for i in long.tolist()
+        ]
+        simple = shapely.is_simple(rings)
+        for k in np.flatnonzero(~simple).tolist():
+            counts[long[k]] = int(shapely.get_num_coordinates(shapely.node(rings[k])))
+    return counts
+
+
+def overlap_work(
+    gt_polygons: Sequence[np.ndarray], det_polygons: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per detection: how many ground-truth boxes its box overlaps, and the
+    MAX_IMAGE_PAIR_WORK measure of those pairs (see data/schema.py)."""
+    n_det = len(det_polygons)
+    if not gt_polygons or not n_det:
+        return np.zeros(n_det, np.int64), np.zeros(n_det, np.int64)
+
+    def boxes(polys: Sequence[np.ndarray]) -> np.ndarray:
+        return np.array(
+            [[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in polys],
+            dtype=np.float64,
+        )
+
+    g, d = boxes(gt_polygons), boxes(det_polygons)
+    overlap = (
+        (g[:, None, 0] <= d[None, :, 2])
+        & (d[None, :, 0] <= g[:, None, 2])
+        & (g[:, None, 1] <= d[None, :, 3])
+        & (d[None, :, 1] <= g[:, None, 3])
+    )
+    pairs = overlap.sum(axis=0).astype(np.int64)
+    if not pairs.any():
+        return pairs, np.zeros(n_det, np.int64)
+    cg, cd = polygon_complexity(gt_polygons), polygon_complexity(det_polygons)
+    work = (np.where(overlap, cg[:, None], 0).sum(axis=0) * cd).astype(np.int64)
+    return pairs, work
 
 
 class _Bounded(Mapping[str, Sequence[Any]]):
@@ -223,16 +276,25 @@ class _Bounded(Mapping[str, Sequence[Any]]):
     ``index``, which ``tcmbench score`` turns into the file and line.
     """
 
-    def __init__(self, items: Mapping[str, Sequence[Any]], protocol: str, role: str) -> None:
+    def __init__(
+        self,
+        items: Mapping[str, Sequence[Any]],
+        protocol: str,
+        role: str,
+        partner: Mapping[str, Sequence[Any]] | None = None,
+    ) -> None:
         self._items = items
         self._protocol = protocol
         self._role = role
+        self._partner = partner  # the ground truth, on the detections' side
         self._checked: set[str] = set()
 
     def __getitem__(self, sample_id: str) -> Sequence[Any]:
         value = self._items[sample_id]
         if sample_id not in self._checked:
             self._check(sample_id, value)
+            if self._partner is not None and sample_id in self._partner:
+                self._check_pairs(sample_id, self._partner[sample_id], value)
             self._checked.add(sample_id)
         return value
 
@@ -270,6 +332,30 @@ class _Bounded(Mapping[str, Sequence[Any]]):
                     k,
                     f"the polygons of one image are too large to match (sum of squared point "
                     f"counts {work} > {max_work}); over {limit_hint('MAX_IMAGE_WORK')}",
+                )
+
+    def _check_pairs(self, sample_id: str, gt: Sequence[Any], dets: Sequence[Any]) -> None:
+        """The matching work of one image (MAX_IMAGE_OVERLAPS,
+        MAX_IMAGE_PAIR_WORK): the error names the detection at which the
+        running total passes the limit."""
+        polys_g = [np.asarray(x.polygon) for x in gt]
+        polys_d = [np.asarray(x.polygon) for x in dets]
+        if len(polys_g) * len(polys_d) <= 64:
+            return  # too few pairs to matter
+        pairs, work = overlap_work(polys_g, polys_d)
+        for name, per_det, what in (
+            ("MAX_IMAGE_OVERLAPS", pairs, "overlapping (ground truth, detection) pairs"),
+            ("MAX_IMAGE_PAIR_WORK", work, "matching work (vertex products of overlapping pairs)"),
+        ):
+            cap = limit(name)
+            total = np.cumsum(per_det)
+            if total.size and total[-1] > cap:
+                k = int(np.searchsorted(total, cap, side="right"))
+                raise self._error(
+                    sample_id,
+                    k,
+                    f"one image needs too much exact geometry to match: {what} "
+                    f"{int(total[-1])} > {cap}; over {limit_hint(name)}",
                 )
 
     def _error(self, sample_id: str, index: int, reason: str) -> ProtocolError:
