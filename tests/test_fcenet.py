@@ -417,7 +417,10 @@ def test_head_convs_add_a_shared_relu_tower():
 def test_parameter_counts():
     with torch.device("meta"):
         r50 = Detector(build_parts(DetectorConfig(backbone="resnet50")))
-    count = lambda m: sum(p.numel() for p in m.parameters())
+
+    def count(module: torch.nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
     # FPN [512, 1024, 2048] -> 256 (with biases) and the two 3x3 head convs.
     assert count(r50.neck) == 256 * (512 + 1024 + 2048 + 3) + 3 * (256 * 256 * 9 + 256)
     assert count(r50.head) == (4 + 22) * (256 * 9 + 1)

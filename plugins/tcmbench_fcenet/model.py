@@ -4,7 +4,7 @@ Architecture options (``DetectorConfig.options``; all optional):
 
 - ``neck_channels`` (256): FPN width, also the head's input;
 - ``head_convs`` (0): 3x3 conv + ReLU layers in front of the head's
-  outputs (0 = mmocr's FCEHead; the synthtext-mini model uses 2);
+  outputs (0 = mmocr's FCEHead);
 - ``fourier_degree`` (5): K, the head regresses (2K + 1) x 2 numbers;
 - ``strides`` ([8, 16, 32]): one per level (C3, C4, C5 -> P3, P4, P5);
 - ``level_proportion_range`` (((0, 0.25), (0.2, 0.65), (0.55, 1.0))):
