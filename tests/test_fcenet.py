@@ -624,3 +624,41 @@ def test_shipped_weights_detect_synthtext_mini(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["weights"] == str(folder) and doc["images"] == 20
     assert doc["hmean"] >= 0.6
+
+
+@pytest.mark.slow
+def test_synthetic_official_tcm_fcenet_checkpoint_imports_and_loads(tmp_path):
+    """A checkpoint with exactly the official names and shapes (random
+    tensors, saved as mmcv does) goes through `tcmbench import tcm-official
+    --plugin fcenet` and loads back as a TCM-FCENet with every tensor."""
+    from safetensors.torch import load_file
+
+    from tcmbench.cli import main
+    from tcmbench.hub import load_checkpoint, read_checkpoint_meta
+    from tcmbench.tcm.importer import map_official_keys
+
+    pytest.importorskip("open_clip")
+    torch.set_num_threads(1)
+    keys = _official_keys()
+    gen = torch.Generator().manual_seed(1)
+    state = {
+        name: torch.tensor(1500)
+        if name.endswith("num_batches_tracked")
+        else torch.randn(shape, generator=gen)
+        for name, shape in keys.items()
+    }
+    ckpt = tmp_path / "tcm_fce_ic15.pth"
+    torch.save({"meta": {"epoch": 1800}, "state_dict": state}, ckpt)
+    out = tmp_path / "imported"
+    main(["import", "tcm-official", str(ckpt), "--plugin", "fcenet", "--out", str(out)])
+    meta, weights = read_checkpoint_meta(out)
+    assert meta["plugin"] == "fcenet"
+    assert meta["architecture"]["tcm"]["input_resolution"] == 800  # from the 626-row attnpool
+    saved = load_file(str(weights))
+    mapping, unmapped = map_official_keys(list(keys), "fcenet")
+    assert unmapped == [] and len(saved) == len(state)
+    for official, ours in mapping.items():
+        assert torch.equal(saved[ours], state[official]), official
+    own = load_checkpoint(out, plugin="fcenet", expect_tcm=True).model.state_dict()
+    for official in ("neck.lateral_convs.2.conv.weight", "bbox_head.out_conv_reg.bias", "contexts"):
+        assert torch.equal(own[mapping[official]], state[official]), official
