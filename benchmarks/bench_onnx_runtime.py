@@ -134,7 +134,7 @@ def main() -> None:
     real_load = torch_data.load_image
     preds: dict[str, dict[str, Any]] = {name: {} for name in loaded}
     # warm-up (not timed): first calls allocate, build kernels, fill caches
-    for name, ck in loaded.items():
+    for ck in loaded.values():
         predict_samples(ck.model, samples[:1], recipe, "cpu", progress=False)
     order = list(loaded)
     for i, start in enumerate(range(0, len(samples), opts.chunk)):

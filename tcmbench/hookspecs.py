@@ -16,7 +16,8 @@ module level) and import heavy code inside the functions a spec points to.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 

@@ -16,6 +16,7 @@ sha256, the dataset, split and sample list, and the test-time settings
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -171,10 +172,8 @@ def samples_fingerprint(samples: Sequence[Sample]) -> str:
     for s in samples:
         size = -1
         if s.image_path:
-            try:
+            with contextlib.suppress(OSError):  # a missing image hashes as -1
                 size = os.stat(s.image_path).st_size
-            except OSError:
-                pass
         h.update(f"{s.id}\0{s.image_path}\0{s.width}x{s.height}\0{size}\n".encode())
     return h.hexdigest()
 

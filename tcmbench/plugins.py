@@ -98,7 +98,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not kill the CLI
+        except Exception as exc:  # noqa: BLE001 (a broken third-party plugin must not kill the CLI)
             log.warning("could not load plugin %s (%s): %s", ep.name, ep.value, exc)
             continue
         try:
@@ -114,7 +114,7 @@ _plugin_versions: dict[str, str] = {}
 
 def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide plugin manager, created on first use."""
-    global _pm
+    global _pm  # noqa: PLW0603 (a lazy process-wide singleton)
     if _pm is None:
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(hookspecs)
@@ -136,7 +136,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 def reset_plugin_manager() -> None:
     """Forget the process-wide manager (tests; after installing a plugin)."""
-    global _pm
+    global _pm  # noqa: PLW0603 (a lazy process-wide singleton)
     _pm = None
 
 

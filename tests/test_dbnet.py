@@ -107,9 +107,9 @@ def test_every_recipe_configures_valid_parts() -> None:
 
 
 def test_unknown_options_are_plugin_errors() -> None:
-    with pytest.raises(PluginError, match="unknown DBNet option.*lateral_chanels"):
+    with pytest.raises(PluginError, match=r"unknown DBNet option.*lateral_chanels"):
         build_parts(DetectorConfig(backbone="resnet18", options={"lateral_chanels": 64}))
-    with pytest.raises(PluginError, match="unknown DBNet postprocess parameter.*mask_threshold"):
+    with pytest.raises(PluginError, match=r"unknown DBNet postprocess parameter.*mask_threshold"):
         build_postprocessor({"mask_threshold": 0.3})
     with pytest.raises(PluginError, match="output must be one of"):
         build_postprocessor({"output": "hexagon"})
@@ -470,4 +470,4 @@ def test_postprocessor_all_contours_also_boxes_holes() -> None:
     both = post.with_params(all_contours=True)({"prob": prob}, meta)[0]
     assert len(both) == 2
     inner = min(both, key=lambda p: np.ptp(p.polygon[:, 0]))
-    assert 50 < inner.polygon[:, 0].min() and inner.polygon[:, 0].max() < 80
+    assert inner.polygon[:, 0].min() > 50 and inner.polygon[:, 0].max() < 80

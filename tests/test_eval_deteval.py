@@ -663,7 +663,7 @@ def test_invalid_requests_are_protocol_errors() -> None:
     gt, pred = to_inputs(HANDCRAFTED["split_two"])
     with pytest.raises(ProtocolError, match="no ground truth: img9"):
         evaluate_totaltext_deteval(gt, dict(pred, img9=[]))
-    with pytest.raises(ProtocolError, match="unknown parameter.*iou"):
+    with pytest.raises(ProtocolError, match=r"unknown parameter.*iou"):
         evaluate_totaltext_deteval(gt, pred, iou=0.5)
     with pytest.raises(ProtocolError, match="missing_predictions"):
         evaluate_totaltext_deteval(gt, pred, missing_predictions="zero")

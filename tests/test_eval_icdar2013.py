@@ -1260,7 +1260,7 @@ def test_invalid_requests_are_protocol_errors() -> None:
     gt, pred = to_inputs(HANDCRAFTED["one_to_one"])
     with pytest.raises(ProtocolError, match="no ground truth: img_7"):
         evaluate_icdar2013(gt, dict(pred, img_7=[]))
-    with pytest.raises(ProtocolError, match="unknown parameter.*penalty"):
+    with pytest.raises(ProtocolError, match=r"unknown parameter.*penalty"):
         evaluate_icdar2013_deteval(gt, pred, penalty=0.8)
     with pytest.raises(ProtocolError, match="tp="):
         evaluate_icdar2013(gt, pred, tp="x")

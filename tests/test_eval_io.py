@@ -86,7 +86,7 @@ def test_rrc_confidences_and_entry_names(tmp_path: Path) -> None:
     with pytest.raises(AnnotationFormatError):
         read_predictions(z, style="rrc")  # 9 fields without confidences: the script's regex fails
     bad = make_zip(tmp_path / "b.zip", {"res_img_1.txt": "", "readme.txt": "hi"})
-    with pytest.raises(ProtocolError, match="readme.txt.*res_img_<N>.txt"):
+    with pytest.raises(ProtocolError, match=r"readme\.txt.*res_img_<N>\.txt"):
         read_predictions(bad, style="rrc")
 
 
@@ -121,7 +121,7 @@ def test_polygon_malformed_line(tmp_path: Path) -> None:
         read_predictions(folder, style="polygon")
     assert "1001.txt, line 3" in str(err.value) and "x1,y1,x2,y2" in str(err.value)
     (folder / "notes.md").write_text("x")
-    with pytest.raises(ProtocolError, match="notes.md"):
+    with pytest.raises(ProtocolError, match=r"notes\.md"):
         read_predictions(folder, style="polygon")
 
 

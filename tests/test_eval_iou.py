@@ -225,7 +225,7 @@ def test_ids_are_matched_across_naming_styles() -> None:
 
 
 def test_unknown_parameter_is_an_error() -> None:
-    with pytest.raises(ProtocolError, match="unknown parameter.*iou_thresh"):
+    with pytest.raises(ProtocolError, match=r"unknown parameter.*iou_thresh"):
         score_one("icdar2015", gt(rrc_box(0, 0, 10, 10)), dets(), iou_thresh=0.6)
     with pytest.raises(ProtocolError, match="rules"):
         score_one("tiou", gt(curved_box(0, 0, 10, 10)), dets(), rules="polygon3")

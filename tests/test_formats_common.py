@@ -36,7 +36,7 @@ def test_every_builtin_format_is_registered_with_a_summary() -> None:
     assert set(FORMATS) <= set(fmts)
     for name in FORMATS:
         assert fmts[name].summary and fmts[name].pattern and callable(fmts[name].reader)
-    with pytest.raises(PluginError, match="unknown dataset format 'icdar2051'.*icdar2015"):
+    with pytest.raises(PluginError, match=r"unknown dataset format 'icdar2051'.*icdar2015"):
         get_dataset_format("icdar2051")
     with pytest.raises(PluginError):
         read_annotations("icdar2051", ".")

@@ -105,7 +105,7 @@ def test_missing_files_and_unknown_options_are_user_errors(tmp_path: Path) -> No
     with pytest.raises(DatasetNotFoundError):
         read_annotations("icdar2015", tmp_path / "nope")
     src = write_sources(tmp_path, {"gt_img_1.txt": "1,1,2,1,2,2,1,2,a\n"})[0]
-    with pytest.raises(TcmbenchError, match="patern.*accepted: pattern"):
+    with pytest.raises(TcmbenchError, match=r"patern.*accepted: pattern"):
         read_annotations("icdar2015", src, patern="*.txt")
     samples, _ = read_annotations("icdar2015", src, pattern="gt_img_1.txt")
     assert len(samples) == 1
@@ -116,7 +116,7 @@ def test_duplicate_ids_in_one_zip_are_reported(tmp_path: Path) -> None:
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("a/gt_img_1.txt", "1,1,2,1,2,2,1,2,a\n")
         zf.writestr("b/gt_img_1.txt", "1,1,2,1,2,2,1,2,b\n")
-    with pytest.raises(AnnotationFormatError, match="already read from .*a/gt_img_1.txt"):
+    with pytest.raises(AnnotationFormatError, match=r"already read from .*a/gt_img_1\.txt"):
         read_annotations("icdar2015", z)
     samples, report = read_annotations("icdar2015", z, skip_invalid=True)
     assert len(samples) == 1 and len(report.skipped) == 1

@@ -223,7 +223,7 @@ def test_nighttime_art_layout(tmp_path: Path) -> None:
     Image.new("RGB", (8, 8)).save(images / "gt_4.jpg")
     assert read_annotations("nighttime-art", folder)[0][1].width == 8  # the header wins
     (images / "gt_4.jpg").unlink()
-    with pytest.raises(ImageReadError, match="gt_4.jpg"):
+    with pytest.raises(ImageReadError, match=r"gt_4\.jpg"):
         read_annotations("nighttime-art", folder)
 
 
@@ -272,7 +272,7 @@ def test_mmocr_malformed_and_file_choice(tmp_path: Path) -> None:
     bad["data_list"][1]["instances"] = [{"polygon": [1, 2, 3], "ignore": False}]
     files = {"textdet_test.json": pretty(bad), "textdet_train.json": json.dumps(MMOCR)}
     src = write_sources(tmp_path, files)[0]
-    with pytest.raises(DatasetNotFoundError, match="several JSON files.*file: NAME"):
+    with pytest.raises(DatasetNotFoundError, match=r"several JSON files.*file: NAME"):
         read_annotations("mmocr", src)
     assert len(read_annotations("mmocr", src, file="textdet_train.json")[0]) == 2
     with pytest.raises(AnnotationFormatError) as exc:
@@ -322,7 +322,7 @@ def test_jsonl_round_trip_through_write_jsonl(tmp_path: Path) -> None:
     assert again.image_path == str(images / "a.png") and (again.width, again.height) == (64, 48)
     (again,), _ = read_annotations("jsonl", only_a, images=images)  # the images folder itself
     assert again.image_path == str(images / "a.png")
-    with pytest.raises(ImageReadError, match="b9.jpg"):
+    with pytest.raises(ImageReadError, match=r"b9\.jpg"):
         read_annotations("jsonl", out, images=tmp_path / "data")
 
 

@@ -94,7 +94,7 @@ def test_synthtext_misaligned_text_and_bad_file(tmp_path: Path) -> None:
     with pytest.raises(AnnotationFormatError, match="not a readable MATLAB file"):
         read_annotations("synthtext", tmp_path)
     (tmp_path / "gt.mat").unlink()
-    with pytest.raises(DatasetNotFoundError, match="gt.mat"):
+    with pytest.raises(DatasetNotFoundError, match=r"gt\.mat"):
         read_annotations("synthtext", tmp_path)
 
 

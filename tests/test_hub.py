@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hub_server import LoopbackHub
+from test_plugins import _tiny_parts
 
 from tcmbench import hub, plugins
 from tcmbench.errors import CheckpointError
 from tcmbench.hookspecs import hookimpl
 from tcmbench.models.spec import DetectorConfig, DetectorSpec
-
-from hub_server import LoopbackHub  # noqa: E402  (tests/ is on sys.path under pytest's rootdir)
-from test_plugins import _tiny_parts  # noqa: E402
 
 SPEC = DetectorSpec(name="tiny-hub-detector", build_parts=_tiny_parts, version="9.9")
 OTHER = DetectorSpec(name="tiny-other-detector", build_parts=_tiny_parts, version="1.0")
@@ -27,13 +26,13 @@ OTHER = DetectorSpec(name="tiny-other-detector", build_parts=_tiny_parts, versio
 
 class _Plugin:
     @hookimpl
-    def register_detectors(self, register):  # noqa: ANN001, ANN201
+    def register_detectors(self, register):
         register(SPEC)
         register(OTHER)
 
 
 @pytest.fixture
-def tiny_plugin():  # noqa: ANN201
+def tiny_plugin():
     pm = plugins.get_plugin_manager()
     p = _Plugin()
     pm.register(p, name="tiny-hub-plugin")
@@ -93,7 +92,7 @@ def test_bad_checkpoints_give_clear_errors(
         CheckpointError, match="checkpoint of plugin 'tiny-hub-detector', not 'dbnet'"
     ):
         hub.load_checkpoint(path, plugin="dbnet")
-    with pytest.raises(CheckpointError, match="plain .*drop --tcm"):
+    with pytest.raises(CheckpointError, match=r"plain .*drop --tcm"):
         hub.load_checkpoint(path, expect_tcm=True)
 
     truncated = tmp_path / "truncated"
@@ -107,7 +106,7 @@ def test_bad_checkpoints_give_clear_errors(
     no_config = tmp_path / "noconfig"
     no_config.mkdir()
     (no_config / "model.safetensors").write_bytes(data)
-    with pytest.raises(CheckpointError, match="config.json is missing"):
+    with pytest.raises(CheckpointError, match=r"config\.json is missing"):
         hub.load_checkpoint(no_config)
 
     # weights of a different architecture under a config that claims this one
@@ -118,7 +117,8 @@ def test_bad_checkpoints_give_clear_errors(
     save_file({"backbone.a.weight": torch.zeros(2, 2)}, str(other / "model.safetensors"))
     (other / "config.json").write_text((path / "config.json").read_text())
     with pytest.raises(
-        CheckpointError, match="does not fit .*missing .*unexpected 0|does not fit .*shape mismatch"
+        CheckpointError,
+        match=r"does not fit .*missing .*unexpected 0|does not fit .*shape mismatch",
     ):
         hub.load_checkpoint(other)
 
@@ -133,6 +133,7 @@ def test_bad_checkpoints_give_clear_errors(
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tcmbench", *args],
+        check=False,  # the test reads the exit status
         capture_output=True,
         text=True,
         env=env,

@@ -74,7 +74,7 @@ def test_attention_pool_resizes_positional_embedding_at_forward(clip):
     x = torch.randn(1, 2048, 2, 3)
     # Reference: open_clip's pool given the positional embedding for (2, 3).
     ref_pool = open_clip.modified_resnet.AttentionPool2d(7, 2048, 32, 1024).eval()
-    ref_pool.load_state_dict({k: v for k, v in clip.visual.attnpool.state_dict().items()})
+    ref_pool.load_state_dict(dict(clip.visual.attnpool.state_dict()))
     with torch.no_grad():
         ref_pool.positional_embedding.data = resize_positional_embedding(
             ours.positional_embedding, (2, 3)

@@ -322,7 +322,7 @@ def test_ranger_lookahead_pulls_fast_weights_halfway_back() -> None:
     p, q = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(w0.clone())
     look = Ranger([p], lr=0.1, k=3, alpha=0.5, gc=False)
     plain = Ranger([q], lr=0.1, k=10**6, gc=False)
-    for step in range(3):
+    for _ in range(3):
         for x, opt in ((p, look), (q, plain)):
             opt.zero_grad()
             (x**2).sum().backward()

@@ -214,7 +214,7 @@ def test_pad_batch_stacks_different_sizes() -> None:
 
 def test_load_image_errors_name_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.jpg"
-    with pytest.raises(ImageReadError, match="image not found: .*nope.jpg"):
+    with pytest.raises(ImageReadError, match=r"image not found: .*nope\.jpg"):
         load_image(missing)
     odd = tmp_path / "scan.xyz"
     odd.write_bytes(b"123")
@@ -222,7 +222,7 @@ def test_load_image_errors_name_the_path(tmp_path: Path) -> None:
         load_image(odd)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG not really")
-    with pytest.raises(ImageReadError, match="broken.png: cannot decode"):
+    with pytest.raises(ImageReadError, match=r"broken\.png: cannot decode"):
         load_image(broken)
     with pytest.raises(ImageReadError, match="sample 'x' has no image"):
         load_image(None, "x")

@@ -36,7 +36,9 @@ def validate_tcm_config(tcm: TCMConfig) -> None:
             f"--tcm-context {tcm.context_length} exceeds CLIP's {MAX_SEQUENCE} text positions"
         )
     res = tcm.input_resolution
-    if res is not None and (isinstance(res, bool) or not isinstance(res, int) or res <= 0 or res % 32):
+    if res is not None and (
+        isinstance(res, bool) or not isinstance(res, int) or res <= 0 or res % 32
+    ):
         raise TCMConfigError(
             f"TCM input_resolution must be a positive multiple of 32 (pixels), got {res!r}"
         )

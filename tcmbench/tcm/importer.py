@@ -111,6 +111,7 @@ TCM_RULES: list[Rule] = [
     *_decoder_rules("visual_prompt_generator", "visual_prompt_generator"),
 ]
 
+
 def official_rules(plugin: str) -> list[Rule]:
     """TCM rules plus the plugin's neck/head rules (its
     ``TCMSupport.official_rules``); CheckpointError for a plugin that

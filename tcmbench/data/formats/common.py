@@ -173,7 +173,7 @@ def size_value(value: Any, name: str) -> int:
         return 0
     expected = f"{name!r} must be an integer in [0, {MAX_IMAGE_SIDE}]"
     if isinstance(value, bool):
-        raise ValueError(f"{expected}, not {str(value).lower()}")  # noqa: TRY004 (readers report ValueErrors)
+        raise ValueError(f"{expected}, not {str(value).lower()}")
     raw = value
     if isinstance(value, str):
         try:
@@ -192,7 +192,7 @@ def id_value(value: Any, name: str) -> int | str:
     ``image_id``): an integer or a string. A list or an object would be
     unhashable and a float would be matched by accident."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{name!r} must be an integer or a string, not {_json_type(value)}")  # noqa: TRY004 (readers report ValueErrors)
+        raise ValueError(f"{name!r} must be an integer or a string, not {_json_type(value)}")
     return value
 
 

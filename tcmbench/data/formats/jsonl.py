@@ -12,6 +12,7 @@ to equal samples.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable
@@ -151,12 +152,11 @@ def sample_record(sample: Sample, base: Path | None = None) -> dict[str, Any]:
     written relative to it so the folder can move."""
     image = sample.image_path
     if image is not None and base is not None:
-        try:
+        # An image outside ``base`` keeps its own path.
+        with contextlib.suppress(ValueError):
             image = PurePosixPath(
                 Path(os.path.abspath(image)).relative_to(os.path.abspath(base))
             ).as_posix()
-        except ValueError:
-            pass
     return {
         "id": sample.id,
         "image": image,

@@ -73,7 +73,7 @@ def box_height(size: int) -> int:
 def font_size_for_height(height: float) -> int:
     """The font size whose word box is closest to ``height`` pixels."""
     ratio = box_height(100) / 100.0
-    size = max(4, int(round(height / ratio)))
+    size = max(4, round(height / ratio))
     # Rounding inside FreeType can be off by a pixel; settle on the nearest.
     best = min(
         (s for s in (size - 1, size, size + 1) if s >= 4),

@@ -106,7 +106,7 @@ def _layout(rng: np.random.Generator, kind: str, height: float, text: str) -> Wo
     size = font_size_for_height(height)
     stroke = 0
     if kind != "curved" and rng.random() < 0.2:
-        stroke = max(1, int(round(height * rng.uniform(0.03, 0.07))))
+        stroke = max(1, round(height * rng.uniform(0.03, 0.07)))
     if kind == "horizontal":
         shear = float(rng.uniform(0.15, 0.3)) if rng.random() < 0.15 else 0.0
         return straight_word(text, size, stroke, shear=shear, kind="horizontal")
