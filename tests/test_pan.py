@@ -390,7 +390,7 @@ def test_recipe_names_the_plugin_augmentations():
     image = np.full((320, 352, 3), 90, np.uint8)
     out = transform(image, [rect(170, 160, 120, 30)], [False], np.random.default_rng(0))
     assert out.image.shape == (3, 224, 224)
-    with pytest.raises(TcmbenchError, match="pan_crop_instances.*unknown parameter.*sise"):
+    with pytest.raises(TcmbenchError, match=r"pan_crop_instances.*unknown parameter.*sise"):
         build_augmentation({"name": "pan_crop_instances", "sise": 640})
     with pytest.raises(TcmbenchError, match="text_prob"):
         build_augmentation({"name": "pan_crop_instances", "text_prob": 2.0})

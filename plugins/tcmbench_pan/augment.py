@@ -92,7 +92,7 @@ def _cut(positions: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     if lo.size == 0:
         return np.zeros(positions.shape, dtype=bool)
     p = positions[:, None].astype(np.float64)
-    return ((p > lo[None, :]) & (p < hi[None, :])).any(axis=1)
+    return np.asarray(((p > lo[None, :]) & (p < hi[None, :])).any(axis=1), dtype=bool)
 
 
 def _pick_start(

@@ -158,7 +158,8 @@ class PANLoss(nn.Module):
         text_logits = outputs["text_logits"].float()
         kernel_logits = outputs["kernel_logits"].float()
         embedding = outputs["embedding"].float()
-        gt = downsample_targets(targets, tuple(text_logits.shape[-2:]))
+        size = (int(text_logits.shape[-2]), int(text_logits.shape[-1]))
+        gt = downsample_targets(targets, size)
         text, kernel, valid = gt["gt_text"], gt["gt_kernel"], gt["gt_mask"]
         text_bin = (text > 0.5).float()
         selected = ohem_mask(text_logits, text_bin, valid, self.ohem_ratio).reshape(text_bin.shape)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -248,7 +248,9 @@ class PANPostprocessor:
         remap[np.sort(keep)] = np.arange(1, keep.size + 1, dtype=np.int32)
         return remap[labels]
 
-    def _instances(self, labels: np.ndarray, score: np.ndarray, up: int):
+    def _instances(
+        self, labels: np.ndarray, score: np.ndarray, up: int
+    ) -> Iterator[tuple[np.ndarray, float]]:
         """(points (n, 2) as x, y; mean text score) of every instance that
         passes the area and score filters."""
         flat = labels.ravel()
@@ -268,7 +270,7 @@ class PANPostprocessor:
         width = labels.shape[1]
         for chunk, label in zip(np.split(order, starts[1:]), ids[starts]):
             points = np.stack([chunk % width, chunk // width], axis=1)
-            yield points, means[label]
+            yield points, float(means[label])
 
     def _polygon(self, points: np.ndarray) -> np.ndarray | None:
         """The boundary of the pixels ``points`` (map coordinates, around
