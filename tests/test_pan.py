@@ -484,6 +484,27 @@ def test_official_tcm_pan_keys_map_one_to_one():
     assert len(stray[1]) == 2
 
 
+def test_official_tcm_pan_checkpoint_imports_all_or_nothing():
+    """The import path itself (config inferred from the weights, every key
+    mapped and shape-checked, strict load), on meta tensors: no memory."""
+    pytest.importorskip("open_clip")
+    from dataclasses import replace
+
+    from tcmbench.errors import CheckpointError
+    from tcmbench.tcm.importer import infer_tcm_config, load_official_state
+
+    keys = official_keys()
+    state = {k: torch.empty(shape, device="meta") for k, shape in keys.items()}
+    tcm = infer_tcm_config(state)
+    assert (tcm.input_resolution, tcm.context_length) == (736, 4)
+    assert tcm.language_generator and tcm.visual_generator and tcm.text_context_decoder
+    model = build(replace(tcm, clip_pretrained=None))
+    assert len(load_official_state(model, state, "pan")) == len(keys)
+    state["neck.reduce_conv_c5.0.weight"] = torch.empty(128, 2048, 1, 1, device="meta")
+    with pytest.raises(CheckpointError, match=r"reduce_conv_c5\.0\.weight \(128, 2048"):
+        load_official_state(model, state, "pan")
+
+
 @pytest.fixture(scope="module")
 def tcm_pan():
     pytest.importorskip("open_clip")
