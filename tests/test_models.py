@@ -236,3 +236,33 @@ def test_param_groups_exclude_norms_and_biases_from_weight_decay() -> None:
             factor = 0.1 if name.startswith("backbone.") else 1.0
             assert math.isclose(group["lr"], 1e-3 * factor), name
     assert seen == len(names)
+
+
+@pytest.mark.parametrize("channels", [None, [], [64, 0], [64, "128"], [True, 8]])
+def test_detector_refuses_a_backbone_without_valid_out_channels(channels: object) -> None:
+    from tcmbench.errors import PluginError
+    from tcmbench.models.detector import Detector, DetectorParts
+
+    backbone = nn.Conv2d(3, 4, 1)
+    if channels is not None:
+        backbone.out_channels = channels
+    else:
+        del backbone.out_channels
+    parts = DetectorParts(
+        backbone=backbone,
+        neck_builder=lambda ch: nn.Identity(),
+        head=nn.Identity(),
+        loss=nn.Identity(),
+        target_builder=lambda *a: {},
+        postprocessor=lambda *a: [],
+    )
+    with pytest.raises(PluginError, match=r"backbone Conv2d must have out_channels"):
+        Detector(parts)
+
+
+def test_detector_reads_numpy_int_out_channels() -> None:
+    from tcmbench.models.detector import backbone_channels
+
+    backbone = nn.Module()
+    backbone.out_channels = tuple(np.array([8, 16]))
+    assert backbone_channels(backbone) == [8, 16]

@@ -18,13 +18,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
 
 from tcmbench.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from torchvision.models import MobileNetV3, ResNet
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +61,26 @@ def offline() -> bool:
     )
 
 
-class ResNetStages(nn.Module):
+class StageBackbone(nn.Module):
+    """The backbone contract: ``forward(images) -> [C2, C3, C4, C5]`` and
+    ``out_channels``, the channels of each returned stage."""
+
+    out_channels: list[int]
+
+
+class ResNetStages(StageBackbone):
     """A torchvision ResNet without its pooling / classifier, returning C2..C5."""
 
-    def __init__(self, resnet: nn.Module) -> None:
+    conv1: nn.Conv2d
+    bn1: nn.BatchNorm2d
+    relu: nn.ReLU
+    maxpool: nn.MaxPool2d
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
+    def __init__(self, resnet: ResNet) -> None:
         super().__init__()
         self.conv1 = resnet.conv1
         self.bn1 = resnet.bn1
@@ -82,12 +101,12 @@ class ResNetStages(nn.Module):
         return [c2, c3, c4, c5]
 
 
-class MobileNetV3Stages(nn.Module):
+class MobileNetV3Stages(StageBackbone):
     """torchvision MobileNetV3 ``features`` cut into four stages (strides
     4, 8, 16, 32). The final 1x1 expansion conv (576 / 960 channels) is left
     out: the neck's lateral 1x1 conv does that job far more cheaply."""
 
-    def __init__(self, mobilenet: nn.Module) -> None:
+    def __init__(self, mobilenet: MobileNetV3) -> None:
         super().__init__()
         features = list(mobilenet.features.children())[:-1]
         cuts = _stride_cuts(features)
@@ -143,7 +162,7 @@ def canonical_backbone_name(name: str) -> str:
     return key
 
 
-def build_backbone(name: str, pretrained: bool = False) -> nn.Module:
+def build_backbone(name: str, pretrained: bool = False) -> StageBackbone:
     """Backbone ``name`` (resnet18, resnet50, mobilenetv3_small,
     mobilenetv3_large) returning ``[C2, C3, C4, C5]``, with ImageNet weights
     from the torch hub cache when ``pretrained``."""

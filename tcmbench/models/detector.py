@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -74,6 +75,23 @@ _NORM_TYPES = (
 )
 
 
+def backbone_channels(backbone: nn.Module) -> list[int]:
+    """The backbone's ``out_channels`` (one positive int per stage), checked:
+    a plugin's backbone that lacks it fails here with the contract named,
+    not later inside the neck with a shape error."""
+    channels = getattr(backbone, "out_channels", None)
+    if (
+        not isinstance(channels, (list, tuple))
+        or not channels
+        or any(isinstance(c, bool) or not isinstance(c, Integral) or c <= 0 for c in channels)
+    ):
+        raise PluginError(
+            f"the backbone {type(backbone).__name__} must have out_channels, a list of "
+            f"positive ints (one per stage), got {channels!r}"
+        )
+    return [int(c) for c in channels]
+
+
 class Detector(nn.Module):
     """backbone -> [feature_transform] -> neck -> head (+ loss, aux losses)."""
 
@@ -82,7 +100,7 @@ class Detector(nn.Module):
         self.backbone = parts.backbone
         self.neck_builder = parts.neck_builder
         self.in_stages = tuple(parts.in_stages) if parts.in_stages is not None else None
-        n_stages = len(parts.backbone.out_channels)
+        n_stages = len(backbone_channels(parts.backbone))
         if self.in_stages is not None and (
             not self.in_stages
             or list(self.in_stages) != sorted(set(self.in_stages))
@@ -103,7 +121,7 @@ class Detector(nn.Module):
 
     def neck_in_channels(self) -> list[int]:
         """Channels of the backbone stages the neck consumes."""
-        channels = list(self.backbone.out_channels)
+        channels = backbone_channels(self.backbone)
         if self.in_stages is None:
             return channels
         return [channels[i] for i in self.in_stages]

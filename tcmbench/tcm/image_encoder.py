@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from open_clip.modified_resnet import AttentionPool2d, ModifiedResNet
 
 #: Channels of C2, C3, C4, C5 of CLIP RN50 (width 64, bottleneck expansion 4).
 STAGE_CHANNELS: tuple[int, ...] = (256, 512, 1024, 2048)
@@ -76,7 +80,12 @@ class DenseAttentionPool(nn.Module):
     ``q_proj``, ``k_proj``, ``v_proj``, ``c_proj``).
     """
 
-    def __init__(self, pool: nn.Module, grid: int) -> None:
+    k_proj: nn.Linear
+    q_proj: nn.Linear
+    v_proj: nn.Linear
+    c_proj: nn.Linear
+
+    def __init__(self, pool: AttentionPool2d, grid: int) -> None:
         super().__init__()
         self.num_heads = int(pool.num_heads)
         # Load-time resize: (7*7 + 1) rows at 224 -> (grid*grid + 1) rows.
@@ -116,8 +125,28 @@ class CLIPImageEncoder(nn.Module):
     channels of the returned stages, as the Detector contract asks.
     """
 
+    # Taken over from open_clip's ModifiedResNet by name (add_module below).
+    conv1: nn.Conv2d
+    bn1: nn.BatchNorm2d
+    act1: nn.Module
+    conv2: nn.Conv2d
+    bn2: nn.BatchNorm2d
+    act2: nn.Module
+    conv3: nn.Conv2d
+    bn3: nn.BatchNorm2d
+    act3: nn.Module
+    avgpool: nn.Module
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+    out_channels: list[int]
+
     def __init__(
-        self, visual: nn.Module, stages: Sequence[int] = (0, 1, 2, 3), input_resolution: int = 640
+        self,
+        visual: ModifiedResNet,
+        stages: Sequence[int] = (0, 1, 2, 3),
+        input_resolution: int = 640,
     ) -> None:
         super().__init__()
         stages = tuple(int(s) for s in stages)

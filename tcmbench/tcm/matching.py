@@ -75,6 +75,8 @@ class InstanceLanguageMatching(nn.Module):
         self.language_prompt_generator = (
             LanguagePromptGenerator(visual_dim, text_encoder.width) if language_generator else None
         )
+        self.visual_prompt_generator: ContextDecoder | None
+        self.text_context_decoder: ContextDecoder | None
         if visual_generator:
             self.visual_prompt_generator = ContextDecoder(visual_dim)
             self.visual_gamma = nn.Parameter(torch.full((), 1e-3))

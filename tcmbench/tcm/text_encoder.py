@@ -21,8 +21,13 @@ learnable context and the prompt generator.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from open_clip.model import CLIP
 
 
 class CLIPTextEncoder(nn.Module):
@@ -37,7 +42,15 @@ class CLIPTextEncoder(nn.Module):
     #: Marks the module for :func:`tcmbench.tcm.params.count_tcm_params`.
     is_tcm_text_encoder = True
 
-    def __init__(self, clip: nn.Module, prompt_tokens: Tensor | None, n_context: int) -> None:
+    # Taken over from the CLIP model; the buffers are registered below.
+    token_embedding: nn.Embedding
+    transformer: nn.Module
+    ln_final: nn.LayerNorm
+    text_projection: nn.Parameter
+    prompt_tokens: Tensor
+    attn_mask: Tensor
+
+    def __init__(self, clip: CLIP, prompt_tokens: Tensor | None, n_context: int) -> None:
         super().__init__()
         if prompt_tokens is None and n_context <= 0:
             raise ValueError(

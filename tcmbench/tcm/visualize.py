@@ -32,7 +32,7 @@ def _overlay(heat: np.ndarray, image_bgr: np.ndarray) -> np.ndarray:
 
     h, w = image_bgr.shape[:2]
     heat = cv2.resize(heat.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    colour = cv2.applyColorMap(np.uint8(np.clip(heat, 0, 1) * 255), cv2.COLORMAP_JET)
+    colour = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
     return cv2.addWeighted(colour, 0.6, image_bgr, 0.4, 0)
 
 

@@ -17,12 +17,16 @@ and the changes go through the seams of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from tcmbench.errors import PluginError
 from tcmbench.tcm.config import TCMConfigError, validate_tcm_config
+
+if TYPE_CHECKING:  # imported where used: they pull in open_clip
+    from tcmbench.tcm.image_encoder import CLIPImageEncoder
+    from tcmbench.tcm.matching import InstanceLanguageMatching
 
 
 def check_support(spec: Any) -> Any:
@@ -62,12 +66,14 @@ def check_support(spec: Any) -> Any:
 def _freeze_if_zero(module: nn.Module, factor: float) -> None:
     """lr factor 0 means frozen: no gradient *for the weights* (the module
     still runs with autograd so gradients pass through it)."""
-    module.lr_factor = float(factor)
+    # torch's __setattr__ stub admits only Tensor | Module; a plain float
+    # attribute is what Detector.lr_factors reads.
+    module.lr_factor = float(factor)  # type: ignore[assignment]
     if factor == 0.0:
         module.requires_grad_(False)
 
 
-def build_tcm_modules(tcm: Any, support: Any) -> tuple[nn.Module, nn.Module]:
+def build_tcm_modules(tcm: Any, support: Any) -> tuple[CLIPImageEncoder, InstanceLanguageMatching]:
     """(image encoder, matching module) for a TCMConfig and a TCMSupport."""
     from tcmbench.tcm.image_encoder import CLIPImageEncoder
     from tcmbench.tcm.matching import InstanceLanguageMatching
