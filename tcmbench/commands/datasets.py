@@ -39,7 +39,7 @@ def list_(as_json: bool) -> None:
     """Every dataset (built-in and from plugins) and whether it is present."""
     from tcmbench.data.dataset import find_root, is_generated, list_dataset_configs
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for cfg in list_dataset_configs().values():
         if is_generated(cfg):
             cached = find_root(cfg)

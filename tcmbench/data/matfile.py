@@ -221,7 +221,7 @@ class _Walker:
 
     def tag(self, pos: int, what: str) -> tuple[int, int]:
         self.need(pos, 8, what)
-        return self._ii(self.buf, pos)  # type: ignore[no-any-return]
+        return self._ii(self.buf, pos)
 
     def element(self, pos: int, what: str, types: Container[int]) -> tuple[int, int, int, int]:
         """One data element: ``(type code, byte count, payload offset, next

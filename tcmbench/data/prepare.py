@@ -12,6 +12,7 @@ a later run would trust.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import logging
@@ -329,7 +330,9 @@ def _extract_zip(archive: Path, out: Path, progress: bool, limits: UnpackLimits)
                 if is_dir:
                     _mkdir(archive, m.filename, target)
                     continue
-                _write_member(archive, m.filename, lambda m=m: zf.open(m), target, m.file_size)
+                _write_member(
+                    archive, m.filename, functools.partial(zf.open, m), target, m.file_size
+                )
                 bar.update(m.file_size)
 
 
@@ -365,7 +368,7 @@ def _extract_tar(archive: Path, out: Path, progress: bool, limits: UnpackLimits)
                 if is_dir:
                     _mkdir(archive, m.name, target)
                     continue
-                _write_member(archive, m.name, lambda m=m: tf.extractfile(m), target, m.size)
+                _write_member(archive, m.name, functools.partial(tf.extractfile, m), target, m.size)
                 bar.update(m.size)
 
 
@@ -757,8 +760,9 @@ def _splits_to_check(
         return list(requested)
     if root.is_file():
         # One GT zip covers one split: the one its source names, else "test".
-        if root_source is not None and root_source.split in cfg.splits:
-            return [root_source.split]
+        split = root_source.split if root_source is not None else None
+        if split is not None and split in cfg.splits:
+            return [split]
         return ["test"] if "test" in cfg.splits else [next(iter(cfg.splits))]
     return list(cfg.splits)
 

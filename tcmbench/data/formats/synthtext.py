@@ -76,9 +76,9 @@ def read_synthtext(
         return []
     missing = [k for k in ("imnames", "wordBB", "txt") if k not in mat]
     if missing:
-        found = ", ".join(mat["__variables__"]) or "none"
+        present = ", ".join(mat["__variables__"]) or "none"
         report.fail(
-            loc, None, EXPECTED, f"missing variable(s) {', '.join(missing)} (found {found})"
+            loc, None, EXPECTED, f"missing variable(s) {', '.join(missing)} (found {present})"
         )
         return []
     imnames, word_bbs, txts = (np.asarray(mat[k]).ravel() for k in ("imnames", "wordBB", "txt"))
@@ -100,15 +100,16 @@ def read_synthtext(
         except ValueError as exc:
             report.fail(loc, record, EXPECTED, f"image {record}: {exc}")
             continue
-        words: list[str] | None = _words(txts[i])
-        if len(words) != boxes.shape[2]:
+        words = _words(txts[i])
+        text_ok = len(words) == boxes.shape[2]
+        if not text_ok:
             report.fail(
                 loc,
                 record,
                 EXPECTED,
                 f"image {record} ({imname}): {len(words)} words for {boxes.shape[2]} boxes",
             )
-            words = None  # skip_invalid: keep the boxes, drop the misaligned text
+            # skip_invalid: keep the boxes, drop the misaligned text
         instances: list[Instance] = []
         for j in range(boxes.shape[2]):
             try:
@@ -116,7 +117,7 @@ def read_synthtext(
             except ValueError as exc:
                 report.fail(loc, record, EXPECTED, f"image {record} ({imname}) word {j + 1}: {exc}")
                 continue
-            instances.append(Instance(poly, ignore=False, text=words[j] if words else None))
+            instances.append(Instance(poly, ignore=False, text=words[j] if text_ok else None))
         sid = str(PurePosixPath(imname).with_suffix(""))
         sample = Sample(sid, None, 0, 0, instances)
         if finder is not None:

@@ -49,8 +49,8 @@ def _texture(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     if kind == 0:  # grain
         noise = rng.normal(0, 1, size=(height, width)).astype(np.float32)
         sigma = float(rng.uniform(0.5, 2.0))
-        tex = cv2.GaussianBlur(noise, (0, 0), sigma)
-        tex /= max(float(tex.std()), 1e-6)
+        blurred = cv2.GaussianBlur(noise, (0, 0), sigma)
+        tex = blurred / max(float(blurred.std()), 1e-6)
     elif kind == 1:  # stripes
         angle = rng.uniform(0, math.pi)
         period = rng.uniform(6, 40)
@@ -109,7 +109,7 @@ def _shapes(rng: np.random.Generator, canvas: np.ndarray, count: int) -> None:
         grow = math.ceil(3 * blur)
         rows = slice(max(0, y - grow), min(height, y + h + grow))
         cols = slice(max(0, x - grow), min(width, x + w + grow))
-        alpha = layer[rows, cols].astype(np.float32) * np.float32(opacity / 255.0)
+        alpha: np.ndarray = layer[rows, cols].astype(np.float32) * np.float32(opacity / 255.0)
         if blur:
             alpha = cv2.GaussianBlur(alpha, (0, 0), blur, borderType=cv2.BORDER_REPLICATE)
         roi = canvas[rows, cols]
@@ -158,18 +158,18 @@ def _distractors(rng: np.random.Generator, canvas: np.ndarray, count: int) -> No
                 cv2.circle(canvas, (x + i * step, y), radius, colour, -1, cv2.LINE_AA)
         elif kind == 4:  # zigzag / scribble
             n = int(rng.integers(3, 9))
-            x, y = rng.uniform(0, width), rng.uniform(0, height)
-            pts = [(x, y)]
+            px, py = rng.uniform(0, width), rng.uniform(0, height)
+            pts = [(px, py)]
             for _ in range(n):
-                x += rng.uniform(-30, 30)
-                y += rng.uniform(-30, 30)
-                pts.append((x, y))
+                px += rng.uniform(-30, 30)
+                py += rng.uniform(-30, 30)
+                pts.append((px, py))
             cv2.polylines(canvas, [np.array(pts, np.int32)], False, colour, thickness, cv2.LINE_AA)
         else:  # wire: a sagging curve across the image
             xs = np.linspace(0, width, 50)
-            y0 = rng.uniform(0, height)
+            base_y = rng.uniform(0, height)
             sag = rng.uniform(-40, 40)
-            ys = y0 + sag * np.sin(np.pi * xs / width) + rng.uniform(-0.3, 0.3) * xs
+            ys = base_y + sag * np.sin(np.pi * xs / width) + rng.uniform(-0.3, 0.3) * xs
             cv2.polylines(
                 canvas,
                 [np.stack([xs, ys], 1).astype(np.int32)],

@@ -86,7 +86,7 @@ def _day_camera(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     """Mild day-time camera effects: exposure, softness, sensor noise."""
     import cv2
 
-    img = image.astype(np.float32)
+    img: np.ndarray = image.astype(np.float32)
     img = img * float(rng.uniform(0.85, 1.1)) + float(rng.uniform(-12, 12))
     if rng.random() < 0.35:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.4, 0.9)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -240,7 +241,7 @@ def _paint_word(
     if plate:
         # A sign plate behind the word: drawn into the background too, since
         # it is scenery, not text.
-        join = "round" if shape.kind == "curved" else "mitre"
+        join: Literal["round", "mitre"] = "round" if shape.kind == "curved" else "mitre"
         outline = np.asarray(
             ShapelyPolygon(local_polygon).buffer(pad, join_style=join).exterior.coords
         )
