@@ -76,7 +76,7 @@ class AugmentationSpec:
             return self.factory
         module, _, attr = self.factory.partition(":")
         try:
-            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+            return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise PluginError(
                 f"augmentation {self.name!r}: cannot import {self.factory!r} ({exc})"
@@ -129,7 +129,8 @@ def get_plugin_manager() -> pluggy.PluginManager:
         except pluggy.PluginValidationError as exc:
             # A hookimpl whose name matches no hookspec is almost always a
             # typo that would otherwise make the plugin silently do nothing.
-            raise PluginError(f"plugin {exc.plugin_name!r} is invalid: {exc}") from None
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            raise PluginError(f"plugin {name!r} is invalid: {exc}") from None
         _pm = pm
     return _pm
 

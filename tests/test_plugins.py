@@ -349,6 +349,28 @@ def test_misspelled_hookimpl_is_caught() -> None:
         pm.check_pending()
 
 
+def test_misspelled_hookimpl_in_an_installed_plugin_is_a_plugin_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Typo:
+        @hookimpl
+        def register_dataset_format(self, register):  # the typo: missing "s"
+            register(None)
+
+    def load_typo(pm: pluggy.PluginManager) -> None:
+        pm.register(Typo(), name="typo-plugin")
+
+    monkeypatch.setattr(plugins, "_load_entry_points", load_typo)
+    plugins.reset_plugin_manager()
+    try:
+        with pytest.raises(
+            PluginError, match=r"plugin 'typo-plugin' is invalid: .*register_dataset_format"
+        ):
+            plugins.get_plugin_manager()
+    finally:
+        plugins.reset_plugin_manager()
+
+
 def _run_cli(
     args: list[str], env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
