@@ -377,6 +377,7 @@ def push(
     folder = Path(folder)
     read_checkpoint_meta(folder)  # refuse to push something that is not a checkpoint
     api = HfApi(token=token, library_name="tcmbench", library_version=__version__)
+    failed: tuple[type[BaseException], ...] = (ValueError, *hub_fetch.transport_errors())
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
         info = api.upload_folder(
@@ -389,7 +390,7 @@ def push(
     except HfHubHTTPError as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CheckpointError(f"could not push {folder} to {repo_id}: {first}") from None
-    except (ValueError, *hub_fetch.transport_errors()) as exc:
+    except failed as exc:
         raise CheckpointError(
             f"could not push {folder} to {repo_id}: the Hub at {hub_fetch.endpoint()} failed: "
             f"{hub_fetch.describe(exc)}"

@@ -225,21 +225,26 @@ class PredictionCache:
         try:
             doc = json.loads(gzip.decompress(p.read_bytes()))
         except (OSError, ValueError, EOFError) as exc:
-            return _damaged_entry(p, f"unreadable: {exc}")
+            _damaged_entry(p, f"unreadable: {exc}")
+            return None
         if not isinstance(doc, dict):
-            return _damaged_entry(p, f"a JSON {type(doc).__name__}, not an object")
+            _damaged_entry(p, f"a JSON {type(doc).__name__}, not an object")
+            return None
         if doc.get("key") != json.loads(json.dumps(dict(key), sort_keys=True, default=str)):
             return None  # another key's entry (a digest collision): a plain miss
         raw = doc.get("predictions")
         if not isinstance(raw, dict):
-            return _damaged_entry(p, "no 'predictions' object")
+            _damaged_entry(p, "no 'predictions' object")
+            return None
         digest = doc.get("predictions_sha256")
         if digest is not None and digest != _predictions_digest(raw):
-            return _damaged_entry(p, "its predictions do not match their checksum (edited?)")
+            _damaged_entry(p, "its predictions do not match their checksum (edited?)")
+            return None
         try:
             return {str(sid): [_prediction(d) for d in preds] for sid, preds in raw.items()}
         except (KeyError, TypeError, ValueError) as exc:
-            return _damaged_entry(p, f"malformed prediction: {exc}")
+            _damaged_entry(p, f"malformed prediction: {exc}")
+            return None
 
     def save(self, key: Mapping[str, Any], predictions: Mapping[str, Sequence[Prediction]]) -> Path:
         from tcmbench.paths import atomic_write_bytes

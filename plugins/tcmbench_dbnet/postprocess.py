@@ -153,7 +153,7 @@ class DBPostprocessor:
         valid_h = min(prob.shape[0], max(1, round(orig_h * sy)))
         valid_w = min(prob.shape[1], max(1, round(orig_w * sx)))
         prob = np.ascontiguousarray(prob[:valid_h, :valid_w])
-        bitmap = (prob > self.mask_thr).astype(np.uint8)
+        bitmap: np.ndarray = (prob > self.mask_thr).astype(np.uint8)
         if self.dilation:
             bitmap = cv2.dilate(bitmap, _DILATION_KERNEL)
         retrieval = cv2.RETR_LIST if self.all_contours else cv2.RETR_EXTERNAL

@@ -138,7 +138,9 @@ class OnnxDetector:
                     f"(outputs: {', '.join(names)})"
                 )
             self.output_names = list(outputs)
-            self._keys = [(outputs[n], None) for n in self.output_names]
+            self._keys: list[tuple[str, int | None]] = [
+                (outputs[n], None) for n in self.output_names
+            ]
         else:
             self.output_names = names
             self._keys = output_keys(names)

@@ -167,7 +167,7 @@ def match_icdar2013(
         many_sum: Any = 0
         dets: list[int] = []
         if not gt_flag[g]:
-            for d in np.flatnonzero(~det_flag & ~det_dc & (precision_mat[g] >= tp)):
+            for d in np.flatnonzero(~det_flag & ~det_dc & (precision_mat[g] >= tp)).tolist():
                 many_sum += recall_mat[g, d]
                 dets.append(int(d))
         if not _round4(many_sum) >= tr:
@@ -183,7 +183,7 @@ def match_icdar2013(
         )
 
     # Many-to-one, every care detection in order.
-    for d in np.flatnonzero(~det_dc):
+    for d in np.flatnonzero(~det_dc).tolist():
         many_sum = 0
         gts: list[int] = []
         if not det_flag[d]:
@@ -282,7 +282,7 @@ def _evaluate(
         ]
         overlaps = iter_image_overlaps(images, repair=False, det_first=False)
         for j, (sample_id, overlap) in enumerate(zip(chunk, overlaps)):
-            gt_dc = np.array([bool(g_insts[j][i].ignore) for i in g_keep[j]], dtype=bool)
+            gt_dc = np.array([bool(g_insts[j][i].ignore) for i in g_keep[j].tolist()], dtype=bool)
             scored = match_icdar2013(overlap, gt_dc, deteval=deteval, **rule)
             if sweep is not None and d_scores is not None:
                 _sweep_image(sweep, overlap, gt_dc, d_scores[j][d_keep[j]], deteval, rule)

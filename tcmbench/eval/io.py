@@ -31,7 +31,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -339,7 +339,7 @@ def _why(line: str) -> str:
     return f"got {shown!r}"
 
 
-def _points(values: list[float], min_points: int) -> np.ndarray:
+def _points(values: Sequence[Any] | np.ndarray, min_points: int) -> np.ndarray:
     """Checked float64 points (the rules every reader shares:
     :func:`tcmbench.data.schema.polygon_array`)."""
     return polygon_array(values, min_points=min_points, keep_float64=True)

@@ -24,12 +24,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tcmbench.data.schema import Instance
 from tcmbench.report.outcomes import FN, TP, ImageOutcome
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 # Bin edges (lower bound inclusive, upper exclusive; the last is open).
 SIZE_EDGES_PX: tuple[float, ...] = (0, 8, 16, 32, 64, 128)
@@ -99,7 +102,7 @@ def measure(polygon: np.ndarray) -> Shape:
     long_edge = max(edges, key=lambda v: float(np.hypot(*v)))
     angle = math.degrees(math.atan2(abs(float(long_edge[1])), abs(float(long_edge[0]))))
     rect_area = float(w) * float(h)
-    poly = shapely.Polygon(pts)
+    poly: BaseGeometry = shapely.Polygon(pts)
     if not poly.is_valid:
         poly = shapely.make_valid(poly)
     area = float(shapely.area(poly))

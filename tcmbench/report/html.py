@@ -117,7 +117,8 @@ def _setting(value: Any) -> str:
 
 
 def _figures(result: Result) -> str:
-    rows = [
+    # (figure, precision, recall, hmean, note, unofficial)
+    rows: list[tuple[str, float | None, float | None, float | None, str, bool]] = [
         (
             f"official <span class='badge official'>{escape(result.protocol)}</span>",
             result.precision,

@@ -62,11 +62,12 @@ def pr_curve_png(
     fig, ax = plt.subplots(figsize=(5.2, 5.0), layout="constrained")
     grid = np.linspace(0.01, 1, 200)
     for h in (0.2, 0.4, 0.6, 0.8):
-        r = grid[grid > h / 2 + 1e-9]
-        p = h * r / (2 * r - h)
-        ok = (p > 0) & (p <= 1)
-        ax.plot(r[ok], p[ok], color="#cccccc", lw=0.8, zorder=0)
-        ax.annotate(f"H={h}", (r[ok][-1], p[ok][-1]), fontsize=7, color="#999999")
+        # the iso-hmean line H: precision as a function of recall
+        iso_r = grid[grid > h / 2 + 1e-9]
+        iso_p = h * iso_r / (2 * iso_r - h)
+        ok = (iso_p > 0) & (iso_p <= 1)
+        ax.plot(iso_r[ok], iso_p[ok], color="#cccccc", lw=0.8, zorder=0)
+        ax.annotate(f"H={h}", (iso_r[ok][-1], iso_p[ok][-1]), fontsize=7, color="#999999")
     ax.plot(
         curve.recall,
         curve.precision,

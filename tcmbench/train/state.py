@@ -37,14 +37,16 @@ def capture_rng_state() -> dict[str, Any]:
     """python / numpy / torch (CPU and CUDA) generator states, as plain
     values and tensors (safe for ``weights_only`` loading)."""
     version, internal, gauss = random.getstate()
-    np_state = np.random.get_state()
+    # The dict form (the legacy tuple's fields by name); restored as the tuple.
+    np_state = np.random.get_state(legacy=False)
+    mt = np_state["state"]
     state: dict[str, Any] = {
         "python": [version, list(internal), gauss],
         "numpy": {
-            "keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
+            "keys": torch.from_numpy(np.asarray(mt["key"], dtype=np.int64)),
+            "pos": int(mt["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "cached_gaussian": float(np_state["gauss"]),
         },
         "torch": torch.get_rng_state(),
     }

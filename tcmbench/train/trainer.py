@@ -380,9 +380,11 @@ class Trainer:
             self.world.world_size,
         )
         return DataLoader(
+            # A map-style dataset (__len__ / __getitem__) that does not
+            # subclass torch's Dataset: torch_data imports no torch.
             dataset,  # type: ignore[arg-type]
             batch_size=h.batch_size,
-            sampler=sampler,  # type: ignore[arg-type]
+            sampler=sampler,
             num_workers=h.workers,
             collate_fn=collate,
             pin_memory=self.device.type == "cuda",

@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -86,7 +86,7 @@ def checked_options(format_name: str) -> Callable[[F], F]:
                 )
             return func(source, None if images is None else Path(images), report, **options)
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)  # the same call signature, as functools.wraps says
 
     return deco
 

@@ -8,9 +8,11 @@ sample id is the image stem (``img_N``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from tcmbench.data.formats.common import (
+    LineParser,
     box_to_polygon,
     checked_options,
     make_instance,
@@ -83,7 +85,9 @@ def parse_mlt_line(line: str) -> Instance:
     return make_instance(to_polygon(coords), unquote(fields[9]))
 
 
-def _line_reader(expected: str, parse_line):  # type: ignore[no-untyped-def]
+def _line_reader(
+    expected: str, parse_line: LineParser
+) -> Callable[[AnnotationSource, str, ParseReport], list[Instance]]:
     def parse_file(source: AnnotationSource, name: str, report: ParseReport) -> list[Instance]:
         return parse_lines(source, name, report, expected, parse_line)
 
