@@ -10,8 +10,9 @@ pyramid levels (mmocr's FCEHead layout).
 ``head_convs`` (0 = mmocr's head) puts that many 3x3 conv + ReLU layers,
 shared by both outputs and all levels, in front of the two output convs.
 mmocr's FPN has no activation, so without them the head is linear in the
-backbone features; an ImageNet ResNet50 does not need more, a small model
-trained from scratch might (docs/benchmarks/training.md compares).
+backbone features; an ImageNet ResNet50 does not need more. For the small
+synthtext-mini model trained from scratch two such layers made learning
+slower, not faster (docs/benchmarks/training.md), so no recipe uses them.
 
 Outputs, lists with one (B, C, h, w) tensor per level (strides 8, 16, 32):
 ``cls_logits``, ``reg``; in eval mode also ``text_prob`` and
