@@ -110,7 +110,7 @@ def clip_polygons(
             out.append((p - origin).astype(np.float32))
             out_ign.append(ig)
             continue
-        geom = shapely.Polygon(p)
+        geom: shapely.geometry.base.BaseGeometry = shapely.Polygon(p)
         if not geom.is_valid:
             geom = shapely.make_valid(geom)
         piece = geom.intersection(rect)

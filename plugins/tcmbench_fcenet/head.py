@@ -41,7 +41,8 @@ class FCEHead(nn.Module):
         for _ in range(int(head_convs)):
             conv = nn.Conv2d(self.in_channels, self.in_channels, 3, padding=1)
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
             layers += [conv, nn.ReLU(inplace=True)]
         # Absent (not an empty Sequential) without convs: mmocr's state-dict names.
         self.tower = nn.Sequential(*layers) if layers else None
@@ -51,7 +52,8 @@ class FCEHead(nn.Module):
         )
         for conv in (self.out_conv_cls, self.out_conv_reg):
             nn.init.normal_(conv.weight, std=0.01)
-            nn.init.zeros_(conv.bias)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
 
     def forward(self, feats: Sequence[Tensor]) -> dict[str, list[Tensor]]:
         if self.tower is not None:

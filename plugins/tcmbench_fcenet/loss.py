@@ -53,6 +53,9 @@ class FCELoss(nn.Module):
     """``(outputs, targets) -> {"loss", "loss_text", "loss_center",
     "loss_reg_x", "loss_reg_y"}`` (module doc)."""
 
+    cos: Tensor  # (2K + 1, M) inverse-transform tables, registered as buffers
+    sin: Tensor
+
     def __init__(
         self,
         fourier_degree: int = 5,

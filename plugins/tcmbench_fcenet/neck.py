@@ -38,7 +38,8 @@ class FPN(nn.Module):
             if isinstance(m, nn.Conv2d):
                 # mmdet's ConvModule default: Xavier-uniform weights, zero bias.
                 nn.init.xavier_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
         if len(feats) != len(self.lateral_convs):

@@ -201,7 +201,8 @@ def tcm_sample_target(
     h, w = -(-int(height) // 32), -(-int(width) // 32)
     target = np.zeros((h, w), dtype=np.float32)
     mask = np.ones((h, w), dtype=np.float32)
-    care, dont = [], []
+    care: list[np.ndarray] = []
+    dont: list[np.ndarray] = []
     for raw, ignore in zip(polygons, ignores):
         poly = np.asarray(raw, dtype=np.float64).reshape(-1, 2)
         if len(poly) < 3 or not np.isfinite(poly).all():

@@ -164,7 +164,7 @@ def polygon_array(
 
 
 @dataclass
-class Instance:
+class Instance:  # noqa: PLW1641  (mutable, compared by value: deliberately unhashable)
     """One text instance.
 
     ``polygon`` is float32 of shape (N, 2), N >= 3, in pixel coordinates of

@@ -546,7 +546,7 @@ def match_totaltext(
     col_s, col_t = s_ok.sum(axis=0), t_ok.sum(axis=0)
     s_col, t_col = s_ok.argmax(axis=1), t_ok.argmax(axis=1)
     one = (row_s == 1) & (row_t == 1) & (col_s[s_col] == 1) & (col_t[t_col] == 1)
-    for g in np.flatnonzero(one):
+    for g in np.flatnonzero(one).tolist():
         d = int(s_col[g])
         rec.append(1.0)
         prec.append(1.0)
@@ -556,7 +556,7 @@ def match_totaltext(
 
     # One-to-many (splits): G unmatched, >= k detections with sigma > 0.
     nz_row = (sigma > 0).sum(axis=1)
-    for g in np.flatnonzero(~gt_flag & (nz_row >= k)):
+    for g in np.flatnonzero(~gt_flag & (nz_row >= k)).tolist():
         cand = np.flatnonzero((tau[g] >= tp) & ~det_flag)
         n = cand.size
         if n == 1:
@@ -577,7 +577,7 @@ def match_totaltext(
     # Many-to-one (merges): D unmatched, >= k GTs with tau > 0; candidates
     # use sigma >= tp (the official compares sigma with tp here).
     nz_col = (tau > 0).sum(axis=0)
-    for d in np.flatnonzero(~det_flag & (nz_col >= k)):
+    for d in np.flatnonzero(~det_flag & (nz_col >= k)).tolist():
         cand = np.flatnonzero((sigma[:, d] >= tp) & ~gt_flag)
         n = cand.size
         if n == 1:

@@ -125,7 +125,7 @@ class PolygonBatch:
     void: np.ndarray  # (n,) bool: non-finite or fewer than 3 distinct points
     simple: np.ndarray  # (n,) bool: certainly a simple polygon of positive area
     integral: np.ndarray  # (n,) bool: every coordinate is an integer
-    _geoms: dict[int, Any] = field(default_factory=dict, repr=False)
+    _geoms: dict[tuple[int, int], Any] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(self.count.shape[0])
@@ -202,8 +202,8 @@ def pack(polygons: Sequence[np.ndarray], coords: CoordMode = "float64") -> Polyg
         nxt[ends[nz]] = starts[nz]
         with np.errstate(invalid="ignore", over="ignore"):
             cross = flat[:, 0] * flat[nxt, 1] - flat[nxt, 0] * flat[:, 1]
-        signed = 0.5 * np.bincount(owner, weights=cross, minlength=n)
-    signed = np.where(void, 0.0, signed)
+        signed = (0.5 * np.bincount(owner, weights=cross, minlength=n)).astype(np.float64)
+    signed = np.where(void, 0.0, signed).astype(np.float64)
     area = np.abs(signed)
 
     bbox = np.empty((n, 4), dtype=np.float64)
@@ -532,6 +532,7 @@ def candidate_pairs(
             best = (ia, ib)
         if ia.size <= 4 * (ia_live.size + ib_live.size):
             break  # sparse enough; skip trying the other axis
+    assert best is not None  # the loop runs at least once
     ia, ib = best
     bi = bbox_overlap_area(a.bbox[ia], b.bbox[ib])
     keep = bi > 0

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,7 +228,7 @@ def score(
     return _result(rules, p, totals, sweep, per_image)
 
 
-def _progress(ids: list[str], desc: str) -> Iterator[str] | list[str]:
+def _progress(ids: list[str], desc: str) -> Iterable[str]:
     if len(ids) < 2000 or not sys.stderr.isatty():
         return ids
     from tqdm import tqdm
@@ -613,6 +613,7 @@ def _score_chunk(
         if missing[k]:
             entry["missing_prediction_file"] = True
         if p.tiou:
+            assert tr_img is not None and tp_img is not None
             if gc == 0:
                 trc, tpc = 1.0, (0.0 if dcare > 0 else 1.0)
             else:
@@ -849,7 +850,7 @@ def _clipped_areas(
                 [_safe_geom(lambda row=row: shapely.intersection_all(row)) for row in geoms],
                 dtype=object,
             )
-        sliver.update(zip(group, parts))
+        sliver.update(zip(group, np.asarray(parts, dtype=object)))
     ks = np.array([job[0] for job in jobs], dtype=np.int64)
     signs = np.array([job[1] for job in jobs])
     dets = np.array([job[2] for job in jobs], dtype=np.int64)
@@ -858,7 +859,7 @@ def _clipped_areas(
     key_index = {key: i for i, key in enumerate(keys)}
     sl = np.empty(len(keys), dtype=object)
     sl[:] = [sliver[key] for key in keys]
-    sl = np.where(shapely.is_empty(sl) | shapely.is_missing(sl), None, sl)
+    sl[shapely.is_empty(sl) | shapely.is_missing(sl)] = None
     parts, owner = shapely.get_parts(sl, return_index=True)
     holes = shapely.get_num_interior_rings(parts) > 0
     polys = shapely.get_exterior_ring(parts[~holes])
