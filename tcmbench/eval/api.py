@@ -269,12 +269,20 @@ def polygon_complexity(polygons: Sequence[np.ndarray]) -> np.ndarray:
 
 def overlap_work(
     gt_polygons: Sequence[np.ndarray], det_polygons: Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per detection: how many ground-truth boxes its box overlaps, and the
-    MAX_IMAGE_PAIR_WORK measure of those pairs (see data/schema.py)."""
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The MAX_IMAGE_OVERLAPS / MAX_IMAGE_PAIR_WORK measures of one image
+    (see data/schema.py): per detection, how many ground-truth boxes its box
+    overlaps and the work of those pairs plus its own repair; and the repair
+    work of the ground truth. Repairing a self-intersecting contour costs
+    about (its vertices)^2, even when it overlaps nothing."""
     n_det = len(det_polygons)
-    if not gt_polygons or not n_det:
-        return np.zeros(n_det, np.int64), np.zeros(n_det, np.int64)
+    raw_g = np.array([len(p) for p in gt_polygons], dtype=np.int64)
+    raw_d = np.array([len(p) for p in det_polygons], dtype=np.int64)
+    cg, cd = polygon_complexity(gt_polygons), polygon_complexity(det_polygons)
+    gt_repair = int(np.where(cg > raw_g, cg * cg, 0).sum())
+    det_repair = np.where(cd > raw_d, cd * cd, 0).astype(np.int64)
+    if not len(gt_polygons) or not n_det:
+        return np.zeros(n_det, np.int64), det_repair, gt_repair
 
     def boxes(polys: Sequence[np.ndarray]) -> np.ndarray:
         return np.array(
@@ -290,11 +298,8 @@ def overlap_work(
         & (d[None, :, 1] <= g[:, None, 3])
     )
     pairs = overlap.sum(axis=0).astype(np.int64)
-    if not pairs.any():
-        return pairs, np.zeros(n_det, np.int64)
-    cg, cd = polygon_complexity(gt_polygons), polygon_complexity(det_polygons)
     work = (np.where(overlap, cg[:, None], 0).sum(axis=0) * cd).astype(np.int64)
-    return pairs, work
+    return pairs, work + det_repair, gt_repair
 
 
 class _Bounded(Mapping[str, Sequence[Any]]):
@@ -328,6 +333,10 @@ class _Bounded(Mapping[str, Sequence[Any]]):
             self._check(sample_id, value)
             if self._partner is not None and sample_id in self._partner:
                 self._check_pairs(sample_id, self._partner[sample_id], value)
+            elif self._partner is None:
+                # Ground truth: its own repair work, whether or not the image
+                # has a prediction file.
+                self._check_pairs(sample_id, value, [])
             self._checked.add(sample_id)
         return value
 
@@ -373,25 +382,44 @@ class _Bounded(Mapping[str, Sequence[Any]]):
         running total passes the limit."""
         polys_g = [np.asarray(x.polygon) for x in gt]
         polys_d = [np.asarray(x.polygon) for x in dets]
-        if len(polys_g) * len(polys_d) <= 64:
-            return  # too few pairs to matter
-        pairs, work = overlap_work(polys_g, polys_d)
-        for name, per_det, what in (
-            ("MAX_IMAGE_OVERLAPS", pairs, "overlapping (ground truth, detection) pairs"),
-            ("MAX_IMAGE_PAIR_WORK", work, "matching work (vertex products of overlapping pairs)"),
+        pairs, work, gt_repair = overlap_work(polys_g, polys_d)
+        for name, per_det, base, what in (
+            ("MAX_IMAGE_OVERLAPS", pairs, 0, "overlapping (ground truth, detection) pairs"),
+            (
+                "MAX_IMAGE_PAIR_WORK",
+                work,
+                gt_repair,
+                (
+                    "exact-geometry work (vertex products of overlapping pairs and of "
+                    "self-intersecting contours)"
+                ),
+            ),
         ):
             cap = limit(name)
-            total = np.cumsum(per_det)
-            if total.size and total[-1] > cap:
-                k = int(np.searchsorted(total, cap, side="right"))
+            total = base + np.cumsum(per_det)
+            worst = int(total[-1]) if total.size else base
+            if worst > cap:
+                k = int(np.searchsorted(total, cap, side="right")) if total.size else 0
+                role = None if base > cap else "self"
                 raise self._error(
                     sample_id,
                     k,
                     f"one image needs too much exact geometry to match: {what} "
-                    f"{int(total[-1])} > {cap}; over {limit_hint(name)}",
+                    f"{worst} > {cap}; over {limit_hint(name)}",
+                    role=role,
                 )
 
-    def _error(self, sample_id: str, index: int, reason: str) -> ProtocolError:
+    def _error(
+        self, sample_id: str, index: int, reason: str, role: str | None = "self"
+    ) -> ProtocolError:
+        """``role`` None: the image as a whole (its ground truth alone is
+        over a limit), so no polygon is named."""
+        if role is None:
+            err = ProtocolError(f"{self._protocol}: sample {sample_id}: {reason}")
+            err.sample_id = sample_id  # type: ignore[attr-defined]
+            err.role = "image"  # type: ignore[attr-defined]
+            err.index = -1  # type: ignore[attr-defined]
+            return err
         err = ProtocolError(
             f"{self._protocol}: sample {sample_id}, {self._role} {index + 1}: {reason}"
         )
