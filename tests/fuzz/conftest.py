@@ -85,13 +85,51 @@ def contract(target: str, call: Callable[[], T]) -> T | None:
         assert "Traceback" not in message
         result = None
         outcome = "rejected"
+    except BaseException as exc:
+        _record_failure(target, f"{type(exc).__name__}: {exc}"[:500])
+        raise
     elapsed = time.perf_counter() - start
     COUNTS[(target, outcome)] += 1
     _SLOWEST[target] = max(_SLOWEST.get(target, 0.0), elapsed)
+    if elapsed >= TIME_BOUND_S:
+        _record_failure(target, f"one input took {elapsed:.1f} s (bound {TIME_BOUND_S} s)")
     assert elapsed < TIME_BOUND_S, (
         f"{target}: one input took {elapsed:.1f} s (bound {TIME_BOUND_S} s)"
     )
+    if COUNT_FILE and sum(COUNTS.values()) % 250 == 0:
+        _write_counts()
     return result
+
+
+#: Where a long run keeps its running totals (``TCMBENCH_FUZZ_COUNT_FILE``):
+#: rewritten every 250 inputs and at the end, so a run stopped early still
+#: says how many inputs it ran and whether any failed.
+COUNT_FILE = os.environ.get("TCMBENCH_FUZZ_COUNT_FILE", "")
+FAILURES: list[str] = []
+
+
+def _record_failure(target: str, what: str) -> None:
+    FAILURES.append(f"{target}: {what}")
+    if COUNT_FILE:
+        _write_counts()
+
+
+def _write_counts() -> None:
+    import json
+
+    doc = {
+        "inputs": sum(COUNTS.values()),
+        "per_target": {
+            t: {"ok": COUNTS[(t, "ok")], "rejected": COUNTS[(t, "rejected")]}
+            for t in sorted({t for t, _ in COUNTS})
+        },
+        "slowest_ms": {t: round(v * 1000, 1) for t, v in sorted(_SLOWEST.items())},
+        "failures": FAILURES,
+    }
+    tmp = f"{COUNT_FILE}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, indent=1)
+    os.replace(tmp, COUNT_FILE)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,6 +142,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not COUNTS:
         return
+    if COUNT_FILE:
+        _write_counts()
     targets = sorted({t for t, _ in COUNTS})
     total = sum(COUNTS.values())
     terminalreporter.section("fuzz inputs")
