@@ -8,8 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import contract, fuzz_settings
-from fuzz_strategies import (
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tcmbench.eval.io import read_predictions
+
+from .conftest import contract, fuzz_settings
+from .fuzz_strategies import (
     PREDICTION_TEMPLATES,
     PREDICTIONS_JSON_SEED,
     container,
@@ -17,10 +22,6 @@ from fuzz_strategies import (
     materialise,
     prediction_file,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
-from tcmbench.eval.io import read_predictions
 
 
 def check_predictions(files) -> int:

@@ -7,14 +7,15 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import contract, fuzz_settings
-from fuzz_strategies import polygon
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.eval.api import evaluate
 from tcmbench.plugins import protocols
+
+from .conftest import contract, fuzz_settings
+from .fuzz_strategies import polygon
 
 PROTOCOLS = sorted(protocols())
 

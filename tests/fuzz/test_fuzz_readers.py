@@ -9,8 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import contract, fuzz_settings
-from fuzz_strategies import (
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tcmbench.data.formats.api import read_annotations
+from tcmbench.data.schema import Sample
+
+from .conftest import contract, fuzz_settings
+from .fuzz_strategies import (
     FILE_NAMES,
     JSON_SEEDS,
     JSONL_SEED,
@@ -19,11 +25,6 @@ from fuzz_strategies import (
     materialise,
     text_file,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-
-from tcmbench.data.formats.api import read_annotations
-from tcmbench.data.schema import Sample
 
 
 def check_samples(samples: list[Sample]) -> None:
