@@ -11,7 +11,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_cli_reference_is_up_to_date() -> None:
-    env = dict(os.environ, COLUMNS="100", TCMBENCH_LOAD_PLUGINS="dbnet")
+    # The built-in plugins only (a locally installed third-party plugin would
+    # add its commands): the onnx plugin contributes `export`.
+    env = dict(os.environ, COLUMNS="100", TCMBENCH_LOAD_PLUGINS="dbnet,pan,fcenet,onnx")
     out = subprocess.run(
         [sys.executable, "-m", "tcmbench.commands._reference"],
         capture_output=True,
