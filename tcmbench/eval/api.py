@@ -239,8 +239,9 @@ def crossings(points: np.ndarray) -> int:
         pair = (j > i + 1) & ~((i == 0) & (j == n - 1))
         ai, bi = a[i[:, 0]][:, None, :], b[i[:, 0]][:, None, :]
         aj, bj = a[None, :, :], b[None, :, :]
-        o1, o2 = orient(ai, bi, aj), orient(ai, bi, bj)
-        o3, o4 = orient(aj, bj, ai), orient(aj, bj, bi)
+        with np.errstate(all="ignore"):  # huge coordinates: NaN signs never count
+            o1, o2 = orient(ai, bi, aj), orient(ai, bi, bj)
+            o3, o4 = orient(aj, bj, ai), orient(aj, bj, bi)
         hit = pair & (o1 * o2 < 0) & (o3 * o4 < 0)
         total += int(hit.sum())
     return total
@@ -254,15 +255,24 @@ def polygon_complexity(polygons: Sequence[np.ndarray]) -> np.ndarray:
     counted as they are; simple ones are found in one vectorised GEOS call,
     so real data (simple polygons) costs next to nothing."""
     counts = np.array([len(p) for p in polygons], dtype=np.int64)
-    long = np.flatnonzero(counts > 4)
+    # Polygons with non-finite points are void for every protocol (built in
+    # code; the readers refuse them): nothing to repair.
+    long = np.array(
+        [i for i in np.flatnonzero(counts > 4).tolist() if np.isfinite(polygons[i]).all()],
+        dtype=np.int64,
+    )
     if long.size:
         import shapely
 
-        rings = shapely.linearrings(
-            np.concatenate([np.asarray(polygons[i], dtype=np.float64) for i in long.tolist()]),
-            indices=np.repeat(np.arange(long.size), counts[long]),
-        )
-        for k in np.flatnonzero(~shapely.is_simple(rings)).tolist():
+        try:
+            rings = shapely.linearrings(
+                np.concatenate([np.asarray(polygons[i], dtype=np.float64) for i in long.tolist()]),
+                indices=np.repeat(np.arange(long.size), counts[long]),
+            )
+            suspects = np.flatnonzero(~shapely.is_simple(rings))
+        except shapely.errors.GEOSException:  # extreme coordinates: count them all
+            suspects = np.arange(long.size)
+        for k in suspects.tolist():
             counts[long[k]] += 4 * crossings(polygons[long[k]])
     return counts
 
