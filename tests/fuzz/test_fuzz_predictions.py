@@ -31,7 +31,9 @@ def check_predictions(files) -> int:
         assert isinstance(key, str)
         for pred in preds:
             poly = np.asarray(pred.polygon)
-            assert poly.ndim == 2 and poly.shape[1] == 2 and poly.shape[0] >= 2, poly.shape
+            # >= 1 point: curved-text result lines may hold a degenerate detection
+            # (the official scripts accept and count it; the protocols void it).
+            assert poly.ndim == 2 and poly.shape[1] == 2 and poly.shape[0] >= 1, poly.shape
             assert np.isfinite(poly.astype(np.float32)).all(), key
             assert pred.score is None or np.isfinite(pred.score), pred.score
             count += 1
