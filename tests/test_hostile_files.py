@@ -723,10 +723,14 @@ def test_evaluate_recomputes_over_a_hand_edited_cache_entry(
     tiny_plugins: None,
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import gzip
 
     from tiny_data import THRESHOLD_SPEC, make_ic15_folder
+
+    # A cache of its own: the session's is shared with every other test.
+    monkeypatch.setenv("TCMBENCH_CACHE", str(tmp_path / "cache"))
 
     from tcmbench import hub, plugins
     from tcmbench.models.spec import DetectorConfig
