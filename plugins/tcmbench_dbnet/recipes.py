@@ -26,11 +26,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-IMAGENET_MEAN = [123.675, 116.28, 103.53]
-IMAGENET_STD = [58.395, 57.12, 57.375]
-# TCM.md section 7: the normalisation of the official TCM configs (CLIP).
-TCM_MEAN = [122.679, 116.669, 104.007]
-TCM_STD = [58.395, 57.12, 57.375]
+from tcmbench.models.recipes import IMAGENET_MEAN, IMAGENET_STD, TCM_MEAN, TCM_STD, merge_recipe
 
 
 def _train_pipeline(crop_size: int) -> list[dict[str, Any]]:
@@ -68,13 +64,7 @@ def _base() -> dict[str, Any]:
 
 
 def _recipe(**overrides: Any) -> dict[str, Any]:
-    recipe = _base()
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(recipe.get(key), dict):
-            recipe[key] = {**recipe[key], **value}
-        else:
-            recipe[key] = value
-    return recipe
+    return merge_recipe(_base(), overrides)
 
 
 RECIPES: dict[str, dict[str, Any]] = {

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-IMAGENET_MEAN = [123.675, 116.28, 103.53]
-IMAGENET_STD = [58.395, 57.12, 57.375]
+from tcmbench.models.recipes import IMAGENET_MEAN, IMAGENET_STD, merge_recipe
 
 #: mmocr's level ranges: ICDAR 2015 (quads, many small words) and the
 #: curved-text sets (CTW1500, Total-Text).
@@ -70,14 +69,7 @@ def _base() -> dict[str, Any]:
 
 
 def _recipe(**overrides: Any) -> dict[str, Any]:
-    recipe = _base()
-    for key, value in overrides.items():
-        # An optimizer is replaced whole (Adam has no momentum to inherit).
-        if key != "optimizer" and isinstance(value, dict) and isinstance(recipe.get(key), dict):
-            recipe[key] = {**recipe[key], **value}
-        else:
-            recipe[key] = value
-    return recipe
+    return merge_recipe(_base(), overrides, whole=("optimizer",))
 
 
 _RANGER = {"name": "ranger", "lr": 1e-3, "weight_decay": 0.0}
