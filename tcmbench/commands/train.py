@@ -142,6 +142,33 @@ def _csv(value: str | None) -> list[str] | None:
     "--cache-images/--no-cache-images", default=None, help="Keep decoded images in memory."
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option(
+    "--init-from",
+    default=None,
+    help="Fine-tune: start from these weights (checkpoint folder, hf://org/repo[@rev] or an "
+    "official TCM .pth); no optimizer or step state. Prints the loaded / missing / "
+    "unexpected / shape-mismatched key table.",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="Hold out this share of the training images as a validation split; best/ is "
+    "chosen on it (a test split never selects a checkpoint).",
+)
+@click.option(
+    "--no-decay",
+    default=None,
+    help="Comma-separated parameter kinds without weight decay (norm, bias, embedding, "
+    "prompt); default: the recipe's optimizer.no_decay.",
+)
+@click.option(
+    "--tensorboard/--no-tensorboard",
+    default=True,
+    show_default=True,
+    help="Write TensorBoard event files into the run folder (needs the tensorboard package).",
+)
 @tcm_options
 def train(
     plugin: str,
@@ -181,11 +208,14 @@ def train(
     names = _csv(datasets) or []
     if kwargs["resume"] is None and not names:
         raise click.UsageError("give --dataset NAME[,NAME...] (or --resume RUN)")
+    if kwargs["init_from"] and kwargs["resume"]:
+        raise click.UsageError("give --init-from (new run from weights) or --resume, not both")
+    kwargs["no_decay"] = _csv(kwargs["no_decay"])
     cfg = TrainConfig(
         plugin=plugin, datasets=names, eval_datasets=_csv(eval_dataset), tcm=tcm_dict, **kwargs
     )
     try:
-        result = run_training(cfg)
+        result = run_training(cfg, announce=click.echo)
         main = world().is_main
     finally:
         shutdown()

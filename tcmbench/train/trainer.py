@@ -78,6 +78,16 @@ class TrainConfig:
     cache_images: bool | None = None
     progress: bool = True
     resume: str | None = None
+    # Fine-tuning: weights only (no optimizer / step state) from a checkpoint
+    # folder, an hf:// reference or an official TCM checkpoint.
+    init_from: str | None = None
+    # Share of the training images held out as a validation split; best/ is
+    # chosen on it (never on a test split).
+    val_fraction: float = 0.0
+    # Parameter kinds exempt from weight decay (None = the recipe's
+    # optimizer.no_decay, else the official set).
+    no_decay: list[str] | None = None
+    tensorboard: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,6 +296,10 @@ class Trainer:
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
         self.best_hmean = -1.0
         self.evals: list[dict[str, Any]] = []
+        # Where user-facing reports (the --init-from key table) go: the CLI
+        # passes click.echo, library use logs them.
+        self.announce: Any = log.info
+        self.init_report: Any = None
 
     # ---- building -------------------------------------------------------
     def _build(self) -> None:
@@ -301,6 +315,11 @@ class Trainer:
         self.model = get_plugin_manager().hook.build_detector(
             spec=self.spec, config=self.detector_config
         )
+        if self.cfg.init_from and self.resume_dir is None:
+            from tcmbench.train.init_from import init_weights
+
+            self.init_report = init_weights(self.model, self.cfg.init_from, self.spec)
+            self.announce(self.init_report.table())
         self.model.to(self.device)
         self.optimizer = build_optimizer(
             h.optimizer,
@@ -753,7 +772,7 @@ def recipe_for(recipe: Mapping[str, Any], detector_config: Any) -> dict[str, Any
     return out
 
 
-def run_training(cfg: TrainConfig) -> TrainResult:
+def run_training(cfg: TrainConfig, announce: Any = None) -> TrainResult:
     """Resolve the plugin, recipe and data of ``cfg`` and train."""
     from tcmbench.plugins import get_detector
     from tcmbench.train.distributed import resolve_device
@@ -780,4 +799,6 @@ def run_training(cfg: TrainConfig) -> TrainResult:
         for es in eval_sets:  # test-time settings of the eval set, normalisation of training
             es.recipe["normalize"] = recipe.get("normalize", es.recipe.get("normalize"))
     trainer = Trainer(spec, detector_config, recipe, cfg, train_samples, eval_sets, resume_dir)
+    if announce is not None:
+        trainer.announce = announce
     return trainer.fit()
