@@ -1,0 +1,69 @@
+"""``tcmbench experiment report DIR``: the tables and plots of an experiment.
+
+A sub-command of the ``experiment`` group (``tcmbench.commands.experiment``
+adds it). The work is in :mod:`tcmbench.experiment.report`; this module
+parses the options, prints the markdown and the paths written, and turns a
+user error into one line and exit code 2 (as ``tcmbench.cli.main`` does for
+every command, but also when the command is invoked on its own, e.g. by
+click's test runner).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+class _ReportError(click.ClickException):
+    exit_code = 2
+
+
+@click.command("report")
+@click.argument(
+    "directory",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the report (default DIR/report).",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="md,csv,json,png",
+    show_default=True,
+    help="Comma-separated outputs: md (results.md), csv, json, png (the plots).",
+)
+@click.option(
+    "--metric",
+    type=click.Choice(["hmean", "precision", "recall"]),
+    default=None,
+    help="Figure plotted and compared with the paper (default: the grid's, else hmean).",
+)
+def report(directory: Path, out_dir: Path | None, formats: str, metric: str | None) -> None:
+    """Write an experiment's paper-shaped tables (results.md, results.csv,
+    results.json) and plots (few-shot curve, ablation bars) from the cell
+    records in DIR (the --out folder of `tcmbench experiment run`).
+
+    Unfinished cells are shown as pending; a tiny run is labelled as a
+    machinery check that is not comparable with the paper.
+    """
+    from tcmbench.errors import TcmbenchError
+    from tcmbench.experiment.report import load_experiment, parse_formats, write_report
+
+    try:
+        exp = load_experiment(directory)
+        out = write_report(exp, out_dir, parse_formats(formats), metric)
+    except TcmbenchError as exc:
+        raise _ReportError(str(exc)) from None
+    click.echo(out.markdown, nl=False)
+    if out.plots_skipped:
+        click.echo(f"No plots: {out.plots_skipped}", err=True)
+    click.echo("")
+    for path in out.written:
+        click.echo(f"wrote {path}")

@@ -1,0 +1,367 @@
+"""``tcmbench experiment report``: experiment folders (built here as the
+schema in notes/experiment-schema.md describes them) in, tables and plots
+out. The records are made in the test: what is checked is that the report
+carries the records' figures unchanged, shows unfinished cells, puts the
+paper's figures beside the right cell only, labels tiny runs, and stops on
+a malformed record with one line naming it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from PIL import Image
+
+from tcmbench.commands.experiment_report import report
+from tcmbench.experiment import plots
+from tcmbench.experiment.report import TINY_LABEL, load_experiment, params_from_id
+
+FEWSHOT_BASE = {
+    "plugin": "dbnet",
+    "train_datasets": ["synthtext-mini"],
+    "test_datasets": ["synthtext-mini"],
+    "steps": 2,
+}
+RATIOS = [0.0, 0.1, 0.5, 1.0]
+
+
+def _record(
+    name: str, cell: str, params: dict[str, Any], results: list[dict[str, Any]], tiny: bool
+) -> dict[str, Any]:
+    trained = params.get("train_fraction") != 0.0
+    return {
+        "schema": 1,
+        "grid": name,
+        "cell": cell,
+        "label": params.get("label", cell.split("-", 1)[1]),
+        "tiny": tiny,
+        "params": params,
+        "status": "done",
+        "train": (
+            {
+                "run_dir": f"cells/{cell}/run",
+                "steps": params.get("steps", 2),
+                "seconds": 1.5,
+                "final": f"cells/{cell}/run/final",
+                "train_images": 40,
+                "losses": {"loss": 1.2},
+            }
+            if trained
+            else None
+        ),
+        "results": results,
+        "seconds": 2.0,
+        "started": "2025-01-01T00:00:00+00:00",
+        "finished": "2025-01-01T00:00:02+00:00",
+        "versions": {"tcmbench": "0.1.0", "torch": "2.5.1"},
+        "device": "cpu",
+    }
+
+
+def _result(dataset: str, p: float, r: float, protocol: str, images: int = 12) -> dict[str, Any]:
+    h = 2 * p * r / (p + r) if p + r else 0.0
+    return {
+        "dataset": dataset,
+        "split": "test",
+        "protocol": protocol,
+        "precision": p,
+        "recall": r,
+        "hmean": h,
+        "images": images,
+        "weights": "final",
+    }
+
+
+def _write_experiment(
+    out: Path,
+    name: str,
+    spec: dict[str, Any],
+    cells: list[tuple[str, dict[str, Any], list[dict[str, Any]] | None]],
+    base: dict[str, Any],
+    tiny: bool,
+    paper_values: list[dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """experiment.json, grid.yaml and a record per cell whose results are
+    given (None = pending: no record). Returns the records by cell id."""
+    (out / "cells").mkdir(parents=True)
+    meta = {
+        "schema": 1,
+        "grid": name,
+        "title": f"{name} test grid",
+        "paper": "TCM paper, Fig. 5" if spec["kind"] == "curve" else "TCM paper, Table 6",
+        "tiny": tiny,
+        "report": spec,
+        "grid_file": f"/somewhere/{name}.yaml",
+        "cells": [c[0] for c in cells],
+    }
+    (out / "experiment.json").write_text(json.dumps(meta))
+    grid: dict[str, Any] = {"name": name, "base": base}
+    if paper_values is not None:
+        grid["paper_values"] = paper_values
+    (out / "grid.yaml").write_text(yaml.safe_dump(grid))
+    records = {}
+    for cell, params, results in cells:
+        if results is None:
+            continue
+        rec = _record(name, cell, params, results, tiny)
+        (out / "cells" / cell).mkdir()
+        (out / "cells" / cell / "record.json").write_text(json.dumps(rec))
+        records[cell] = rec
+    return records
+
+
+@pytest.fixture()
+def fewshot(tmp_path: Path) -> tuple[Path, dict[str, dict[str, Any]], list[str]]:
+    """A tiny few-shot grid: 4 ratios x (DBNet, TCM-DBNet); the last cell
+    has no record (pending). Figures differ per cell so a swap would show."""
+    cells = []
+    i = 0
+    for ratio in RATIOS:
+        for tcm in (False, True):
+            cell = f"{i:03d}-train_fraction={ratio}-tcm={'true' if tcm else 'false'}"
+            p, r = 0.11 + 0.6 * ratio + 0.07 * tcm, 0.05 + 0.5 * ratio + 0.03 * tcm + 0.001 * i
+            results = [_result("synthtext-mini", p, r, "icdar2015")]
+            pending = ratio == 1.0 and tcm
+            cells.append(
+                (
+                    cell,
+                    {**FEWSHOT_BASE, "train_fraction": ratio, "tcm": tcm},
+                    None if pending else results,
+                )
+            )
+            i += 1
+    out = tmp_path / "fewshot"
+    spec = {"kind": "curve", "x": "train_fraction", "series": "tcm", "metric": "hmean"}
+    records = _write_experiment(out, "few-shot", spec, cells, FEWSHOT_BASE, tiny=True)
+    return out, records, [c[0] for c in cells]
+
+
+def _invoke(*args: str) -> Result:
+    return CliRunner().invoke(report, list(args), catch_exceptions=False)
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        assert im.size == plots.FIGURE_PIXELS
+        return np.asarray(im.convert("RGB"))
+
+
+def _count_colour(px: np.ndarray, hex_colour: str) -> int:
+    rgb = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return int(np.all(px == np.array(rgb, dtype=px.dtype), axis=-1).sum())
+
+
+def test_curve_report_tables_equal_the_records(
+    fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]],
+) -> None:
+    out, records, ids = fewshot
+    res = _invoke(str(out))
+    assert res.exit_code == 0, res.output
+    folder = out / "report"
+    written = {
+        line.split(" ", 1)[1] for line in res.output.splitlines() if line.startswith("wrote ")
+    }
+    expected = {"results.md", "results.csv", "results.json", "fewshot_synthtext-mini.png"}
+    assert written == {str(folder / name) for name in expected}
+
+    # CSV and JSON: the records' own values, every cell, the pending one too.
+    with (folder / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["cell"] for r in rows] == ids
+    data = json.loads((folder / "results.json").read_text())
+    assert [r["cell"] for r in data["rows"]] == ids
+    assert data["tiny"] is True and data["run"] == TINY_LABEL
+    assert data["pending"] == [ids[-1]]
+    for row, jrow in zip(rows, data["rows"]):
+        if row["cell"] not in records:
+            assert row["status"] == jrow["status"] == "pending"
+            assert row["hmean"] == "" and jrow["hmean"] is None
+            continue
+        want = records[row["cell"]]["results"][0]
+        for key in ("precision", "recall", "hmean"):
+            assert float(row[key]) == want[key] == jrow[key]
+        assert row["protocol"] == "icdar2015" and row["official_protocol"] == "icdar2015"
+        assert int(row["images"]) == want["images"]
+        assert json.loads(row["params"]) == records[row["cell"]]["params"]
+
+    # Markdown: tiny label, the curve as a table (series x ratio, in %).
+    md = (folder / "results.md").read_text()
+    assert TINY_LABEL in md and "TCM paper, Fig. 5" in md
+    assert "protocol icdar2015 (official), 12 test images" in md
+    lines = md.splitlines()
+    head = next(line for line in lines if line.startswith("| tcm |"))
+    assert head == "| tcm | 0% | 10% | 50% | 100% |"
+    for name, tcm in (("DBNet", False), ("TCM-DBNet", True)):
+        line = next(text for text in lines if text.startswith(f"| {name} |"))
+        values = []
+        for ratio in RATIOS:
+            cell = f"train_fraction={ratio}-tcm={'true' if tcm else 'false'}"
+            rec = next((r for c, r in records.items() if c.endswith(cell)), None)
+            values.append(f"{100 * rec['results'][0]['hmean']:.1f}" if rec else "pending")
+        assert line == f"| {name} | " + " | ".join(values) + " |"
+    assert md in res.output  # printed as well
+
+    # The PNG: decodes, the expected size, both series and the tiny label drawn.
+    px = _pixels(folder / "fewshot_synthtext-mini.png")
+    assert px.std() > 10
+    assert _count_colour(px, plots.COLOURS[0]) > 200
+    assert _count_colour(px, plots.COLOURS[1]) > 200
+    assert _count_colour(px, plots.TINY_COLOUR) > 50
+
+
+def test_metric_option_and_formats(
+    fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]], tmp_path: Path
+) -> None:
+    out, records, _ = fewshot
+    dest = tmp_path / "elsewhere"
+    res = _invoke(str(out), "--out", str(dest), "--format", "md,csv", "--metric", "precision")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in dest.iterdir()) == ["results.csv", "results.md"]
+    assert not (out / "report").exists()
+    md = (dest / "results.md").read_text()
+    first = records[next(iter(records))]["results"][0]
+    dbnet = next(line for line in md.splitlines() if line.startswith("| DBNet |"))
+    assert dbnet.split(" | ")[1] == f"{100 * first['precision']:.1f}"
+    bad = CliRunner().invoke(report, [str(out), "--format", "md,pdf"])
+    assert bad.exit_code == 2 and "--format" in bad.output
+
+
+def _ablation(tmp_path: Path, paper_values: list[dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    base = {"plugin": "dbnet", "tcm": True, "train_datasets": ["icdar2015"]}
+    labels = ["PP only", "PP + LP(4)", "LP(18) only", "PP + LP(4) + LG + VG"]
+    cells = []
+    for i, label in enumerate(labels):
+        results = [
+            _result("icdar2015", 0.8 + 0.01 * i, 0.7 + 0.02 * i, "icdar2015", images=500),
+            _result("msra-td500", 0.6 + 0.01 * i, 0.5, "tiou", images=200),
+        ]
+        cells.append(
+            (f"{i:03d}-label={label}", {**base, "label": label}, None if i == 2 else results)
+        )
+    out = tmp_path / "ablation"
+    spec = {"kind": "bars", "rows": ["label"], "metric": "hmean"}
+    records = _write_experiment(out, "ablations", spec, cells, base, False, paper_values)
+    return out, records
+
+
+PAPER_VG = {
+    "match": {"label": "PP + LP(4) + LG + VG"},
+    "dataset": "icdar2015",
+    "hmean": 0.887,
+    "source": "a published table",
+}
+
+
+def test_bars_table_paper_column_only_for_the_matching_cell(tmp_path: Path) -> None:
+    other_dataset = {**PAPER_VG, "dataset": "ctw1500", "hmean": 0.5}  # no cell tested on it
+    out, records = _ablation(tmp_path, [PAPER_VG, other_dataset])
+    res = _invoke(str(out))
+    assert res.exit_code == 0, res.output
+    md = (out / "report" / "results.md").read_text()
+    lines = md.splitlines()
+    head = next(line for line in lines if line.startswith("| cell |")).split(" | ")
+    assert head[1:5] == ["icdar2015 P", "icdar2015 R", "icdar2015 F", "icdar2015 F (paper)"]
+    assert "ctw1500" not in " ".join(head)
+    paper_col = head.index("icdar2015 F (paper)")
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in lines if line.startswith("| ")}
+    assert rows["PP + LP(4) + LG + VG"][paper_col] == "88.7"
+    for label in ("PP only", "PP + LP(4)", "LP(18) only"):
+        assert rows[label][paper_col] == ""
+    assert rows["LP(18) only"][1] == "pending"
+    vg = records["003-label=PP + LP(4) + LG + VG"]["results"][0]
+    assert rows["PP + LP(4) + LG + VG"][3] == f"{100 * vg['hmean']:.1f}"
+    # msra-td500 was scored with TIoU, not its official protocol: flagged.
+    assert "protocol tiou: NOT the official protocol (msra-td500)" in md
+    assert rows["PP only"][head.index("msra-td500 F")].endswith(" †")
+    assert TINY_LABEL not in md and "full (" in md
+
+    with (out / "report" / "results.csv").open() as f:
+        csv_rows = list(csv.DictReader(f))
+    with_paper = [(r["label"], r["dataset"]) for r in csv_rows if r["paper_hmean"]]
+    assert with_paper == [("PP + LP(4) + LG + VG", "icdar2015")]
+    assert float(next(r for r in csv_rows if r["paper_hmean"])["paper_hmean"]) == 0.887
+
+    px = _pixels(out / "report" / "bars.png")
+    assert _count_colour(px, plots.COLOURS[0]) > 2000  # icdar2015 bars
+    assert _count_colour(px, plots.COLOURS[1]) > 2000  # msra-td500 bars
+    assert _count_colour(px, "#000000") > 50  # the paper's tick (and text)
+    assert _count_colour(px, plots.TINY_COLOUR) == 0  # a full run: no tiny label
+
+
+BAD_HMEAN = {
+    "schema": 1,
+    "status": "done",
+    "params": {},
+    "results": [{"dataset": "x", "precision": 0.5, "recall": 0.5, "hmean": 1.7}],
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "malformed JSON"),
+        (json.dumps(BAD_HMEAN), "results[0].hmean is 1.7"),
+        ('{"schema": 1, "status": "done", "params": []}', "params is not a mapping"),
+        ('{"schema": 7}', "schema 7"),
+    ],
+)
+def test_malformed_record_is_one_line_naming_the_file(
+    fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]], content: str, message: str
+) -> None:
+    out, _, ids = fewshot
+    bad = out / "cells" / ids[3] / "record.json"
+    bad.write_text(content)
+    res = CliRunner().invoke(report, [str(out)])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {bad}: ") and message in lines[0]
+    assert not (out / "report").exists()
+
+
+def test_not_an_experiment_folder_and_sourceless_paper_value(tmp_path: Path) -> None:
+    res = CliRunner().invoke(report, [str(tmp_path)])
+    assert res.exit_code == 2
+    assert f"{tmp_path / 'experiment.json'}: not found" in res.output
+    out, _ = _ablation(tmp_path, [{**PAPER_VG, "source": ""}])
+    res = CliRunner().invoke(report, [str(out)])
+    assert res.exit_code == 2
+    assert f"{out / 'grid.yaml'}: malformed paper_values[0] (no source)" in res.output
+
+
+def test_pending_cells_placed_from_their_ids(
+    fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]],
+) -> None:
+    """No record yet: a pending cell's keys come from the grid's base and
+    what its id names, so the curve table puts it in its place."""
+    out, _, ids = fewshot
+    assert params_from_id("003-train_fraction=0.5-tcm=true") == {"train_fraction": 0.5, "tcm": True}
+    assert params_from_id("001-test_datasets=synthtext-mini") == {"test_datasets": "synthtext-mini"}
+    assert params_from_id("007-cell") == {}
+    exp = load_experiment(out)
+    pending = [c for c in exp.cells if not c.done]
+    assert [c.id for c in pending] == [ids[-1]]
+    assert pending[0].status == "pending"
+    assert pending[0].params == {**FEWSHOT_BASE, "train_fraction": 1.0, "tcm": True}
+
+
+def test_without_matplotlib_tables_still_written(
+    fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, _, _ = fewshot
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    res = CliRunner().invoke(report, [str(out)])
+    assert res.exit_code == 0, res.output
+    assert "pip install 'tcmbench[experiment]'" in res.output
+    assert sorted(p.name for p in (out / "report").iterdir()) == [
+        "results.csv",
+        "results.json",
+        "results.md",
+    ]
