@@ -117,6 +117,7 @@ def curve_png(exp: Experiment, column: str, metric: str) -> bytes:
     fig, ax = _figure(exp, metric, f"test set: {column}")
     values: list[float] = []
     xs_all: set[float] = set()
+    last_x = max((x for pts in points.values() for x, _, _ in pts), default=None)
     for i, (name, pts) in enumerate(points.items()):
         colour, marker = COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]
         done = [(x, 100.0 * v) for x, cell, v in pts if cell.done and v is not None]
@@ -124,24 +125,27 @@ def curve_png(exp: Experiment, column: str, metric: str) -> bytes:
         if done:
             ax.plot(*zip(*done), marker=marker, color=colour, lw=2, ms=7, label=name)
             values += [v for _, v in done]
-        pending = [x for x, cell, _ in pts if not cell.done]
+        pending = [(x, cell.status) for x, cell, _ in pts if not cell.done]
         if pending:
             # On the x axis (axes coordinates in y), never at a value of 0.
             along = ax.get_xaxis_transform()
+            level = 0.04 + 0.055 * i
             ax.plot(
-                pending,
-                [0.04 + 0.05 * i] * len(pending),
+                [x for x, _ in pending],
+                [level] * len(pending),
                 ls="none",
                 marker=marker,
                 mfc="none",
                 color=colour,
                 ms=9,
                 transform=along,
-                label=f"{name}: pending (no figure yet)",
+                label=f"{name}: not finished (no figure yet)",
             )
-            for x in pending:
-                ax.text(x, 0.065 + 0.05 * i, "pending", color=colour, fontsize=7.5,
-                        ha="center", va="bottom", transform=along)  # fmt: skip
+            for x, status in pending:
+                left = x == last_x  # the rightmost point: the word on its left
+                ax.annotate(status, (x, level), xycoords=along, xytext=(-7 if left else 7, 0),
+                            textcoords="offset points", color=colour, fontsize=7.5,
+                            va="center", ha="right" if left else "left")  # fmt: skip
         paper = []
         for x, cell, _ in pts:
             pv = paper_value_for(exp, cell, column)

@@ -565,8 +565,11 @@ class DatasetInfo:
 
     def describe(self) -> str:
         split = "test split" if self.split == "test" else f"{self.split} split, NOT the test split"
+        if not self.protocols:
+            official = self.official or "unknown"
+            return f"{self.dataset} ({split}): no figures yet (official protocol {official})"
         protos = []
-        for p in self.protocols or ("(not recorded)",):
+        for p in self.protocols:
             if self.official is None:
                 protos.append(f"protocol {p} (official protocol unknown: dataset not registered)")
             elif p == self.official:
