@@ -163,8 +163,28 @@ def _sdpa_flops(
     return int(sdpa_flop_count(query, key, value))
 
 
+def _deform_conv2d_flops(
+    input: Any,
+    weight: Any,
+    offset: Any,
+    mask: Any,
+    bias: Any,
+    *args: Any,
+    out_shape: Any = None,
+    **kwargs: Any,
+) -> int:
+    """FLOPs of one ``torchvision::deform_conv2d`` call from its shapes
+    (the last positional argument is ``use_mask``); see
+    :func:`tcmbench.models.dcn.deform_conv2d_flops`."""
+    from tcmbench.models.dcn import deform_conv2d_flops
+
+    use_mask = bool(args[-1]) if args else True
+    return deform_conv2d_flops(tuple(input), tuple(weight), tuple(out_shape), use_mask)
+
+
 def flop_counter() -> Any:
-    """A ``FlopCounterMode`` that also counts attention on CPU.
+    """A ``FlopCounterMode`` that also counts attention on CPU and
+    torchvision's deformable convolution.
 
     torch's table covers the flash / efficient / cuDNN attention kernels
     but not ``_scaled_dot_product_flash_attention_for_cpu``, what
@@ -172,12 +192,14 @@ def flop_counter() -> Any:
     the attention of TCM's attention pool, decoders and text tower would
     count as zero on a CPU machine and the same model would report
     different GFLOPs on a GPU one. Causal attention counts as full.
+    ``torchvision::deform_conv2d`` (the ``-dcn`` backbones) is not in
+    torch's table at all: without its entry a DCN layer would count zero.
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     aten = torch.ops.aten
-    extra = {
+    extra: dict[Any, Any] = {
         getattr(aten, name): _sdpa_flops
         for name in (
             "_scaled_dot_product_flash_attention_for_cpu",
@@ -185,6 +207,12 @@ def flop_counter() -> Any:
         )
         if hasattr(aten, name)
     }
+    try:
+        import torchvision.ops  # noqa: F401  (registers the torchvision:: operators)
+
+        extra[torch.ops.torchvision.deform_conv2d] = _deform_conv2d_flops
+    except (ImportError, AttributeError, RuntimeError):  # torchvision without its C++ ops
+        log.debug("torchvision::deform_conv2d unavailable; its FLOPs are not counted")
     return FlopCounterMode(display=False, custom_mapping=extra)
 
 

@@ -11,12 +11,23 @@ ImageNet weights come from torchvision's weights API and torch hub cache
 ``TCMBENCH_OFFLINE`` set) a missing file is a :class:`CheckpointError` that
 names the path to put it in; nothing is downloaded. Weights are loaded with
 ``torch.load(..., weights_only=True)`` only.
+
+``<resnet>-dcn`` (``resnet50-dcn``, ``resnet18-dcn``) is that ResNet with
+modulated deformable convolution (DCNv2, :mod:`tcmbench.models.dcn`) in
+stages conv3..conv5, as the DB paper's DBNet and mmocr's DBNet configs
+have it (one offset group); ``-dcn-gN`` sets N offset groups
+(``resnet50-dcn-g2``: mmocr's FCENet configs). The name says it all, so a
+checkpoint's ``config.json`` rebuilds the same network and a recipe picks
+the variant with ``model.backbone``. ImageNet weights of the plain ResNet
+load into it unchanged (the deformable convs keep ``conv2``'s weight
+names and shapes; their offset predictors start at zero).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -25,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from tcmbench.errors import CheckpointError
+from tcmbench.models.dcn import DCN_LAYERS, ModulatedDeformConv2d, convert_resnet_to_dcn
 
 if TYPE_CHECKING:
     from torchvision.models import MobileNetV3, ResNet
@@ -50,7 +62,19 @@ _ALIASES = {
     "mobilenet_v3_large": "mobilenetv3_large",
 }
 
-BACKBONES: tuple[str, ...] = tuple(_RESNETS) + tuple(_MOBILENETS)
+#: ``<resnet>_dcn`` or ``<resnet>_dcn_g<N>`` (after ``-`` -> ``_``); the
+#: resnet part may be an alias (``r50-dcn``).
+_DCN_NAME = re.compile(r"^(?P<base>[a-z0-9_]+?)_dcn(?:v2)?(?:_g(?P<groups>\d+))?$")
+#: The smallest input width of a deformable conv (conv2 of layer2 in
+#: ResNet-18 and -50): the offset groups must divide it.
+_DCN_MIN_CHANNELS = 128
+
+BACKBONES: tuple[str, ...] = (
+    *_RESNETS,
+    *(f"{name}_dcn" for name in _RESNETS),
+    "resnet50_dcn_g2",
+    *_MOBILENETS,
+)
 
 
 def offline() -> bool:
@@ -126,8 +150,13 @@ class MobileNetV3Stages(StageBackbone):
 
 
 def _last_channels(module: nn.Module) -> int:
-    """Output channels of a stage: those of its last conv layer."""
-    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    """Output channels of a stage: those of its last conv layer (a
+    deformable conv counts; its offset predictor does not)."""
+    convs = [
+        m
+        for name, m in module.named_modules()
+        if isinstance(m, nn.Conv2d | ModulatedDeformConv2d) and not name.endswith("conv_offset")
+    ]
     if not convs:
         raise ValueError(f"no conv layer in {type(module).__name__}")
     last = convs[-1]
@@ -154,21 +183,53 @@ def _stride_cuts(features: list[nn.Module]) -> list[int]:
     return [last_at[s] for s in (4, 8, 16, 32)]
 
 
-def canonical_backbone_name(name: str) -> str:
+def _unknown(name: str, why: str = "") -> ValueError:
+    return ValueError(
+        f"unknown backbone {name!r}{why}; choose one of {', '.join(BACKBONES)} "
+        "(-gN after -dcn: N offset groups)"
+    )
+
+
+def parse_backbone_name(name: str) -> tuple[str, int]:
+    """``(plain backbone, offset groups)``: ``("resnet50", 0)`` for
+    ``resnet50``, ``("resnet50", 1)`` for ``resnet50-dcn`` / ``r50_dcnv2``,
+    ``("resnet50", 2)`` for ``resnet50-dcn-g2``. ValueError naming the
+    choices for anything else."""
     key = name.strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
-    if key not in _RESNETS and key not in _MOBILENETS:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    return key
+    if key in _RESNETS or key in _MOBILENETS:
+        return key, 0
+    match = _DCN_NAME.match(key)
+    if match is None:
+        raise _unknown(name)
+    base = _ALIASES.get(match["base"], match["base"])
+    if base not in _RESNETS:
+        raise _unknown(name, " (deformable convolution is offered for the ResNets only)")
+    groups = int(match["groups"] or 1)
+    if groups < 1 or _DCN_MIN_CHANNELS % groups:
+        raise _unknown(name, f" (offset groups must divide {_DCN_MIN_CHANNELS})")
+    return base, groups
+
+
+def canonical_backbone_name(name: str) -> str:
+    """The one spelling of a backbone name: ``R50`` -> ``resnet50``,
+    ``r50-dcn-g1`` -> ``resnet50_dcn``, ``resnet50-dcn-g2`` ->
+    ``resnet50_dcn_g2``. ValueError for an unknown name."""
+    base, groups = parse_backbone_name(name)
+    if groups == 0:
+        return base
+    return f"{base}_dcn" if groups == 1 else f"{base}_dcn_g{groups}"
 
 
 def build_backbone(name: str, pretrained: bool = False) -> StageBackbone:
-    """Backbone ``name`` (resnet18, resnet50, mobilenetv3_small,
-    mobilenetv3_large) returning ``[C2, C3, C4, C5]``, with ImageNet weights
-    from the torch hub cache when ``pretrained``."""
+    """Backbone ``name`` (resnet18, resnet50, resnet18-dcn, resnet50-dcn,
+    resnet50-dcn-g2, mobilenetv3_small, mobilenetv3_large) returning
+    ``[C2, C3, C4, C5]``, with ImageNet weights from the torch hub cache when
+    ``pretrained`` (for a DCN ResNet: the plain ResNet's, loaded before its
+    3x3 convs become deformable)."""
     import torchvision.models as tvm
 
-    key = canonical_backbone_name(name)
+    key, deform_groups = parse_backbone_name(name)
     builder_name, weights_enum, member = {**_RESNETS, **_MOBILENETS}[key]
     model = getattr(tvm, builder_name)(weights=None)
     if pretrained:
@@ -182,6 +243,15 @@ def build_backbone(name: str, pretrained: bool = False) -> StageBackbone:
             )
         if unexpected:
             log.debug("ignored %d unexpected keys in %s weights", len(unexpected), key)
+    if deform_groups:
+        count = convert_resnet_to_dcn(model, deform_groups)
+        log.debug(
+            "%s: %d deformable 3x3 convs in %s, %d offset group(s)",
+            name,
+            count,
+            "/".join(DCN_LAYERS),
+            deform_groups,
+        )
     if key in _RESNETS:
         return ResNetStages(model)
     return MobileNetV3Stages(model)
