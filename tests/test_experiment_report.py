@@ -350,6 +350,19 @@ def test_pending_cells_placed_from_their_ids(
     assert [c.id for c in pending] == [ids[-1]]
     assert pending[0].status == "pending"
     assert pending[0].params == {**FEWSHOT_BASE, "train_fraction": 1.0, "tcm": True}
+    assert not pending[0].params_known
+
+    # experiment.json may list the cells as {id, label, params}: those win.
+    meta = json.loads((out / "experiment.json").read_text())
+    params = {**FEWSHOT_BASE, "train_fraction": 1.0, "tcm": True, "label": "the last one"}
+    meta["cells"] = [{"id": i, "label": i, "params": {}} for i in ids[:-1]]
+    meta["cells"].append({"id": ids[-1], "label": "the last one", "params": params})
+    (out / "experiment.json").write_text(json.dumps(meta))
+    last = load_experiment(out).cells[-1]
+    assert (last.label, last.params, last.params_known) == ("the last one", params, True)
+    res = _invoke(str(out))
+    assert res.exit_code == 0, res.output
+    assert "| the last one | pending | pending | pending |  |" in res.output
 
 
 def test_without_matplotlib_tables_still_written(
