@@ -130,14 +130,19 @@ def entry_accumulators(entry: Mapping[str, Any], tiou: bool = False) -> tuple[fl
     if tiou:
         # The record keeps the ratios; the sums are ratio * count (the
         # ratio of an image without care GTs / detections carries no credit).
-        t_r = _number(entry, "tiou_recall", upper=None) if gt_care else 0.0
-        t_p = _number(entry, "tiou_precision", upper=None) if det_care else 0.0
+        t_r = _number(entry, "tiou_recall") if gt_care else 0.0
+        t_p = _number(entry, "tiou_precision") if det_care else 0.0
         return (t_r * gt_care, gt_care, t_p * det_care, det_care)
     matched = _number(entry, "num_matched")
     return (matched, gt_care, matched, det_care)
 
 
-def _number(entry: Mapping[str, Any], key: str, upper: float | None = None) -> float:
+#: Largest per-image value accepted (real counts are far below it): a
+#: hostile per-image file cannot make the sums overflow to inf.
+MAX_IMAGE_VALUE = float(2**40)
+
+
+def _number(entry: Mapping[str, Any], key: str, upper: float = MAX_IMAGE_VALUE) -> float:
     if key not in entry:
         raise ValueError(f"no {key!r}")
     value = entry[key]
@@ -146,8 +151,8 @@ def _number(entry: Mapping[str, Any], key: str, upper: float | None = None) -> f
     out = float(value)
     if not math.isfinite(out) or out < 0:
         raise ValueError(f"{key!r} must be a finite number >= 0, got {value!r}")
-    if upper is not None and out > upper:
-        raise ValueError(f"{key!r} must be <= {upper}, got {value!r}")
+    if out > upper:
+        raise ValueError(f"{key!r} must be <= {upper:g}, got {value!r}")
     return out
 
 
