@@ -378,3 +378,24 @@ def test_without_matplotlib_tables_still_written(
         "results.json",
         "results.md",
     ]
+
+
+def test_curve_cells_sharing_a_point_are_all_shown(tmp_path: Path) -> None:
+    """Two seeds at one ratio: both figures in the table (none overwritten)."""
+    cells = []
+    for i, (ratio, seed) in enumerate([(0.0, 0), (0.5, 0), (0.5, 1)]):
+        params = {**FEWSHOT_BASE, "train_fraction": ratio, "tcm": False, "seed": seed}
+        p = 0.2 + 0.3 * ratio + 0.1 * seed
+        cell = f"{i:03d}-train_fraction={ratio}-seed={seed}"
+        cells.append((cell, params, [_result("synthtext-mini", p, p, "icdar2015")]))
+    out = tmp_path / "seeds"
+    spec = {"kind": "curve", "x": "train_fraction", "series": "tcm"}
+    records = _write_experiment(out, "seeds", spec, cells, FEWSHOT_BASE, tiny=True)
+    res = _invoke(str(out), "--format", "md,png")
+    assert res.exit_code == 0, res.output
+    h = [rec["results"][0]["hmean"] for rec in records.values()]
+    row = f"| DBNet | {100 * h[0]:.1f} | {100 * h[1]:.1f} / {100 * h[2]:.1f} |"
+    assert row in (out / "report" / "results.md").read_text()
+    assert (
+        _count_colour(_pixels(out / "report" / "curve_synthtext-mini.png"), plots.COLOURS[0]) > 100
+    )

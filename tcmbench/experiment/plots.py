@@ -123,7 +123,15 @@ def curve_png(exp: Experiment, column: str, metric: str) -> bytes:
         done = [(x, 100.0 * v) for x, cell, v in pts if cell.done and v is not None]
         xs_all.update(x for x, _, _ in pts)
         if done:
-            ax.plot(*zip(*done), marker=marker, color=colour, lw=2, ms=7, label=name)
+            # Several cells at one x (seeds): the line joins their means and
+            # every value is drawn as a small dot.
+            at_x: dict[float, list[float]] = {}
+            for x, v in done:
+                at_x.setdefault(x, []).append(v)
+            line = [(x, sum(vs) / len(vs)) for x, vs in sorted(at_x.items())]
+            ax.plot(*zip(*line), marker=marker, color=colour, lw=2, ms=7, label=name)
+            if any(len(vs) > 1 for vs in at_x.values()):
+                ax.plot(*zip(*done), ls="none", marker=".", color=colour, ms=5)
             values += [v for _, v in done]
         pending = [(x, cell.status) for x, cell, _ in pts if not cell.done]
         if pending:

@@ -733,22 +733,33 @@ def curve_points(
 
 
 def curve_table(exp: Experiment, column: str, metric: str) -> list[str]:
-    """Rows = series, columns = the x values (Fig. 5 as a table)."""
+    """Rows = series (and the paper's figures per series, where the grid
+    gives them), columns = the x values: Fig. 5 as a table. Several cells
+    at one point (e.g. seeds) are all shown, separated by " / "."""
     x_key = str(exp.spec["x"])
     points = curve_points(exp, column, metric)
     xs = sorted({x for pts in points.values() for x, _, _ in pts})
     head = [", ".join(series_keys(exp)) or "series"] + [x_text(x, x_key) for x in xs]
     rows = []
     for name, pts in points.items():
-        by_x = {x: (cell, value) for x, cell, value in pts}
-        row = [name]
+        measured, paper = [name], [f"{name} (paper)"]
         for x in xs:
-            if x not in by_x:
-                row.append("")
-                continue
-            cell, value = by_x[x]
-            row.append(pct(value) if cell.done and value is not None else cell.status)
-        rows.append(row)
+            here = [(cell, value) for px, cell, value in pts if px == x]
+            measured.append(
+                " / ".join(
+                    pct(value) if cell.done and value is not None else cell.status
+                    for cell, value in here
+                )
+            )
+            figures = []
+            for cell, _ in here:
+                pv = paper_value_for(exp, cell, column)
+                if pv is not None and metric in pv.values:
+                    figures.append(pct(pv.values[metric]))
+            paper.append(" / ".join(dict.fromkeys(figures)))
+        rows.append(measured)
+        if any(paper[1:]):
+            rows.append(paper)
     return _md_table(head, rows)
 
 
