@@ -46,6 +46,11 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
         "train",
         "Train a detector (optionally with --tcm) on one or more datasets.",
     ),
+    "compare": (
+        "tcmbench.commands.compare",
+        "compare",
+        "Paired bootstrap: is run B's hmean really different from run A's?",
+    ),
     "bench": (
         "tcmbench.commands.bench",
         "bench",
