@@ -65,9 +65,13 @@ def _record(
     }
 
 
-def _result(dataset: str, p: float, r: float, protocol: str, images: int = 12) -> dict[str, Any]:
+def _result(
+    dataset: str, p: float, r: float, protocol: str, images: int = 12, best: float | None = None
+) -> dict[str, Any]:
     h = 2 * p * r / (p + r) if p + r else 0.0
+    sweep = {"best_hmean": best, "best_threshold": 0.6} if best is not None else {}
     return {
+        **({"sweep": sweep} if sweep else {}),
         "dataset": dataset,
         "split": "test",
         "protocol": protocol,
@@ -239,7 +243,7 @@ def _ablation(tmp_path: Path, paper_values: list[dict[str, Any]]) -> tuple[Path,
     cells = []
     for i, label in enumerate(labels):
         results = [
-            _result("icdar2015", 0.8 + 0.01 * i, 0.7 + 0.02 * i, "icdar2015", images=500),
+            _result("icdar2015", 0.8 + 0.01 * i, 0.7 + 0.02 * i, "icdar2015", 500, 0.8 + 0.02 * i),
             _result("msra-td500", 0.6 + 0.01 * i, 0.5, "tiou", images=200),
         ]
         cells.append(
@@ -267,7 +271,14 @@ def test_bars_table_paper_column_only_for_the_matching_cell(tmp_path: Path) -> N
     md = (out / "report" / "results.md").read_text()
     lines = md.splitlines()
     head = next(line for line in lines if line.startswith("| cell |")).split(" | ")
-    assert head[1:5] == ["icdar2015 P", "icdar2015 R", "icdar2015 F", "icdar2015 F (paper)"]
+    assert head[1:6] == [
+        "icdar2015 P",
+        "icdar2015 R",
+        "icdar2015 F",
+        "icdar2015 F (best thr.)",
+        "icdar2015 F (paper)",
+    ]
+    assert "msra-td500 F (best thr.)" not in head  # no sweep there
     assert "ctw1500" not in " ".join(head)
     paper_col = head.index("icdar2015 F (paper)")
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in lines if line.startswith("| ")}
@@ -277,6 +288,7 @@ def test_bars_table_paper_column_only_for_the_matching_cell(tmp_path: Path) -> N
     assert rows["LP(18) only"][1] == "pending"
     vg = records["003-label=PP + LP(4) + LG + VG"]["results"][0]
     assert rows["PP + LP(4) + LG + VG"][3] == f"{100 * vg['hmean']:.1f}"
+    assert rows["PP + LP(4) + LG + VG"][4] == f"{100 * vg['sweep']['best_hmean']:.1f} @0.6"
     # msra-td500 was scored with TIoU, not its official protocol: flagged.
     assert "protocol tiou: NOT the official protocol (msra-td500)" in md
     assert rows["PP only"][head.index("msra-td500 F")].endswith(" †")
@@ -284,6 +296,11 @@ def test_bars_table_paper_column_only_for_the_matching_cell(tmp_path: Path) -> N
 
     with (out / "report" / "results.csv").open() as f:
         csv_rows = list(csv.DictReader(f))
+    for r in csv_rows:
+        rec = records.get(r["cell"])
+        want = next((x for x in rec["results"] if x["dataset"] == r["dataset"]), {}) if rec else {}
+        got = float(r["sweep_best_hmean"]) if r["sweep_best_hmean"] else None
+        assert got == (want.get("sweep") or {}).get("best_hmean")
     with_paper = [(r["label"], r["dataset"]) for r in csv_rows if r["paper_hmean"]]
     assert with_paper == [("PP + LP(4) + LG + VG", "icdar2015")]
     assert float(next(r for r in csv_rows if r["paper_hmean"])["paper_hmean"]) == 0.887

@@ -43,6 +43,10 @@ FULL_LABEL = "full (the grid's own datasets and training length)"
 METRICS = ("precision", "recall", "hmean")
 METRIC_SHORT = {"precision": "P", "recall": "R", "hmean": "F"}
 FORMATS = ("md", "csv", "json", "png")
+SWEEP_NOTE = (
+    "F (best thr.): the best hmean of a labelled score-threshold sweep (mmocr style, as the "
+    "TCM paper reports F) @ its threshold; F is the official fixed-threshold figure."
+)
 KINDS = ("curve", "table", "bars")
 DONE = "done"
 PENDING = "pending"
@@ -76,6 +80,10 @@ class DatasetResult:
     hmean: float | None
     images: int | None
     raw: Mapping[str, Any]
+    # The labelled best-threshold sweep (mmocr style, how the TCM paper
+    # reports F), when the protocol ran one: shown beside, never instead.
+    best_hmean: float | None = None
+    best_threshold: float | None = None
 
     @property
     def column(self) -> str:
@@ -142,6 +150,7 @@ class Experiment:
     paper_values: list[PaperValue]
     # The grid's shared keys: a pending cell's params are these plus what its id names.
     base: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
 
     @property
     def kind(self) -> str:
@@ -250,6 +259,7 @@ def load_experiment(root: str | Path) -> Experiment:
         cells=[],
         paper_values=paper_values,
         base=dict(base) if isinstance(base, dict) else {},
+        description=str(meta.get("description") or grid.get("description") or "").strip(),
     )
     listed: list[str] = []
     for entry in ids:
@@ -432,6 +442,14 @@ def _parse_result(path: Path, i: int, raw: Any, done: bool) -> DatasetResult:
     values = {m: _fraction(raw.get(m), path, f"{where}.{m}", "cell record") for m in METRICS}
     if done and values["hmean"] is None:
         raise _malformed(path, f"cell record ({where}.hmean is missing)", expected)
+    sweep = raw.get("sweep")
+    if sweep is not None and not isinstance(sweep, dict):
+        raise _malformed(path, f"cell record ({where}.sweep is not a mapping)", expected)
+    sweep = sweep or {}
+    best = {
+        k: _fraction(sweep.get(k), path, f"{where}.sweep.{k}", "cell record")
+        for k in ("best_hmean", "best_threshold")
+    }
     return DatasetResult(
         dataset=raw["dataset"],
         split=str(raw.get("split") or "test"),
@@ -441,6 +459,8 @@ def _parse_result(path: Path, i: int, raw: Any, done: bool) -> DatasetResult:
         hmean=values["hmean"],
         images=_count(raw.get("images"), path, f"{where}.images", "cell record"),
         raw=raw,
+        best_hmean=best["best_hmean"],
+        best_threshold=best["best_threshold"],
     )
 
 
@@ -686,11 +706,19 @@ def cells_table(exp: Experiment, metric: str) -> list[str]:
     with_paper = {
         info.column: any(paper_value_for(exp, c, info.column) for c in exp.cells) for info in infos
     }
+    with_sweep = {
+        info.column: any(
+            (r := c.result(info.column)) is not None and r.best_hmean is not None for c in exp.cells
+        )
+        for info in infos
+    }
     multi = len(infos) > 1
     head = ["cell"]
     for info in infos:
         prefix = f"{info.column} " if multi else ""
         head += [f"{prefix}{METRIC_SHORT[m]}" for m in METRICS]
+        if with_sweep[info.column]:
+            head.append(f"{prefix}F (best thr.)")
         if with_paper[info.column]:
             head.append(f"{prefix}{METRIC_SHORT[metric]} (paper)")
     head.append("steps")
@@ -699,11 +727,15 @@ def cells_table(exp: Experiment, metric: str) -> list[str]:
         row = [row_label(cell, keys) + ("" if cell.in_grid else " (not in grid)")]
         for info in infos:
             res = cell.result(info.column)
+            n = len(METRICS) + with_sweep[info.column]
             if cell.done and res is not None:
                 flag = _flag(info, res)
                 row += [pct(res.metric(m)) + flag for m in METRICS]
+                if with_sweep[info.column]:
+                    best = res.best_hmean
+                    row.append("" if best is None else f"{pct(best)} @{res.best_threshold:g}")
             else:
-                row += [cell.status if not cell.done else "not evaluated"] * len(METRICS)
+                row += [cell.status if not cell.done else "not evaluated"] * n
             if with_paper[info.column]:
                 pv = paper_value_for(exp, cell, info.column)
                 row.append(pct(pv.values.get(metric)) if pv else "")
@@ -777,9 +809,13 @@ def render_markdown(exp: Experiment, metric: str, figures: Sequence[str] = ()) -
         lines += [f"**{TINY_LABEL}**", ""]
     lines += [f"- {line}" for line in header_lines(exp, metric)]
     lines.append("")
+    if exp.description:
+        lines += [exp.description, ""]
     infos = dataset_infos(exp)
     if any(info.unofficial for info in infos):
         lines += ["† scored with a protocol that is not the dataset's official one.", ""]
+    if any(r.best_hmean is not None for c in exp.cells for r in c.results):
+        lines += [SWEEP_NOTE, ""]
     if exp.kind == "curve":
         x_key = str(exp.spec["x"])
         for info in infos:
@@ -831,6 +867,8 @@ CSV_FIELDS = (
     "recall",
     "hmean",
     "images",
+    "sweep_best_hmean",
+    "sweep_best_threshold",
     "steps",
     "train_images",
     "seconds",
@@ -876,6 +914,9 @@ def result_rows(exp: Experiment) -> list[dict[str, Any]]:
                     "recall": res.recall if res else None,
                     "hmean": res.hmean if res else None,
                     "images": res.images if res else None,
+                    "sweep_best_hmean": res.best_hmean if res else None,
+                    "sweep_best_threshold": res.best_threshold if res else None,
+                    "test_settings": res.raw.get("test") if res else None,
                     "paper_precision": pv.values.get("precision") if pv else None,
                     "paper_recall": pv.values.get("recall") if pv else None,
                     "paper_hmean": pv.values.get("hmean") if pv else None,
