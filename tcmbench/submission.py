@@ -9,7 +9,9 @@
   ``xmin,ymin,xmax,ymax``.
 - curved-text protocols (``totaltext-*``, ``ctw1500-iou``, ``tiou``): one
   ``<id>.txt`` per image (``1001.txt``, ``img12.txt``), lines of integer
-  polygon coordinates ``x1,y1,...,xn,yn`` as the TIoU / CTW1500 scripts read.
+  polygon coordinates ``x1,y1,...,xn,yn`` as the TIoU / CTW1500 scripts read;
+  for ``totaltext-deteval`` ``y1,x1,...,yn,xn``, the order the official
+  ``Deteval.py`` reads (``tcmbench score`` reads both by the same rule).
 
 Every file is written atomically; images without detections get an empty
 file so the archive lists every test image.
@@ -35,6 +37,8 @@ Predictions = Mapping[str, Sequence[Prediction]]
 RRC_QUAD_PROTOCOLS = frozenset({"icdar2015", "msra-td500"})
 RRC_LTRB_PROTOCOLS = frozenset({"icdar2013", "icdar2013-deteval"})
 POLYGON_PROTOCOLS = frozenset({"totaltext-deteval", "totaltext-iou", "ctw1500-iou", "tiou"})
+# Deteval.py reads a result line as y1,x1,y2,x2,... (tcmbench.eval.io.PROTOCOL_INPUTS).
+YX_POLYGON_PROTOCOLS = frozenset({"totaltext-deteval"})
 
 
 def rrc_entry_name(sample_id: str) -> str:
@@ -90,10 +94,13 @@ def ltrb_lines(preds: Sequence[Prediction], scores: bool = False) -> str:
     return "\n".join(rows) + ("\n" if rows else "")
 
 
-def polygon_lines(preds: Sequence[Prediction], scores: bool = False) -> str:
+def polygon_lines(preds: Sequence[Prediction], scores: bool = False, yx: bool = False) -> str:
+    """Integer polygon lines, ``x,y`` pairs (``y,x`` with ``yx``)."""
     rows = []
     for p in preds:
         pts = np.round(np.asarray(p.polygon, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
+        if yx:
+            pts = pts[:, ::-1]
         rows.append(",".join(str(int(v)) for v in pts.reshape(-1)) + _score_suffix(p, scores))
     return "\n".join(rows) + ("\n" if rows else "")
 
@@ -115,7 +122,8 @@ def submission_entries(
     if protocol in RRC_LTRB_PROTOCOLS:
         return {rrc_entry_name(sid): ltrb_lines(p, scores) for sid, p in predictions.items()}
     if protocol in POLYGON_PROTOCOLS:
-        return {f"{sid}.txt": polygon_lines(p, scores) for sid, p in predictions.items()}
+        yx = protocol in YX_POLYGON_PROTOCOLS
+        return {f"{sid}.txt": polygon_lines(p, scores, yx) for sid, p in predictions.items()}
     # Unknown (plugin) protocols: the general polygon format.
     return {f"{sid}.txt": polygon_lines(p, scores) for sid, p in predictions.items()}
 

@@ -398,6 +398,24 @@ def test_polygon_and_ltrb_formats() -> None:
     assert submission_entries({"img_3": preds["1001"]}, "icdar2013") == {
         "res_img_3.txt": "1,2,10,12\n"
     }
+    # Deteval.py reads y,x: the same polygon, each pair swapped.
+    assert submission_entries(preds, "totaltext-deteval") == {
+        "1001.txt": "3,1,2,10,9,10,12,5,9,1\n"
+    }
+
+
+@pytest.mark.parametrize("protocol", ["totaltext-deteval", "totaltext-iou", "ctw1500-iou"])
+def test_submission_reads_back_with_the_protocols_default_reader(
+    tmp_path: Path, protocol: str
+) -> None:
+    """A submit.zip written for a protocol is read back by ``score``'s default
+    reader for it (no --pred-order needed) to the same polygons."""
+    from tcmbench.eval.io import PROTOCOL_INPUTS, read_predictions
+
+    poly = np.array([[1, 3], [10, 2], [10, 9], [5, 12], [1, 9]], float)
+    paths = write_submission(tmp_path, {"img7": [Prediction(poly, 0.9)]}, protocol)
+    preds, _ = read_predictions(paths["zip"], style=PROTOCOL_INPUTS[protocol][0])
+    assert np.array_equal(np.asarray(preds["img7"][0].polygon).reshape(-1, 2), poly)
 
 
 def _read_zip(path: Path) -> dict[str, list[list[int]]]:

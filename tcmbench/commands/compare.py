@@ -86,15 +86,15 @@ def _refuse_reports(run: _Run) -> None:
 
 def _submission_style(protocol: str) -> str:
     """The format ``evaluate --save-predictions`` writes ``submit.zip`` in
-    for ``protocol`` (tcmbench/submission.py; curved-text polygons are x,y
-    for every protocol, totaltext-deteval included)."""
+    for ``protocol`` (tcmbench/submission.py; curved-text polygons are x,y,
+    y,x for totaltext-deteval as Deteval.py reads them)."""
     rrc_quads = {"icdar2015", "msra-td500"}
     rrc_ltrb = {"icdar2013", "icdar2013-deteval"}
     if protocol in rrc_quads:
         return "rrc"
     if protocol in rrc_ltrb:
         return "rrc-ltrb"
-    return "polygon"
+    return "polygon-yx" if protocol == "totaltext-deteval" else "polygon"
 
 
 def _check_same_images(a: _Run, ids_a: set[str], b: _Run, ids_b: set[str], what: str) -> None:
