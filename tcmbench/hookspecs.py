@@ -81,13 +81,19 @@ def register_augmentations(register: Callable[[Any], None]) -> None:
     summary=...))``. ``factory(**params)`` receives the recipe entry's
     parameters (``{"name": ..., **params}`` in ``train.augment``) and
     returns a step ``step(image, polygons, ignores, rng) -> (image,
-    polygons, ignores)``: image uint8 RGB (H, W, 3), polygons float32
+    polygons, ignores)``: image RGB (H, W, 3), polygons float32
     (N, 2) arrays in pixels, ignores bools, ``rng`` the sample's
     :class:`numpy.random.Generator` (draw every random number from it, so
     runs stay reproducible and resumable). ``factory`` may be a
     ``"module:attribute"`` string, imported only when a recipe uses it (keeps
     CLI start-up free of heavy imports). PANet and FCENet register their
     instance-aware crop and square resize-pad this way.
+
+    A geometric step (the default) receives float32 normalised pixels
+    (the official order: normalise before geometry, fill with 0) or uint8
+    ones (recipe ``train.normalize_at: end``), and must keep the dtype; a
+    step that changes pixel values only declares ``photometric = True``
+    and always receives uint8, before normalisation.
     """
 
 

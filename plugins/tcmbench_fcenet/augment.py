@@ -5,8 +5,9 @@
 They follow the ideas of mmocr's FCENet pipeline (RandomScaling,
 RandomCropPolyInstances, RandomRotatePolyInstances, SquareResizePad),
 written for tcmbench's step contract: ``step(image, polygons, ignores, rng)
--> (image, polygons, ignores)``, uint8 RGB images, float32 (N, 2) pixel
-polygons, every random number drawn from ``rng``.
+-> (image, polygons, ignores)``, RGB images (float32 normalised, or uint8
+with ``train.normalize_at: end``), float32 (N, 2) pixel polygons, every
+random number drawn from ``rng``.
 
 - ``fce_random_scaling(size, scale)``: resize so the long side becomes
   ``size`` x U(scale) (the same for every image, whatever its original size);

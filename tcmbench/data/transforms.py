@@ -1,10 +1,16 @@
 """Augmentations on an image and its polygons (numpy / OpenCV, no torch).
 
 The training pipeline follows DBNet / TCM's official recipe (TCM.md section
-7): colour jitter -> horizontal flip -> small rotation -> random rescale ->
-text-aware random crop (DB's ``RandomCropData`` idea: crop edges are drawn
-from rows / columns that no text crosses, so a word is never cut in half)
--> pad -> normalise. Every random choice comes from a
+7): colour jitter -> normalise -> horizontal flip -> small rotation ->
+random rescale -> text-aware random crop (DB's ``RandomCropData`` idea:
+crop edges are drawn from rows / columns that no text crosses, so a word is
+never cut in half) -> pad. As in the official (mmocr 0.x) pipelines,
+``Normalize`` runs right after the photometric steps, before the geometric
+ones: those then work on float32 normalised pixels, so what they fill in
+(rotation corners, crop and size-divisor padding) is 0 in normalised space,
+the mean colour, not black. ``train.normalize_at: end`` keeps tcmbench's
+earlier order (all augmentations on uint8, black fill, normalise last), the
+one the shipped weights were trained with. Every random choice comes from a
 :class:`numpy.random.Generator` passed in by the caller, so an augmented
 sample is a pure function of (seed, draw number): data loader workers and a
 resumed run reproduce the same pixels bit for bit.
@@ -24,7 +30,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -224,12 +230,18 @@ def pad_to_multiple(image: np.ndarray, divisor: int) -> np.ndarray:
     return cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0)
 
 
+def normalize_hwc(
+    image: np.ndarray, mean: Sequence[float] = MEAN_RGB, std: Sequence[float] = STD_RGB
+) -> np.ndarray:
+    """uint8 HWC RGB -> float32 HWC, (x - mean) / std per channel."""
+    return (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
 def normalize(
     image: np.ndarray, mean: Sequence[float] = MEAN_RGB, std: Sequence[float] = STD_RGB
 ) -> np.ndarray:
     """uint8 HWC RGB -> float32 CHW, (x - mean) / std per channel."""
-    out = (image.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(out.transpose(2, 0, 1))
+    return np.ascontiguousarray(normalize_hwc(image, mean, std).transpose(2, 0, 1))
 
 
 def test_resize_size(
@@ -256,6 +268,9 @@ Step = tuple[np.ndarray, Polygons, list[bool]]
 
 @dataclass
 class ColorJitter:
+    # Photometric: runs on uint8 pixels, before normalisation (TrainTransform).
+    photometric: ClassVar[bool] = True
+
     brightness: float = 32.0 / 255.0
     saturation: float = 0.5
 
@@ -387,13 +402,33 @@ class Augmented:
     ignores: list[bool]
 
 
+#: Where :class:`TrainTransform` normalises (recipe ``train.normalize_at``):
+#: ``after_photometric`` the official mmocr 0.x order (photometric steps on
+#: uint8, then normalise, then geometric steps and padding on float32 with
+#: fill 0 = the mean colour); ``end`` tcmbench's earlier order (every step on
+#: uint8 with black fill, pad, normalise last: the shipped weights').
+NORMALIZE_AT = ("after_photometric", "end")
+
+
+def is_photometric(step: Any) -> bool:
+    """A step that changes pixel values only (declares ``photometric =
+    True``); it runs on uint8 RGB before normalisation. Every other step is
+    geometric and, in the official order, gets float32 normalised pixels."""
+    return bool(getattr(step, "photometric", False))
+
+
+def _step_name(step: Any) -> str:
+    return type(step).__name__
+
+
 class TrainTransform:
-    """The recipe's training augmentations in order, then pad + normalise.
+    """The recipe's training augmentations in order, normalisation where
+    ``normalize_at`` puts it (:data:`NORMALIZE_AT`), pad to the divisor.
 
     Recipe keys: ``train.augment`` (list of ``{"name", ...params}``; names in
     :data:`AUGMENTATIONS`; default :func:`default_augment` of
-    ``train.crop_size``), ``train.pad_divisor`` (32), ``normalize.mean`` /
-    ``normalize.std``.
+    ``train.crop_size``), ``train.pad_divisor`` (32), ``train.normalize_at``
+    (``after_photometric``), ``normalize.mean`` / ``normalize.std``.
     """
 
     def __init__(
@@ -402,11 +437,28 @@ class TrainTransform:
         pad_divisor: int = 32,
         mean: Sequence[float] = MEAN_RGB,
         std: Sequence[float] = STD_RGB,
+        normalize_at: str = "after_photometric",
     ) -> None:
+        if normalize_at not in NORMALIZE_AT:
+            raise TcmbenchError(
+                f"recipe train.normalize_at must be one of {', '.join(NORMALIZE_AT)}, "
+                f"got {normalize_at!r}"
+            )
         self.steps = list(steps)
         self.pad_divisor = int(pad_divisor)
         self.mean = tuple(mean)
         self.std = tuple(std)
+        self.normalize_at = normalize_at
+        if normalize_at == "after_photometric":
+            geometric = [s for s in self.steps if not is_photometric(s)]
+            for i, step in enumerate(self.steps):
+                if is_photometric(step) and any(not is_photometric(s) for s in self.steps[:i]):
+                    raise TcmbenchError(
+                        f"train.augment: photometric step {_step_name(step)} comes after the "
+                        f"geometric step {_step_name(geometric[0])}; photometric steps run "
+                        "first, on uint8 pixels, before normalisation (the official order): "
+                        "move it up, or set train.normalize_at: end"
+                    )
 
     @classmethod
     def from_recipe(cls, recipe: Mapping[str, Any]) -> TrainTransform:
@@ -416,7 +468,11 @@ class TrainTransform:
             augment = default_augment(train.get("crop_size", 640))
         mean, std = normalization(recipe)
         return cls(
-            [build_augmentation(a) for a in augment], int(train.get("pad_divisor", 32)), mean, std
+            [build_augmentation(a) for a in augment],
+            int(train.get("pad_divisor", 32)),
+            mean,
+            std,
+            str(train.get("normalize_at", "after_photometric")),
         )
 
     def __call__(
@@ -429,10 +485,23 @@ class TrainTransform:
         polys = [np.asarray(p, np.float32) for p in polygons]
         ign = [bool(x) for x in ignores]
         img = image
+        normalized = False
         for step in self.steps:
+            if (
+                not normalized
+                and self.normalize_at == "after_photometric"
+                and not is_photometric(step)
+            ):
+                img, normalized = normalize_hwc(img, self.mean, self.std), True
             img, polys, ign = step(img, polys, ign, rng)
+        if not normalized:
+            if self.normalize_at == "end":
+                img = pad_to_multiple(img, self.pad_divisor)
+            img = normalize_hwc(img, self.mean, self.std)
+        # float32 after normalising: the padding is 0, the mean colour (with
+        # normalize_at end the image was padded black above, as before).
         img = pad_to_multiple(img, self.pad_divisor)
-        return Augmented(normalize(img, self.mean, self.std), polys, ign)
+        return Augmented(np.ascontiguousarray(img.transpose(2, 0, 1)), polys, ign)
 
 
 class InferenceTransform:
