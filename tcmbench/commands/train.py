@@ -223,14 +223,21 @@ def train(
         click.echo(
             f"trained {result.step} steps in {result.seconds / 60:.1f} min; final checkpoint: {result.final}"
         )
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
         for e in result.evals:
-            latest[e["dataset"]] = e
+            latest[(e["dataset"], e["split"])] = e
         if latest:
-            click.echo("| dataset | split | protocol | step | precision | recall | hmean |")
-            click.echo("|---|---|---|---|---|---|---|")
+            click.echo("| dataset | split | protocol | step | precision | recall | hmean | role |")
+            click.echo("|---|---|---|---|---|---|---|---|")
             for e in latest.values():
                 click.echo(
                     f"| {e['dataset']} | {e['split']} | {e['protocol']} | {e['step']} | "
-                    f"{e['precision']:.4f} | {e['recall']:.4f} | {e['hmean']:.4f} |"
+                    f"{e['precision']:.4f} | {e['recall']:.4f} | {e['hmean']:.4f} | "
+                    f"{e.get('role', 'test')} |"
                 )
+        if result.best_selected_on:
+            b = result.best_selected_on
+            click.echo(
+                f"best checkpoint: {result.best} (validation hmean {b['hmean']:.4f} at step "
+                f"{b['step']}; {'; '.join(s['description'] for s in b['splits'])})"
+            )

@@ -16,14 +16,14 @@ TCM wrapper works for any plugin without plugin-specific code:
   terms are added to the detector loss (TCM's score-map loss);
 - learning-rate factors: a module may carry ``lr_factor``; a parameter takes
   the factor of its nearest ancestor that declares one (default 1.0).
-  :meth:`Detector.param_groups` builds optimizer groups from that, with no
-  weight decay on norm layers and biases, and leaves out parameters whose
-  factor is 0 or that do not require grad.
+  :meth:`Detector.param_groups` builds optimizer groups from that, exempts
+  the parameter kinds it is given from weight decay (:data:`NO_DECAY_KINDS`),
+  and leaves out parameters whose factor is 0 or that do not require grad.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from tcmbench.errors import PluginError
+from tcmbench.errors import PluginError, TcmbenchError
 
 
 @dataclass
@@ -71,8 +71,59 @@ _NORM_TYPES = (
     nn.SyncBatchNorm,
     nn.GroupNorm,
     nn.LayerNorm,
+    nn.InstanceNorm1d,
     nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
 )
+
+
+#: Parameter kinds that can be exempt from weight decay, and what they are:
+#: ``norm`` every parameter of a normalisation layer (:data:`_NORM_TYPES`,
+#: subclasses included: open_clip's LayerNorm); ``bias`` every parameter
+#: named ``bias``; ``embedding`` learned position / class / token
+#: embeddings: a parameter whose own name ends in ``embedding``
+#: (``positional_embedding`` of CLIP's attention pool and text encoder,
+#: ``class_embedding`` of a ViT) or the weight of an ``nn.Embedding``;
+#: ``prompt`` TCM's learnable context tokens (``learnable_context``,
+#: :func:`tcmbench.tcm.prompts.init_learnable_context`; ``contexts`` as
+#: DenseCLIP / CoOp name them).
+NO_DECAY_KINDS = ("norm", "bias", "embedding", "prompt")
+_PROMPT_NAMES = ("learnable_context", "contexts")
+
+
+def check_no_decay(kinds: Any) -> list[str]:
+    """``kinds`` as a list of known kinds (duplicates dropped, order kept);
+    an unknown kind is an error that lists the valid ones."""
+    if isinstance(kinds, str) or not isinstance(kinds, (list, tuple)):
+        raise TcmbenchError(
+            f"no_decay must be a list of parameter kinds ({', '.join(NO_DECAY_KINDS)}), "
+            f"got {kinds!r}"
+        )
+    out: list[str] = []
+    for kind in kinds:
+        if kind not in NO_DECAY_KINDS:
+            raise TcmbenchError(
+                f"unknown weight-decay exempt kind {kind!r}; valid kinds: "
+                f"{', '.join(NO_DECAY_KINDS)}"
+            )
+        if kind not in out:
+            out.append(str(kind))
+    return out
+
+
+def parameter_kinds(module: nn.Module, pname: str) -> set[str]:
+    """The :data:`NO_DECAY_KINDS` a parameter ``pname`` held directly by
+    ``module`` belongs to (possibly none, possibly several)."""
+    kinds = set()
+    if isinstance(module, _NORM_TYPES):
+        kinds.add("norm")
+    if pname == "bias":
+        kinds.add("bias")
+    if pname.endswith("embedding") or (isinstance(module, nn.Embedding) and pname == "weight"):
+        kinds.add("embedding")
+    if pname in _PROMPT_NAMES:
+        kinds.add("prompt")
+    return kinds
 
 
 def backbone_channels(backbone: nn.Module) -> list[int]:
@@ -169,22 +220,33 @@ class Detector(nn.Module):
         walk(self, "", 1.0)
         return factors
 
-    def param_groups(self, base_lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    def param_groups(
+        self,
+        base_lr: float,
+        weight_decay: float,
+        no_decay: Sequence[str] = ("norm", "bias"),
+    ) -> list[dict[str, Any]]:
         """Optimizer groups: one per (lr factor, decay) pair; no weight decay
-        on norm layers and biases; factor-0 and frozen parameters left out."""
+        on the parameter kinds in ``no_decay`` (:data:`NO_DECAY_KINDS`);
+        factor-0 and frozen parameters left out.
+
+        The default keeps the set tcmbench used before the set became
+        configurable; the trainer passes the resolved set (``--no-decay``
+        over the recipe's ``optimizer.no_decay`` over ``["norm"]``, the
+        official TCM configs' choice)."""
+        exempt = set(check_no_decay(list(no_decay)))
         factors = self.lr_factors()
-        no_decay: set[str] = set()
+        no_decay_names: set[str] = set()
         for mname, module in self.named_modules():
             for pname, _ in module.named_parameters(recurse=False):
-                full = f"{mname}.{pname}" if mname else pname
-                if isinstance(module, _NORM_TYPES) or pname == "bias":
-                    no_decay.add(full)
+                if parameter_kinds(module, pname) & exempt:
+                    no_decay_names.add(f"{mname}.{pname}" if mname else pname)
         groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
         for name, param in self.named_parameters():
             factor = factors.get(name, 1.0)
             if not param.requires_grad or factor == 0.0:
                 continue
-            decay = name not in no_decay
+            decay = name not in no_decay_names
             groups.setdefault((factor, decay), []).append(param)
         return [
             {

@@ -89,3 +89,27 @@ def few_shot_subset(items: Sequence[T], fraction: float, seed: int) -> list[T]:
     order = np.random.default_rng([int(seed), 0xF5]).permutation(n)
     chosen = np.sort(order[:k])
     return [items[i] for i in chosen]
+
+
+def holdout_split(items: Sequence[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
+    """(rest, held_out): ``fraction`` of ``items`` (at least one) held out as
+    a validation split, both kept in the original order and disjoint.
+
+    A function of (items, fraction, seed) only, drawn from its own random
+    stream (not the few-shot one): ``few_shot_subset`` then picks the
+    training subset from ``rest``, so validation images are never trained
+    on. A smaller fraction with the same seed holds out a subset of a
+    larger one. ``fraction`` 0 holds out nothing."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+    n = len(items)
+    if fraction == 0.0:
+        return list(items), []
+    k = max(1, round(fraction * n))
+    if n - k < 1:
+        raise ValueError(
+            f"cannot hold out {fraction:g} of {n} images for validation and keep any to train on"
+        )
+    order = np.random.default_rng([int(seed), 0x7A1]).permutation(n)
+    held = {int(i) for i in order[:k]}
+    return [x for i, x in enumerate(items) if i not in held], [items[i] for i in sorted(held)]

@@ -11,9 +11,11 @@ with the same weights as the uninterrupted run.
 Layout of the output folder::
 
     OUT/train_log.jsonl          one JSON line per log / eval event
+    OUT/tensorboard/             the same scalars as TensorBoard event files
     OUT/checkpoints/step-NNNNNNN checkpoint + training_state.pt (--save-every)
-    OUT/best                     the checkpoint with the best eval hmean
-    OUT/final                    the checkpoint at the end of training
+    OUT/best                     the best checkpoint on the VALIDATION split
+                                 (--val-fraction); a test split never selects
+    OUT/final                    the checkpoint at the last step (always)
 """
 
 from __future__ import annotations
@@ -35,6 +37,23 @@ log = logging.getLogger(__name__)
 
 # Run settings a resumed run may change: they do not alter the numbers.
 RESUME_OVERRIDABLE = ("device", "workers", "data_root", "progress", "output", "resume")
+
+#: Weight-decay exempt kinds when neither --no-decay nor the recipe's
+#: ``optimizer.no_decay`` says: norm layers only, as the official TCM
+#: configs (TCM.md section 7).
+DEFAULT_NO_DECAY = ("norm",)
+#: The set tcmbench used before it became configurable; a checkpoint saved
+#: then resumes with it (its optimizer state has those groups).
+LEGACY_NO_DECAY = ("norm", "bias")
+#: Splits whose evaluation may choose best/ (besides a held-out part of
+#: the training split, ``--val-fraction``); any other split is a test split.
+VALIDATION_SPLITS = ("val", "valid", "validation", "dev")
+#: The EvalSet split name of the images held out by --val-fraction.
+HELDOUT_SPLIT = "heldout"
+_BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+    "[{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]"
+)
 
 
 class TrainingDivergedError(TcmbenchError):
@@ -119,9 +138,54 @@ class Hyper:
     workers: int
     cache_images: bool
     grad_clip: float | None
+    # Parameter kinds without weight decay (Detector.param_groups).
+    no_decay: list[str] = field(default_factory=lambda: list(DEFAULT_NO_DECAY))
+    # The recipe's train_loop.min_steps (at its batch_size), None = no minimum.
+    min_steps: int | None = None
+    min_steps_batch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def resolve_no_decay(cfg: TrainConfig, recipe: Mapping[str, Any]) -> list[str]:
+    """``--no-decay`` over the recipe's ``optimizer.no_decay`` over
+    :data:`DEFAULT_NO_DECAY`; ``["none"]`` (or an empty list) = exempt
+    nothing. Unknown kinds are an error naming the valid ones."""
+    from tcmbench.models.detector import check_no_decay
+
+    opt = recipe.get("optimizer") or {}
+    if cfg.no_decay is not None:
+        kinds: Any = cfg.no_decay
+    elif "no_decay" in opt:
+        kinds = opt["no_decay"] if opt["no_decay"] is not None else []
+    else:
+        kinds = list(DEFAULT_NO_DECAY)
+    if isinstance(kinds, (list, tuple)) and list(kinds) == ["none"]:
+        kinds = []
+    return check_no_decay(kinds)
+
+
+def too_short(hyper: Hyper, world_size: int) -> dict[str, Any] | None:
+    """Whether the run sees fewer training images than the recipe's
+    ``train_loop.min_steps`` at the recipe's batch size (a smaller batch
+    needs more steps, a larger one fewer): a description, or None."""
+    if not hyper.min_steps:
+        return None
+    recipe_batch = int(hyper.min_steps_batch or hyper.batch_size)
+    per_step = hyper.batch_size * hyper.accumulate * world_size
+    seen = hyper.total_steps * per_step
+    needed = hyper.min_steps * recipe_batch
+    if seen >= needed:
+        return None
+    return {
+        "too_short": True,
+        "min_steps": hyper.min_steps,
+        "min_steps_batch": recipe_batch,
+        "min_images": needed,
+        "images": seen,
+        "min_steps_at_this_batch": math.ceil(needed / per_step),
+    }
 
 
 def resolve_hyper(
@@ -165,6 +229,13 @@ def resolve_hyper(
         cfg.cache_images if cfg.cache_images is not None else bool(loop.get("cache_images", False))
     )
     clip = loop.get("grad_clip")
+    min_steps = loop.get("min_steps")
+    if min_steps is not None and (
+        isinstance(min_steps, bool) or not isinstance(min_steps, int) or min_steps < 1
+    ):
+        raise TcmbenchError(
+            f"recipe train_loop.min_steps must be a positive integer, got {min_steps!r}"
+        )
     return Hyper(
         optimizer=str(cfg.optimizer or opt.get("name", "adam")).lower(),
         lr=float(cfg.lr if cfg.lr is not None else opt.get("lr", 1e-3)),
@@ -184,12 +255,22 @@ def resolve_hyper(
         workers=max(0, int(workers)),
         cache_images=cache,
         grad_clip=float(clip) if clip else None,
+        no_decay=resolve_no_decay(cfg, recipe),
+        min_steps=min_steps,
+        min_steps_batch=int(recipe.get("batch_size") or 16) if min_steps else None,
     )
+
+
+def split_role(split: str) -> str:
+    """``validation`` for a split that may choose best/, else ``test``."""
+    return "validation" if split in (HELDOUT_SPLIT, *VALIDATION_SPLITS) else "test"
 
 
 @dataclass
 class EvalSet:
-    """A dataset split the trainer scores periodically."""
+    """A dataset split the trainer scores periodically. ``role``
+    ``validation`` (a held-out part of the training images, or a dataset's
+    own validation split) chooses best/; ``test`` is logged only."""
 
     name: str
     split: str
@@ -197,6 +278,17 @@ class EvalSet:
     protocol: str
     recipe: dict[str, Any]
     params: dict[str, Any] = field(default_factory=dict)
+    role: str = ""
+    # What the split is, in words (the held-out share and seed), for records.
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.role:
+            self.role = split_role(self.split)
+        if self.role not in ("validation", "test"):
+            raise TcmbenchError(f"eval set role must be 'validation' or 'test', got {self.role!r}")
+        if not self.description:
+            self.description = f"{self.name}/{self.split}"
 
 
 @dataclass
@@ -207,34 +299,103 @@ class TrainResult:
     losses: dict[str, float]
     evals: list[dict[str, Any]]
     seconds: float
+    # best/ and what it was chosen on (validation split, step, hmean); None
+    # when no validation split was evaluated (best/ is then not written).
+    best: Path | None = None
+    best_selected_on: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------
 # Data
 
 
-def load_train_samples(
-    datasets: Sequence[str], data_root: str | None, fraction: float, seed: int
-) -> list[Sample]:
-    """The training splits of ``datasets`` joined, each cut to ``fraction``
-    with the same seed (few-shot). ``data_root`` applies to a single dataset
-    only (a joint run finds each set in its default place)."""
+def load_train_splits(
+    datasets: Sequence[str],
+    data_root: str | None,
+    fraction: float,
+    seed: int,
+    val_fraction: float = 0.0,
+) -> tuple[list[Sample], dict[str, list[Sample]]]:
+    """(training samples, held-out validation samples by dataset).
+
+    For each dataset: ``val_fraction`` of its training split is held out
+    (:func:`tcmbench.train.sampler.holdout_split`), then ``fraction`` of the
+    rest is kept (few-shot), both with ``seed``. ``data_root`` applies to a
+    single dataset only (a joint run finds each set in its default place)."""
     from tcmbench.data.dataset import load_split
-    from tcmbench.train.sampler import few_shot_subset
+    from tcmbench.train.sampler import few_shot_subset, holdout_split
 
     if data_root is not None and len(datasets) > 1:
         raise TcmbenchError(
             "--data-root names one dataset's folder; joint training uses each dataset's default location"
         )
     out: list[Sample] = []
+    held: dict[str, list[Sample]] = {}
     for name in datasets:
         samples, _ = load_split(name, "train", data_root=data_root, need_images=True)
         if not samples:
             raise TcmbenchError(f"dataset {name!r} has no training images")
-        subset = few_shot_subset(samples, fraction, seed)
-        log.info("%s/train: %d of %d images", name, len(subset), len(samples))
+        try:
+            rest, val = holdout_split(samples, val_fraction, seed)
+        except ValueError as exc:
+            raise TcmbenchError(f"--val-fraction on {name}: {exc}") from None
+        subset = few_shot_subset(rest, fraction, seed)
+        log.info(
+            "%s/train: %d of %d images%s",
+            name,
+            len(subset),
+            len(samples),
+            f" ({len(val)} held out for validation)" if val else "",
+        )
         out.extend(subset)
-    return out
+        if val:
+            held[name] = val
+    return out, held
+
+
+def load_train_samples(
+    datasets: Sequence[str],
+    data_root: str | None,
+    fraction: float,
+    seed: int,
+    val_fraction: float = 0.0,
+) -> list[Sample]:
+    """The training samples of :func:`load_train_splits` (held-out
+    validation images excluded)."""
+    return load_train_splits(datasets, data_root, fraction, seed, val_fraction)[0]
+
+
+def validation_sets(
+    held: Mapping[str, list[Sample]],
+    val_fraction: float,
+    seed: int,
+    spec: Any,
+    recipe_name: str | None,
+) -> list[EvalSet]:
+    """One validation :class:`EvalSet` per dataset with held-out images:
+    the dataset's default protocol and test recipe, as a test split."""
+    from tcmbench.data.dataset import get_dataset_config
+    from tcmbench.inference import dataset_protocol
+
+    sets = []
+    for name, samples in held.items():
+        protocol, params = dataset_protocol(get_dataset_config(name), None)
+        sets.append(
+            EvalSet(
+                name,
+                HELDOUT_SPLIT,
+                list(samples),
+                protocol,
+                spec.recipe(recipe_name or name),
+                params,
+                role="validation",
+                description=(
+                    f"{name}/train: {len(samples)} images held out "
+                    f"(--val-fraction {val_fraction:g}, seed {seed})"
+                ),
+            )
+        )
+    return sets
 
 
 def load_eval_sets(
@@ -294,12 +455,34 @@ class Trainer:
         self.hyper = resolve_hyper(cfg, self.recipe, len(self.train_samples), self.world.world_size)
         self.output = Path(cfg.output or "runs/train")
         self.use_amp = bool(cfg.amp) and self.device.type == "cuda"
+        # best/: the mean hmean over the validation sets at its step, and
+        # what it was chosen on (None until a validation eval wrote it).
         self.best_hmean = -1.0
+        self.best_info: dict[str, Any] | None = None
         self.evals: list[dict[str, Any]] = []
-        # Where user-facing reports (the --init-from key table) go: the CLI
-        # passes click.echo, library use logs them.
+        self.latest_hmean: float | None = None
+        # Where user-facing reports (the --init-from key table, warnings)
+        # go: the CLI passes click.echo, library use logs them.
         self.announce: Any = log.info
         self.init_report: Any = None
+        from tcmbench.train.tblog import TensorBoardLog
+
+        self.tensorboard = TensorBoardLog()
+
+    def warn(self, message: str) -> None:
+        """A warning for the user (main rank only): ``announce``d with a
+        ``warning:`` prefix, or logged as a warning in library use."""
+        if not self.world.is_main:
+            return
+        if self.announce == log.info:
+            log.warning("%s", message)
+        else:
+            log.debug("warning: %s", message)
+            self.announce(f"warning: {message}")
+
+    @property
+    def validation_sets(self) -> list[EvalSet]:
+        return [es for es in self.eval_sets if es.role == "validation"]
 
     # ---- building -------------------------------------------------------
     def _build(self) -> None:
@@ -310,8 +493,19 @@ class Trainer:
         from tcmbench.train.schedule import PolyLR
 
         h = self.hyper
+        state = None
         if self.resume_dir is None:
             torch.manual_seed(self.cfg.seed)  # same initial weights on every rank
+        else:
+            from tcmbench.train.state import load_training_state
+
+            state = load_training_state(self.resume_dir)
+            saved_hyper = state.get("hyper") or {}
+            if "no_decay" not in saved_hyper and self.cfg.no_decay is None:
+                # Saved before the exempt set was configurable: its optimizer
+                # state has the groups of the set used then.
+                h.no_decay = list(LEGACY_NO_DECAY)
+                log.info("checkpoint predates no_decay: resuming with %s", h.no_decay)
         self.model = get_plugin_manager().hook.build_detector(
             spec=self.spec, config=self.detector_config
         )
@@ -323,7 +517,7 @@ class Trainer:
         self.model.to(self.device)
         self.optimizer = build_optimizer(
             h.optimizer,
-            self.model.param_groups(h.lr, h.weight_decay),
+            self.model.param_groups(h.lr, h.weight_decay, h.no_decay),
             h.lr,
             h.weight_decay,
             h.momentum,
@@ -340,8 +534,8 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.start_step = 0
-        if self.resume_dir is not None:
-            self._restore(self.resume_dir)
+        if self.resume_dir is not None and state is not None:
+            self._restore(self.resume_dir, state)
         self.net: Any = self.model
         if self.world.distributed:
             from torch.nn.parallel import DistributedDataParallel
@@ -349,10 +543,9 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
 
-    def _restore(self, step_dir: Path) -> None:
-        from tcmbench.train.state import load_model_weights, load_training_state, restore_rng_state
+    def _restore(self, step_dir: Path, state: Mapping[str, Any]) -> None:
+        from tcmbench.train.state import load_model_weights, restore_rng_state
 
-        state = load_training_state(step_dir)
         load_model_weights(self.model, step_dir)
         self.model.to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -360,8 +553,12 @@ class Trainer:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.start_step = int(state["step"])
-        self.best_hmean = float(state.get("best_hmean", -1.0))
         self.evals = list(state.get("evals", []))
+        if "best" in state:
+            self.best_info = dict(state["best"]) if state["best"] else None
+            self.best_hmean = float(state.get("best_hmean", -1.0))
+        # else: saved when best/ followed any eval (a test split included);
+        # such a choice is not carried over.
         rngs = state.get("rng") or []
         if len(rngs) == self.world.world_size:
             restore_rng_state(rngs[self.world.rank])
@@ -415,10 +612,9 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------
     def fit(self) -> TrainResult:
-        from tqdm.auto import tqdm
-
         self._build()
         h, w = self.hyper, self.world
+        short = too_short(h, w.world_size)
         if w.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             self._log_event(
@@ -430,8 +626,44 @@ class Trainer:
                     "device": str(self.device),
                     "start_step": self.start_step,
                     "train_images": len(self.train_samples),
+                    "eval_sets": [
+                        {
+                            "dataset": es.name,
+                            "split": es.split,
+                            "role": es.role,
+                            "images": len(es.samples),
+                            "description": es.description,
+                        }
+                        for es in self.eval_sets
+                    ],
+                    **(short or {}),
                 }
             )
+        if short:
+            self.warn(
+                f"this run is too short to learn: {h.total_steps} steps x "
+                f"{h.batch_size * h.accumulate * w.world_size} images = {short['images']} "
+                f"training images, the recipe's minimum is {short['min_steps']} steps x "
+                f"{short['min_steps_batch']} = {short['min_images']} "
+                f"({short['min_steps_at_this_batch']} steps at this batch size); below it the "
+                "detector typically finds nothing (hmean 0)"
+            )
+        if self.eval_sets and not self.validation_sets:
+            self.warn(
+                "no validation split: best/ is not written (a test split never chooses a "
+                "checkpoint); give --val-fraction F to hold out training images for it"
+            )
+        try:
+            if self.cfg.tensorboard and w.is_main:
+                self.tensorboard.open(self.output, self.start_step, self.warn)
+            return self._loop(short)
+        finally:
+            self.tensorboard.close()
+
+    def _loop(self, short: dict[str, Any] | None) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        h, w = self.hyper, self.world
         self.net.train()
         batches = iter(self._loader())
         t0 = time.monotonic()
@@ -442,6 +674,7 @@ class Trainer:
             unit="step",
             disable=not (self.cfg.progress and w.is_main),
             dynamic_ncols=True,
+            bar_format=_BAR_FORMAT,
         )
         last_losses: dict[str, float] = {}
         window: dict[str, Any] = {}
@@ -455,14 +688,15 @@ class Trainer:
                 for k, v in terms.items():
                     window[k] = window.get(k, 0.0) + v
                 window_n += 1
+                lr = self.optimizer.param_groups[0]["lr"]
+                # This process's running mean until the next log step (cheap:
+                # no cross-process reduction every step).
+                bar.set_postfix(self._postfix(window["loss"] / window_n, lr), refresh=False)
                 bar.update(1)
                 if step % max(1, self.cfg.log_every) == 0 or step == h.total_steps:
                     last_losses = self._reduce({k: v / window_n for k, v in window.items()})
                     window, window_n = {}, 0
-                    lr = self.optimizer.param_groups[0]["lr"]
-                    bar.set_postfix(
-                        loss=f"{last_losses.get('loss', float('nan')):.4f}", lr=f"{lr:.2e}"
-                    )
+                    bar.set_postfix(self._postfix(last_losses.get("loss", math.nan), lr))
                     if w.is_main:
                         self._log_event(
                             {
@@ -473,19 +707,38 @@ class Trainer:
                                 "elapsed_s": round(time.monotonic() - t0, 2),
                             }
                         )
+                        self.tensorboard.train(step, lr, last_losses)
                 if self.eval_sets and (
                     (h.eval_every and step % h.eval_every == 0) or step == h.total_steps
                 ):
-                    hm = self._evaluate(step)
-                    bar.set_postfix(
-                        loss=f"{last_losses.get('loss', float('nan')):.4f}", hmean=f"{hm:.4f}"
-                    )
+                    self._evaluate(step)
+                    # The evaluation pause is not training time: keep it out
+                    # of the rate the ETA is computed from.
+                    bar.unpause()
+                    shown = window["loss"] / window_n if window_n else last_losses.get("loss")
+                    bar.set_postfix(self._postfix(math.nan if shown is None else shown, lr))
                 if h.save_every and step % h.save_every == 0:
                     self._save_step(step)
         finally:
             bar.close()
-        final = self._save_final(step)
-        return TrainResult(self.output, final, step, last_losses, self.evals, time.monotonic() - t0)
+        final = self._save_final(step, short)
+        return TrainResult(
+            self.output,
+            final,
+            step,
+            last_losses,
+            self.evals,
+            time.monotonic() - t0,
+            best=Path(self.best_info["path"]) if self.best_info else None,
+            best_selected_on=self.best_info,
+        )
+
+    def _postfix(self, loss: float, lr: float) -> dict[str, str]:
+        """Progress-bar postfix: loss, learning rate, latest hmean."""
+        out = {"loss": f"{loss:.4f}", "lr": f"{lr:.2e}"}
+        if self.latest_hmean is not None:
+            out["hmean"] = f"{self.latest_hmean:.4f}"
+        return out
 
     def _train_step(self, batches: Any) -> dict[str, float]:
         """One optimizer step over ``accumulate`` micro-batches."""
@@ -536,11 +789,14 @@ class Trainer:
         return {k: float(v) / self.world.world_size for k, v in zip(keys, t.tolist())}
 
     # ---- evaluation and checkpoints -------------------------------------
-    def _evaluate(self, step: int) -> float:
+    def _evaluate(self, step: int) -> None:
+        """Score every eval set; the mean hmean over the validation sets
+        chooses best/ (test sets are logged only)."""
         from tcmbench.eval import evaluate
         from tcmbench.inference import predict_samples
+        from tcmbench.train.distributed import broadcast_object
 
-        hmeans = []
+        records = []
         for es in self.eval_sets:
             preds = predict_samples(
                 self.model,
@@ -558,6 +814,7 @@ class Trainer:
                 "step": step,
                 "dataset": es.name,
                 "split": es.split,
+                "role": es.role,
                 "protocol": es.protocol,
                 "precision": result.precision,
                 "recall": result.recall,
@@ -566,38 +823,62 @@ class Trainer:
             }
             self.evals.append(record)
             self._log_event(record)
+            self.tensorboard.eval(record)
             log.info(
-                "step %d %s/%s %s: P %.4f R %.4f H %.4f",
+                "step %d %s/%s (%s) %s: P %.4f R %.4f H %.4f",
                 step,
                 es.name,
                 es.split,
+                es.role,
                 es.protocol,
                 result.precision,
                 result.recall,
                 result.hmean,
             )
-            hmeans.append(result.hmean)
-        from tcmbench.train.distributed import broadcast_object
-
-        hm = broadcast_object(sum(hmeans) / len(hmeans) if hmeans else -1.0)
-        if hm > self.best_hmean:
-            self.best_hmean = hm
-            if self.world.is_main:
-                self._save_model(self.output / "best", step)
-        return hm
+            records.append(record)
+        self.tensorboard.flush()
+        val = [r for r in records if r["role"] == "validation"]
+        val_hm = _mean_hmean(val) if val else None
+        self.latest_hmean = broadcast_object(val_hm if val else _mean_hmean(records))
+        val_hm = broadcast_object(val_hm)
+        if val_hm is None or val_hm <= self.best_hmean:
+            return
+        self.best_hmean = val_hm
+        if self.world.is_main:
+            path = self.output / "best"
+            self.best_info = {
+                "path": str(path),
+                "role": "validation",
+                "step": step,
+                "hmean": val_hm,
+                "splits": [
+                    {
+                        "dataset": es.name,
+                        "split": es.split,
+                        "images": len(es.samples),
+                        "description": es.description,
+                        "hmean": r["hmean"],
+                    }
+                    for es, r in zip(self.validation_sets, val)
+                ],
+            }
+            self._save_model(path, step, {"selected_on": self.best_info})
+            self._log_event({"event": "best", **self.best_info})
+        self.best_info = broadcast_object(self.best_info)
 
     def _extra(self, step: int) -> dict[str, Any]:
         results = []
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
         for e in self.evals:
-            latest[e["dataset"]] = e
+            latest[(e["dataset"], e["split"])] = e
         for e in latest.values():
             results.append(
                 {
-                    k: e[k]
+                    k: e.get(k, "test" if k == "role" else None)
                     for k in (
                         "dataset",
                         "split",
+                        "role",
                         "protocol",
                         "precision",
                         "recall",
@@ -606,15 +887,20 @@ class Trainer:
                     )
                 }
             )
-        return {
+        extra = {
             "datasets": list(self.cfg.datasets),
             "step": step,
             "train": self.cfg.to_dict(),
             "hyper": self.hyper.to_dict(),
             "results": results,
         }
+        short = too_short(self.hyper, self.world.world_size)
+        if short:
+            extra["too_short"] = True
+            extra["min_steps"] = short["min_steps"]
+        return extra
 
-    def _save_model(self, path: Path, step: int) -> Path:
+    def _save_model(self, path: Path, step: int, more: Mapping[str, Any] | None = None) -> Path:
         from tcmbench.hub import save_checkpoint
 
         return save_checkpoint(
@@ -623,7 +909,7 @@ class Trainer:
             self.spec,
             self.detector_config,
             recipe=self.recipe,
-            extra=self._extra(step),
+            extra={**self._extra(step), **(more or {})},
         )
 
     def _save_step(self, step: int) -> None:
@@ -644,6 +930,7 @@ class Trainer:
                 "scaler": self.scaler.state_dict() if self.use_amp else {},
                 "rng": rngs,
                 "best_hmean": self.best_hmean,
+                "best": self.best_info,
                 "evals": self.evals,
                 "train_config": json.loads(json.dumps(self.cfg.to_dict())),
                 "hyper": self.hyper.to_dict(),
@@ -666,14 +953,23 @@ class Trainer:
             )
         barrier()
 
-    def _save_final(self, step: int) -> Path | None:
+    def _save_final(self, step: int, short: dict[str, Any] | None = None) -> Path | None:
+        """final/: the last step's weights, always (best/ is separate)."""
         from tcmbench.train.distributed import barrier
 
         path = None
         if self.world.is_main:
             path = self._save_model(self.output / "final", step)
             self._log_event(
-                {"event": "end", "step": step, "final": str(path), "best_hmean": self.best_hmean}
+                {
+                    "event": "end",
+                    "step": step,
+                    "final": str(path),
+                    "best": self.best_info["path"] if self.best_info else None,
+                    "best_selected_on": self.best_info,
+                    "best_hmean": self.best_hmean if self.best_info else None,
+                    **({"too_short": True, "min_steps": short["min_steps"]} if short else {}),
+                }
             )
         barrier()
         return path
@@ -681,6 +977,10 @@ class Trainer:
     def _log_event(self, record: dict[str, Any]) -> None:
         with open(self.output / "train_log.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=str) + "\n")
+
+
+def _mean_hmean(records: Sequence[Mapping[str, Any]]) -> float:
+    return sum(float(r["hmean"]) for r in records) / len(records) if records else -1.0
 
 
 def _next_batch(batches: Any) -> Any:
@@ -783,21 +1083,24 @@ def run_training(cfg: TrainConfig, announce: Any = None) -> TrainResult:
     recipe_name = cfg.recipe or cfg.datasets[0]
     detector_config = build_detector_config(cfg, spec.recipe(recipe_name))
     recipe = recipe_for(spec.recipe(recipe_name), detector_config)
-    train_samples = load_train_samples(cfg.datasets, cfg.data_root, cfg.train_fraction, cfg.seed)
+    train_samples, held = load_train_splits(
+        cfg.datasets, cfg.data_root, cfg.train_fraction, cfg.seed, cfg.val_fraction
+    )
     eval_names = cfg.eval_datasets if cfg.eval_datasets is not None else cfg.datasets[:1]
     hyper_eval = (
         cfg.eval_every
         if cfg.eval_every is not None
         else int((recipe.get("train_loop") or {}).get("eval_every", 0))
     )
-    eval_sets: list[EvalSet] = []
+    # Validation first: it chooses best/; the eval split follows.
+    eval_sets = validation_sets(held, cfg.val_fraction, cfg.seed, spec, cfg.recipe)
     if eval_names and (hyper_eval or cfg.eval_datasets):
         root = cfg.data_root if len(eval_names) == 1 and eval_names[0] in cfg.datasets[:1] else None
-        eval_sets = load_eval_sets(
+        eval_sets += load_eval_sets(
             eval_names, cfg.eval_split, root, cfg.eval_limit, spec, cfg.recipe
         )
-        for es in eval_sets:  # test-time settings of the eval set, normalisation of training
-            es.recipe["normalize"] = recipe.get("normalize", es.recipe.get("normalize"))
+    for es in eval_sets:  # test-time settings of the eval set, normalisation of training
+        es.recipe["normalize"] = recipe.get("normalize", es.recipe.get("normalize"))
     trainer = Trainer(spec, detector_config, recipe, cfg, train_samples, eval_sets, resume_dir)
     if announce is not None:
         trainer.announce = announce
