@@ -149,12 +149,15 @@ def test_exempt_set_reaches_the_optimizer_and_the_checkpoint(tmp_path: Path) -> 
     assert _events(tmp_path / "run")[0]["hyper"]["no_decay"] == ["bias"]
 
 
-def test_a_checkpoint_from_before_the_exempt_set_resumes_with_its_groups(tmp_path: Path) -> None:
-    """Saved with norm + bias exempt and no record of it: resuming must
-    rebuild those groups (else the optimizer state does not fit)."""
+def test_a_checkpoint_from_before_issue_9_resumes_as_it_was_trained(tmp_path: Path) -> None:
+    """Saved with norm + bias exempt and normalisation last, and no record
+    of either: resuming must rebuild those optimizer groups (else the
+    optimizer state does not fit) and augment in that order (else the
+    weights differ from the uninterrupted run)."""
     samples = make_samples(tmp_path / "data", n=3)
+    old_recipe = {**TINY_RECIPE, "train": {**TINY_RECIPE["train"], "normalize_at": "end"}}
     cfg = _cfg(tmp_path / "run", steps=2, save_every=1, no_decay=["norm", "bias"])
-    Trainer(TINY_SPEC, DetectorConfig(), TINY_RECIPE, cfg, samples).fit()
+    Trainer(TINY_SPEC, DetectorConfig(), old_recipe, cfg, samples).fit()
     step_dir = tmp_path / "run" / "checkpoints" / "step-0000001"
     state = load_training_state(step_dir)
     del state["hyper"]["no_decay"]

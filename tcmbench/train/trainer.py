@@ -501,11 +501,8 @@ class Trainer:
 
             state = load_training_state(self.resume_dir)
             saved_hyper = state.get("hyper") or {}
-            if "no_decay" not in saved_hyper and self.cfg.no_decay is None:
-                # Saved before the exempt set was configurable: its optimizer
-                # state has the groups of the set used then.
-                h.no_decay = list(LEGACY_NO_DECAY)
-                log.info("checkpoint predates no_decay: resuming with %s", h.no_decay)
+            if "no_decay" not in saved_hyper:
+                self._resume_legacy()
         self.model = get_plugin_manager().hook.build_detector(
             spec=self.spec, config=self.detector_config
         )
@@ -542,6 +539,22 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _resume_legacy(self) -> None:
+        """A checkpoint saved before the exempt set and the augmentation
+        order were configurable continues as it was trained: norm layers
+        and biases exempt (its optimizer state has those groups) and
+        normalisation after all augmentations, unless set explicitly."""
+        if self.cfg.no_decay is None:
+            self.hyper.no_decay = list(LEGACY_NO_DECAY)
+        train = dict(self.recipe.get("train") or {})
+        train.setdefault("normalize_at", "end")
+        self.recipe["train"] = train
+        log.info(
+            "checkpoint predates issue 9: resuming with no_decay %s, train.normalize_at %s",
+            self.hyper.no_decay,
+            train["normalize_at"],
+        )
 
     def _restore(self, step_dir: Path, state: Mapping[str, Any]) -> None:
         from tcmbench.train.state import load_model_weights, restore_rng_state
