@@ -547,7 +547,7 @@ def test_a_run_below_the_recipes_minimum_is_flagged(tmp_path: Path) -> None:
     assert "minimum is 3 steps x 4 = 12" in warning and "6 steps at this batch size" in warning
     assert "hmean 0" in warning
     start = _events(tmp_path / "short")[0]
-    assert start["too_short"] is True and start["min_steps"] == 3 and start["images"] == 8
+    assert start["too_short"] is True and start["min_steps"] == 3 and start["images_seen"] == 8
     final = json.loads((tmp_path / "short" / "final" / "config.json").read_text())
     assert final["too_short"] is True and final["min_steps"] == 3
 

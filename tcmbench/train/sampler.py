@@ -1,4 +1,5 @@
-"""The seeded, step-indexed sampler and few-shot subsets.
+"""The seeded, step-indexed sampler, few-shot subsets and held-out
+validation splits.
 
 The training data is one endless stream: epoch ``e`` is the permutation
 ``rng(seed, e)`` of the sample indices, and the stream is the epochs laid end

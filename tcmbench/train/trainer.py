@@ -183,7 +183,7 @@ def too_short(hyper: Hyper, world_size: int) -> dict[str, Any] | None:
         "min_steps": hyper.min_steps,
         "min_steps_batch": recipe_batch,
         "min_images": needed,
-        "images": seen,
+        "images_seen": seen,
         "min_steps_at_this_batch": math.ceil(needed / per_step),
     }
 
@@ -655,7 +655,7 @@ class Trainer:
         if short:
             self.warn(
                 f"this run is too short to learn: {h.total_steps} steps x "
-                f"{h.batch_size * h.accumulate * w.world_size} images = {short['images']} "
+                f"{h.batch_size * h.accumulate * w.world_size} images = {short['images_seen']} "
                 f"training images, the recipe's minimum is {short['min_steps']} steps x "
                 f"{short['min_steps_batch']} = {short['min_images']} "
                 f"({short['min_steps_at_this_batch']} steps at this batch size); below it the "
