@@ -129,6 +129,9 @@ def test_cli_fine_tune_starts_from_the_checkpoint_and_prints_the_table(
     assert "| missing (kept as built) | 0 |" in out and "| unexpected (ignored) | 0 |" in out
     assert "| shape mismatch (checkpoint vs model; not loaded) | 0 |" in out
     assert "trained 1 steps" in out
+    # ... and recorded in the run's log.
+    start = json.loads((tmp_path / "run" / "train_log.jsonl").read_text().splitlines()[0])
+    assert start["event"] == "start" and start["init_from"]["counts"]["loaded"] == len(source)
 
     final = load_file(str(tmp_path / "run" / "final" / "model.safetensors"))
     assert final.keys() == source.keys()

@@ -509,8 +509,11 @@ class Trainer:
         if self.cfg.init_from and self.resume_dir is None:
             from tcmbench.train.init_from import init_weights
 
-            self.init_report = init_weights(self.model, self.cfg.init_from, self.spec)
-            self.announce(self.init_report.table())
+            self.init_report = init_weights(
+                self.model, self.cfg.init_from, self.spec, self.detector_config
+            )
+            if self.world.is_main:
+                self.announce(self.init_report.table())
         self.model.to(self.device)
         self.optimizer = build_optimizer(
             h.optimizer,
@@ -650,6 +653,11 @@ class Trainer:
                         for es in self.eval_sets
                     ],
                     **(short or {}),
+                    **(
+                        {"init_from": self.init_report.to_dict()}
+                        if self.init_report is not None
+                        else {}
+                    ),
                 }
             )
         if short:
