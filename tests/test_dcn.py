@@ -306,3 +306,23 @@ def test_tcm_replaces_a_dcn_backbone_like_any_other() -> None:
     assert sum(p.numel() for p in with_dcn.parameters()) == sum(
         p.numel() for p in plain.parameters()
     )
+
+
+def test_dcn_checkpoint_round_trip(tmp_path: Path) -> None:
+    """The backbone name in config.json rebuilds the DCN network, and the
+    learnt offset convs come back from safetensors."""
+    from tcmbench import hub
+
+    torch.manual_seed(0)
+    spec = get_detector("dbnet")
+    config = DetectorConfig(backbone="r18-dcn")
+    model = get_plugin_manager().hook.build_detector(spec=spec, config=config).eval()
+    with torch.no_grad():
+        for m in _dcns(model).values():
+            m.conv_offset.weight.normal_(0, 0.01)  # as if trained
+    saved = hub.save_checkpoint(tmp_path / "ckpt", model, spec, config)
+    loaded = hub.load_checkpoint(saved, plugin="dbnet").model.eval()
+    assert len(_dcns(loaded)) == 6
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)["prob"], model(x)["prob"])
