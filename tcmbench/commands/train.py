@@ -43,7 +43,11 @@ def _csv(value: str | None) -> list[str] | None:
     help="Run folder (default runs/PLUGIN-DATASETS; on --resume, the resumed run's folder).",
 )
 @click.option(
-    "--backbone", default=None, help="Backbone (resnet18, resnet50, mobilenetv3_small, ...)."
+    "--backbone",
+    default=None,
+    help="Backbone: resnet18, resnet50, resnet50-dcn (DCNv2 in stages 3-5, as the DB paper), "
+    "resnet50-dcn-g2 (2 deform groups, as FCENet), resnet18-dcn, mobilenetv3_small / _large "
+    "(default: the recipe's).",
 )
 @click.option(
     "--pretrained-backbone/--no-pretrained-backbone",
