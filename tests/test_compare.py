@@ -536,3 +536,32 @@ def test_interval_covers_the_population_difference_at_its_nominal_rate() -> None
     rate = covered / trials
     print(f"population delta {population:+.4f}, coverage {rate:.3f}")
     assert 0.90 <= rate <= 0.99
+
+
+def _doc_block(path: Path, after: str) -> str:
+    """The first ```text block after the line containing ``after``."""
+    text = path.read_text(encoding="utf-8")
+    start = text.index("```text\n", text.index(after)) + len("```text\n")
+    return text[start : text.index("```", start)]
+
+
+@pytest.mark.realdata
+def test_docs_example_is_the_programs_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/compare.md's example output is what `tcmbench compare` prints on
+    the Total-Text baseline against a copy with 5 % of its lines dropped
+    (rng seed 5), paths shortened by running beside symlinks."""
+    gt = shared_file("totaltext/test_gt.zip")
+    base = shared_file("totaltext/baseline_det.zip")
+    rng = np.random.default_rng(5)
+    _rewrite_zip(base, tmp_path / "drop5.zip", lambda name, k, ln: rng.random() >= 0.05)
+    (tmp_path / "baseline_det.zip").symlink_to(base)
+    (tmp_path / "test_gt.zip").symlink_to(gt)
+    monkeypatch.chdir(tmp_path)
+    res = _invoke(
+        Path("baseline_det.zip"), Path("drop5.zip"), "-p", "totaltext-iou", "--gt", "test_gt.zip"
+    )
+    assert res.exit_code == 0, res.output
+    doc = _doc_block(Path(__file__).resolve().parent.parent / "docs" / "compare.md", "Example:")
+    assert res.output == doc, f"docs/compare.md example is stale; the program prints:\n{res.output}"
