@@ -103,6 +103,10 @@ def recipes_table(plugin: str) -> str:
             training.append(f"{schedule.get('name', '')} {_value(schedule.get('power'))} per {by}")
         if r.get("extra_train_datasets"):
             training.append("+ " + ", ".join(r["extra_train_datasets"]))
+        if r.get("pretrain_recipe"):
+            training.append(f"fine-tunes `{r['pretrain_recipe']}`")
+        if (r.get("train_loop") or {}).get("min_steps"):
+            training.append(f"learns from {r['train_loop']['min_steps']} steps")
         test = r.get("test") or {}
         limits = [
             f"{k.split('_')[0]} {test[k]}" for k in ("long_side", "short_side") if test.get(k)
