@@ -106,6 +106,22 @@ POSTPROCESS_PARAMS: dict[str, Opt] = {
         help="also take the outlines of holes in text regions as candidates (OpenCV RETR_LIST, "
         "as PaddleOCR does); default: outer outlines only",
     ),
+    "min_points": Opt(
+        3,
+        "int",
+        ge=3,
+        le=1000,
+        help="polygon score mode: simplified contours with fewer points are dropped (mmocr, the "
+        "official TCM configs and the DBNet code: 4)",
+    ),
+    "min_size_unclipped": Opt(
+        None,
+        "float",
+        ge=0,
+        nullable=True,
+        help="minimum short side after unclipping (input pixels); null: min_size + 2 (DBNet "
+        "code); mmocr's min_text_width, with min_size 0",
+    ),
 }
 
 

@@ -5,13 +5,15 @@ it at ``mask_thr``, take external contours, and for each contour
 (largest first, at most ``max_candidates``):
 
 1. simplify it with ``approxPolyDP`` (``epsilon_ratio`` x perimeter);
+   skip it when fewer than ``min_points`` points are left;
 2. skip it when its minimum-area rectangle is thinner than ``min_size``;
 3. score = mean probability inside it; skip when below ``min_score``;
 4. unclip: offset outwards by D' = A * unclip_ratio / L with pyclipper,
    undoing the shrink the targets applied;
 5. quad output: the minimum-area rectangle of the unclipped polygon,
    ordered TL, TR, BR, BL (clockwise on screen); polygon output: the
-   unclipped polygon, clockwise; skip when thinner than ``min_size + 2``;
+   unclipped polygon, clockwise; skip when thinner than
+   ``min_size_unclipped`` (None: ``min_size + 2``, as the DBNet code);
 6. divide by ``scale`` (sx, sy) = input size / original size.
 
 Every step is vectorised per contour (OpenCV / numpy); nothing loops over
@@ -34,6 +36,13 @@ authors measured it:
   mean probability inside that rectangle (fast, its corners truncated to
   the pixel grid as those implementations do) or inside the contour itself
   (slow), and the rectangle is what gets unclipped.
+
+Two size parameters reproduce the other implementations' filters:
+``min_points`` (mmocr, the official TCM configs and the DBNet code drop
+simplified contours of fewer than 4 points; tcmbench keeps triangles by
+default) and ``min_size_unclipped`` (mmocr's ``min_text_width``: a test on
+the unclipped box only, with ``min_size`` 0 switching the test before
+unclipping off).
 """
 
 from __future__ import annotations
@@ -117,6 +126,8 @@ class DBPostprocessor:
     dilation: bool = False
     score_mode: str = "polygon"
     all_contours: bool = False
+    min_points: int = 3
+    min_size_unclipped: float | None = None
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -128,6 +139,17 @@ class DBPostprocessor:
                 f"score_mode {self.score_mode!r} scores minimum-area rectangles: it needs "
                 f"output 'quad', got {self.output!r}"
             )
+        if int(self.min_points) < 3:
+            raise ValueError(f"min_points must be >= 3 (a polygon), got {self.min_points}")
+        if self.min_size_unclipped is not None and float(self.min_size_unclipped) < 0:
+            raise ValueError(f"min_size_unclipped must be >= 0, got {self.min_size_unclipped}")
+
+    @property
+    def unclipped_size(self) -> float:
+        """The short side an unclipped candidate needs (input pixels)."""
+        if self.min_size_unclipped is None:
+            return float(self.min_size) + 2.0
+        return float(self.min_size_unclipped)
 
     def with_params(self, **params: Any) -> DBPostprocessor:
         """A copy with some parameters changed (e.g. a recipe's)."""
@@ -184,7 +206,7 @@ class DBPostprocessor:
         # staircase corners stick out of the true edges.
         eps = self.epsilon_ratio * cv2.arcLength(contour, True)
         points = cv2.approxPolyDP(contour, eps, True).reshape(-1, 2).astype(np.float64)
-        if len(points) < 3 or _short_side(points) < self.min_size:
+        if len(points) < int(self.min_points) or _short_side(points) < self.min_size:
             return None
         score = mean_score(prob, points)
         if score < self.min_score:
@@ -193,7 +215,7 @@ class DBPostprocessor:
         if perimeter <= 0 or area <= 0:
             return None
         unclipped = offset_polygon(points, area * self.unclip_ratio / perimeter)
-        if unclipped is None or _short_side(unclipped) < self.min_size + 2:
+        if unclipped is None or _short_side(unclipped) < self.unclipped_size:
             return None
         if self.output == "quad":
             box = cv2.boxPoints(cv2.minAreaRect(unclipped.astype(np.float32).reshape(-1, 1, 2)))
@@ -222,6 +244,6 @@ class DBPostprocessor:
         if unclipped is None:
             return None
         grown = cv2.minAreaRect(unclipped.astype(np.float32).reshape(-1, 1, 2))
-        if min(grown[1]) < self.min_size + 2:
+        if min(grown[1]) < self.unclipped_size:
             return None
         return order_quad(cv2.boxPoints(grown)), score
