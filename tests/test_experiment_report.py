@@ -416,3 +416,35 @@ def test_curve_cells_sharing_a_point_are_all_shown(tmp_path: Path) -> None:
     assert (
         _count_colour(_pixels(out / "report" / "curve_synthtext-mini.png"), plots.COLOURS[0]) > 100
     )
+
+
+def test_table_cells_only_in_their_own_test_sets(tmp_path: Path) -> None:
+    """Domain transfer: each cell has its own targets; a cell is pending (or
+    has figures) only in the columns of its test sets, blank elsewhere."""
+    base = {"plugin": "dbnet"}
+    a = {**base, "label": "from SynthText", "test_datasets": ["icdar2013", "icdar2015"]}
+    b = {**base, "label": "from ICDAR 2013", "test_datasets": ["icdar2015", "msra-td500"]}
+    res_a = [
+        _result("icdar2013", 0.7, 0.6, "icdar2013"),
+        _result("icdar2015", 0.5, 0.4, "icdar2015"),
+    ]
+    out = tmp_path / "transfer"
+    spec = {"kind": "table", "rows": ["label"], "columns": "test_datasets"}
+    cells = [("000-from-synthtext", a, res_a), ("001-from-icdar-2013", b, None)]
+    records = _write_experiment(out, "domain-transfer", spec, cells, base, tiny=False)
+    meta = json.loads((out / "experiment.json").read_text())
+    meta["cells"] = [{"id": c, "label": p["label"], "params": p} for c, p, _ in cells]
+    (out / "experiment.json").write_text(json.dumps(meta))
+    res = _invoke(str(out), "--format", "md")
+    assert res.exit_code == 0, res.output
+    h13 = records["000-from-synthtext"]["results"][0]["hmean"]
+    h15 = records["000-from-synthtext"]["results"][1]["hmean"]
+    lines = (out / "report" / "results.md").read_text().splitlines()
+    assert lines[lines.index("## Results") + 2].startswith(
+        "| cell | icdar2013 P | icdar2013 R | icdar2013 F | icdar2015 P"
+    )
+    row_a = next(line for line in lines if line.startswith("| from SynthText |")).split(" | ")
+    assert row_a[3] == f"{100 * h13:.1f}" and row_a[6] == f"{100 * h15:.1f}"
+    assert row_a[7:10] == ["", "", ""]  # msra-td500: not a target of this cell
+    row_b = next(line for line in lines if line.startswith("| from ICDAR 2013 |")).split(" | ")
+    assert row_b[1:4] == ["", "", ""] and row_b[4:10] == ["pending"] * 6

@@ -79,7 +79,8 @@ def _figure(exp: Experiment, metric: str, subject: str) -> tuple[Any, Any]:
     foot.text(0.0, 1.0, wrapped, ha="left", va="top", fontsize=7, color="#444444",
               transform=foot.transAxes)  # fmt: skip
     paper = exp.paper or "(no paper figure named)"
-    fig.suptitle(f"{exp.title}\n{subject}  ·  reproduces {paper}", fontsize=11.5)
+    title = textwrap.fill(exp.title, 95)  # a long title wraps instead of running off the figure
+    fig.suptitle(f"{title}\n{subject}  ·  reproduces {paper}", fontsize=11.5)
     run = TINY_LABEL if exp.tiny else "full run"
     ax.set_title(
         run,
@@ -199,7 +200,8 @@ def bars_png(exp: Experiment, metric: str) -> bytes:
     """The metric (%) per cell label, one bar per test set, the paper's
     figure as a black tick where the grid gives one."""
     infos = dataset_infos(exp)
-    fig, ax = _figure(exp, metric, "module ablations" if exp.kind == "bars" else "cells")
+    names = ", ".join(info.column for info in infos) or "not known yet"
+    fig, ax = _figure(exp, metric, f"test set{'s' if len(infos) > 1 else ''}: {names}")
     n = max(1, len(infos))
     width = 0.8 / n
     values: list[float] = []
@@ -221,6 +223,8 @@ def bars_png(exp: Experiment, metric: str) -> bytes:
         offset = (j - (n - 1) / 2) * width
         for i, cell in enumerate(exp.cells):
             x = i + offset
+            if not cell.tested_on(info.column):
+                continue
             res = cell.result(info.column) if cell.done else None
             value = res.metric(metric) if res is not None else None
             if value is None:

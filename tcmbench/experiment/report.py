@@ -134,6 +134,21 @@ class Cell:
                 return res
         return None
 
+    def planned_columns(self) -> list[str]:
+        """The test-set columns this cell is (or will be) scored on: its
+        results', else its params' test sets."""
+        if self.results:
+            return [res.column for res in self.results]
+        split = str(self.params.get("eval_split") or "test")
+        names = [str(n) for n in _as_list(self.params.get("test_datasets"))]
+        return [n if split == "test" else f"{n} ({split})" for n in names]
+
+    def tested_on(self, column: str) -> bool:
+        """Does this cell belong in a column? A cell whose test sets are not
+        known yet (pending, no params) belongs everywhere: shown, not lost."""
+        planned = self.planned_columns()
+        return column in planned or not planned
+
 
 @dataclass
 class Experiment:
@@ -160,12 +175,8 @@ class Experiment:
         """Test-set columns in the order they first appear."""
         seen: dict[str, None] = {}
         for cell in self.cells:
-            for res in cell.results:
-                seen.setdefault(res.column, None)
-            if not cell.results:
-                for name in _as_list(cell.params.get("test_datasets")):
-                    split = str(cell.params.get("eval_split") or "test")
-                    seen.setdefault(name if split == "test" else f"{name} ({split})", None)
+            for column in cell.planned_columns():
+                seen.setdefault(column, None)
         return list(seen)
 
 
@@ -734,8 +745,10 @@ def cells_table(exp: Experiment, metric: str) -> list[str]:
                 if with_sweep[info.column]:
                     best = res.best_hmean
                     row.append("" if best is None else f"{pct(best)} @{res.best_threshold:g}")
-            else:
+            elif cell.tested_on(info.column):
                 row += [cell.status if not cell.done else "not evaluated"] * n
+            else:
+                row += [""] * n  # not a test set of this cell
             if with_paper[info.column]:
                 pv = paper_value_for(exp, cell, info.column)
                 row.append(pct(pv.values.get(metric)) if pv else "")
@@ -754,7 +767,7 @@ def curve_points(
     out: dict[str, list[tuple[float, Cell, float | None]]] = {}
     for cell in exp.cells:
         x = x_value(cell, x_key)
-        if x is None:
+        if x is None or not cell.tested_on(column):
             continue
         res = cell.result(column) if cell.done else None
         value = res.metric(metric) if res is not None else None
