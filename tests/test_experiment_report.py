@@ -448,3 +448,69 @@ def test_table_cells_only_in_their_own_test_sets(tmp_path: Path) -> None:
     assert row_a[7:10] == ["", "", ""]  # msra-td500: not a target of this cell
     row_b = next(line for line in lines if line.startswith("| from ICDAR 2013 |")).split(" | ")
     assert row_b[1:4] == ["", "", ""] and row_b[4:10] == ["pending"] * 6
+
+
+def test_experiment_run_then_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end through `experiment run` (the real runner: a 2-cell grid,
+    DBNet untrained and after 2 steps, 2 test images) and `experiment
+    report` as the group registers it: the report's figures are the records'."""
+    import torch
+    from tiny_data import make_ic15_folder
+
+    from tcmbench.commands.experiment import experiment
+
+    make_ic15_folder(tmp_path / "data" / "icdar2015", n_train=4, n_test=2)
+    grid = {
+        "name": "two-cells",
+        "title": "two cells",
+        "paper": "TCM paper, Fig. 5",
+        "report": {"kind": "curve", "x": "train_fraction", "series": "tcm"},
+        "base": {
+            "plugin": "dbnet",
+            "recipe": "synthtext-mini",
+            "train_datasets": ["icdar2015"],
+            "test_datasets": ["icdar2015"],
+            "steps": 2,
+            "batch_size": 2,
+            "lr": 0.001,
+            "eval_limit": 2,
+            "train_options": {"workers": 0, "cache_images": False, "tensorboard": False},
+        },
+        "axes": {"train_fraction": [0.0, 1.0]},
+    }
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+    monkeypatch.setenv("TCMBENCH_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("TCMBENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        args = ["run", str(tmp_path / "two.yaml"), "--out", str(out), "--no-progress"]
+        ran = CliRunner().invoke(experiment, args)
+    finally:
+        torch.set_num_threads(threads)
+    assert ran.exit_code == 0, ran.output
+    records = {p.parent.name: json.loads(p.read_text()) for p in out.glob("cells/*/record.json")}
+    assert len(records) == 2
+
+    res = CliRunner().invoke(experiment, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    with (out / "report" / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["cell"] for r in rows) == sorted(records)
+    for row in rows:
+        want = records[row["cell"]]["results"][0]
+        assert row["status"] == "done" and row["protocol"] == want["protocol"] == "icdar2015"
+        assert [float(row[k]) for k in ("precision", "recall", "hmean")] == [
+            want[k] for k in ("precision", "recall", "hmean")
+        ]
+        steps = records[row["cell"]]["train"]["steps"] if records[row["cell"]]["train"] else 0
+        assert int(row["steps"]) == steps
+    assert {int(r["steps"]) for r in rows} == {0, 2}
+    h = {r["params"] and json.loads(r["params"])["train_fraction"]: float(r["hmean"]) for r in rows}
+    md = (out / "report" / "results.md").read_text()
+    assert f"| DBNet | {100 * h[0.0]:.1f} | {100 * h[1.0]:.1f} |" in md
+    assert "protocol icdar2015 (official), 2 test images" in md
+    assert "full (" in md and TINY_LABEL not in md
+    px = _pixels(out / "report" / "curve_icdar2015.png")
+    assert _count_colour(px, plots.COLOURS[0]) > 100
