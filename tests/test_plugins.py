@@ -408,3 +408,30 @@ def test_help_does_not_import_torch() -> None:
         [sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip().endswith("NO-TORCH"), out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--plugin", "pan", "--dataset", "synthtext-mini", "--steps", "1"],
+        ["evaluate", "--plugin", "pan", "--dataset", "synthtext-mini", "--limit", "1"],
+        ["bench", "--plugin", "pan", "--params-only"],
+    ],
+    ids=["train", "evaluate", "bench"],
+)
+def test_a_misspelt_recipe_is_one_line_not_the_default(args: list[str], tmp_path: Path) -> None:
+    """``--recipe`` names a recipe; a typo must not silently train or score
+    with the plugin's default settings."""
+    res = subprocess.run(
+        [sys.executable, "-m", "tcmbench", *args, "--recipe", "pan-paper-icdar2051"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "no recipe 'pan-paper-icdar2051'" in lines[0], res.stderr
+    assert "pan-paper-icdar2015" in lines[0]  # the list names the intended one
+    assert not list(tmp_path.iterdir())  # nothing trained or written

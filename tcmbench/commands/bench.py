@@ -278,6 +278,8 @@ def bench(
     pairs: dict[str, list[str]] = {}
     for name in names:
         spec = get_detector(name)
+        if recipe:
+            spec.require_recipe(recipe)
         built = _models(
             spec,
             recipe,

@@ -302,6 +302,8 @@ def _evaluate(
     from tcmbench.plugins import get_detector
 
     spec = get_detector(plugin)
+    if recipe:
+        spec.require_recipe(recipe)
     weights = resolve_weights_option(weights, spec, dataset)
     if report_dir and w.is_main:  # fail before inference: matplotlib missing, folder in use
         from tcmbench.report import check_report_dir

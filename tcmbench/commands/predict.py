@@ -265,6 +265,8 @@ def predict(
     dev = resolve_device(device)  # CUDA asked for without CUDA: clear error before any work
     paths = collect_images(inputs, recursive, exclude=Path(out_dir))
     spec = get_detector(plugin)
+    if recipe:
+        spec.require_recipe(recipe)
     weights = weights or resolve_default_weights(spec)
     ckpt = load_for_inference(
         weights,

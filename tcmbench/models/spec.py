@@ -155,6 +155,20 @@ class DetectorSpec:
         instead of building trainable ones."""
         return self.load_weights is not None
 
+    def require_recipe(self, name: str) -> str:
+        """``name`` when the plugin has that recipe, else a one-line error
+        listing them: a recipe asked for by name (``--recipe``) must never
+        fall back to the default silently -- a typo would train or score
+        with other settings."""
+        from tcmbench.errors import TcmbenchError
+
+        if name not in self.recipes:
+            raise TcmbenchError(
+                f"plugin {self.name!r} has no recipe {name!r}; its recipes: "
+                + ", ".join(sorted(self.recipes))
+            )
+        return name
+
     def recipe(self, name: str | None) -> dict[str, Any]:
         """The named recipe, falling back to the default one (a deep copy:
         callers may edit it without changing the plugin's recipes)."""

@@ -1101,6 +1101,8 @@ def run_training(cfg: TrainConfig, announce: Any = None) -> TrainResult:
     resolve_device(cfg.device)  # a bad --device fails before any data is read
     cfg, resume_dir = prepare_config(cfg)
     spec = get_detector(cfg.plugin)
+    if cfg.recipe:
+        spec.require_recipe(cfg.recipe)
     recipe_name = cfg.recipe or cfg.datasets[0]
     detector_config = build_detector_config(cfg, spec.recipe(recipe_name))
     recipe = recipe_for(spec.recipe(recipe_name), detector_config)
