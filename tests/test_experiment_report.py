@@ -379,7 +379,7 @@ def test_pending_cells_placed_from_their_ids(
     assert (last.label, last.params, last.params_known) == ("the last one", params, True)
     res = _invoke(str(out))
     assert res.exit_code == 0, res.output
-    assert "| the last one | pending | pending | pending |  |" in res.output
+    assert "| the last one, 100% | pending | pending | pending |  |" in res.output
 
 
 def test_without_matplotlib_tables_still_written(

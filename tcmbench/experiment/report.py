@@ -709,6 +709,24 @@ def _flag(info: DatasetInfo, res: DatasetResult | None) -> str:
     return " †" if res is not None and res.protocol in info.unofficial else ""
 
 
+def unique_labels(exp: Experiment, keys: Sequence[str]) -> list[str]:
+    """Row labels that tell the cells apart: a curve's cells share their
+    series' label, so the x value is added; any label still shared gets the
+    cell id."""
+    labels = [row_label(cell, keys) for cell in exp.cells]
+    if exp.kind == "curve":
+        x_key = str(exp.spec["x"])
+        for i, cell in enumerate(exp.cells):
+            x = x_value(cell, x_key)
+            if x is not None:
+                labels[i] += f", {x_text(x, x_key)}"
+    counts = {label: labels.count(label) for label in labels}
+    return [
+        f"{label} ({cell.id})" if counts[label] > 1 else label
+        for label, cell in zip(labels, exp.cells)
+    ]
+
+
 def cells_table(exp: Experiment, metric: str) -> list[str]:
     """Rows = cells, columns = P / R / F per test set (+ the paper's figure
     where the grid gives one for the cell), then steps."""
@@ -733,9 +751,10 @@ def cells_table(exp: Experiment, metric: str) -> list[str]:
         if with_paper[info.column]:
             head.append(f"{prefix}{METRIC_SHORT[metric]} (paper)")
     head.append("steps")
+    labels = unique_labels(exp, keys)
     rows = []
-    for cell in exp.cells:
-        row = [row_label(cell, keys) + ("" if cell.in_grid else " (not in grid)")]
+    for cell, label in zip(exp.cells, labels):
+        row = [label + ("" if cell.in_grid else " (not in grid)")]
         for info in infos:
             res = cell.result(info.column)
             n = len(METRICS) + with_sweep[info.column]
