@@ -16,6 +16,7 @@ differ and exits 1, which is what the tests do. Block kinds:
 
 - ``recipes PLUGIN``: the recipes of any :class:`~tcmbench.models.spec.DetectorSpec`;
 - ``augment PLUGIN``: the training augmentations of each of its recipes;
+- ``recipe-overview PLUGIN...``: one short row per recipe of each plugin;
 - ``options MODULE:ATTR [HEADING]``: a table of declared options
   (:class:`~tcmbench.models.options.Opt`: default, type and range, help);
 - ``command ARGS...``: ``tcmbench ARGS`` run in-process, with its stdout
@@ -130,6 +131,45 @@ def recipes_table(plugin: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def recipe_overview(*plugins: str) -> str:
+    """One short row per recipe of each plugin: what a reader choosing a
+    recipe needs (backbone, optimizer, length, test scale, what it
+    fine-tunes); the full rows with sources are in each plugin's page."""
+    lines = [
+        "| plugin | recipe | backbone | optimizer | training | test scale | starts from |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for plugin in plugins:
+        spec = _spec(plugin)
+        for name in spec.recipes:
+            r = spec.recipe(name)
+            opt = r.get("optimizer") or {}
+            optimizer = f"{OPTIMIZERS.get(opt.get('name', ''), opt.get('name', ''))} {_value(opt.get('lr'))}"
+            length = f"{r['steps']} steps" if r.get("steps") else f"{r.get('epochs')} epochs"
+            training = f"{length}, batch {r.get('batch_size')}"
+            if r.get("extra_train_datasets"):
+                training += " + " + ", ".join(r["extra_train_datasets"])
+            test = r.get("test") or {}
+            limits = [
+                f"{k.split('_')[0]} {test[k]}" for k in ("long_side", "short_side") if test.get(k)
+            ]
+            start = f"`{r['pretrain_recipe']}`" if r.get("pretrain_recipe") else ""
+            lines.append(
+                _row(
+                    [
+                        plugin,
+                        f"`{name}`",
+                        str((r.get("model") or {}).get("backbone") or ""),
+                        optimizer,
+                        training,
+                        ", ".join(limits) or "original size",
+                        start,
+                    ]
+                )
+            )
+    return "\n".join(lines) + "\n"
+
+
 def augment_table(plugin: str) -> str:
     """The training augmentations of every recipe of ``plugin``, in order."""
     spec = _spec(plugin)
@@ -173,6 +213,7 @@ def command_output(*args: str) -> str:
 KINDS: dict[str, Callable[..., str]] = {
     "recipes": recipes_table,
     "augment": augment_table,
+    "recipe-overview": recipe_overview,
     "options": options_table,
     "command": command_output,
 }

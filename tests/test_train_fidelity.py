@@ -621,3 +621,16 @@ def test_ddp_rank_zero_writes_evals_best_and_tensorboard_once(tmp_path: Path) ->
     acc = EventAccumulator(str(run / "tensorboard"))
     acc.Reload()
     assert [e.step for e in acc.Scalars("validation/tiny/heldout/hmean")] == [1, 2]
+
+
+def test_a_run_without_the_recipes_extra_training_data_says_so() -> None:
+    """The TD500 recipes train with HUST-TR400: a run on TD500 alone is
+    told, with the --dataset that follows the recipe; a run with it is not."""
+    from tcmbench.plugins import get_detector
+    from tcmbench.train.trainer import recipe_data_left_out
+
+    recipe = get_detector("dbnet").recipe("msra-td500")
+    note = recipe_data_left_out("msra-td500", recipe, ["msra-td500"])
+    assert note is not None and "--dataset msra-td500,hust-tr400" in note
+    assert recipe_data_left_out("msra-td500", recipe, ["msra-td500", "hust-tr400"]) is None
+    assert recipe_data_left_out("icdar2015", get_detector("dbnet").recipe("icdar2015"), []) is None

@@ -1127,4 +1127,24 @@ def run_training(cfg: TrainConfig, announce: Any = None) -> TrainResult:
     trainer = Trainer(spec, detector_config, recipe, cfg, train_samples, eval_sets, resume_dir)
     if announce is not None:
         trainer.announce = announce
+    left_out = recipe_data_left_out(recipe_name, recipe, cfg.datasets)
+    if left_out and resume_dir is None:
+        trainer.warn(left_out)
     return trainer.fit()
+
+
+def recipe_data_left_out(
+    recipe_name: str, recipe: Mapping[str, Any], datasets: Sequence[str]
+) -> str | None:
+    """A note when the recipe was published with more training data than
+    this run uses (``extra_train_datasets``: TD500 with HUST-TR400, TCM
+    pre-training on SynthText + real sets): its figures are not comparable
+    with the paper's, so say so and give the command line that follows it."""
+    extra = [d for d in recipe.get("extra_train_datasets") or [] if d not in datasets]
+    if not extra:
+        return None
+    full = ",".join([*datasets, *extra])
+    return (
+        f"recipe {recipe_name!r} trains on {' + '.join([*datasets, *extra])}; this run leaves out "
+        f"{', '.join(extra)}, so its figures are not the recipe's: --dataset {full} follows it"
+    )
