@@ -51,6 +51,11 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
         "compare",
         "Paired bootstrap: is run B's hmean really different from run A's?",
     ),
+    "experiment": (
+        "tcmbench.commands.experiment",
+        "experiment",
+        "Run the papers' experiments as grids of train/evaluate cells; report them.",
+    ),
     "bench": (
         "tcmbench.commands.bench",
         "bench",
