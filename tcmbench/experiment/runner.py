@@ -590,8 +590,10 @@ def run_cells(
     """Run this process's share of ``cells`` in order, skipping finished
     ones; returns the records (finished earlier or now)."""
     slot = slot or Slot()
+    from tcmbench.train.distributed import resolve_device
+
     mine = my_cells(cells, slot)
-    dev = cell_device(device, slot)
+    dev = str(resolve_device(cell_device(device, slot)))  # a bad --device fails here
     who = f"rank {slot.rank}/{slot.world_size}: " if slot.spread else ""
     records = []
     t_all = time.monotonic()
