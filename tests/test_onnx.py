@@ -587,3 +587,16 @@ def test_export_tcm_dbnet(tmp_path: Path) -> None:
     report = export_detector(model.eval(), tmp_path / "tcm.onnx")
     assert {"prob", "tcm_score_map"} <= set(report["outputs"])
     assert max(report["max_abs_diff"].values()) < 1e-4
+
+
+def test_config_takes_every_db_postprocessor_parameter() -> None:
+    """An exported DBNet's config carries the postprocessor's parameters;
+    the config reader must know each one, or every export written after a
+    new parameter lands is refused on load."""
+    import dataclasses
+
+    from tcmbench_dbnet.postprocess import DBPostprocessor
+    from tcmbench_onnx.config import _DB_POSTPROCESS
+
+    fields = {f.name for f in dataclasses.fields(DBPostprocessor) if f.init}
+    assert fields == set(_DB_POSTPROCESS)

@@ -101,6 +101,8 @@ _DB_POSTPROCESS = {
     "dilation": Opt(False, "bool"),
     "score_mode": Opt("polygon", "str", choices=("polygon", "fast", "slow")),
     "all_contours": Opt(False, "bool"),
+    "min_points": Opt(3, "int", ge=3, le=1000),
+    "min_size_unclipped": Opt(None, "float", ge=0, nullable=True),
 }
 
 

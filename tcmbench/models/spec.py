@@ -162,6 +162,10 @@ class DetectorSpec:
         with other settings."""
         from tcmbench.errors import TcmbenchError
 
+        if self.load_weights is not None:
+            # An inference-only plugin (onnx) has no recipes at all; its own
+            # "--recipe does not apply" error (loading.model_recipe) says why.
+            return name
         if name not in self.recipes:
             raise TcmbenchError(
                 f"plugin {self.name!r} has no recipe {name!r}; its recipes: "
