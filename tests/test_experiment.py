@@ -542,6 +542,7 @@ def test_killed_run_resumes_to_the_same_records(
     done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "000-train_fraction=0.0: done earlier, skipped" in done.stdout
+    assert "001-train_fraction=0.5: stopped before it finished; continuing" in done.stdout
     resumed, clean = _records(out), _records(clean_run)
     assert list(resumed) == list(clean)
     assert resumed["001-train_fraction=0.5"]["train"]["resumed_from_step"] > 0
@@ -590,3 +591,46 @@ def test_torchrun_spreads_cells_over_two_cpu_processes(
         log = out / "cells" / cell_id / "run" / "train_log.jsonl"
         starts = [json.loads(x) for x in log.read_text().splitlines() if '"start"' in x]
         assert [s["world_size"] for s in starts] == [1]
+
+
+def test_cells_of_every_builtin_plugin_train_evaluate_and_report(
+    ic15_root: Path, tmp_path: Path
+) -> None:
+    """A grid is not DBNet-only: a ``plugin`` axis over PANet and FCENet
+    trains and evaluates each (DBNet is the other tests' grid), and the
+    report has one row per plugin with the records' figures."""
+    import torch
+
+    grid = dict(SMALL_GRID, name="plugins", report={"kind": "table"})
+    grid["base"] = dict(SMALL_GRID["base"], steps=2)
+    grid["axes"] = {"plugin": ["pan", "fcenet"]}
+    path = _write_grid(tmp_path / "plugins.yaml", grid)
+    out = tmp_path / "out"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TCMBENCH_DATA", str(ic15_root))
+            mp.setenv("TCMBENCH_CACHE", str(tmp_path / "cache"))
+            ran = CliRunner().invoke(experiment, ["run", str(path), "--out", str(out)])
+            assert ran.exit_code == 0, ran.output
+            report = CliRunner().invoke(experiment, ["report", str(out), "--format", "md,json"])
+    finally:
+        torch.set_num_threads(threads)
+    assert report.exit_code == 0, report.output
+    records = _records(out)
+    assert sorted(r["params"]["plugin"] for r in records.values()) == ["fcenet", "pan"]
+    for rec in records.values():
+        assert rec["train"]["steps"] == 2
+        saved = json.loads(
+            (out / "cells" / rec["cell"] / "run" / "final" / "config.json").read_text()
+        )
+        assert saved["plugin"] == rec["params"]["plugin"]  # the plugin asked for trained
+        assert [r["dataset"] for r in rec["results"]] == ["icdar2015"]
+        assert 0.0 <= rec["results"][0]["hmean"] <= 1.0
+    rows = json.loads((out / "report" / "results.json").read_text())["rows"]
+    assert sorted(r["params"]["plugin"] for r in rows) == ["fcenet", "pan"]
+    by_plugin = {r["params"]["plugin"]: r for r in rows}
+    for rec in records.values():
+        row = by_plugin[rec["params"]["plugin"]]
+        assert row["hmean"] == rec["results"][0]["hmean"]

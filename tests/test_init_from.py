@@ -147,14 +147,17 @@ def test_cli_fine_tune_starts_from_the_checkpoint_and_prints_the_table(
     assert max(float((fresh[k] - source[k]).abs().max()) for k in params) > 100 * lr
 
 
-def test_loaded_weights_equal_the_source_before_the_first_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("plugin", ["dbnet", "pan", "fcenet"])
+def test_loaded_weights_equal_the_source_before_the_first_step(tmp_path: Path, plugin: str) -> None:
     """Trainer._build with init_from = a run folder: every tensor of the
     model (parameters and buffers) equals the source's final/ checkpoint;
-    no optimizer state, step 0; the table goes to the announce callback."""
-    spec = get_detector("dbnet")
+    no optimizer state, step 0; the table goes to the announce callback.
+    The same for each built-in plugin: fine-tuning is how every paper run
+    starts."""
+    spec = get_detector(plugin)
     recipe = spec.recipe("synthtext-mini")
     cfg = TrainConfig(
-        plugin="dbnet",
+        plugin=plugin,
         datasets=["tiny"],
         backbone="resnet18",
         output=str(tmp_path / "out"),
@@ -166,9 +169,9 @@ def test_loaded_weights_equal_the_source_before_the_first_step(tmp_path: Path) -
         init_from=str(tmp_path / "src-run"),
     )
     config = build_detector_config(cfg, recipe)
-    _save(tmp_path / "src-run" / "final", "dbnet", config, seed=7)
+    _save(tmp_path / "src-run" / "final", plugin, config, seed=7)
     source = load_file(str(tmp_path / "src-run" / "final" / "model.safetensors"))
-    own_init = _build("dbnet", config, seed=cfg.seed).state_dict()
+    own_init = _build(plugin, config, seed=cfg.seed).state_dict()
     assert any(not torch.equal(own_init[k], source[k]) for k in source)  # the test can fail
 
     trainer = Trainer(spec, config, recipe, cfg, make_samples(tmp_path / "data", n=2))

@@ -405,6 +405,7 @@ def train_cell(
         cfg.resume = str(run_dir)
         cfg.init_from = None  # the checkpoint holds the weights
         _drop_partial_line(run_dir / "train_log.jsonl")
+        announce(f"{cell.id}: stopped before it finished; continuing from its last checkpoint")
     elif run_dir.exists():
         shutil.rmtree(run_dir)  # killed before its first checkpoint: start again
     result = run_training(cfg, announce=announce)
