@@ -400,23 +400,35 @@ def ic15_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def clean_run(ic15_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The small grid run once, uninterrupted, in this process."""
-    import torch
 
     tmp = tmp_path_factory.mktemp("clean")
     grid = _write_grid(tmp / "small.yaml", SMALL_GRID)
+    (result,) = _in_process(
+        ic15_root, tmp / "cache", ["run", str(grid), "--out", str(tmp / "out"), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    return tmp / "out"
+
+
+def _in_process(ic15_root: Path, cache: Path, *commands: list[str]) -> list[Any]:
+    """Run ``experiment`` subcommands in this process, one torch thread,
+    on the tiny data folder; stops at the first that fails."""
+    import torch
+
+    results = []
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("TCMBENCH_DATA", str(ic15_root))
-            mp.setenv("TCMBENCH_CACHE", str(tmp / "cache"))
-            result = CliRunner().invoke(
-                experiment, ["run", str(grid), "--out", str(tmp / "out"), "--no-progress"]
-            )
+            mp.setenv("TCMBENCH_CACHE", str(cache))
+            for args in commands:
+                results.append(CliRunner().invoke(experiment, args))
+                if results[-1].exit_code != 0:
+                    break
     finally:
         torch.set_num_threads(threads)
-    assert result.exit_code == 0, result.output
-    return tmp / "out"
+    return results
 
 
 def _records(out: Path) -> dict[str, dict[str, Any]]:
@@ -599,25 +611,18 @@ def test_cells_of_every_builtin_plugin_train_evaluate_and_report(
     """A grid is not DBNet-only: a ``plugin`` axis over PANet and FCENet
     trains and evaluates each (DBNet is the other tests' grid), and the
     report has one row per plugin with the records' figures."""
-    import torch
-
     grid = dict(SMALL_GRID, name="plugins", report={"kind": "table"})
     grid["base"] = dict(SMALL_GRID["base"], steps=2)
     grid["axes"] = {"plugin": ["pan", "fcenet"]}
     path = _write_grid(tmp_path / "plugins.yaml", grid)
     out = tmp_path / "out"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("TCMBENCH_DATA", str(ic15_root))
-            mp.setenv("TCMBENCH_CACHE", str(tmp_path / "cache"))
-            ran = CliRunner().invoke(experiment, ["run", str(path), "--out", str(out)])
-            assert ran.exit_code == 0, ran.output
-            report = CliRunner().invoke(experiment, ["report", str(out), "--format", "md,json"])
-    finally:
-        torch.set_num_threads(threads)
-    assert report.exit_code == 0, report.output
+    results = _in_process(
+        ic15_root,
+        tmp_path / "cache",
+        ["run", str(path), "--out", str(out)],
+        ["report", str(out), "--format", "md,json"],
+    )
+    assert [r.exit_code for r in results] == [0, 0], results[-1].output
     records = _records(out)
     assert sorted(r["params"]["plugin"] for r in records.values()) == ["fcenet", "pan"]
     for rec in records.values():
