@@ -25,7 +25,7 @@ from tcmbench.models.options import resolve_options as resolve_options_declared
 from tcmbench.models.spec import DetectorConfig
 from tcmbench_dbnet.head import DBHead
 from tcmbench_dbnet.loss import DBLoss
-from tcmbench_dbnet.postprocess import OUTPUTS, SCORE_MODES, DBPostprocessor
+from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS, DBPostprocessor
 from tcmbench_dbnet.targets import DBTargetBuilder
 
 #: Widest FPNC layer accepted: ample for any published DBNet (256), small
@@ -58,70 +58,6 @@ OPTIONS: dict[str, Opt] = {
     "beta": Opt(10.0, "float", ge=0, help="weight of the threshold-map loss"),
     "negative_ratio": Opt(3.0, "float", gt=0, help="hard negatives kept per positive"),
     "postprocess": Opt(None, "dict", nullable=True, help="postprocessor parameters (table below)"),
-}
-
-#: DBPostprocessor parameters (defaults are the dataclass's own).
-POSTPROCESS_PARAMS: dict[str, Opt] = {
-    "output": Opt(
-        "quad",
-        "str",
-        choices=OUTPUTS,
-        help="quad: min-area rectangle, corners TL, TR, BR, BL (clockwise on screen, as the "
-        "ICDAR 2015 script requires); poly: the unclipped polygon, clockwise",
-    ),
-    "mask_thr": Opt(0.3, "float", ge=0, le=1, help="probability threshold of the text mask"),
-    "min_score": Opt(0.3, "float", ge=0, le=1, help="minimum mean probability inside a region"),
-    "unclip_ratio": Opt(1.5, "float", ge=0, le=100, help="unclip distance D' = A' x ratio / L'"),
-    "min_size": Opt(
-        3.0,
-        "float",
-        ge=0,
-        help="minimum short side before unclipping (input pixels); min_size + 2 after",
-    ),
-    "max_candidates": Opt(
-        1000, "int", ge=1, le=1_000_000, help="regions kept per image, largest first"
-    ),
-    "epsilon_ratio": Opt(
-        0.002,
-        "float",
-        ge=0,
-        lt=1,
-        help="contour simplification (approxPolyDP, fraction of the perimeter)",
-    ),
-    "dilation": Opt(
-        False,
-        "bool",
-        help="dilate the thresholded map (2 x 2) before taking contours (PaddleOCR's use_dilation)",
-    ),
-    "score_mode": Opt(
-        "polygon",
-        "str",
-        choices=SCORE_MODES,
-        help="polygon; or, for quad output, fast / slow: the contour's min-area rectangle is the "
-        "candidate, scored as PaddleOCR / the DBNet reference code do",
-    ),
-    "all_contours": Opt(
-        False,
-        "bool",
-        help="also take the outlines of holes in text regions as candidates (OpenCV RETR_LIST, "
-        "as PaddleOCR does); default: outer outlines only",
-    ),
-    "min_points": Opt(
-        3,
-        "int",
-        ge=3,
-        le=1000,
-        help="polygon score mode: simplified contours with fewer points are dropped (mmocr, the "
-        "official TCM configs and the DBNet code: 4)",
-    ),
-    "min_size_unclipped": Opt(
-        None,
-        "float",
-        ge=0,
-        nullable=True,
-        help="minimum short side after unclipping (input pixels); null: min_size + 2 (DBNet "
-        "code); mmocr's min_text_width, with min_size 0",
-    ),
 }
 
 

@@ -40,6 +40,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS
+
 from tcmbench.errors import CheckpointError
 from tcmbench.models.options import Opt, check_value
 
@@ -89,21 +91,8 @@ _RULE_KEYS = {
     "keep_ratio": ("long_side", "short_side", "pad_divisor"),
 }
 _OUTPUT = {"name": Opt(None, "str", nullable=True)}
-#: DBPostprocessor parameters a config may set (tcmbench_dbnet.postprocess).
-_DB_POSTPROCESS = {
-    "output": Opt("quad", "str", choices=("quad", "poly")),
-    "mask_thr": Opt(0.3, "float", ge=0, le=1),
-    "min_score": Opt(0.3, "float", ge=0, le=1),
-    "unclip_ratio": Opt(1.5, "float", ge=0, le=100),
-    "min_size": Opt(3.0, "float", ge=0),
-    "max_candidates": Opt(1000, "int", ge=1, le=1_000_000),
-    "epsilon_ratio": Opt(0.002, "float", ge=0, lt=1),
-    "dilation": Opt(False, "bool"),
-    "score_mode": Opt("polygon", "str", choices=("polygon", "fast", "slow")),
-    "all_contours": Opt(False, "bool"),
-    "min_points": Opt(3, "int", ge=3, le=1000),
-    "min_size_unclipped": Opt(None, "float", ge=0, nullable=True),
-}
+#: DBPostprocessor parameters a config may set: the DBNet plugin's own table.
+_DB_POSTPROCESS = POSTPROCESS_PARAMS
 
 
 class OnnxConfigError(CheckpointError):
