@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from tcmbench.run_limits import bound_hint, run_bound
+
 log = logging.getLogger(__name__)
 
 
@@ -70,6 +72,13 @@ def parse_resolutions(text: str) -> list[Resolution]:
             raise ValueError(
                 f"resolution {raw.strip()!r}: width and height must be multiples of 32 "
                 "(the detectors' output stride)"
+            )
+        if max(width, height) > run_bound("MAX_BENCH_SIDE"):
+            side = str(max(width, height))
+            side = side if len(side) <= 20 else side[:17] + "..."
+            raise ValueError(
+                f"resolution {raw.strip()[:40]!r}: a side of {side} is over "
+                f"{bound_hint('MAX_BENCH_SIDE')}"
             )
         res = Resolution(width, height)
         if res not in out:

@@ -4,11 +4,17 @@
 command one ``tcm`` argument: a :class:`~tcmbench.models.spec.TCMConfig`, or
 None without ``--tcm``. ``train``, ``evaluate``, ``predict`` and ``bench``
 use it so the switches are spelled the same everywhere.
+
+:class:`FiniteFloat` and :class:`BoundedInt` are the types of numeric
+options: every number a command takes has a range, floats are finite, and
+run sizes have a bound raised through the environment
+(:mod:`tcmbench.run_limits`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -141,3 +147,85 @@ def device_option(func: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="auto, cpu, cuda or cuda:N (under torchrun, cuda = this process's GPU).",
     )(func)
+
+
+# --------------------------------------------------------------------------- numeric types
+
+#: The largest value of an int option with no natural bound (a count of
+#: images, a seed): what a C ``long long`` holds, so no library overflows.
+INT64_MAX = 2**63 - 1
+
+
+def _bound_text(name: str) -> str:
+    from tcmbench.errors import TcmbenchError
+    from tcmbench.run_limits import RUN_BOUNDS, run_bound
+
+    try:
+        value = run_bound(name)
+    except TcmbenchError:
+        value = RUN_BOUNDS[name][0]
+    return f"{value}; raise with TCMBENCH_{name}"
+
+
+def _check_bound(
+    kind: click.ParamType,
+    name: str | None,
+    value: float,
+    param: click.Parameter | None,
+    ctx: click.Context | None,
+) -> None:
+    if name is None:
+        return
+    from tcmbench.run_limits import bound_hint, run_bound
+
+    if value > run_bound(name):
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        kind.fail(f"{shown} is over {bound_hint(name)}.", param, ctx)
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option in a range, and finite: click's ``FloatRange`` lets
+    ``nan`` through (every comparison with nan is false) and ``inf``
+    through an open-ended range. ``bound`` names an upper bound of
+    :mod:`tcmbench.run_limits` (raised through the environment)."""
+
+    def __init__(
+        self,
+        min: float | None = None,
+        max: float | None = None,
+        min_open: bool = False,
+        max_open: bool = False,
+        bound: str | None = None,
+    ) -> None:
+        super().__init__(min, max, min_open, max_open)
+        self.bound = bound
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        rv = super().convert(rv, param, ctx)
+        _check_bound(self, self.bound, rv, param, ctx)
+        return rv
+
+    def _describe_range(self) -> str:
+        text = super()._describe_range()
+        return f"{text}, at most {_bound_text(self.bound)}" if self.bound else text
+
+
+class BoundedInt(click.IntRange):
+    """An int option at least ``min`` and at most the run bound ``bound``
+    of :mod:`tcmbench.run_limits`: a legal value that would run for days or
+    allocate without end is a usage error saying how to raise the bound."""
+
+    def __init__(self, min: int, bound: str) -> None:
+        super().__init__(min=min)
+        self.bound = bound
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        _check_bound(self, self.bound, rv, param, ctx)
+        return rv
+
+    def _describe_range(self) -> str:
+        return f"{self.min}<=x<={_bound_text(self.bound)}"

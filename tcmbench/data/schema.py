@@ -8,13 +8,14 @@ a new dataset format needs one reader and nothing else.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from tcmbench.run_limits import env_positive_int
 
 _DIGITS = re.compile(r"(\d+)")
 # Digit runs up to this long become ints in the sort key; Python refuses to
@@ -101,19 +102,7 @@ def limit(name: str) -> int:
     ``TCMBENCH_<name>`` environment variable when set to a positive integer,
     else the default constant. Read at each call so that a test or a
     long-running process can change it."""
-    default = _LIMIT_DEFAULTS[name]
-    raw = os.environ.get(f"TCMBENCH_{name}")
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        from tcmbench.errors import TcmbenchError
-
-        raise TcmbenchError(f"TCMBENCH_{name}={raw!r} is not a positive integer")
-    return value
+    return env_positive_int(f"TCMBENCH_{name}", _LIMIT_DEFAULTS[name])
 
 
 def limit_hint(name: str) -> str:

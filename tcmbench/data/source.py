@@ -142,17 +142,151 @@ ZIP_ERRORS = (
     ValueError,
     OverflowError,
 )
+
+# --------------------------------------------------------------------------- read limits
+#
+# What one source may make us read, checked from the zip's headers (or the
+# file's size) before a byte is inflated: a 1 MB zip can hold a member of
+# 1 GiB of zeros, and a prediction file of millions of short lines took
+# 25 s and 1.7 GB to parse before its detections were counted. Each limit
+# is raised with the environment variable named beside it (see
+# docs/formats.md, "Limits"); the error names the file and the variable.
+
+#: Bytes one annotation file (a zip member, or a file of a folder) may
+#: unpack to: far above any benchmark's ground truth (the largest reference
+#: member is 10 KB), with room for SynthText's ``gt.mat`` (hundreds of MB).
 DEFAULT_MAX_MEMBER_BYTES = 4 << 30
+#: Bytes all the members read from one archive may unpack to, together.
+DEFAULT_MAX_ARCHIVE_BYTES = 16 << 30
+#: Unpacked / packed size of one zip member, checked once it unpacks to more
+#: than :data:`RATIO_FLOOR` (text compresses less than 20x, zeros ~1000x).
+DEFAULT_MAX_MEMBER_RATIO = 100
+RATIO_FLOOR = 64 << 20
+#: Bytes one prediction file (a result file of a zip or folder, or a JSON
+#: file) may hold: the reference submissions' largest is 10 KB per image.
+DEFAULT_MAX_PREDICTION_FILE_BYTES = 64 << 20
+#: Lines (blank ones included) one prediction text file may hold, counted
+#: before any is parsed: 10x the detections one image may have
+#: (``MAX_IMAGE_POLYGONS``); the reference data has at most 53.
+DEFAULT_MAX_PREDICTION_FILE_LINES = 20_000
+
+
+def env_limit(name: str, default: int) -> int:
+    """The positive integer in environment variable ``name``, else
+    ``default`` (:func:`tcmbench.run_limits.env_positive_int`)."""
+    from tcmbench.run_limits import env_positive_int
+
+    return env_positive_int(name, default)
 
 
 def max_member_bytes() -> int:
-    """Largest zip member read into memory (``TCMBENCH_MAX_MEMBER_BYTES``,
-    default 4 GiB: far above any benchmark's annotation file)."""
-    raw = os.environ.get("TCMBENCH_MAX_MEMBER_BYTES", "")
-    try:
-        return max(int(raw), 1) if raw.strip() else DEFAULT_MAX_MEMBER_BYTES
-    except ValueError:
-        return DEFAULT_MAX_MEMBER_BYTES
+    """Largest annotation file read into memory (``TCMBENCH_MAX_MEMBER_BYTES``,
+    default 4 GiB)."""
+    return env_limit("TCMBENCH_MAX_MEMBER_BYTES", DEFAULT_MAX_MEMBER_BYTES)
+
+
+def _max_ratio() -> int:
+    return env_limit("TCMBENCH_MAX_MEMBER_RATIO", DEFAULT_MAX_MEMBER_RATIO)
+
+
+def _max_total() -> int:
+    return env_limit("TCMBENCH_MAX_ARCHIVE_BYTES", DEFAULT_MAX_ARCHIVE_BYTES)
+
+
+@dataclass(frozen=True)
+class ReadLimits:
+    """Caps on one :class:`AnnotationSource`, read from the environment
+    once when it is made: bytes per file (``file_env`` names the variable
+    that raises it), lines per text file (prediction files only), the
+    compression ratio of a zip member and the bytes read from one archive."""
+
+    max_file_bytes: int
+    file_env: str
+    max_lines: int | None = None
+    lines_env: str = ""
+    max_ratio: int = DEFAULT_MAX_MEMBER_RATIO
+    max_total: int = DEFAULT_MAX_ARCHIVE_BYTES
+
+    @classmethod
+    def annotations(cls) -> ReadLimits:
+        """Limits for annotation (ground-truth) files."""
+        return cls(
+            max_member_bytes(),
+            "TCMBENCH_MAX_MEMBER_BYTES",
+            max_ratio=_max_ratio(),
+            max_total=_max_total(),
+        )
+
+    @classmethod
+    def predictions(cls) -> ReadLimits:
+        """Limits for prediction files (``tcmbench score`` input)."""
+        return cls(
+            env_limit("TCMBENCH_MAX_PREDICTION_FILE_BYTES", DEFAULT_MAX_PREDICTION_FILE_BYTES),
+            "TCMBENCH_MAX_PREDICTION_FILE_BYTES",
+            env_limit("TCMBENCH_MAX_PREDICTION_FILE_LINES", DEFAULT_MAX_PREDICTION_FILE_LINES),
+            "TCMBENCH_MAX_PREDICTION_FILE_LINES",
+            max_ratio=_max_ratio(),
+            max_total=_max_total(),
+        )
+
+    def check_size(self, where: str, nbytes: int, verb: str = "unpacks to") -> None:
+        """Refuse a file whose (declared) size is over the per-file cap."""
+        if nbytes > self.max_file_bytes:
+            raise ArchiveError(
+                f"{where}: {verb} {nbytes:,} bytes, over the limit of "
+                f"{self.max_file_bytes:,} (set {self.file_env} to raise it)"
+            )
+
+    def check_member(self, where: str, info: zipfile.ZipInfo, unpacked_before: int) -> None:
+        """A zip member, from its header alone: its size, its ratio (past
+        :data:`RATIO_FLOOR`), and the archive's running total with it."""
+        size = info.file_size
+        self.check_size(where, size)
+        if size > RATIO_FLOOR and size > self.max_ratio * max(info.compress_size, 1):
+            raise ArchiveError(
+                f"{where}: {info.compress_size:,} bytes unpack to {size:,}, over "
+                f"{self.max_ratio}x (looks like a decompression bomb; set "
+                "TCMBENCH_MAX_MEMBER_RATIO to raise it)"
+            )
+        if unpacked_before + size > self.max_total:
+            raise ArchiveError(
+                f"{where}: the members read from this zip unpack to more than "
+                f"{self.max_total:,} bytes together (set TCMBENCH_MAX_ARCHIVE_BYTES to raise it)"
+            )
+
+    def check_lines(self, where: str, data: bytes) -> None:
+        """Refuse a text file of more than ``max_lines`` lines (split as
+        :func:`split_lines` does), counted in C before any is parsed; a file
+        of no more bytes than that is not even counted."""
+        if self.max_lines is None or len(data) <= self.max_lines:
+            return
+        lines = data.count(b"\n")
+        if b"\r" in data:
+            lines += data.count(b"\r") - data.count(b"\r\n")
+        if lines > self.max_lines:
+            raise ArchiveError(
+                f"{where}: {lines:,} lines, over the limit of {self.max_lines:,} for one "
+                f"prediction file (set {self.lines_env} to raise it)"
+            )
+
+
+def read_file_bytes(path: Path, limits: ReadLimits) -> bytes:
+    """The bytes of one file, its size checked against ``limits`` before it
+    is read; a device or FIFO is refused, not read forever. A missing file
+    raises FileNotFoundError (callers word that error)."""
+    import stat
+
+    where = str(path)
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetNotFoundError(
+            f"{where}: not a regular file (a device, FIFO or socket); pass a file"
+        )
+    limits.check_size(where, st.st_size, "holds")
+    with open(path, "rb") as fh:
+        data = fh.read(limits.max_file_bytes + 1)
+    limits.check_size(where, len(data), "holds")  # grew since the stat
+    return data
 
 
 def _reason(exc: BaseException) -> str:
@@ -162,10 +296,12 @@ def _reason(exc: BaseException) -> str:
 class AnnotationSource:
     """A folder, a zip archive, or a single file, listed as relative names."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], limits: ReadLimits | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise DatasetNotFoundError(f"annotation path does not exist: {self.path}")
+        self.limits = limits or ReadLimits.annotations()
+        self._unpacked = 0  # bytes read from the archive so far
         self._zip: zipfile.ZipFile | None = None
         if self.path.is_file() and zipfile.is_zipfile(self.path):
             try:
@@ -175,6 +311,7 @@ class AnnotationSource:
             self._names = sorted(
                 n for n in self._zip.namelist() if not n.endswith("/") and "__MACOSX" not in n
             )
+            self._refuse_duplicates()
         elif self.path.is_dir():
             self._names = sorted(
                 p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
@@ -193,35 +330,59 @@ class AnnotationSource:
             return list(self._names)
         return [n for n in self._names if fnmatch.fnmatch(PurePosixPath(n).name, pattern)]
 
+    def _refuse_duplicates(self) -> None:
+        """A zip holding two members of one name: which copy a reader gets
+        is up to the zip library (Python's takes the last), so ground truth
+        and predictions alike are refused, with the same message."""
+        seen: set[str] = set()
+        for name in self._names:
+            if name in seen:
+                raise ArchiveError(
+                    f"{self.location(name)}: the zip holds two members of this name (which "
+                    "one is meant is ambiguous); re-create the archive with one copy"
+                )
+            seen.add(name)
+
     def read_bytes(self, name: str) -> bytes:
         if self._zip is not None:
             return self._read_member(self._zip, name)
-        if self.path.is_dir():
-            return (self.path / name).read_bytes()
-        return self.path.read_bytes()
+        return self._read_file(self.path / name if self.path.is_dir() else self.path)
+
+    def _read_file(self, path: Path) -> bytes:
+        try:
+            return read_file_bytes(path, self.limits)
+        except FileNotFoundError:
+            raise DatasetNotFoundError(f"annotation file not found: {path}") from None
 
     def _read_member(self, archive: zipfile.ZipFile, name: str) -> bytes:
-        """One member, read with a size cap: a damaged, encrypted or
+        """One member, checked from its header before it is inflated (its
+        size, its compression ratio, the archive's running total), then
+        read with a cap in case the header lies: a damaged, encrypted or
         oversized member is an ArchiveError naming it, never a zlib /
         zipfile exception or a decompression bomb in memory."""
-        cap = max_member_bytes()
+        where = self.location(name)
         try:
-            with archive.open(name) as member:
-                data = member.read(cap + 1)
+            info = archive.getinfo(name)
+        except KeyError:
+            raise DatasetNotFoundError(f"{where}: no such member in the zip") from None
+        self.limits.check_member(where, info, self._unpacked)
+        try:
+            with archive.open(info) as member:
+                data = member.read(self.limits.max_file_bytes + 1)
         except ZIP_ERRORS as exc:
             raise ArchiveError(
-                f"{self.location(name)}: cannot read this zip member ({_reason(exc)}); "
+                f"{where}: cannot read this zip member ({_reason(exc)}); "
                 "re-create the archive or pass the unpacked folder"
             ) from None
-        if len(data) > cap:
-            raise ArchiveError(
-                f"{self.location(name)}: unpacks to more than {cap} bytes (limit "
-                f"TCMBENCH_MAX_MEMBER_BYTES); pass the unpacked folder or raise the limit"
-            )
+        self.limits.check_size(where, len(data))
+        self._unpacked += len(data)
         return data
 
     def read_text(self, name: str) -> str:
-        return decode_text(self.read_bytes(name))
+        data = self.read_bytes(name)
+        if self.limits.max_lines is not None and len(data) > self.limits.max_lines:
+            self.limits.check_lines(self.location(name), data)
+        return decode_text(data)
 
     def location(self, name: str) -> str:
         """Human-readable location for error messages."""

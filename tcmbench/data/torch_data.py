@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from tcmbench.data.image_limits import check_file_size, checked_image_size
 from tcmbench.data.schema import Sample
 from tcmbench.data.transforms import TrainTransform
 from tcmbench.errors import ImageReadError
@@ -64,20 +65,28 @@ def load_image(path: str | Path | None, sample_id: str | None = None) -> np.ndar
 
     EXIF orientation is deliberately ignored: benchmark annotations refer to
     the stored pixel grid (two MSRA-TD500 test images carry an EXIF
-    rotation that would misalign their boxes). Every failure is an
-    :class:`ImageReadError` naming the path.
+    rotation that would misalign their boxes). 16-bit PNG / TIFF samples
+    are scaled to 8 bits. The declared size is checked against the pixel
+    limit before anything is decoded (:mod:`tcmbench.data.image_limits`).
+    Every failure is an :class:`ImageReadError` naming the path.
     """
     check_image_type(path, sample_id)
     p = Path(str(path))
     if not p.is_file():
         raise ImageReadError(f"image not found: {p}")
     try:
-        data = np.fromfile(str(p), dtype=np.uint8)
+        check_file_size(str(p), p.stat().st_size)
+        raw = p.read_bytes()  # read once: the header checked is the one decoded
     except OSError as exc:
         raise ImageReadError(f"{p}: cannot read image ({exc})") from exc
     image = None
-    if data.size:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if raw:
+        checked_image_size(raw, str(p))
+        data = np.frombuffer(raw, dtype=np.uint8)
+        try:
+            image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        except cv2.error:  # a check of OpenCV's own on what the data says
+            image = None
     if image is None:
         raise ImageReadError(
             f"{p}: cannot decode image (empty, corrupt or not really a {p.suffix} file)"
