@@ -60,3 +60,9 @@ class PluginError(TcmbenchError):
 class ProtocolError(TcmbenchError):
     """Evaluation input that the official protocol rejects (e.g. a prediction
     for an image that has no ground truth)."""
+
+
+class UnsafePathError(TcmbenchError):
+    """A name that would write or read outside its folder: a sample id or a
+    dataset's own file name with a separator, ``..`` or an absolute path,
+    or a path that resolves (through links) out of the folder."""

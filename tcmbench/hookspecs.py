@@ -38,6 +38,9 @@ def register_dataset_formats(register: Callable[[Any], None]) -> None:
     file), the image folder or None, a :class:`~tcmbench.data.source.ParseReport`
     to report malformed lines through, and the split's ``options`` from the
     dataset YAML; it returns a list of :class:`tcmbench.data.Sample`.
+    Sample ids are names, never paths (they become file names): make them
+    with :mod:`tcmbench.data.ids` (``check_id``, ``path_id``); an id with a
+    separator, ``..`` or a control character is refused for the whole read.
     """
 
 

@@ -10,6 +10,12 @@ Reports the user names on the command line (``--json PATH``) go through
 :func:`write_report`: ``-`` is stdout, and a target that is not a regular
 file (``/dev/stdout``, a FIFO, a device, a link to one) is written in place,
 since replacing it with a file would break the pipe or, as root, the device.
+
+Output *folders* the user names (``--out``, ``--dest``, ``--visualize``,
+``--save-predictions``, ``--report``, ``TCMBENCH_CACHE``) go through
+:func:`check_destination`: an existing folder or a new path, anything else
+refused with one line and left untouched. Files named after a sample id are
+joined by :func:`safe_child` only, so an id can never write elsewhere.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 try:
@@ -50,7 +56,17 @@ def _default_mode(directory: bool = False) -> int:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("TCMBENCH_CACHE", Path.home() / ".cache" / "tcmbench"))
+    """``TCMBENCH_CACHE``, else ``~/.cache/tcmbench``: checked like every
+    destination (:func:`check_destination`), so a file, a device or a link
+    there is one clear error instead of a traceback at the first write."""
+    raw = os.environ.get("TCMBENCH_CACHE")
+    if raw:
+        return check_destination(raw, "TCMBENCH_CACHE")
+    # The default may be a link the user made (~/.cache on another disk):
+    # what counts is where it leads.
+    default = Path.home() / ".cache" / "tcmbench"
+    check_destination(os.path.realpath(default), "the cache folder (set TCMBENCH_CACHE)")
+    return default
 
 
 def datasets_cache_dir() -> Path:
@@ -99,10 +115,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike[str], *, fill_existing: bool = False) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces ``path`` (a folder)
     with a rename, so readers see either the old folder or the complete new
     one (checkpoint folders, generated datasets, prepared datasets).
+
+    ``path`` must be a folder or absent: anything else (a file, a device, a
+    FIFO, a symbolic link, even to a folder) is refused with a
+    :class:`~tcmbench.errors.TcmbenchError` before anything is created, so a
+    swap never renames what is not a folder tcmbench can replace.
+
+    ``fill_existing``: an existing ``path`` is a folder tcmbench did not
+    create (``datasets prepare --dest``, an empty ``--report`` folder): it is
+    never renamed or deleted; the complete new content, assembled in the
+    temporary folder, is moved into it entry by entry (:func:`move_into`).
 
     The temporary folder ``.NAME.XXXX.tmp`` is paired with a lock file
     ``.NAME.XXXX.tmp.lock`` held (``flock``) while this process works: the
@@ -111,6 +137,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     killed run from one a live run is still writing.
     """
     path = Path(path)
+    _refuse_non_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
@@ -118,7 +145,11 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, _default_mode(directory=True))
-        if path.exists():
+        _refuse_non_folder(path)  # it may have changed while we worked
+        if fill_existing and path.is_dir():
+            move_into(tmp, path)
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif path.exists():
             old = tmp.with_name(tmp.name + ".old")
             os.replace(path, old)
             os.replace(tmp, path)
@@ -130,6 +161,58 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
     finally:
         _release_lock(tmp.with_name(tmp.name + ".lock"), lock)
+
+
+def _refuse_non_folder(path: Path) -> None:
+    """TcmbenchError unless ``path`` is absent or a real folder (not a link)."""
+    from tcmbench.errors import TcmbenchError
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise TcmbenchError(f"{path}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise TcmbenchError(f"{path} is {_kind(st.st_mode)}, not a folder; refusing to replace it")
+
+
+def move_into(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Move the entries of folder ``src`` into the existing folder ``dst``:
+    a file replaces the file of the same name (``os.replace``, atomic per
+    file), a folder is merged into the folder of the same name. A name that
+    is a folder on one side and not on the other, or a device / FIFO /
+    socket in ``dst``, is a TcmbenchError (naming it) rather than a
+    deletion: no folder or special file of ``dst`` is ever removed, and
+    everything without a new version stays. A link in ``dst`` to a folder
+    is merged through (the user's own layout)."""
+    from tcmbench.errors import TcmbenchError
+
+    src, dst = Path(src), Path(dst)
+    for child in sorted(src.iterdir()):
+        target = dst / child.name
+        if child.is_dir() and not child.is_symlink():
+            if not target.exists() and not target.is_symlink():
+                os.replace(child, target)
+            elif target.is_dir():
+                move_into(child, target)
+            else:
+                raise TcmbenchError(
+                    f"{target} exists and is not a folder, but the new content has a folder "
+                    "there; move it away first"
+                )
+        elif target.is_dir():
+            raise TcmbenchError(
+                f"{target} is a folder, but the new content has a file there; move it away first"
+            )
+        else:
+            try:
+                mode = os.lstat(target).st_mode
+            except FileNotFoundError:
+                mode = stat.S_IFREG
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                raise TcmbenchError(f"{target} is {_kind(mode)}; refusing to replace it")
+            os.replace(child, target)
 
 
 def _hold_lock(lock: Path) -> int | None:
@@ -292,3 +375,178 @@ def write_report(path: str | os.PathLike[str], text: str) -> None:
             atomic_write_text(os.path.realpath(os.fspath(path)), text)
     except OSError as exc:
         raise TcmbenchError(f"cannot write {os.fspath(path)}: {exc.strerror or exc}") from None
+
+
+# --------------------------------------------------------------------------- names, destinations
+
+#: Bytes in one path component that file systems take (ext4, APFS, NTFS...).
+NAME_MAX = 255
+
+_KINDS = (
+    (stat.S_ISREG, "a regular file"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    """What a file-system entry is, in words, from its ``st_mode``."""
+    return next((words for test, words in _KINDS if test(mode)), "a special file")
+
+
+def name_problem(name: str, max_bytes: int | None = NAME_MAX) -> str | None:
+    """Why ``name`` cannot be used as one file name inside a folder, or None.
+
+    A name is one path component: not empty, not ``.`` or ``..``, without
+    ``/`` or ``\\`` (a separator on Windows, and in zip member names), NUL,
+    and at most :data:`NAME_MAX` bytes in UTF-8. It is a lexical check: see
+    :func:`safe_child` for the check after resolution.
+    """
+    if not isinstance(name, str) or not name:
+        return "an empty name"
+    if name in (".", ".."):
+        return f"{name!r} names a folder, not a file"
+    if "/" in name or "\\" in name:
+        return "a path separator ('/' or '\\\\') in a name"
+    if "\0" in name:
+        return "a NUL character in a name"
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if max_bytes is not None and size > max_bytes:
+        return f"a name of {size} bytes (file systems take {max_bytes})"
+    return None
+
+
+def check_names(folder: str | os.PathLike[str], names: Iterable[str], option: str) -> None:
+    """Every one of ``names`` can be written under ``folder`` (the lexical
+    checks of :func:`safe_child`, fast enough for 858,750 SynthText ids):
+    lets a command refuse a hostile id before it runs inference. Raises
+    :class:`~tcmbench.errors.UnsafePathError` naming the first bad one."""
+    from tcmbench.errors import UnsafePathError
+
+    for name in names:
+        problem = name_problem(name)
+        if problem is not None:
+            raise UnsafePathError(
+                f"{option} {os.fspath(folder)}: cannot write {name!r:.80}: {problem}"
+            )
+
+
+def _inside(real_folder: str, real_path: str) -> bool:
+    return os.path.commonpath([real_folder, real_path]) == real_folder
+
+
+def safe_child(folder: str | os.PathLike[str], name: str) -> Path:
+    """``folder / name`` for an output written from a name tcmbench did not
+    choose (a sample id: ``<id>.png``, ``res_<id>.txt``...).
+
+    The one place such paths are joined, so that a hostile id can never
+    write elsewhere: ``name`` must pass :func:`name_problem`, and the
+    joined path, resolved (symbolic links included: an existing link named
+    ``name`` that leads out of the folder is refused too), must lie inside
+    the resolved ``folder``. Raises :class:`~tcmbench.errors.UnsafePathError`
+    naming the folder and the name.
+    """
+    from tcmbench.errors import UnsafePathError
+
+    problem = name_problem(name)
+    if problem is not None:
+        raise UnsafePathError(f"{os.fspath(folder)}: refusing to write {name!r}: {problem}")
+    real_folder = os.path.realpath(folder)
+    target = os.path.realpath(os.path.join(real_folder, name))
+    if not _inside(real_folder, target) or target == real_folder:
+        raise UnsafePathError(
+            f"{os.fspath(folder)}: refusing to write {name!r}: it resolves to {target}, "
+            "outside the folder"
+        )
+    return Path(folder) / name
+
+
+def resolve_inside(root: str | os.PathLike[str], relative: str) -> Path | None:
+    """``root / relative`` if, resolved (links included), it lies inside the
+    resolved ``root``; None when it escapes (an absolute name, ``..``, a
+    link that leads out). For paths a dataset names itself (SynthText
+    ``imnames``, COCO ``file_name``), which must never reach outside the
+    data root."""
+    if not relative or "\0" in relative:
+        return None
+    rel = relative.replace("\\", "/")
+    if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):  # /abs, C:/...
+        return None
+    real_root = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(real_root, rel))
+    if not _inside(real_root, target):
+        return None
+    return Path(root) / rel
+
+
+def _label(option: str, path: str | os.PathLike[str]) -> str:
+    """``--dest /x`` for an option, ``TCMBENCH_CACHE=/x`` for a variable."""
+    sep = "=" if option[:1].isalpha() and option.isupper() else " "
+    return f"{option}{sep}{os.fspath(path)}"
+
+
+def check_destination(path: str | os.PathLike[str], option: str) -> Path:
+    """An output folder the user named (``datasets prepare --dest``,
+    ``predict --out``, ``evaluate --save-predictions / --visualize /
+    --report``, ``experiment run --out``, ``TCMBENCH_CACHE``): an existing
+    folder or a new path; returns it (``~`` expanded).
+
+    Refused with one line (:class:`~tcmbench.errors.TcmbenchError`): a
+    regular file, a device, a FIFO, a socket, a symbolic link (even to a
+    folder: a swap would rename the link, and writes through it land where
+    the user did not say), and a new path below something that is not a
+    folder. Only ``lstat``/``stat`` are used: nothing is opened (a FIFO
+    would block), created, renamed or deleted.
+
+    Reports written to a file (``--json``, ``--per-image``) are not
+    destinations: see :func:`write_report` (``-`` and ``/dev/stdout``
+    work there).
+    """
+    from tcmbench.errors import TcmbenchError
+
+    p = Path(os.path.expanduser(os.fspath(path)))
+    label = _label(option, p)
+    if not os.fspath(p):
+        raise TcmbenchError(f"{option}: an empty path; give a folder")
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        _check_new_path(p, label)
+        return p
+    except OSError as exc:  # ENOTDIR (below a file), EACCES, ELOOP, ENAMETOOLONG
+        raise TcmbenchError(f"{label}: {exc.strerror or exc}; give a folder") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise TcmbenchError(
+            f"{label} is a symbolic link (to {os.readlink(p)}), not a folder; give the folder "
+            "itself"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise TcmbenchError(
+            f"{label} is {_kind(st.st_mode)}, not a folder; give an existing folder or a new path"
+        )
+    return p
+
+
+def _check_new_path(p: Path, label: str) -> None:
+    """A path that does not exist yet: its nearest existing ancestor must
+    be a folder (or a link to one), so creating it cannot fail halfway."""
+    from tcmbench.errors import TcmbenchError
+
+    for parent in p.absolute().parents:
+        try:
+            st = os.stat(parent)
+        except FileNotFoundError:
+            if os.path.islink(parent):
+                raise TcmbenchError(
+                    f"{label}: {parent} is a link to nothing; give a folder"
+                ) from None
+            continue
+        except OSError as exc:
+            raise TcmbenchError(f"{label}: {parent}: {exc.strerror or exc}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise TcmbenchError(f"{label}: {parent} is {_kind(st.st_mode)}, not a folder")
+        return

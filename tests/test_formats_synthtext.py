@@ -65,7 +65,8 @@ def test_synthtext(tmp_path: Path, in_zip: bool) -> None:
         with zipfile.ZipFile(src, "w") as zf:
             zf.write(tmp_path / "gt.mat", "SynthText/gt.mat")
     samples, report = read_annotations("synthtext", src)
-    assert [s.id for s in samples] == ["8/ballet_106_0", "8/ballet_106_1", "10/ant_1_0"]
+    # ids keep the folder as a name (tcmbench.data.ids.path_id): never a path
+    assert [s.id for s in samples] == ["8__ballet_106_0", "8__ballet_106_1", "10__ant_1_0"]
     first, one_word, empty = samples
     assert [i.text for i in first.instances] == ["I", "lost", "Kevin"]
     assert [i.text for i in one_word.instances] == ["hello"]

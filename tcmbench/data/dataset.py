@@ -247,11 +247,26 @@ def _load_generated(
 
 def check_images(samples: list[Sample]) -> None:
     """Every sample must point at an existing image file."""
+    from tcmbench.data.formats.common import exists_as_file
+
     for s in samples:
         if not s.image_path:
             raise ImageReadError(f"sample {s.id!r} has no image (images are required here)")
-        if not Path(s.image_path).is_file():
-            raise ImageReadError(f"image of sample {s.id!r} not found: {s.image_path}")
+        if not exists_as_file(Path(s.image_path)):
+            raise ImageReadError(f"image of sample {s.id!r} not found: {s.image_path:.300}")
+
+
+def check_sample_ids(samples: list[Sample], where: str) -> None:
+    """Every id is a name, never a path (:mod:`tcmbench.data.ids`): the
+    built-in readers make sure of it; this holds plugin readers and
+    generators to the same rule before any file is named after an id."""
+    from tcmbench.data.ids import id_problem
+    from tcmbench.errors import UnsafePathError
+
+    for s in samples:
+        problem = id_problem(s.id)
+        if problem is not None:
+            raise UnsafePathError(f"{where}: sample id {s.id!r:.80}: {problem}")
 
 
 def load_split(
@@ -274,6 +289,7 @@ def load_split(
     report = ParseReport(skip_invalid=skip_invalid)
     if is_generated(cfg):
         samples = _load_generated(cfg, sc, data_root)
+        check_sample_ids(samples, f"generator of {cfg.name}")
     else:
         root = resolve_root(cfg, data_root)
         files = locate_split(cfg, split, root)

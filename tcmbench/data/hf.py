@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tcmbench.data.ids import check_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import ParseReport
 from tcmbench.errors import AnnotationFormatError, DatasetNotFoundError, ImageReadError
@@ -283,24 +284,50 @@ def _open_dataset(
 
 
 def _safe_filename(sample_id: str, stored: str | None, data: bytes) -> str:
+    """The cache file name of a sample's embedded image: the id made of
+    word characters, with a short hash of the id when that changed or cut
+    it (``a b`` and ``a_b`` must not share, and so overwrite, one file)."""
     suffix = Path(stored).suffix if stored else ""
-    if not suffix:
+    if not re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix):
         from PIL import Image
 
         try:
             fmt = Image.open(io.BytesIO(data)).format or "png"
-        except (OSError, ValueError):  # undecodable bytes still get a file
+        except (OSError, ValueError, Image.DecompressionBombError):  # still gets a file
             fmt = "bin"
         suffix = "." + fmt.lower().replace("jpeg", "jpg")
-    stem = re.sub(r"[^\w.-]+", "_", sample_id) or "image"
+    stem = re.sub(r"[^\w.-]+", "_", sample_id).strip(".") or "image"
+    if stem != sample_id or len(stem) > 100:
+        digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        stem = f"{stem[:100]}-{digest}"
     return stem + suffix
+
+
+def _inside_root(root: Path, path: str) -> bool:
+    """Whether ``path`` (absolute, or relative to ``root``) resolves inside ``root``."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(real_root, path))
+    return os.path.commonpath([real_root, real]) == real_root
+
+
+def _image_root(ref: str, cache_dir: str | None) -> Path:
+    """Where images a dataset stores as paths may lie: its local folder
+    (the parquet file's folder), else Hugging Face's datasets cache."""
+    local = Path(ref).expanduser()
+    if local.is_dir():
+        return local
+    if local.is_file():
+        return local.parent
+    import datasets
+
+    return Path(cache_dir or datasets.config.HF_DATASETS_CACHE)
 
 
 def _materialize(data: bytes, folder: Path, filename: str) -> str:
     """Write image bytes once into the cache so samples have a real path."""
-    from tcmbench.paths import atomic_write_bytes
+    from tcmbench.paths import atomic_write_bytes, safe_child
 
-    path = folder / filename
+    path = safe_child(folder, filename)
     if not (path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data):
         atomic_write_bytes(path, data)
     return str(path)
@@ -311,6 +338,7 @@ def _rows_to_samples(
     where: str,
     report: ParseReport,
     image_dir: Path | None,
+    image_root: Path | None = None,
 ) -> Iterator[Sample]:
     from datasets import Image
 
@@ -322,6 +350,13 @@ def _rows_to_samples(
     ds = ds.cast_column("image", Image(decode=False))
     for index, row in enumerate(ds):
         line = index + 1
+        raw_id = row["id"]
+        try:
+            # a name, never a path (tcmbench.data.ids); integer ids read as text
+            sid = check_id(str(raw_id) if isinstance(raw_id, int) else raw_id)
+        except ValueError as exc:
+            report.fail(where, line, ROW_FORMAT, str(exc))
+            continue
         polys, ignores, texts = row["polygons"] or [], row["ignore"] or [], row["text"] or []
         if not (len(polys) == len(ignores) == len(texts)):
             detail = f"{len(polys)} polygons, {len(ignores)} ignore flags, {len(texts)} texts"
@@ -339,12 +374,22 @@ def _rows_to_samples(
         cell = row["image"]
         image_path = None
         if cell is not None and cell.get("bytes") is not None and image_dir is not None:
-            filename = _safe_filename(str(row["id"]), cell.get("path"), cell["bytes"])
+            filename = _safe_filename(sid, cell.get("path"), cell["bytes"])
             image_path = _materialize(cell["bytes"], image_dir, filename)
-        elif cell is not None and cell.get("path") and Path(cell["path"]).is_file():
-            image_path = cell["path"]
+        elif cell is not None and cell.get("path"):
+            # An image stored as a path only: used when it lies inside the
+            # dataset's own folder (or Hugging Face's cache), never elsewhere.
+            stored = str(cell["path"])
+            inside = image_root is not None and _inside_root(image_root, stored)
+            candidate = Path(stored) if image_root is None else image_root / stored
+            if inside and candidate.is_file():
+                image_path = str(candidate)
+            elif not inside:
+                detail = f"image path {str(cell['path'])[:80]!r} lies outside {image_root}"
+                report.fail(where, line, ROW_FORMAT, detail)
+                continue
         yield Sample(
-            id=str(row["id"]),
+            id=sid,
             image_path=image_path,
             width=int(row["width"] or 0),
             height=int(row["height"] or 0),
@@ -376,7 +421,7 @@ def load_hf(
     image_dir = tcm_cache() / "hf-images" / key / split if materialize_images else None
     where = f"{ref}[{split}]"
     try:
-        samples = list(_rows_to_samples(ds, where, report, image_dir))
+        samples = list(_rows_to_samples(ds, where, report, image_dir, _image_root(ref, cache_dir)))
     except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise AnnotationFormatError(
             where, None, ROW_FORMAT, " ".join(f"unreadable data: {exc}".split())

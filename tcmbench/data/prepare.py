@@ -41,7 +41,7 @@ from tcmbench.data.dataset import (
     split_stats,
 )
 from tcmbench.errors import DatasetNotFoundError, TcmbenchError
-from tcmbench.paths import atomic_dir
+from tcmbench.paths import atomic_dir, check_destination
 
 log = logging.getLogger(__name__)
 
@@ -471,14 +471,6 @@ def _only_split(cfg: DatasetConfig) -> str | None:
 # --------------------------------------------------------------------------- committing
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def _merge_move(src: Path, dst: Path) -> None:
     """Move ``src`` to ``dst``; folders merge, files in ``src`` win."""
     if src.is_dir() and dst.is_dir():
@@ -492,16 +484,6 @@ def _merge_move(src: Path, dst: Path) -> None:
         dst.unlink()
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(src, dst)
-
-
-def _clone_existing(old_root: Path, new_root: Path) -> None:
-    """Hard-link the current root into the new one (cheap; copy if links
-    are not supported), so the swap keeps everything prepared before."""
-    if not old_root.is_dir():
-        return
-    for p in old_root.rglob("*"):
-        if p.is_file():
-            _link_or_copy(p, new_root / p.relative_to(old_root))
 
 
 def read_manifest(root: Path) -> list[dict[str, Any]]:
@@ -570,18 +552,20 @@ def prepare_dataset(
                 f"--from {p} is not a regular file or folder (a device, FIFO or socket); "
                 "pass the archive or folder itself"
             )
-    if dest_path.is_file():
-        raise PrepareError(f"--dest {dest_path} is a file; give a folder")
+    # A file, device, FIFO, socket or link is refused before anything is
+    # opened, renamed or deleted (a FIFO would block, a device be renamed).
+    dest_path = check_destination(dest_path, "--dest")
 
     result = PrepareResult(dataset=cfg.name, dest=dest_path)
     manifest = read_manifest(dest_path)
     heads = _layout_heads(cfg)
-    with atomic_dir(dest_path) as new_root:
+    # A new root is renamed into place; an existing folder is never renamed
+    # or replaced: the new content, complete, is moved into it.
+    with atomic_dir(dest_path, fill_existing=True) as new_root:
         # mkdtemp makes the folder private (0700); a dataset root is not.
         umask = os.umask(0)
         os.umask(umask)
         new_root.chmod(0o777 & ~umask)
-        _clone_existing(dest_path, new_root)
         staging_base = new_root / ".staging"
         for i, path in enumerate(paths):
             digest = sha256_file(path, progress) if path.is_file() else None
@@ -615,9 +599,6 @@ def prepare_dataset(
                 }
             )
         shutil.rmtree(staging_base, ignore_errors=True)
-        # The old manifest is hard-linked into new_root: unlink, never
-        # truncate, so the old root stays untouched until the swap.
-        (new_root / MANIFEST_NAME).unlink(missing_ok=True)
         (new_root / MANIFEST_NAME).write_text(
             json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
         )

@@ -39,9 +39,9 @@ DEFAULT_WORST = 12
 def check_report_dir(path: str | Path) -> Path:
     """Refuse, before any work, a target that the report would clobber: an
     existing file, or a non-empty folder that no earlier report wrote."""
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise TcmbenchError(f"--report {p}: exists and is not a folder")
+    from tcmbench.paths import check_destination
+
+    p = check_destination(path, "--report")  # a file, device, FIFO or link: one line
     if p.is_dir() and any(p.iterdir()) and not (p / MARKER).exists():
         raise TcmbenchError(
             f"--report {p}: the folder is not empty and holds no earlier report "
@@ -107,7 +107,9 @@ def write_evaluation_report(
         )
     chosen = worst_images(outcomes, worst)
 
-    with atomic_dir(target) as tmp:
+    # A folder an earlier report wrote is swapped whole; an empty folder the
+    # user made is filled, never renamed or deleted.
+    with atomic_dir(target, fill_existing=not (target / MARKER).exists()) as tmp:
         (tmp / "plots").mkdir()
         (tmp / "thumbs").mkdir()
         plot_files: dict[str, str] = {}

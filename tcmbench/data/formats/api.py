@@ -36,4 +36,9 @@ def read_annotations(
     report = ParseReport(skip_invalid=skip_invalid)
     with AnnotationSource(path) as source:
         samples = reader(source, None if images is None else Path(images), report, **options)
+    # Built-in readers already drop bad ids through the report; a plugin
+    # reader is held to the same rule here (ids become file names).
+    from tcmbench.data.dataset import check_sample_ids
+
+    check_sample_ids(samples, f"dataset format {fmt!r} reading {os.fspath(path)}")
     return samples, report

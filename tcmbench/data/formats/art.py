@@ -22,6 +22,7 @@ from tcmbench.data.formats.common import (
     pick_json,
     to_polygon,
 )
+from tcmbench.data.ids import check_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, ParseReport
 
@@ -68,6 +69,11 @@ def read_art(
     for key, words in data.items():
         if not isinstance(words, list):
             jf.fail(report, [key], EXPECTED, "value is not a list of words")
+            continue
+        try:
+            check_id(key)  # the key becomes file names (<id>.png, res_<id>.txt)
+        except ValueError as exc:
+            jf.fail(report, [key], EXPECTED, str(exc))
             continue
         instances = []
         for i, word in enumerate(words):

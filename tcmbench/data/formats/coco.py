@@ -39,6 +39,7 @@ from tcmbench.data.formats.common import (
     size_value,
     to_polygon,
 )
+from tcmbench.data.ids import file_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, ParseReport
 from tcmbench.errors import DatasetNotFoundError
@@ -119,6 +120,7 @@ def read_coco_json(
                 size_value(img.get("width"), "width"),
                 size_value(img.get("height"), "height"),
             )
+            sid = file_id(img["file_name"])
         except ValueError as exc:
             jf.fail(report, ["images", i], EXPECTED, str(exc))
             continue
@@ -130,10 +132,14 @@ def read_coco_json(
                 f"image id {shorten(repr(img['id']))} appears twice",
             )
             continue
-        file_name = img["file_name"]
-        sample = Sample(PurePosixPath(file_name).stem, None, width, height)
+        sample = Sample(sid, None, width, height)
         if finder is not None:
-            attach_image(sample, finder.find_file(file_name), known_size=True)
+            try:
+                path = finder.find_file(img["file_name"])
+            except ValueError as exc:  # a name that leads out of the image folder
+                jf.fail(report, ["images", i], EXPECTED, str(exc))
+                continue
+            attach_image(sample, path, known_size=True)
         samples[img["id"]] = sample
     annotations = data.get("annotations", [])
     if not isinstance(annotations, list):

@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from tcmbench.data.ids import id_problem
 from tcmbench.data.schema import (
     Instance,
     Sample,
@@ -33,6 +34,7 @@ from tcmbench.data.schema import (
 )
 from tcmbench.data.source import AnnotationSource, JsonInputError, ParseReport, parse_json
 from tcmbench.errors import DatasetNotFoundError, ImageReadError, TcmbenchError
+from tcmbench.paths import resolve_inside
 
 log = logging.getLogger(__name__)
 
@@ -334,16 +336,11 @@ class ImageFinder:
         return self._listing
 
     def find(self, sample_id: str) -> Path | None:
-        if "/" in sample_id:  # ids that keep a sub-folder (SynthText)
-            for ext in IMAGE_EXTENSIONS:
-                p = self.folder / f"{sample_id}{ext}"
-                if p.is_file():
-                    return p
-        else:
-            names = self._names()
-            for ext in IMAGE_EXTENSIONS:
-                if f"{sample_id}{ext}" in names:
-                    return self.folder / f"{sample_id}{ext}"
+        # Only names listed in the folder match: an id is a name, never a path.
+        names = self._names()
+        for ext in IMAGE_EXTENSIONS:
+            if f"{sample_id}{ext}" in names:
+                return self.folder / f"{sample_id}{ext}"
         if self.required:
             raise ImageReadError(
                 f"no image for sample {sample_id!r} in {self.folder} "
@@ -352,14 +349,34 @@ class ImageFinder:
         return None
 
     def find_file(self, file_name: str) -> Path | None:
-        """An image named by the annotation itself (COCO ``file_name``,
-        mmocr ``img_path``): as given, else its base name in the folder."""
-        for p in (self.folder / file_name, self.folder / PurePosixPath(file_name).name):
-            if p.is_file():
+        """An image named by the annotation itself (SynthText ``imnames``,
+        COCO ``file_name``, mmocr ``img_path``): as given, else its base name
+        in the folder. The name must stay inside the folder once resolved
+        (links included): an absolute name, a ``..`` that climbs out or a
+        link that leads out is a ValueError (the reader reports it with the
+        file and the entry), never a read elsewhere."""
+        given = resolve_inside(self.folder, file_name)
+        if given is None:
+            raise ValueError(
+                f"image name {shorten(file_name, 60)!r} points outside the image folder "
+                f"{self.folder}"
+            )
+        base = resolve_inside(self.folder, PurePosixPath(file_name.replace("\\", "/")).name)
+        for p in (given, base):
+            if p is not None and exists_as_file(p):
                 return p
         if self.required:
             raise ImageReadError(f"image {file_name!r} not found in {self.folder}")
         return None
+
+
+def exists_as_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name no file system takes (over 255
+    bytes: ENAMETOOLONG) rather than an OSError traceback."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def attach_image(sample: Sample, path: Path | None, *, known_size: bool = False) -> None:
@@ -390,7 +407,9 @@ def attach_image(sample: Sample, path: Path | None, *, known_size: bool = False)
 def finalize(
     samples: Iterable[tuple[Sample, str]], report: ParseReport, expected: str
 ) -> list[Sample]:
-    """Drop duplicate ids through the report and sort naturally by id.
+    """Drop unusable ids (:func:`tcmbench.data.ids.id_problem`: a path, a
+    control character...) and duplicate ids through the report, and sort
+    naturally by id.
 
     ``samples`` pairs each sample with the location it came from, so a
     duplicate (two ``gt_img_1.txt`` in one zip) names both places.
@@ -398,6 +417,10 @@ def finalize(
     seen: dict[str, str] = {}
     out: list[Sample] = []
     for sample, where in samples:
+        problem = id_problem(sample.id)
+        if problem is not None:  # every reader's ids obey one rule (tcmbench.data.ids)
+            report.fail(where, None, expected, f"sample id {shorten(repr(sample.id))}: {problem}")
+            continue
         if sample.id in seen:
             report.fail(
                 where,

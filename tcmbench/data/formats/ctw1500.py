@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
@@ -32,10 +32,12 @@ from tcmbench.data.formats.common import (
     leading_numbers,
     make_instance,
     parse_numbers,
+    shorten,
     stem_id,
     to_polygon,
     unquote,
 )
+from tcmbench.data.ids import file_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, ParseReport
 
@@ -119,7 +121,12 @@ def _read_xml(
                 instances.append(make_instance(poly, label.strip() if label is not None else None))
             except ValueError as exc:
                 report.fail(loc, line, XML_EXPECTED, str(exc))
-        out.append((PurePosixPath(file_name).stem, instances))
+        try:
+            sid = file_id(file_name)
+        except ValueError as exc:
+            report.fail(loc, None, XML_EXPECTED, f"<image file={shorten(file_name)!r}>: {exc}")
+            continue
+        out.append((sid, instances))
     return out
 
 

@@ -22,11 +22,13 @@ from typing import Any
 from tcmbench.data.formats.common import (
     attach_image,
     checked_options,
+    exists_as_file,
     finalize,
     image_size,
     size_value,
     to_polygon,
 )
+from tcmbench.data.ids import check_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, JsonInputError, ParseReport, parse_json
 from tcmbench.errors import DatasetNotFoundError, ImageReadError
@@ -46,6 +48,7 @@ def parse_record(obj: Any) -> tuple[Sample, str | None]:
     sid = obj.get("id")
     if not isinstance(sid, str) or not sid:
         raise ValueError("'id' must be a non-empty string")
+    check_id(sid)  # a name, never a path (tcmbench.data.ids)
     image = obj.get("image")
     if image is not None and not isinstance(image, str):
         raise ValueError("'image' must be a string or null")
@@ -85,7 +88,7 @@ def _find_image(image: str, images: Path, jsonl_dir: Path | None) -> Path | None
     if jsonl_dir is not None:
         candidates.append(_resolve(image, jsonl_dir))
     candidates.append(images / PurePosixPath(image).name)
-    return next((c for c in candidates if c.is_file()), None)
+    return next((c for c in candidates if exists_as_file(c)), None)
 
 
 @checked_options("jsonl")
@@ -131,7 +134,7 @@ def read_jsonl(
                 elif Path(image).is_absolute() or local is not None:
                     path = _resolve(image, local.parent if local is not None else Path("."))
                     sample.image_path = str(path)
-                    if (sample.width == 0 or sample.height == 0) and path.is_file():
+                    if (sample.width == 0 or sample.height == 0) and exists_as_file(path):
                         sample.width, sample.height = image_size(path)
             found.append((sample, loc))
     return finalize(found, report, EXPECTED)

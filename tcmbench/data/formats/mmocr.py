@@ -14,7 +14,7 @@ falls back to its ``bbox`` (x1, y1, x2, y2). Sizes come from the JSON.
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from tcmbench.data.formats.common import (
@@ -30,6 +30,7 @@ from tcmbench.data.formats.common import (
     size_value,
     to_polygon,
 )
+from tcmbench.data.ids import file_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, ParseReport
 
@@ -91,6 +92,7 @@ def read_mmocr(
             height = size_value(entry.get("height"), "height")
             if not isinstance(entry.get("instances", []), list):
                 raise ValueError("'instances' is not a list")
+            sid = file_id(entry["img_path"])
         except (TypeError, ValueError) as exc:
             jf.fail(report, ["data_list", i], EXPECTED, str(exc))
             continue
@@ -100,9 +102,13 @@ def read_mmocr(
                 instances.append(parse_mmocr_instance(inst))
             except ValueError as exc:
                 jf.fail(report, ["data_list", i, "instances", j], EXPECTED, str(exc))
-        img_path = entry["img_path"]
-        sample = Sample(PurePosixPath(img_path).stem, None, width, height, instances)
+        sample = Sample(sid, None, width, height, instances)
         if finder is not None:
-            attach_image(sample, finder.find_file(img_path), known_size=True)
+            try:
+                path = finder.find_file(entry["img_path"])
+            except ValueError as exc:  # a name that leads out of the image folder
+                jf.fail(report, ["data_list", i], EXPECTED, str(exc))
+                continue
+            attach_image(sample, path, known_size=True)
         found.append((sample, jf.location))
     return finalize(found, report, EXPECTED)

@@ -6,8 +6,11 @@ Variables used: ``imnames`` (relative image paths such as
 instances, whose whitespace-separated words align with the ``wordBB``
 columns). ``charBB`` is not loaded: it is most of the file's size.
 
-The sample id keeps the folder (``8/ballet_106_0``) because stems repeat
-across SynthText's folders.
+The sample id keeps the folder, because stems repeat across SynthText's
+folders, as a name: ``8/ballet_106_0.jpg`` -> ``8__ballet_106_0``
+(:func:`tcmbench.data.ids.path_id`). An image name that is absolute or
+climbs out with ``..`` is a malformed entry (naming ``gt.mat`` and the
+image index), and an image is only looked for inside the image folder.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from tcmbench.data.formats.common import (
     mat_strings,
     to_polygon,
 )
+from tcmbench.data.ids import path_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, ParseReport
 from tcmbench.errors import DatasetNotFoundError
@@ -96,6 +100,7 @@ def read_synthtext(
             imname = "".join(mat_strings(imnames[i])).strip()
             if not imname:
                 raise ValueError("empty image name")
+            sid = path_id(imname)
             boxes = _boxes(word_bbs[i])
         except ValueError as exc:
             report.fail(loc, record, EXPECTED, f"image {record}: {exc}")
@@ -118,10 +123,13 @@ def read_synthtext(
                 report.fail(loc, record, EXPECTED, f"image {record} ({imname}) word {j + 1}: {exc}")
                 continue
             instances.append(Instance(poly, ignore=False, text=words[j] if text_ok else None))
-        sid = str(PurePosixPath(imname).with_suffix(""))
         sample = Sample(sid, None, 0, 0, instances)
         if finder is not None:
-            path = finder.find_file(imname)
+            try:
+                path = finder.find_file(imname)
+            except ValueError as exc:
+                report.fail(loc, record, EXPECTED, f"image {record}: {exc}")
+                continue
             attach_image(sample, path)
         found.append((sample, loc))
     return finalize(found, report, EXPECTED)
