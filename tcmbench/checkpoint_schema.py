@@ -1,13 +1,27 @@
 """The schema of a checkpoint's ``config.json``, and the check of its tensors.
 
 A checkpoint may come from anyone (``hf://org/repo``), so its config is
-untrusted input: ``"architecture": "dbnet"``, ``"tcm": "yes"`` or
-``"options": [1, 2]`` used to surface as ``AttributeError`` tracebacks deep
-in model building. :func:`validate_meta` checks every field the loader
-reads, before anything is built, and reports the first problem as one line
-naming the file and the key (``architecture.tcm.tau``). The plugin's own
-options (``architecture.options.*``) are the plugin's business: its option
-resolver checks them (see :mod:`tcmbench.models.options`).
+untrusted input: ``"architecture": "dbnet"``, ``"tcm": "yes"``,
+``"options": [1, 2]``, a ``recipe.test.pad_divisor`` of 0 (a
+ZeroDivisionError), a ``long_side`` of 1e9 (a 10.9 TiB allocation) or a
+``normalize.std`` of 1e-30 (no detections at all) used to surface deep in
+model building or inference. :data:`CONFIG` declares every field the loader
+and inference read, as a :class:`~tcmbench.validation.Section` of the one
+validation layer (:mod:`tcmbench.validation`); :func:`read_config` parses the
+file under size and depth limits and :func:`validate_meta` checks it before
+anything is built, reporting the first problem as one line naming the file
+and the key (``recipe.test.pad_divisor``) and what is allowed.
+
+Two parts belong to the plugin, not to this schema: ``architecture.options``
+(the plugin's option resolver checks them, :mod:`tcmbench.models.options`)
+and ``recipe.postprocess`` (the plugin's postprocessor checks them against
+its declared parameters: :func:`check_postprocess`, called once the model is
+built).
+
+:data:`TEST` and :data:`NORMALIZE` are also what
+:class:`tcmbench.data.transforms.InferenceTransform` checks any recipe
+against, and an exported ONNX model's ``exported_from`` block reuses
+:data:`ARCHITECTURE_SECTION` and :data:`RECIPE`.
 
 :func:`check_tensors` does the same for the weights: a tensor stored with
 another dtype than the model's would be cast silently by
@@ -18,110 +32,177 @@ NaN or infinite weight turns every output into NaN.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tcmbench.errors import CheckpointError
-from tcmbench.models.options import Opt, check_value
+from tcmbench.errors import CheckpointError, TcmbenchError
+from tcmbench.models.options import Opt
+from tcmbench.validation import DocumentError, ListOf, Section, check_document, flatten
 
 #: Newest ``format_version`` this tcmbench reads.
 FORMAT_VERSION = 1
-
-#: Top-level fields of config.json (others, e.g. ``train``, are kept as
-#: provenance and never read back).
-TOP: dict[str, Opt] = {
-    "plugin": Opt(None, "str"),
-    "architecture": Opt(None, "dict"),
-    "format_version": Opt(FORMAT_VERSION, "int", ge=1),
-    "plugin_version": Opt("", "str", nullable=True),
-    "recipe": Opt(None, "dict", nullable=True),
-    "datasets": Opt(None, "list", nullable=True),
-    "results": Opt(None, "list", nullable=True),
-}
-REQUIRED_TOP = ("plugin", "architecture")
-
-#: ``architecture`` (:class:`~tcmbench.models.spec.DetectorConfig`).
-ARCHITECTURE: dict[str, Opt] = {
-    "backbone": Opt("resnet18", "str"),
-    "pretrained_backbone": Opt(False, "bool"),
-    "tcm": Opt(None, "dict", nullable=True),
-    "options": Opt(None, "dict", nullable=True),
-}
+#: Largest config.json read (real ones are a few kB; results and training
+#: provenance included, far below this).
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 #: ``architecture.tcm`` (:class:`~tcmbench.models.spec.TCMConfig`; a test
 #: keeps this in step with the dataclass's fields).
 TCM: dict[str, Opt] = {
-    "context_length": Opt(4, "int", ge=0, le=77),
-    "predefined_prompt": Opt(True, "bool"),
-    "language_generator": Opt(True, "bool"),
-    "visual_generator": Opt(True, "bool"),
-    "text_context_decoder": Opt(True, "bool"),
-    "prompt": Opt("", "str"),
-    "clip_model": Opt("RN50-quickgelu", "str"),
-    "clip_pretrained": Opt("openai", "str", nullable=True),
-    "clip_weights": Opt(None, "str", nullable=True),
-    "tau": Opt(0.07, "float", gt=0),
-    "input_resolution": Opt(None, "int", ge=32, le=4096, nullable=True),
-    "aux_weight": Opt(1.0, "float", ge=0),
-    "lr_factor_image": Opt(0.1, "float", ge=0),
-    "lr_factor_text": Opt(0.0, "float", ge=0),
+    "context_length": Opt(4, "int", ge=0, le=77, help="learnable prompt tokens (0: none)"),
+    "predefined_prompt": Opt(True, "bool", help="use the predefined prompt"),
+    "language_generator": Opt(True, "bool", help="language prompt generator"),
+    "visual_generator": Opt(True, "bool", help="visual prompt generator"),
+    "text_context_decoder": Opt(True, "bool", help="text-context decoder"),
+    "prompt": Opt("", "str", help="the predefined prompt's text"),
+    "clip_model": Opt("RN50-quickgelu", "str", help="open_clip model name"),
+    "clip_pretrained": Opt("openai", "str", nullable=True, help="open_clip pretrained tag"),
+    "clip_weights": Opt(None, "str", nullable=True, help="local CLIP weights file"),
+    "tau": Opt(0.07, "float", gt=0, help="temperature"),
+    "input_resolution": Opt(
+        None, "int", ge=32, le=4096, nullable=True, help="CLIP positional-embedding grid"
+    ),
+    "aux_weight": Opt(1.0, "float", ge=0, help="weight of the auxiliary loss"),
+    "lr_factor_image": Opt(0.1, "float", ge=0, help="learning-rate factor, CLIP image encoder"),
+    "lr_factor_text": Opt(0.0, "float", ge=0, help="learning-rate factor, CLIP text encoder"),
 }
 
-#: ``recipe.normalize``: per-channel mean / std the checkpoint was trained with.
-NORMALIZE_CHANNEL = Opt(0.0, "float", ge=-1e4, le=1e4)
-STD_CHANNEL = Opt(1.0, "float", gt=0, le=1e4)
+#: ``architecture`` (:class:`~tcmbench.models.spec.DetectorConfig`).
+ARCHITECTURE_SECTION = Section(
+    {
+        "backbone": Opt("resnet18", "str", help="backbone name"),
+        "pretrained_backbone": Opt(False, "bool", help="ignored on load (weights come along)"),
+        "tcm": Section(TCM, nullable=True, help="TCM switches; null: a plain detector"),
+        "options": Opt(
+            None, "dict", nullable=True, help="the plugin's options (checked by the plugin)"
+        ),
+    },
+    strict=False,
+    help="what to build",
+)
+
+#: Sides of the test-time resize, in pixels: below 32 a detector's
+#: 1/32-resolution features vanish (0 detections); above 8192 one image
+#: would take gigabytes.
+SIDE = Opt(
+    None,
+    "int",
+    ge=32,
+    le=8192,
+    nullable=True,
+    help="limit in pixels (null: not applied)",
+)
+#: Padding multiple of the test-time resize.
+PAD_DIVISOR = Opt(32, "int", ge=1, le=256, help="pad the resized image to a multiple of this")
+
+#: ``recipe.test``: the test-time resize (docs/evaluate.md, "Test-time settings").
+TEST = Section(
+    {
+        "long_side": replace(
+            SIDE, help="scale (up or down) so the longer side is at most this; null: no limit"
+        ),
+        "short_side": replace(
+            SIDE, help="likewise for the shorter side; the smaller of the two scales wins"
+        ),
+        "pad_divisor": PAD_DIVISOR,
+        # rule limit_side: PaddleOCR's resize (InferenceTransform), which
+        # checkpoints imported from PP-OCR graphs record.
+        "rule": Opt(
+            "keep_ratio",
+            "str",
+            choices=("keep_ratio", "limit_side"),
+            help="keep_ratio (long_side / short_side) or limit_side (PaddleOCR's resize)",
+        ),
+        "limit_side_len": Opt(
+            960, "int", ge=32, le=8192, help="limit_side: the side limit in pixels"
+        ),
+        "limit_type": Opt(
+            "max",
+            "str",
+            choices=("max", "min"),
+            help="limit_side: max (longer side at most the limit) or min (shorter side at least)",
+        ),
+        "divisor": Opt(
+            32, "int", ge=1, le=256, help="limit_side: round each side to a multiple of this"
+        ),
+        "runtime": Opt(
+            "torch",
+            "str",
+            choices=("torch", "onnxruntime"),
+            help="set by tcmbench when the model runs in onnxruntime",
+        ),
+    },
+    nullable=True,
+    help="test-time resize",
+)
+
+#: One channel of ``recipe.normalize``: pixels become (x - mean) / std. A
+#: std below 1e-3 turns every input into +-1e5 or more, and the network
+#: then predicts nothing.
+MEAN_CHANNEL = Opt(None, "float", ge=-1e4, le=1e4, help="per-channel mean, RGB")
+STD_CHANNEL = Opt(None, "float", ge=1e-3, le=1e4, help="per-channel std, RGB")
+
+#: ``recipe.normalize``: the per-channel mean / std the checkpoint was
+#: trained with.
+NORMALIZE = Section(
+    {
+        "mean": ListOf(MEAN_CHANNEL, min_len=3, max_len=3),
+        "std": ListOf(STD_CHANNEL, min_len=3, max_len=3),
+    },
+    nullable=True,
+    help="input normalisation, RGB",
+)
+
+#: ``recipe``: only what inference reads is declared; the training keys
+#: (optimizer, schedule, augment...) are provenance and kept as they are.
+RECIPE = Section(
+    {
+        "test": TEST,
+        "normalize": NORMALIZE,
+        "postprocess": Opt(
+            None,
+            "dict",
+            nullable=True,
+            help="the plugin's postprocess parameters (checked by its postprocessor)",
+        ),
+        "tcm": Section(
+            {"normalize": NORMALIZE},
+            strict=False,
+            nullable=True,
+            help="TCM recipe settings",
+        ),
+    },
+    strict=False,
+    nullable=True,
+    help="the training recipe",
+)
+
+#: The whole ``config.json``. Other top-level keys (``train``, ``hyper``,
+#: ``versions``...) are provenance, kept and never read back.
+CONFIG = Section(
+    {
+        "plugin": Opt(None, "str", help="detector plugin name"),
+        "architecture": ARCHITECTURE_SECTION,
+        "format_version": Opt(FORMAT_VERSION, "int", ge=1, help="checkpoint format"),
+        "plugin_version": Opt("", "str", nullable=True, help="version of the plugin"),
+        "recipe": RECIPE,
+        "datasets": ListOf(Opt(None, "str", help="the training datasets"), nullable=True),
+        "results": Opt(None, "list", nullable=True, help="scores recorded at save time"),
+    },
+    strict=False,
+    required=("plugin", "architecture"),
+)
+REQUIRED_TOP = CONFIG.required
+
+#: Every declared key of config.json, flattened for docs/formats.md
+#: (``<!-- generated: options tcmbench.checkpoint_schema:CONFIG_KEYS key -->``).
+CONFIG_KEYS: dict[str, Opt] = flatten(CONFIG)
 
 
-def _fail(config_file: Path, key: str, problem: str) -> CheckpointError:
-    return CheckpointError(f"{config_file}: {key} {problem}")
-
-
-def _check_fields(
-    config_file: Path,
-    prefix: str,
-    data: Mapping[str, Any],
-    declared: Mapping[str, Opt],
-    *,
-    strict: bool,
-) -> None:
-    """Check the declared keys of ``data``; with ``strict`` an undeclared
-    key is an error too (a switch this tcmbench does not know would be
-    silently dropped otherwise)."""
-    for name, opt in declared.items():
-        if name in data:
-            _, problem = check_value(data[name], opt)
-            if problem is not None:
-                raise _fail(config_file, f"{prefix}{name}", problem)
-    if strict:
-        unknown = sorted(str(k) for k in data if k not in declared)
-        if unknown:
-            raise _fail(
-                config_file,
-                f"{prefix}{unknown[0]}",
-                f"is not a known key (known: {', '.join(declared)}); was the checkpoint "
-                "written by a newer tcmbench?",
-            )
-
-
-def _check_normalize(config_file: Path, normalize: Any) -> None:
-    key = "recipe.normalize"
-    if not isinstance(normalize, Mapping):
-        raise _fail(config_file, key, f"must be a mapping with mean and std, got {normalize!r:.60}")
-    for part, opt in (("mean", NORMALIZE_CHANNEL), ("std", STD_CHANNEL)):
-        values = normalize.get(part)
-        if not isinstance(values, list) or len(values) != 3:
-            raise _fail(
-                config_file, f"{key}.{part}", f"must be a list of 3 numbers, got {values!r:.60}"
-            )
-        for i, value in enumerate(values):
-            _, problem = check_value(value, opt)
-            if problem is not None:
-                raise _fail(config_file, f"{key}.{part}[{i}]", problem)
-
-
-def validate_meta(meta: Any, config_file: Path) -> None:
-    """Raise a one-line :class:`CheckpointError` (file and key) for the
-    first field of ``config.json`` that the loader could not use."""
+def validate_meta(meta: Any, config_file: Path | str) -> dict[str, Any]:
+    """The checked, normalised ``config.json`` (integral floats as ints);
+    a one-line :class:`CheckpointError` (file and key) for the first field
+    the loader could not use."""
     if not isinstance(meta, Mapping):
         raise CheckpointError(
             f"{config_file} is not a tcmbench checkpoint config (a JSON object with plugin "
@@ -132,26 +213,61 @@ def validate_meta(meta: Any, config_file: Path) -> None:
         raise CheckpointError(
             f"{config_file} is not a tcmbench checkpoint config (no {'/'.join(missing)})"
         )
-    _check_fields(config_file, "", meta, TOP, strict=False)
-    if not meta["plugin"].strip():
-        raise _fail(config_file, "plugin", "must name a detector plugin, got an empty string")
-    version = meta.get("format_version", FORMAT_VERSION)
-    if int(version) > FORMAT_VERSION:
-        raise _fail(
-            config_file,
-            "format_version",
-            f"is {version}: written by a newer tcmbench (this one reads up to {FORMAT_VERSION}); "
-            "upgrade tcmbench",
+    try:
+        checked: dict[str, Any] = check_document(meta, CONFIG, str(config_file))
+    except DocumentError as exc:
+        raise CheckpointError(str(exc)) from None
+    if not checked["plugin"].strip():
+        raise CheckpointError(
+            f"{config_file}: plugin must name a detector plugin, got an empty string"
         )
-    arch = meta["architecture"]
-    _check_fields(config_file, "architecture.", arch, ARCHITECTURE, strict=False)
-    if "backbone" in arch and not arch["backbone"].strip():
-        raise _fail(config_file, "architecture.backbone", "must name a backbone, got ''")
-    if arch.get("tcm") is not None:
-        _check_fields(config_file, "architecture.tcm.", arch["tcm"], TCM, strict=True)
-    recipe = meta.get("recipe") or {}
-    if recipe.get("normalize") is not None:
-        _check_normalize(config_file, recipe["normalize"])
+    version = checked.get("format_version", FORMAT_VERSION)
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{config_file}: format_version is {version}: written by a newer tcmbench (this one "
+            f"reads up to {FORMAT_VERSION}); upgrade tcmbench"
+        )
+    backbone = checked["architecture"].get("backbone")
+    if backbone is not None and not backbone.strip():
+        raise CheckpointError(f"{config_file}: architecture.backbone must name a backbone, got ''")
+    return checked
+
+
+def read_config(config_file: Path) -> dict[str, Any]:
+    """Read, parse (size and depth limits) and check a config.json."""
+    from tcmbench.validation import parse_json, read_document
+
+    try:
+        meta = parse_json(
+            read_document(config_file, max_bytes=MAX_CONFIG_BYTES),
+            str(config_file),
+            max_bytes=MAX_CONFIG_BYTES,
+        )
+    except DocumentError as exc:
+        raise CheckpointError(str(exc)) from None
+    return validate_meta(meta, config_file)
+
+
+def check_postprocess(postprocessor: Any, params: Any, source: str, key: str) -> None:
+    """Apply ``params`` (a recipe's ``postprocess``) to the plugin's
+    postprocessor once, at load time, so an unknown or bad parameter is a
+    one-line :class:`CheckpointError` naming ``source`` and ``key`` -- not
+    a TypeError when the first image is post-processed. The plugin's
+    ``with_params`` checks them against its declared parameters."""
+    if not params:
+        return
+    with_params = getattr(postprocessor, "with_params", None)
+    if with_params is None:
+        raise CheckpointError(
+            f"{source}: {key} sets {', '.join(sorted(map(str, params)))} but the plugin's "
+            "postprocessor takes no parameters"
+        )
+    try:
+        with_params(**params)
+    except TcmbenchError as exc:
+        raise CheckpointError(f"{source}: {key}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a plugin whose with_params does not check
+        raise CheckpointError(f"{source}: {key}: {exc}") from None
 
 
 def _few(keys: list[str]) -> str:

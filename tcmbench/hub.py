@@ -14,16 +14,20 @@ conventions, so it can be pushed to and pulled from the Hub as is:
 resolved by ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
 ``HF_ENDPOINT`` are honoured because we call the library, not HTTP).
 
-A checkpoint is untrusted input: its config.json is checked against
-:mod:`tcmbench.checkpoint_schema` (and its ``architecture.options`` by the
-plugin's option resolver) before a model is built, and its tensors' dtypes
-and values before they are loaded.
+A checkpoint is untrusted input: its config.json is parsed under size and
+depth limits and checked against :mod:`tcmbench.checkpoint_schema` (its
+``architecture.options`` by the plugin's option resolver, its
+``recipe.postprocess`` by the plugin's postprocessor) before a model is
+built; the safetensors header is size-checked before safetensors parses it
+(:func:`check_safetensors_header`), and the tensors' dtypes and values are
+checked before they are loaded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import shutil
 from dataclasses import dataclass
@@ -32,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from tcmbench import __version__
-from tcmbench.checkpoint_schema import check_tensors, validate_meta
+from tcmbench.checkpoint_schema import check_postprocess, check_tensors, read_config
 from tcmbench.errors import CheckpointError, TcmbenchError
-from tcmbench.paths import atomic_dir
+from tcmbench.paths import _default_mode, atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,8 @@ def model_card(meta: dict[str, Any]) -> str:
     if datasets:
         lines.append("datasets:")
         lines.extend(f"- {d}" for d in datasets)
+    if meta.get("license"):
+        lines.append(f"license: {meta['license']}")
     lines += ["---", "", f"# {title} (tcmbench)", ""]
     lines.append(
         f"A `{plugin}` scene text detector{' with the TCM CLIP module' if tcm else ''}, "
@@ -101,6 +107,9 @@ def model_card(meta: dict[str, Any]) -> str:
         "--weights hf://ORG/REPO"
     )
     lines += ["```", ""]
+    # Sections an importer adds (source, licence of converted weights).
+    for heading, text in meta.get("model_card") or []:
+        lines += [f"## {heading}", "", str(text), ""]
     results = meta.get("results")
     if results:
         lines += [
@@ -157,6 +166,9 @@ def save_checkpoint(
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_dir(out_dir) as tmp:
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "library": "tcmbench"})
+        # safetensors creates its file 0600 (0.8: a private file renamed into
+        # place); give it the mode of the files beside it, as open() makes them.
+        os.chmod(tmp / WEIGHTS_NAME, _default_mode())
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         (tmp / CARD_NAME).write_text(model_card(meta))
     log.info("saved checkpoint to %s", out_dir)
@@ -265,19 +277,74 @@ def read_checkpoint_meta(path: Path) -> tuple[dict[str, Any], Path]:
             f"{config_file} is missing: a tcmbench checkpoint needs config.json beside "
             f"{weights_file.name} (import foreign checkpoints with `tcmbench import`)"
         )
+    return read_config(config_file), weights_file
+
+
+#: Largest safetensors header read (the JSON index of the tensors, before
+#: the data): a TCM checkpoint's is under 100 kB. A forged header of a
+#: million entries kept safetensors busy for 40 s at 2 GB of memory.
+MAX_SAFETENSORS_HEADER_BYTES = 10 * 1024 * 1024
+#: Most tensors one checkpoint may hold (a TCM detector holds a few hundred).
+MAX_SAFETENSORS_TENSORS = 50_000
+
+
+def check_safetensors_header(weights_file: Path) -> None:
+    """Refuse a safetensors file whose header (an 8-byte little-endian
+    length, then that many bytes of JSON) is over
+    :data:`MAX_SAFETENSORS_HEADER_BYTES`, longer than the file, not a JSON
+    object under the depth limits, or lists more than
+    :data:`MAX_SAFETENSORS_TENSORS` tensors -- before safetensors parses
+    it. Everything else (offsets, dtypes) safetensors checks itself."""
+    from tcmbench.validation import DocumentError, parse_json
+
     try:
-        meta = json.loads(config_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from None
-    validate_meta(meta, config_file)
-    return meta, weights_file
+        size = weights_file.stat().st_size
+        with weights_file.open("rb") as fh:
+            head = fh.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if length < 0 or length > MAX_SAFETENSORS_HEADER_BYTES or length > size - 8:
+                header = b""
+            else:
+                header = fh.read(length)
+    except OSError as exc:
+        raise CheckpointError(f"{weights_file} cannot be read: {exc.strerror or exc}") from None
+    if length < 0:
+        raise CheckpointError(f"{weights_file} is truncated or not a safetensors file (no header)")
+    if length > MAX_SAFETENSORS_HEADER_BYTES:
+        raise CheckpointError(
+            f"{weights_file}: the safetensors header is {length} bytes, over the "
+            f"{MAX_SAFETENSORS_HEADER_BYTES}-byte limit; the file is forged or not a tcmbench "
+            "checkpoint"
+        )
+    if length > size - 8:
+        raise CheckpointError(
+            f"{weights_file} is truncated or not a safetensors file (its header claims {length} "
+            f"bytes; the file holds {size})"
+        )
+    try:
+        entries = parse_json(header, f"{weights_file}: the safetensors header")
+    except DocumentError as exc:
+        raise CheckpointError(str(exc)) from None
+    if not isinstance(entries, dict):
+        raise CheckpointError(
+            f"{weights_file}: the safetensors header is not a JSON object "
+            f"(got a {type(entries).__name__})"
+        )
+    count = len(entries) - ("__metadata__" in entries)
+    if count > MAX_SAFETENSORS_TENSORS:
+        raise CheckpointError(
+            f"{weights_file}: the safetensors header lists {count} tensors, over the limit of "
+            f"{MAX_SAFETENSORS_TENSORS}; the file is forged or not a tcmbench checkpoint"
+        )
 
 
 def load_state_dict(weights_file: Path) -> dict[str, Any]:
-    """Read safetensors; a truncated or foreign file becomes a CheckpointError."""
+    """Read safetensors; a truncated or foreign file, or a forged header
+    (:func:`check_safetensors_header`), becomes a CheckpointError."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    check_safetensors_header(weights_file)
     try:
         return load_file(str(weights_file))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -328,6 +395,13 @@ def load_checkpoint(
         raise
     except TcmbenchError as exc:
         raise CheckpointError(f"{config_file}: architecture: {exc}") from None
+    # The plugin's postprocessor checks the recipe's postprocess parameters.
+    check_postprocess(
+        model.postprocessor,
+        (meta.get("recipe") or {}).get("postprocess"),
+        str(config_file),
+        "recipe.postprocess",
+    )
     state = load_state_dict(weights_file)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))

@@ -25,8 +25,10 @@ project's own), so every reader, however light, can use it.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -49,11 +51,20 @@ class DocumentError(TcmbenchError):
     """
 
 
+class DocumentLimitError(DocumentError):
+    """A document is well-formed but over a limit (size, depth, YAML anchors
+    and aliases): unlike a syntax error, it is never taken as plain text."""
+
+
+class _YAMLLimit(yaml.YAMLError):
+    """The loader's own refusals (aliases, anchors, depth)."""
+
+
 @dataclass(frozen=True)
 class ListOf:
     """A list whose items all fit ``item``, with a bounded length."""
 
-    item: Opt | Section | ListOf
+    item: Field
     min_len: int = 0
     max_len: int = 10_000
     nullable: bool = False
@@ -65,14 +76,134 @@ class Section:
     error (a setting this tcmbench does not know would otherwise be dropped
     silently); ``required`` keys must be present."""
 
-    fields: Mapping[str, Opt | Section | ListOf]
+    fields: Mapping[str, Field]
     strict: bool = True
     required: tuple[str, ...] = ()
     nullable: bool = False
     help: str = ""
 
 
-Field = Opt | Section | ListOf
+@dataclass(frozen=True)
+class Text:
+    """A string of ``min_len`` to ``max_len`` characters that fully matches
+    ``pattern`` (a regular expression) when one is given; ``words`` says
+    what the pattern allows, for the error message. ``name``: the string is
+    a name, never a path (:func:`is_name`): what a document calls a cell or
+    a sample becomes a file name under a folder, and ``../x`` or ``/etc``
+    would escape it."""
+
+    min_len: int = 0
+    max_len: int = 10_000
+    pattern: str | None = None
+    words: str = ""
+    name: bool = False
+    nullable: bool = False
+    help: str = ""
+
+    def expected(self) -> str:
+        """What a valid value looks like, in words (for error messages)."""
+        text = f"a name ({NAME_RULE})" if self.name else "a string"
+        size = []
+        if self.min_len:
+            size.append(f">= {self.min_len}")
+        if self.max_len < 10_000:
+            size.append(f"<= {self.max_len}")
+        if size:
+            text += f" of {' and '.join(size)} characters"
+        if self.words:
+            text += f" ({self.words})"
+        return text + (" or null" if self.nullable else "")
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A value that fits one of ``options`` (tried in order; the first that
+    fits gives the normalised value)."""
+
+    options: tuple[Field, ...]
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A mapping whose keys are user-chosen names (``key``) and whose values
+    all fit ``value``, with at most ``max_len`` entries (a grid's
+    variables)."""
+
+    value: Field
+    key: Text = Text(1, 200)
+    max_len: int = 10_000
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Anything:
+    """Any value the parser produced (already under the depth and size
+    limits): for a value checked where it is used, such as a grid
+    variable's default, which is checked once substituted."""
+
+    help: str = ""
+
+
+Field = Opt | Section | ListOf | Text | OneOf | MapOf | Anything
+
+
+def describe(schema: Field) -> str:
+    """What a value of ``schema`` looks like, in words (for messages)."""
+    if isinstance(schema, Opt | Text):
+        return schema.expected()
+    if isinstance(schema, OneOf):
+        return " or ".join(describe(o) for o in schema.options)
+    if isinstance(schema, ListOf):
+        return "a list" + (" or null" if schema.nullable else "")
+    if isinstance(schema, MapOf):
+        return "a mapping of names to values" + (" or null" if schema.nullable else "")
+    if isinstance(schema, Section):
+        return (
+            "a mapping"
+            + (f" ({schema.help})" if schema.help else "")
+            + (" or null" if schema.nullable else "")
+        )
+    return "any value"
+
+
+#: The rule for names, in words.
+NAME_RULE = "one path component: no / or \\, not . or .., no control characters"
+#: Characters a name never holds: path separators, NUL and other controls.
+_NOT_IN_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def is_name(text: Any, max_len: int = 255) -> bool:
+    """Is ``text`` a name (one path component), never a path? Not empty, at
+    most ``max_len`` characters, no ``/`` or ``\\``, no control characters,
+    not ``.`` or ``..``: joined under a folder, it stays in that folder
+    (absolute paths and ``../`` need a separator)."""
+    return (
+        isinstance(text, str)
+        and 0 < len(text) <= max_len
+        and text not in (".", "..")
+        and _NOT_IN_NAME.search(text) is None
+    )
+
+
+def child_path(root: str | Path, name: str, source: str, what: str = "name") -> Path:
+    """``root / name`` for a name from an untrusted document, checked twice:
+    ``name`` must be a name (:func:`is_name`), and the joined path, links
+    resolved, must stay inside ``root`` (a link planted in the folder could
+    otherwise lead out of it). Raises :class:`DocumentError` naming
+    ``source`` and ``what``."""
+    if not is_name(name):
+        raise _fail(source, what, f"must be a name ({NAME_RULE}), got {_short(name)}")
+    root = Path(root)
+    joined = root / name
+    try:
+        base = root.resolve()
+        resolved = joined.resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        raise _fail(source, what, f"{_short(name)} cannot be resolved ({exc})") from None
+    if base not in resolved.parents:
+        raise _fail(source, what, f"{_short(name)} leads outside {root} (to {resolved})")
+    return joined
 
 
 def _short(value: Any) -> str:
@@ -89,17 +220,58 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def check_document(data: Any, schema: Field, source: str, path: str = "") -> Any:
+def check_document(
+    data: Any,
+    schema: Field,
+    source: str,
+    path: str = "",
+    *,
+    defer: Callable[[Any], bool] | None = None,
+) -> Any:
     """``data`` checked against ``schema``; returns the normalised value
     (integral floats as ints, tuples as lists). Raises :class:`DocumentError`
-    for the first value that does not fit."""
+    for the first value that does not fit.
+
+    ``defer``: a value for which it returns True is kept unchecked, at any
+    depth (a grid's ``${variable}``, checked once it is substituted)."""
+    if defer is not None and defer(data):
+        return data
+    if isinstance(schema, Anything):
+        return data
     if isinstance(schema, Opt):
         value, problem = check_value(data, schema)
         if problem is not None:
             raise _fail(source, path or "value", problem)
         return value
+    if isinstance(schema, OneOf):
+        errors: list[tuple[Field, DocumentError]] = []
+        for option in schema.options:
+            try:
+                return check_document(data, option, source, path, defer=defer)
+            except DocumentError as e:
+                errors.append((option, e))
+        # A mapping (list) that only one option could be: that option's
+        # error names the key inside that is wrong.
+        shaped = [
+            e
+            for option, e in errors
+            if (isinstance(data, Mapping) and isinstance(option, Section | MapOf))
+            or (isinstance(data, list | tuple) and isinstance(option, ListOf))
+        ]
+        if len(shaped) == 1:
+            raise shaped[0]
+        raise _fail(source, path or "value", f"must be {describe(schema)}, got {_short(data)}")
     if data is None and schema.nullable:
         return None
+    if isinstance(schema, Text):
+        if (
+            not isinstance(data, str)
+            or not schema.min_len <= len(data) <= schema.max_len
+            or (schema.name and not is_name(data, schema.max_len))
+            or (schema.pattern is not None and re.fullmatch(schema.pattern, data) is None)
+        ):
+            raise _fail(source, path or "value", f"must be {schema.expected()}, got {_short(data)}")
+        return data
     if isinstance(schema, ListOf):
         if not isinstance(data, list | tuple):
             raise _fail(source, path or "value", f"must be a list, got {_short(data)}")
@@ -109,9 +281,24 @@ def check_document(data: Any, schema: Field, source: str, path: str = "") -> Any
                 path or "value",
                 f"must hold {schema.min_len} to {schema.max_len} items, got {len(data)}",
             )
-        return [check_document(v, schema.item, source, f"{path}[{i}]") for i, v in enumerate(data)]
+        return [
+            check_document(v, schema.item, source, f"{path}[{i}]", defer=defer)
+            for i, v in enumerate(data)
+        ]
     if not isinstance(data, Mapping):
         raise _fail(source, path or "document", f"must be a mapping (object), got {_short(data)}")
+    if isinstance(schema, MapOf):
+        if len(data) > schema.max_len:
+            raise _fail(
+                source,
+                path or "document",
+                f"must hold at most {schema.max_len} entries, got {len(data)}",
+            )
+        mapped: dict[str, Any] = {}
+        for key, value in data.items():
+            check_document(key, schema.key, source, f"{_join(path, str(key))} (the name)")
+            mapped[key] = check_document(value, schema.value, source, _join(path, key), defer=defer)
+        return mapped
     missing = [k for k in schema.required if k not in data]
     if missing:
         raise _fail(source, _join(path, missing[0]), "is required")
@@ -126,7 +313,7 @@ def check_document(data: Any, schema: Field, source: str, path: str = "") -> Any
                 raise _fail(source, _join(path, key), f"is not a known key (known: {known})")
             out[key] = value
             continue
-        out[key] = check_document(value, declared, source, _join(path, key))
+        out[key] = check_document(value, declared, source, _join(path, key), defer=defer)
     return out
 
 
@@ -195,20 +382,20 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise yaml.YAMLError(
+            raise _YAMLLimit(
                 f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
                 "allowed (write the value out)"
             )
         event = self.peek_event()
         if getattr(event, "anchor", None) is not None:
-            raise yaml.YAMLError(
+            raise _YAMLLimit(
                 f"line {event.start_mark.line + 1}: YAML anchors (&{event.anchor}) are not "
                 "allowed (write the value out)"
             )
         self._depth = getattr(self, "_depth", 0) + 1
         try:
             if self._depth > self.max_depth:
-                raise yaml.YAMLError(
+                raise _YAMLLimit(
                     f"line {event.start_mark.line + 1}: nests deeper than {self.max_depth} levels"
                 )
             return super().compose_node(parent, index)
@@ -226,12 +413,74 @@ def parse_yaml(
     """Parse one YAML document with the safe loader, refusing anchors and
     aliases (alias bombs, self-references) and nesting over ``max_depth``."""
     if len(text) > max_bytes:
-        raise _fail(source, "", f"is {len(text)} bytes, over the {max_bytes}-byte limit")
-    loader = _NoAliasLoader(text)
+        raise DocumentLimitError(f"{source} is {len(text)} bytes, over the {max_bytes}-byte limit")
+    try:  # the reader decodes (and checks) the first characters at once
+        loader = _NoAliasLoader(text)
+    except yaml.YAMLError as e:
+        raise _fail(
+            source, "", f"is not a YAML document tcmbench accepts: {_yaml_reason(e)}"
+        ) from None
     loader.max_depth = max_depth
     try:
         return loader.get_single_data()
-    except (yaml.YAMLError, RecursionError) as e:
-        raise _fail(source, "", f"is not a YAML document tcmbench accepts: {e}") from None
+    except (_YAMLLimit, RecursionError) as e:
+        raise DocumentLimitError(
+            f"{source} is not a YAML document tcmbench accepts: {_yaml_reason(e)}"
+        ) from None
+    except (yaml.YAMLError, ValueError, OverflowError) as e:
+        # ValueError / OverflowError: the constructors' own (an integer of
+        # 5000 digits, a date with month 13, !!float x)
+        raise _fail(
+            source, "", f"is not a YAML document tcmbench accepts: {_yaml_reason(e)}"
+        ) from None
     finally:
         loader.dispose()
+
+
+def _yaml_reason(e: BaseException) -> str:
+    """A YAML error in one line: PyYAML's own message spans several (the
+    context, the problem and a quoted excerpt of the document)."""
+    problem = getattr(e, "problem", None)
+    mark = getattr(e, "problem_mark", None)
+    if problem is None:
+        return " ".join(str(e).split()) or type(e).__name__
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(str(problem).split())
+
+
+# --------------------------------------------------------------------------- files and docs
+
+
+def read_document(path: str | Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The bytes of document ``path``, refused *before* reading when the
+    file is over ``max_bytes`` (a 10 GB config.json must not be read whole
+    to find out it is too big). Errors name the file, one line."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as e:
+        raise _fail(str(path), "", f"cannot be read ({e.strerror or type(e).__name__})") from None
+    if len(data) > max_bytes:
+        raise _fail(str(path), "", f"is over the {max_bytes}-byte limit")
+    return data
+
+
+def flatten(schema: Section, prefix: str = "") -> dict[str, Opt]:
+    """Every :class:`Opt` leaf of ``schema`` under its dotted key path
+    (``recipe.test.long_side``); a list of options appears once, as
+    ``key[0..2]`` (fixed length) or ``key[]``. For generated documentation
+    (``python -m tcmbench.docgen``'s ``options`` blocks), so the documented
+    keys and ranges are the checked ones."""
+    out: dict[str, Opt] = {}
+    for key, field in schema.fields.items():
+        path = _join(prefix, key)
+        if isinstance(field, Section):
+            out.update(flatten(field, path))
+        elif isinstance(field, ListOf) and isinstance(field.item, Opt):
+            fixed = field.min_len == field.max_len
+            suffix = f"[0..{field.max_len - 1}]" if fixed else "[]"
+            out[path + suffix] = field.item
+        elif isinstance(field, Opt):
+            out[path] = field
+    return out

@@ -91,9 +91,9 @@ FORGED = [
     ("tcm-unknown-switch", _tcm(warp_drive=True), "architecture.tcm.warp_drive",
      "not a known key"),
     ("normalize-zero-std", lambda m: m["recipe"]["normalize"].__setitem__("std", [1, 0, 1]),
-     "recipe.normalize.std[1]", "> 0"),
+     "recipe.normalize.std[1]", ">= 0.001"),
     ("normalize-short", lambda m: m["recipe"]["normalize"].__setitem__("mean", [1, 2]),
-     "recipe.normalize.mean", "list of 3 numbers"),
+     "recipe.normalize.mean", "must hold 3 to 3 items"),
     ("format-from-the-future", lambda m: m.__setitem__("format_version", 7), "format_version",
      "newer tcmbench"),
 ]  # fmt: skip

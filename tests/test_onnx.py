@@ -79,7 +79,7 @@ BASE = {
     ("change", "key", "words"),
     [
         ({"format": "paddle"}, "format", "must be 'tcmbench-onnx'"),
-        ({"version": 7}, "version", "must be 1"),
+        ({"version": 7}, "version", "must be one of 1"),
         ({"colour": "red"}, "colour", "not a known key"),
         (
             {"resize": {"rule": "limit_side", "limit_side_len": -3}},
@@ -89,8 +89,8 @@ BASE = {
         ({"resize": {"rule": "stretch"}}, "resize.rule", "one of 'limit_side', 'keep_ratio'"),
         ({"resize": {"rule": "keep_ratio", "limit_type": "max"}}, "resize.limit_type", "does not"),
         ({"resize": [960]}, "resize", "must be a mapping"),
-        ({"input": {"mean": [0.5, 0.5], "std": [1, 1, 1]}}, "input.mean", "list of 3 numbers"),
-        ({"input": {"mean": [0, 0, 0], "std": [1, 0, 1]}}, "input.std[1]", "> 0"),
+        ({"input": {"mean": [0.5, 0.5], "std": [1, 1, 1]}}, "input.mean", "must hold 3 to 3 items"),
+        ({"input": {"mean": [0, 0, 0], "std": [1, 0, 1]}}, "input.std[1]", ">= 0.001"),
         ({"input": {"std": [1, 1, 1]}}, "input.mean", "is required"),
         (
             {"input": {"mean": [0, 0, 0], "std": [1, 1, 1], "channel_order": "rbg"}},
@@ -104,7 +104,7 @@ BASE = {
             "postprocess.score_mode",
             "quad",
         ),
-        ({"extends": "east"}, "extends", "built-in"),
+        ({"extends": "east"}, "extends", "one of 'ppocr-det'"),
     ],
 )
 def test_malformed_config_names_the_file_and_the_key(
@@ -123,10 +123,10 @@ def test_malformed_config_names_the_file_and_the_key(
 
 def test_unparsable_configs_say_where(tmp_path: Path) -> None:
     bad_json = _write(tmp_path / "a.tcmbench.json", '{"format": "tcmbench-onnx",\n  "input": }')
-    with pytest.raises(OnnxConfigError, match=rf"{bad_json}: not valid JSON \(line 2"):
+    with pytest.raises(OnnxConfigError, match=rf"{bad_json} is not valid JSON \(.*line 2"):
         read_config_file(bad_json)
     bad_yaml = _write(tmp_path / "b.tcmbench.yaml", "format: [unclosed\n")
-    with pytest.raises(OnnxConfigError, match=rf"{bad_yaml}: not valid YAML"):
+    with pytest.raises(OnnxConfigError, match=rf"{bad_yaml} is not a YAML document"):
         read_config_file(bad_yaml)
     not_mapping = _write(tmp_path / "c.tcmbench.yml", "- 1\n- 2\n")
     with pytest.raises(OnnxConfigError, match="must be a mapping"):
@@ -379,7 +379,7 @@ def test_runtime_errors_are_one_line(
     corrupt.write_bytes(b"\x08\x07garbage")
     (tmp_path / "corrupt.tcmbench.json").write_text(json.dumps(BASE))
     code, _, err = _run(common + ["--plugin", "onnx", "--weights", str(corrupt)], capsys)
-    assert code == 2 and f"{corrupt}: onnxruntime cannot load it" in err, err
+    assert code == 2 and f"{corrupt}: not an ONNX model" in err, err
     code, _, err = _run(
         [
             "train",

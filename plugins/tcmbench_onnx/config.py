@@ -35,15 +35,33 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS
 
+from tcmbench.checkpoint_schema import (
+    ARCHITECTURE_SECTION,
+    MEAN_CHANNEL,
+    PAD_DIVISOR,
+    RECIPE,
+    SIDE,
+    STD_CHANNEL,
+)
 from tcmbench.errors import CheckpointError
-from tcmbench.models.options import Opt, check_value
+from tcmbench.models.options import Opt
+from tcmbench.validation import (
+    DocumentError,
+    ListOf,
+    Section,
+    check_document,
+    flatten,
+    parse_json,
+    parse_yaml,
+    read_document,
+)
 
 FORMAT = "tcmbench-onnx"
 VERSION = 1
@@ -53,46 +71,174 @@ BUILTINS = {"ppocr-det": "ppocr_det.json"}
 #: File names that get the built-in PP-OCR config when no config is beside them.
 PPOCR_DET_NAME = re.compile(r"(pp-?ocr).*det|det.*(pp-?ocr)", re.IGNORECASE)
 RESIZE_RULES = ("limit_side", "keep_ratio")
-TOP_KEYS = (
-    "format",
-    "version",
-    "extends",
-    "source",
-    "model",
-    "input",
-    "resize",
-    "output",
-    "postprocessor",
-    "postprocess",
-    "exported_from",
-    "outputs",
-)
+#: Largest config file read (an exported model's, recipe included, is a few kB).
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
-_INPUT = {
-    "name": Opt(None, "str", nullable=True),
-    "channel_order": Opt("rgb", "str", choices=("rgb", "bgr")),
-    "mean": Opt(None, "list"),
-    "std": Opt(None, "list"),
-    "pixel_range": Opt(255.0, "float", choices=(1.0, 255.0)),
-}
-_RESIZE = {
-    "rule": Opt("keep_ratio", "str", choices=RESIZE_RULES),
-    # limit_side (PaddleOCR's DetResizeForTest, resize type 0)
-    "limit_side_len": Opt(960, "int", ge=32, le=16384),
-    "limit_type": Opt("max", "str", choices=("max", "min")),
-    "divisor": Opt(32, "int", ge=1, le=1024),
-    # keep_ratio (tcmbench's test-time resize, docs/evaluate.md)
-    "long_side": Opt(None, "int", ge=32, le=16384, nullable=True),
-    "short_side": Opt(None, "int", ge=32, le=16384, nullable=True),
-    "pad_divisor": Opt(32, "int", ge=1, le=1024),
-}
+INPUT = Section(
+    {
+        "name": Opt(
+            None, "str", nullable=True, help="the model input to feed (default: the first)"
+        ),
+        "channel_order": Opt(
+            "rgb",
+            "str",
+            choices=("rgb", "bgr"),
+            help="tcmbench decodes RGB; bgr flips it, as a model fed by cv2.imread expects",
+        ),
+        "mean": ListOf(
+            replace(MEAN_CHANNEL, default=None, help="required: 3 numbers, in the model's order"),
+            min_len=3,
+            max_len=3,
+        ),
+        "std": ListOf(
+            replace(STD_CHANNEL, default=None, help="required: 3 numbers, in the model's order"),
+            min_len=3,
+            max_len=3,
+        ),
+        "pixel_range": Opt(
+            255.0,
+            "float",
+            choices=(1.0, 255.0),
+            help="255: mean / std are for pixels in 0..255; 1: for pixels in 0..1 (the image is "
+            "multiplied by 1/255 first)",
+        ),
+    },
+    nullable=True,
+    help="the network's input",
+)
+RESIZE = Section(
+    {
+        "rule": Opt(
+            "keep_ratio",
+            "str",
+            choices=RESIZE_RULES,
+            help="limit_side (PaddleOCR) or keep_ratio (tcmbench); each rule takes only its own "
+            "keys below",
+        ),
+        # limit_side (PaddleOCR's DetResizeForTest, resize type 0)
+        "limit_side_len": Opt(
+            960, "int", ge=32, le=8192, help="limit_side: the side limit in pixels"
+        ),
+        "limit_type": Opt(
+            "max",
+            "str",
+            choices=("max", "min"),
+            help="limit_side: max scales down so the longer side is at most limit_side_len (never "
+            "up); min scales up so the shorter side is at least that",
+        ),
+        "divisor": Opt(
+            32,
+            "int",
+            ge=1,
+            le=256,
+            help="limit_side: each side is then truncated and rounded to the nearest multiple of "
+            "this (halves to even, at least one divisor); no padding",
+        ),
+        # keep_ratio (tcmbench's test-time resize, docs/evaluate.md)
+        "long_side": replace(
+            SIDE,
+            help="keep_ratio: one scale min(long_side / long, short_side / short), up or "
+            "down (null: that limit is not applied; evaluate.md, Test-time settings)",
+        ),
+        "short_side": replace(SIDE, help="keep_ratio: see long_side"),
+        "pad_divisor": replace(
+            PAD_DIVISOR, help="keep_ratio: zero padding to a multiple of this, after normalising"
+        ),
+    },
+    nullable=True,
+    help="the resize rule",
+)
 _RULE_KEYS = {
     "limit_side": ("limit_side_len", "limit_type", "divisor"),
     "keep_ratio": ("long_side", "short_side", "pad_divisor"),
 }
-_OUTPUT = {"name": Opt(None, "str", nullable=True)}
+OUTPUT = Section(
+    {
+        "name": Opt(
+            None,
+            "str",
+            nullable=True,
+            help="the output holding the probability map (default: prob, else the only one)",
+        )
+    },
+    nullable=True,
+)
 #: DBPostprocessor parameters a config may set: the DBNet plugin's own table.
 _DB_POSTPROCESS = POSTPROCESS_PARAMS
+DB_POSTPROCESS = Section(POSTPROCESS_PARAMS, help="DBNet postprocessor parameters")
+#: ``exported_from``, written by ``tcmbench export onnx``: its architecture
+#: and recipe are checked exactly as a checkpoint's config.json.
+EXPORTED_FROM = Section(
+    {
+        "plugin": Opt(None, "str", help="the plugin the model was exported from"),
+        "plugin_version": Opt("", "str", nullable=True, help="its version"),
+        "checkpoint_sha256": Opt("", "str", nullable=True, help="the checkpoint's sha256"),
+        "architecture": ARCHITECTURE_SECTION,
+        "recipe": RECIPE,
+        "datasets": ListOf(Opt(None, "str", help="the training datasets"), nullable=True),
+        "tcmbench_version": Opt("", "str", nullable=True, help="the exporting tcmbench"),
+        "opset": Opt(17, "int", ge=1, le=1000, nullable=True, help="ONNX opset"),
+    },
+    required=("plugin", "architecture"),
+    nullable=True,
+    help="written by tcmbench export onnx",
+)
+CONFIG = Section(
+    {
+        "format": Opt(FORMAT, "str", choices=(FORMAT,), help="required, identifies the file"),
+        "version": Opt(VERSION, "int", choices=(VERSION,), help="config format version"),
+        "extends": Opt(
+            None,
+            "str",
+            choices=tuple(BUILTINS),
+            nullable=True,
+            help="start from a built-in config and override some keys",
+        ),
+        "source": Opt("", "str", nullable=True, help="free text: where the values come from"),
+        "model": Opt(
+            None, "str", nullable=True, help="the ONNX file, when --weights names the config"
+        ),
+        "input": INPUT,
+        "resize": RESIZE,
+        "output": OUTPUT,
+        "postprocessor": Opt(
+            "db",
+            "str",
+            nullable=True,
+            help="db; an exported PANet / FCENet names its plugin (run it with --plugin P "
+            "--runtime onnxruntime)",
+        ),
+        "postprocess": Opt(
+            None,
+            "dict",
+            nullable=True,
+            help="postprocessor parameters (for db: the DBNet ones, docs/dbnet.md)",
+        ),
+        "exported_from": EXPORTED_FROM,
+        "outputs": ListOf(
+            Opt(None, "str", help="the model's outputs, as exported"), max_len=1000, nullable=True
+        ),
+    },
+    required=("format",),
+)
+TOP_KEYS = tuple(CONFIG.fields)
+
+
+def _doc_keys() -> dict[str, Opt]:
+    """The keys of a config for docs/onnx.md (a generated block);
+    exported_from's architecture and recipe are a checkpoint config's
+    (docs/formats.md), one row each."""
+    out: dict[str, Opt] = {}
+    for key, opt in flatten(CONFIG).items():
+        part = ".".join(key.split(".")[:2])
+        if part in ("exported_from.architecture", "exported_from.recipe"):
+            key = part
+            opt = Opt(None, "dict", help=f"as {part.split('.')[1]} in a checkpoint's config.json")
+        out.setdefault(key, opt)
+    return out
+
+
+CONFIG_KEYS = _doc_keys()
 
 
 class OnnxConfigError(CheckpointError):
@@ -157,44 +303,13 @@ def _fail(where: str, key: str, problem: str) -> OnnxConfigError:
     return OnnxConfigError(f"{where}: {key} {problem} (see docs/onnx.md)")
 
 
-def _section(where: str, doc: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = doc.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise _fail(where, key, f"must be a mapping, got {type(value).__name__}")
-    return dict(value)
-
-
-def _checked(
-    where: str, prefix: str, declared: Mapping[str, Opt], given: Mapping[str, Any]
-) -> dict[str, Any]:
-    unknown = sorted(str(k) for k in given if k not in declared)
-    if unknown:
-        raise _fail(
-            where,
-            f"{prefix}.{unknown[0]}",
-            f"is not a known key; {prefix} takes {', '.join(sorted(declared))}",
-        )
-    out = {}
-    for name, value in given.items():
-        checked, problem = check_value(value, declared[name])
-        if problem is not None:
-            raise _fail(where, f"{prefix}.{name}", problem)
-        out[name] = checked
-    return out
-
-
-def _triple(where: str, key: str, value: Any, positive: bool) -> tuple[float, float, float]:
-    if not isinstance(value, list | tuple) or len(value) != 3:
-        raise _fail(where, key, f"must be a list of 3 numbers (one per channel), got {value!r}")
-    out = []
-    for i, v in enumerate(value):
-        checked, problem = check_value(v, Opt(0.0, "float", gt=0 if positive else None))
-        if problem is not None:
-            raise _fail(where, f"{key}[{i}]", problem)
-        out.append(float(checked))
-    return out[0], out[1], out[2]
+def _check(doc: Any, schema: Any, where: str, path: str = "") -> Any:
+    """:func:`~tcmbench.validation.check_document`, its error as an
+    OnnxConfigError (a CheckpointError: what ``--weights`` failed on)."""
+    try:
+        return check_document(doc, schema, where, path)
+    except DocumentError as exc:
+        raise OnnxConfigError(f"{exc} (see docs/onnx.md)") from None
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,37 +334,25 @@ def builtin_document(name: str) -> dict[str, Any]:
 
 
 def parse_config(doc: Any, where: str) -> OnnxModelConfig:
-    """Check a config document (already read) and build the config.
-    ``where`` names it in every message."""
+    """Check a config document (already read) against :data:`CONFIG` and
+    build the config. ``where`` names it in every message."""
     if not isinstance(doc, Mapping):
         raise OnnxConfigError(
             f"{where}: a tcmbench ONNX config must be a mapping (JSON object), "
             f"got {type(doc).__name__} (see docs/onnx.md)"
         )
-    if doc.get("format") != FORMAT:
+    if doc.get("format") != FORMAT:  # what identifies the file: checked first
         raise _fail(where, "format", f"must be {FORMAT!r}, got {doc.get('format')!r}")
-    version = doc.get("version", VERSION)
-    if version != VERSION:
-        raise _fail(where, "version", f"must be {VERSION} (this tcmbench's), got {version!r}")
-    unknown = sorted(str(k) for k in doc if k not in TOP_KEYS)
-    if unknown:
-        raise _fail(where, unknown[0], f"is not a known key; known: {', '.join(TOP_KEYS)}")
-    extends = doc.get("extends")
+    doc = _check(doc, CONFIG, where)
+    extends = doc.pop("extends", None)
     if extends is not None:
-        if not isinstance(extends, str) or extends not in BUILTINS:
-            raise _fail(where, "extends", f"must name a built-in config ({', '.join(BUILTINS)})")
-        doc = _merge(builtin_document(extends), {k: v for k, v in doc.items() if k != "extends"})
-    for key in ("source", "model", "postprocessor"):
-        if doc.get(key) is not None and not isinstance(doc[key], str):
-            raise _fail(where, key, f"must be a string, got {doc[key]!r}")
-    inp = _checked(where, "input", _INPUT, _section(where, doc, "input"))
-    resize = _checked(where, "resize", _RESIZE, _section(where, doc, "resize"))
-    output = _checked(where, "output", _OUTPUT, _section(where, doc, "output"))
+        doc = _merge(builtin_document(extends), doc)
+    inp = dict(doc.get("input") or {})
+    resize = dict(doc.get("resize") or {})
+    output = dict(doc.get("output") or {})
     for key in ("mean", "std"):
         if key not in inp:
             raise _fail(where, f"input.{key}", "is required (3 numbers, one per channel)")
-    mean = _triple(where, "input.mean", inp["mean"], positive=False)
-    std = _triple(where, "input.std", inp["std"], positive=True)
     rule = resize.get("rule", "keep_ratio")
     own = _RULE_KEYS[rule]
     stray = sorted(k for k in resize if k != "rule" and k not in own)
@@ -259,24 +362,23 @@ def parse_config(doc: Any, where: str) -> OnnxModelConfig:
             f"resize.{stray[0]}",
             f"does not apply to rule {rule!r} (it takes {', '.join(own)})",
         )
+    mean, std = inp["mean"], inp["std"]
     pre = Preprocess(
         **resize,
-        channel_order=inp.get("channel_order", "rgb"),
-        mean=mean,
-        std=std,
-        pixel_range=float(inp.get("pixel_range", 255.0)),
+        channel_order=inp.get("channel_order") or "rgb",
+        mean=(mean[0], mean[1], mean[2]),
+        std=(std[0], std[1], std[2]),
+        pixel_range=float(inp.get("pixel_range") or 255.0),
     )
     kind = doc.get("postprocessor") or "db"
-    raw_post = _section(where, doc, "postprocess")
+    post = dict(doc.get("postprocess") or {})
     if kind == "db":
-        post = _checked(where, "postprocess", _DB_POSTPROCESS, raw_post)
+        post = _check(post, DB_POSTPROCESS, where, "postprocess")
         if post.get("score_mode", "polygon") != "polygon" and post.get("output", "quad") != "quad":
             raise _fail(where, "postprocess.score_mode", "fast / slow need output 'quad'")
-    else:
-        post = raw_post  # another plugin's parameters: that plugin checks them
+    # else: another plugin's parameters, checked by that plugin's postprocessor
+    # (runtime.load_with_onnxruntime)
     exported = doc.get("exported_from")
-    if exported is not None and not isinstance(exported, Mapping):
-        raise _fail(where, "exported_from", "must be a mapping")
     return OnnxModelConfig(
         where=where,
         preprocess=pre,
@@ -291,25 +393,16 @@ def parse_config(doc: Any, where: str) -> OnnxModelConfig:
 
 
 def read_config_file(path: Path) -> OnnxModelConfig:
-    """Read and check a config file (JSON, or YAML by suffix)."""
+    """Read and check a config file (JSON, or YAML by suffix), parsed
+    under the validation layer's size and depth limits."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OnnxConfigError(f"{path}: cannot read the config ({exc})") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise OnnxConfigError(f"{path}: not valid YAML ({exc})") from None
-    else:
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise OnnxConfigError(
-                f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-            ) from None
+        data = read_document(path, max_bytes=MAX_CONFIG_BYTES)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            doc = parse_yaml(data, str(path), max_bytes=MAX_CONFIG_BYTES)
+        else:
+            doc = parse_json(data, str(path), max_bytes=MAX_CONFIG_BYTES)
+    except DocumentError as exc:
+        raise OnnxConfigError(f"{exc} (see docs/onnx.md)") from None
     return parse_config(doc, str(path))
 
 

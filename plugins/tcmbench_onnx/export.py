@@ -212,13 +212,13 @@ def export_checkpoint(
 ) -> tuple[Path, Path, dict[str, Any]]:
     """Export a loaded checkpoint to ``out`` and write its config beside it.
     Returns (model path, config path, export report)."""
-    from tcmbench.commands.predict import predict_recipe
+    from tcmbench.inference_settings import resolve_test_recipe
     from tcmbench.paths import atomic_path, atomic_write_text
 
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise CheckpointError(f"--out {out}: the model file must end in .onnx")
-    recipe = predict_recipe(ckpt.spec, recipe_name, ckpt.meta.get("recipe"))
+    recipe = resolve_test_recipe(ckpt.spec, ckpt.meta.get("recipe"), recipe_name).recipe
     with atomic_path(out) as tmp:
         report = export_detector(ckpt.model, tmp)
     config_path = config_paths(out)[0]

@@ -30,30 +30,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tcmbench.data.transforms import test_resize_size
+# The limit_side rule lives in the core: a PyTorch checkpoint imported from a
+# PP-OCR graph (tcmbench import ppocr) is resized by the same code.
+from tcmbench.data.transforms import LIMIT_SIDE_TINY_SIDE as TINY_SIDE
+from tcmbench.data.transforms import LIMIT_SIDE_TINY_SUM as TINY_SUM
+from tcmbench.data.transforms import limit_side_size, test_resize_size
 from tcmbench_onnx.config import Preprocess
 
-#: PaddleOCR pads images whose height + width is below this.
-TINY_SUM = 64
-TINY_SIDE = 32
-
-
-def limit_side_size(
-    height: int, width: int, limit_side_len: int, limit_type: str, divisor: int = 32
-) -> tuple[int, int]:
-    """(h, w) of PaddleOCR's resize type 0 for an image of (height, width)."""
-    if limit_type == "max":
-        longer = max(height, width)
-        ratio = limit_side_len / longer if longer > limit_side_len else 1.0
-    elif limit_type == "min":
-        shorter = min(height, width)
-        ratio = limit_side_len / shorter if shorter < limit_side_len else 1.0
-    else:
-        raise ValueError(f"limit_type must be 'max' or 'min', got {limit_type!r}")
-    h, w = int(height * ratio), int(width * ratio)
-    h = max(int(round(h / divisor) * divisor), divisor)
-    w = max(int(round(w / divisor) * divisor), divisor)
-    return h, w
+__all__ = ["TINY_SIDE", "TINY_SUM", "OnnxPreprocessor", "limit_side_size"]
 
 
 class OnnxPreprocessor:

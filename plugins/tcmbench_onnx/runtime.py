@@ -32,6 +32,7 @@ import numpy as np
 
 from tcmbench.errors import CheckpointError, PluginError
 from tcmbench_onnx.config import OnnxConfigError, OnnxModelConfig, locate
+from tcmbench_onnx.graph import check_model_file, check_prob_declared, check_prob_map
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,26 @@ def _providers(ort: Any, device: str) -> list[Any]:
     raise PluginError(f"onnxruntime cannot run on device {device!r}; use cpu or cuda[:N]")
 
 
-def open_session(path: Path, device: str = "cpu", threads: int | None = None) -> Any:
-    """An onnxruntime InferenceSession; a file that is not a valid ONNX
-    model is a CheckpointError naming it. ``threads`` (default: the
+def open_session(
+    path: Path, device: str = "cpu", threads: int | None = None, *, input_name: str | None = None
+) -> Any:
+    """:func:`open_checked`'s session."""
+    return open_checked(path, device, threads, input_name=input_name)[0]
+
+
+def open_checked(
+    path: Path, device: str = "cpu", threads: int | None = None, *, input_name: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """(an onnxruntime InferenceSession, the inferred dims of each output).
+
+    The model is checked first (:func:`tcmbench_onnx.graph.check_model_file`:
+    constant and tensor sizes, the image input), so a hostile graph is one
+    line before onnxruntime allocates anything; a file that is not a valid
+    ONNX model is a CheckpointError naming it. ``threads`` (default: the
     ``OMP_NUM_THREADS`` environment variable, else onnxruntime's choice)
     caps the intra-op threads, as torch's thread count does."""
     ort = require_onnxruntime()
+    output_dims = check_model_file(path, input_name)
     options = ort.SessionOptions()
     if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
         threads = int(os.environ["OMP_NUM_THREADS"])
@@ -79,7 +94,8 @@ def open_session(path: Path, device: str = "cpu", threads: int | None = None) ->
         options.inter_op_num_threads = 1
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=_providers(ort, device))
+        session = ort.InferenceSession(str(path), options, providers=_providers(ort, device))
+        return session, output_dims
     except PluginError:
         raise
     except Exception as exc:  # noqa: BLE001  (onnxruntime: Fail, InvalidProtobuf, InvalidGraph...)
@@ -119,6 +135,7 @@ class OnnxDetector:
         transform: Any = None,
         as_torch: bool = False,
         path: Path | None = None,
+        prob_output: str | None = None,
     ) -> None:
         self.session = session
         self.postprocessor = postprocessor
@@ -147,6 +164,7 @@ class OnnxDetector:
         self.transform = transform
         self.as_torch = as_torch
         self.path = path
+        self.prob_output = prob_output
 
     def eval(self) -> OnnxDetector:
         return self
@@ -168,7 +186,14 @@ class OnnxDetector:
         if hasattr(images, "detach"):
             images = images.detach().cpu().numpy()
         x = np.ascontiguousarray(images, dtype=np.float32)
-        results = self.session.run(self.output_names, {self.input_name: x})
+        try:
+            results = self.session.run(self.output_names, {self.input_name: x})
+        except Exception as exc:  # noqa: BLE001  (onnxruntime's Fail, InvalidArgument...)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise CheckpointError(
+                f"{self.path}: onnxruntime failed on an input of shape {x.shape} ({first})"
+            ) from None
+        self._check_outputs(results, x.shape)
         out: dict[str, Any] = {}
         for (key, level), value in zip(self._keys, results):
             if level is None:
@@ -188,6 +213,20 @@ class OnnxDetector:
         return out
 
     __call__ = run
+
+    def _check_outputs(self, results: list[Any], batch_shape: tuple[int, ...]) -> None:
+        """A NaN or infinite map would be post-processed into no boxes
+        without a word; the probability map must also look like one."""
+        for name, value in zip(self.output_names, results):
+            if name == self.prob_output:
+                check_prob_map(Path(str(self.path)), name, value, batch_shape)
+            elif np.issubdtype(np.asarray(value).dtype, np.floating):
+                bad = ~np.isfinite(value)
+                if bad.any():
+                    raise CheckpointError(
+                        f"{self.path}: output {name!r} holds {int(bad.sum())} NaN or infinite "
+                        f"value(s) for an input of shape {batch_shape}; the model is broken"
+                    )
 
     def predict(self, images: Any, metas: list[dict[str, Any]]) -> list[list[Any]]:
         """Maps, then the postprocessor (the Detector.predict contract)."""
@@ -244,10 +283,11 @@ def load_onnx_model(weights: str, device: str = "cpu") -> Any:
             f"with --plugin {plugin} --runtime onnxruntime"
         )
     log.info("ONNX model %s with config %s", model_path, cfg.where)
-    session = open_session(model_path, device)
+    session, output_dims = open_checked(model_path, device, input_name=cfg.input_name)
     from tcmbench_onnx.preprocess import OnnxPreprocessor
 
     prob = _prob_output(session, cfg, model_path)
+    check_prob_declared(model_path, prob, output_dims.get(prob))
     model = OnnxDetector(
         session,
         _db_postprocessor(cfg),
@@ -255,6 +295,7 @@ def load_onnx_model(weights: str, device: str = "cpu") -> Any:
         outputs={prob: "prob"},
         transform=OnnxPreprocessor(cfg.preprocess),
         path=model_path,
+        prob_output=prob,
     )
     meta = {
         "plugin": "onnx",
@@ -279,6 +320,7 @@ def load_with_onnxruntime(
     """``--runtime onnxruntime`` for a trainable plugin: the checkpoint
     ``weights`` exported to ONNX (once, cached) or a model exported from
     ``spec``'s plugin, run with that plugin's postprocessor and recipe."""
+    from tcmbench.checkpoint_schema import check_postprocess
     from tcmbench.hub import LoadedCheckpoint, load_checkpoint
     from tcmbench_onnx.config import is_config_path
 
@@ -302,6 +344,12 @@ def load_with_onnxruntime(
             fix = "add --tcm" if config.tcm is not None else "drop --tcm"
             raise CheckpointError(f"{model_path} was exported from a {_kind(config)}; {fix}")
         postprocessor = _plugin_postprocessor(spec, config, cfg.where)
+        check_postprocess(
+            postprocessor,
+            (exported.get("recipe") or {}).get("postprocess"),
+            cfg.where,
+            "exported_from.recipe.postprocess",
+        )
         meta = {
             "plugin": spec.name,
             "recipe": dict(exported.get("recipe") or {}),

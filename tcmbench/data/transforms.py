@@ -51,13 +51,24 @@ def _pair(value: Any) -> tuple[int, int]:
     return int(h), int(w)
 
 
+def _recipe_part(recipe: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``recipe[key]`` checked against the checkpoint schema's section of
+    that name (:mod:`tcmbench.checkpoint_schema`, the one validation layer):
+    recipes also come from checkpoints and grids anyone can edit, and a
+    ``pad_divisor`` of 0 or a ``std`` of 1e-30 must be one line here, not
+    a ZeroDivisionError or an image of +-1e32 later."""
+    from tcmbench.checkpoint_schema import NORMALIZE, TEST
+    from tcmbench.validation import check_document
+
+    schema = {"test": TEST, "normalize": NORMALIZE}[key]
+    return check_document(recipe.get(key), schema, "recipe", key) or {}
+
+
 def normalization(recipe: Mapping[str, Any]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) of ``recipe["normalize"]``; TCM's values by default."""
-    norm = recipe.get("normalize") or {}
+    norm = _recipe_part(recipe, "normalize")
     mean = tuple(float(x) for x in norm.get("mean", MEAN_RGB))
     std = tuple(float(x) for x in norm.get("std", STD_RGB))
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise TcmbenchError(f"recipe normalize needs 3 means and 3 positive stds, got {norm}")
     return mean, std
 
 
@@ -257,7 +268,25 @@ def test_resize_size(
     if not factors:
         return height, width
     s = min(factors)
-    return max(1, round(height * s)), max(1, round(width * s))
+    return bounded_input_size(height, width, max(1, round(height * s)), max(1, round(width * s)))
+
+
+def bounded_input_size(height: int, width: int, nh: int, nw: int) -> tuple[int, int]:
+    """``(nh, nw)``, the network input size for an image of (height,
+    width), refused when over the pixel limit of images
+    (:func:`tcmbench.data.image_limits.max_image_pixels`): each side limit
+    of the test settings is bounded, but ``short_side`` alone (or
+    ``limit_type min``) scales a 100 x 10000 strip to gigapixels."""
+    from tcmbench.data.image_limits import MAX_IMAGE_PIXELS_ENV, max_image_pixels
+
+    limit = max_image_pixels()
+    if nh * nw > limit:
+        raise TcmbenchError(
+            f"the test settings resize a {width} x {height} image to {nw} x {nh} "
+            f"({nh * nw:,} pixels), over the limit of {limit:,} pixels ({MAX_IMAGE_PIXELS_ENV} "
+            "raises it); lower test.short_side / limit_side_len or set long_side"
+        )
+    return nh, nw
 
 
 # --------------------------------------------------------------------------
@@ -504,13 +533,52 @@ class TrainTransform:
         return Augmented(np.ascontiguousarray(img.transpose(2, 0, 1)), polys, ign)
 
 
-class InferenceTransform:
-    """Keep-ratio resize under the recipe's limits, normalise, pad with 0.
+#: PaddleOCR's resize pads images whose height + width is below this to at
+#: least :data:`LIMIT_SIDE_TINY_SIDE` on each side (bottom right, black).
+LIMIT_SIDE_TINY_SUM = 64
+LIMIT_SIDE_TINY_SIDE = 32
 
-    Recipe keys: ``test.long_side`` / ``test.short_side`` (either may be
-    None = no limit; both None = original size), ``test.pad_divisor`` (32),
-    ``normalize``. The scale is min(long_side / long, short_side / short),
-    upscaling included, as mmocr's ``Resize(keep_ratio=True)``.
+
+def limit_side_size(
+    height: int, width: int, limit_side_len: int, limit_type: str, divisor: int = 32
+) -> tuple[int, int]:
+    """(h, w) of PaddleOCR's ``DetResizeForTest`` (resize type 0) for an
+    image of (height, width): ``max`` scales the longer side down to
+    ``limit_side_len`` when it exceeds it (never up), ``min`` the shorter
+    side up to it when below; each side is then truncated to an integer and
+    rounded to the nearest multiple of ``divisor`` (Python's ``round``,
+    halves to even, as PaddleOCR; at least one ``divisor``), so x and y get
+    slightly different scales."""
+    if limit_type == "max":
+        longer = max(height, width)
+        ratio = limit_side_len / longer if longer > limit_side_len else 1.0
+    elif limit_type == "min":
+        shorter = min(height, width)
+        ratio = limit_side_len / shorter if shorter < limit_side_len else 1.0
+    else:
+        raise ValueError(f"limit_type must be 'max' or 'min', got {limit_type!r}")
+    h, w = int(height * ratio), int(width * ratio)
+    h = max(int(round(h / divisor) * divisor), divisor)
+    w = max(int(round(w / divisor) * divisor), divisor)
+    return bounded_input_size(height, width, h, w)
+
+
+class InferenceTransform:
+    """Resize under the recipe's limits, normalise, pad with 0.
+
+    Recipe keys: ``test.rule`` (``keep_ratio``, the default, or
+    ``limit_side``), ``normalize``, and per rule:
+
+    - ``keep_ratio``: ``test.long_side`` / ``test.short_side`` (either may be
+      None = no limit; both None = original size), ``test.pad_divisor``
+      (32). The scale is min(long_side / long, short_side / short),
+      upscaling included, as mmocr's ``Resize(keep_ratio=True)``;
+    - ``limit_side``: PaddleOCR's resize (:func:`limit_side_size`;
+      ``test.limit_side_len``, ``test.limit_type``, ``test.divisor``), the
+      rule its PP-OCR detectors are measured with. Sides come out as
+      multiples of ``divisor``, so there is no padding except PaddleOCR's
+      for tiny images (height + width below 64: padded to 32 x 32 first);
+      the returned scale refers to that padded image.
     """
 
     def __init__(
@@ -520,16 +588,27 @@ class InferenceTransform:
         pad_divisor: int = 32,
         mean: Sequence[float] = MEAN_RGB,
         std: Sequence[float] = STD_RGB,
+        *,
+        rule: str = "keep_ratio",
+        limit_side_len: int = 960,
+        limit_type: str = "max",
+        divisor: int = 32,
     ) -> None:
+        if rule not in ("keep_ratio", "limit_side"):
+            raise TcmbenchError(f"recipe test.rule must be keep_ratio or limit_side, got {rule!r}")
         self.long_side = long_side
         self.short_side = short_side
         self.pad_divisor = int(pad_divisor)
         self.mean = tuple(mean)
         self.std = tuple(std)
+        self.rule = rule
+        self.limit_side_len = int(limit_side_len)
+        self.limit_type = limit_type
+        self.divisor = int(divisor)
 
     @classmethod
     def from_recipe(cls, recipe: Mapping[str, Any]) -> InferenceTransform:
-        test = recipe.get("test") or {}
+        test = _recipe_part(recipe, "test")
         mean, std = normalization(recipe)
         long_side, short_side = test.get("long_side"), test.get("short_side")
         return cls(
@@ -538,14 +617,32 @@ class InferenceTransform:
             int(test.get("pad_divisor", 32)),
             mean,
             std,
+            rule=str(test.get("rule", "keep_ratio")),
+            limit_side_len=int(test.get("limit_side_len", 960)),
+            limit_type=str(test.get("limit_type", "max")),
+            divisor=int(test.get("divisor", 32)),
         )
 
     def size_for(self, height: int, width: int) -> tuple[int, int]:
+        if self.rule == "limit_side":
+            if height + width < LIMIT_SIDE_TINY_SUM:
+                height = max(LIMIT_SIDE_TINY_SIDE, height)
+                width = max(LIMIT_SIDE_TINY_SIDE, width)
+            return limit_side_size(
+                height, width, self.limit_side_len, self.limit_type, self.divisor
+            )
         return test_resize_size(height, width, self.long_side, self.short_side)
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
         """-> (float32 CHW padded image, (sx, sy) = resized / original)."""
         h, w = image.shape[:2]
+        if self.rule == "limit_side" and h + w < LIMIT_SIDE_TINY_SUM:
+            padded = np.zeros(
+                (max(LIMIT_SIDE_TINY_SIDE, h), max(LIMIT_SIDE_TINY_SIDE, w), 3), np.uint8
+            )
+            padded[:h, :w] = image
+            image = padded
+            h, w = image.shape[:2]
         nh, nw = self.size_for(h, w)
         img = (
             image
