@@ -40,6 +40,7 @@ from tcmbench.experiment.runner import (
     my_cells,
     single_process_env,
 )
+from tcmbench.experiment.schema import record_integrity
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -215,35 +216,47 @@ def test_set_of_an_unknown_variable_is_one_clear_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: g\nbase: {plugin: dbnet\n", r"g\.yaml, line \d+: not valid YAML"),
+        ("name: g\nbase: {plugin: dbnet\n", r"g\.yaml is not a YAML document .*: line \d+"),
         ("- a\n- b\n", r"g\.yaml: a grid is a YAML mapping"),
-        ("name: g\naxis: {}\n", r"g\.yaml: axis: unknown grid key; known: name"),
+        ("name: g\naxis: {}\n", r"g\.yaml: axis is not a known key \(known: name"),
         (
             "name: g\ncells:\n  - {plugin: dbnet}\n  - {plugin: dbnet, stepz: 3}\n",
-            r"g\.yaml: cells\[1\]\.stepz: unknown cell key; known: label",
+            r"g\.yaml: cells\[1\]\.stepz is not a known key \(known: label",
         ),
-        ("name: g\nbase: {tcm: {contxt: 4}}\n", r"base\.tcm\.contxt: unknown TCM setting"),
-        ("name: g\naxes: {train_fracton: [0.1]}\n", r"axes\.train_fracton: not a cell key"),
-        ("name: g\naxes: {train_fraction: [0.1, 2]}\n", r"axes\.train_fraction\[1\]: 2; expected"),
-        ("name: g\naxes: {steps: []}\n", r"axes\.steps: expected a non-empty list"),
-        ("name: g\nbase: {train_options: {steps: 3}}\n", r"train_options\.steps: set by the cell"),
+        (
+            "name: g\nbase: {tcm: {contxt: 4}}\n",
+            r"base\.tcm\.contxt is not a known key \(known: context_length",
+        ),
+        ("name: g\naxes: {train_fracton: [0.1]}\n", r"axes\.train_fracton is not a cell key"),
+        (
+            "name: g\naxes: {train_fraction: [0.1, 2]}\n",
+            r"axes\.train_fraction\[1\] must be a number >= 0 and <= 1, got 2",
+        ),
+        ("name: g\naxes: {steps: []}\n", r"axes\.steps must hold 1 to \d+ items, got 0"),
+        (
+            "name: g\nbase: {train_options: {steps: 3}}\n",
+            r"base\.train_options\.steps is set by the cell keys",
+        ),
         (
             "name: g\nbase: {train_options: {wrkers: 3}}\n",
-            r"train_options\.wrkers: unknown training",
+            r"train_options\.wrkers is not a known key \(known: weight_decay",
         ),
         ("name: g\nbase: {init_from: '${pre}'}\n", r"\$\{pre\}: variable used but not declared"),
-        ("name: g\nreport: {kind: pie}\n", r"report\.kind: 'pie'; expected one of curve"),
-        ("name: g\nreport: {kind: curve}\n", r"report\.x: a curve needs x"),
+        (
+            "name: g\nreport: {kind: pie}\n",
+            r"report\.kind must be one of 'curve', 'table', 'bars', got 'pie'",
+        ),
+        ("name: g\nreport: {kind: curve}\n", r"report\.x is required: a curve needs"),
         (
             "name: g\npaper_values: [{match: {}, dataset: icdar2015, hmean: 88.7, source: x}]\n",
-            r"paper_values\[0\]\.hmean: 88\.7; expected a fraction",
+            r"paper_values\[0\]\.hmean must be a number >= 0 and <= 1 or null, got 88\.7",
         ),
         (
             "name: g\npaper_values: [{match: {}, dataset: icdar2015, hmean: 0.887}]\n",
-            r"paper_values\[0\]\.source: a published figure needs its source",
+            r"paper_values\[0\]\.source is required",
         ),
-        ("name: g\ntiny: {base: {lrr: 1}}\n", r"tiny\.base\.lrr: unknown cell key"),
-        ("name: g\ntiny: {name: x}\n", r"tiny\.name: unknown grid key"),
+        ("name: g\ntiny: {base: {lrr: 1}}\n", r"tiny\.base\.lrr is not a known key"),
+        ("name: g\ntiny: {name: x}\n", r"tiny\.name is not a known key"),
     ],
 )
 def test_bad_grids_are_one_line_errors_naming_file_and_key(
@@ -482,6 +495,8 @@ def test_clean_run_writes_the_schema(clean_run: Path) -> None:
         assert res["dataset"] == "icdar2015" and res["images"] == 3
         assert res["protocol"] == "icdar2015" and 0.0 <= res["hmean"] <= 1.0
         assert rec["versions"]["torch"] and rec["device"] == "cpu"
+        # schema 2: the record carries the checksum the report verifies
+        assert rec["schema"] == 2 and record_integrity(rec) == "verified"
 
 
 def test_finished_cells_are_skipped(clean_run: Path, ic15_root: Path, tmp_path: Path) -> None:

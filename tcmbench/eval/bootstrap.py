@@ -34,6 +34,8 @@ import numpy as np
 
 from tcmbench.data.schema import natural_key
 from tcmbench.errors import ProtocolError
+from tcmbench.models.options import Opt
+from tcmbench.validation import DocumentError, Section, check_document
 
 #: Default number of bootstrap resamples.
 DEFAULT_RESAMPLES = 10_000
@@ -110,50 +112,100 @@ def figures(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- per-image input
 
 
-def entry_accumulators(entry: Mapping[str, Any], tiou: bool = False) -> tuple[float, ...]:
+#: Largest per-image value accepted (real counts are far below it): a
+#: hostile per-image file cannot make the sums overflow to inf.
+MAX_IMAGE_VALUE = float(2**40)
+_COUNT = Opt(0, "int", ge=0, le=MAX_IMAGE_VALUE, help="care GTs / detections / matches")
+_CREDIT = Opt(0.0, "float", ge=0.0, le=MAX_IMAGE_VALUE, help="summed DetEval credits")
+_RATIO = Opt(0.0, "float", ge=0.0, le=1.0, help="TIoU recall / precision of the image")
+#: The per-image keys the accumulators are made of (``Result.per_image[id]``,
+#: a line of ``tcmbench score --per-image``). Other keys (matches, the
+#: image's own P / R / H) are kept unchecked: nothing is computed from them.
+PER_IMAGE_RECORD = Section(
+    {
+        "num_gt_care": _COUNT,
+        "num_det_care": _COUNT,
+        "num_matched": _COUNT,
+        "recall_credit": _CREDIT,
+        "precision_credit": _CREDIT,
+        "tiou_recall": _RATIO,
+        "tiou_precision": _RATIO,
+    },
+    strict=False,
+    help="per-image counts",
+)
+#: Slack for summed float credits (each at most 1 per GT / detection).
+_CREDIT_SLACK = 1e-9
+
+
+class CountsError(ValueError):
+    """A per-image record without the counts (``missing``) or with counts
+    that cannot come from a protocol (a negative or fractional count, more
+    matches than care GTs...)."""
+
+    def __init__(self, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+def entry_accumulators(
+    entry: Mapping[str, Any], tiou: bool = False, image: str = ""
+) -> tuple[float, ...]:
     """(recall_num, recall_den, precision_num, precision_den) of one image's
     per-image record (``Result.per_image[id]`` or one line of ``tcmbench
     score --per-image``). ``tiou``: the TIoU figures are the headline (the
-    ``tiou`` protocol). ValueError with the reason when the record does not
-    hold them."""
+    ``tiou`` protocol).
+
+    :class:`CountsError` (a ValueError) naming ``image`` and the key when the
+    record does not hold consistent counts: counts are integers >= 0, every
+    value is finite, a match pairs one care GT with one care detection
+    (``num_matched`` <= both), a credit is at most 1 per GT / detection.
+    Else the figures, and the bootstrap's "interval excludes 0", would be
+    made up (``num_matched`` 50 of 1 GT gives an hmean of 50)."""
+    where = f"image {image!r}" if image else "per-image record"
     if not isinstance(entry, Mapping):
-        raise ValueError(f"a per-image record is an object, got {type(entry).__name__}")
+        raise CountsError(f"{where}: a per-image record is an object, got {type(entry).__name__}")
     if "skipped" in entry:
         # Total-Text DetEval, missing_predictions=official: the official
         # script never sees the image, so nothing enters the sums.
         return (0.0, 0.0, 0.0, 0.0)
-    if "recall_credit" in entry or "precision_credit" in entry:
-        keys = ("recall_credit", "num_gt_care", "precision_credit", "num_det_care")
-        return tuple(_number(entry, k) for k in keys)
-    gt_care = _number(entry, "num_gt_care")
-    det_care = _number(entry, "num_det_care")
+    try:
+        rec = check_document(entry, PER_IMAGE_RECORD, where)
+    except DocumentError as exc:
+        raise CountsError(str(exc)) from None
+
+    def need(key: str) -> float:
+        if rec.get(key) is None:
+            raise CountsError(f"{where}: no {key!r}", missing=True)
+        return float(rec[key])
+
+    if "recall_credit" in rec or "precision_credit" in rec:
+        r_num, gt_care = need("recall_credit"), need("num_gt_care")
+        p_num, det_care = need("precision_credit"), need("num_det_care")
+        _at_most(where, "recall_credit", r_num, "num_gt_care", gt_care)
+        _at_most(where, "precision_credit", p_num, "num_det_care", det_care)
+        return (r_num, gt_care, p_num, det_care)
+    gt_care, det_care = need("num_gt_care"), need("num_det_care")
     if tiou:
         # The record keeps the ratios; the sums are ratio * count (the
         # ratio of an image without care GTs / detections carries no credit).
-        t_r = _number(entry, "tiou_recall") if gt_care else 0.0
-        t_p = _number(entry, "tiou_precision") if det_care else 0.0
+        t_r = need("tiou_recall") if gt_care else 0.0
+        t_p = need("tiou_precision") if det_care else 0.0
         return (t_r * gt_care, gt_care, t_p * det_care, det_care)
-    matched = _number(entry, "num_matched")
+    matched = need("num_matched")
+    _at_most(where, "num_matched", matched, "num_gt_care", gt_care)
+    _at_most(where, "num_matched", matched, "num_det_care", det_care)
     return (matched, gt_care, matched, det_care)
 
 
-#: Largest per-image value accepted (real counts are far below it): a
-#: hostile per-image file cannot make the sums overflow to inf.
-MAX_IMAGE_VALUE = float(2**40)
-
-
-def _number(entry: Mapping[str, Any], key: str, upper: float = MAX_IMAGE_VALUE) -> float:
-    if key not in entry:
-        raise ValueError(f"no {key!r}")
-    value = entry[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{key!r} is not a number: {value!r}")
-    out = float(value)
-    if not math.isfinite(out) or out < 0:
-        raise ValueError(f"{key!r} must be a finite number >= 0, got {value!r}")
-    if out > upper:
-        raise ValueError(f"{key!r} must be <= {upper:g}, got {value!r}")
-    return out
+def _at_most(where: str, key: str, value: float, bound_key: str, bound: float) -> None:
+    """A match or a credit counts one care GT / detection at most once."""
+    if value > bound * (1 + _CREDIT_SLACK) + _CREDIT_SLACK:
+        raise CountsError(
+            f"{where}: {key} {value:g} is above {bound_key} {bound:g} (a match or a credit "
+            f"counts each care GT / detection at most once); these counts cannot come from a "
+            f"protocol"
+        )
 
 
 def accumulators_from_per_image(
@@ -167,8 +219,10 @@ def accumulators_from_per_image(
     rows = np.zeros((len(ids), 4), dtype=np.float64)
     for k, sid in enumerate(ids):
         try:
-            rows[k] = entry_accumulators(per_image[sid], tiou)
-        except ValueError as exc:
+            rows[k] = entry_accumulators(per_image[sid], tiou, image=str(sid))
+        except CountsError as exc:
+            if not exc.missing:
+                raise ProtocolError(f"{source}: {exc}") from None
             raise ProtocolError(
                 f"{source}: image {sid}: no per-image counts to resample ({exc}); compare needs "
                 f"num_gt_care / num_det_care with num_matched (IoU protocols) or recall_credit / "

@@ -30,29 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from tcmbench.errors import TcmbenchError
+from tcmbench.experiment import schema
+from tcmbench.validation import DocumentError, DocumentLimitError, parse_yaml, read_document
 
-#: Keys a cell may set, in the order records list them.
-CELL_KEYS = (
-    "label",
-    "plugin",
-    "backbone",
-    "recipe",
-    "tcm",
-    "init_from",
-    "train_datasets",
-    "train_fraction",
-    "test_datasets",
-    "eval_split",
-    "eval_limit",
-    "steps",
-    "epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "seed",
-    "pretrained_backbone",
-    "train_options",
-)
+#: Keys a cell may set, in the order records list them (their types and
+#: ranges: tcmbench.experiment.schema.CELL_FIELDS).
+CELL_KEYS = tuple(schema.CELL_FIELDS)
 #: Values of the keys a cell leaves out (None = the plugin's recipe decides).
 DEFAULTS: dict[str, Any] = {
     "label": None,
@@ -75,53 +58,14 @@ DEFAULTS: dict[str, Any] = {
     "pretrained_backbone": None,
     "train_options": {},
 }
-TOP_KEYS = (
-    "name",
-    "title",
-    "paper",
-    "description",
-    "report",
-    "variables",
-    "base",
-    "axes",
-    "cells",
-    "paper_values",
-    "tiny",
-)
-REPORT_KEYS = ("kind", "x", "series", "rows", "columns", "metric")
-REPORT_KINDS = ("curve", "table", "bars")
-PAPER_VALUE_KEYS = ("match", "dataset", "hmean", "precision", "recall", "source", "note")
-VARIABLE_KEYS = ("help", "default")
-OPTIMIZERS = ("adam", "adamw", "sgd", "ranger")
+OPTIMIZERS = schema.OPTIMIZERS
 #: TrainConfig fields that cell keys (or the runner) set; train_options may
 #: not set them a second time.
-RUNNER_OWNED = (
-    "plugin",
-    "datasets",
-    "recipe",
-    "output",
-    "backbone",
-    "pretrained_backbone",
-    "steps",
-    "epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "train_fraction",
-    "seed",
-    "device",
-    "tcm",
-    "resume",
-    "init_from",
-    "eval_datasets",
-    "eval_split",
-    "eval_limit",
-)
+RUNNER_OWNED = schema.RUNNER_OWNED
 #: ``init_from: embedded`` = the weights shipped inside the plugin package.
 EMBEDDED = "embedded"
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_VAR = schema.VARIABLE_REF
 _SLUG_BAD = re.compile(r"[^A-Za-z0-9._+=-]+")
 SLUG_MAX = 120
 
@@ -211,41 +155,42 @@ def shipped_grids() -> dict[str, Path]:
 
 
 def resolve_grid_path(ref: str) -> Path:
-    """A grid file from a path or a shipped grid's name."""
-    p = Path(ref).expanduser()
-    if p.is_file():
-        return p
+    """A grid file from a path or a shipped grid's name (a regular file:
+    a FIFO or a device would block or never end)."""
     shipped = shipped_grids()
+    names = ", ".join(shipped) or "none"
+    try:
+        p = Path(ref).expanduser()
+        if p.is_file():
+            return p
+        exists = p.exists()
+    except (OSError, RuntimeError, ValueError) as exc:  # too long, ~nobody, NUL
+        raise GridError(f"{ref[:200]!r}: not a grid file ({exc})") from None
     if ref in shipped:
         return shipped[ref]
-    names = ", ".join(shipped) or "none"
-    if p.suffix in (".yaml", ".yml") or "/" in ref or p.exists():
+    if exists:
+        raise GridError(f"{ref}: not a regular file (a grid is a YAML file)")
+    if p.suffix in (".yaml", ".yml") or "/" in ref:
         raise GridError(f"{ref}: grid file not found (shipped grids: {names})")
     raise GridError(f"unknown grid {ref!r}: not a file and not a shipped grid ({names})")
 
 
 def load_grid(ref: str | Path) -> Grid:
     """Read and check a grid file (or shipped grid name); every problem is
-    a :class:`GridError` naming the file and the key."""
-    import yaml
-
+    a :class:`GridError` naming the file and the key. The file is read under
+    :data:`~tcmbench.experiment.schema.MAX_GRID_BYTES` and parsed without
+    YAML anchors and aliases (an alias bomb would hang even ``--dry-run``)."""
     path = resolve_grid_path(str(ref))
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GridError(f"{path}: cannot read the grid ({exc})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise GridError(f"{path}{where}: not valid YAML ({problem})") from None
+        data = read_document(path, max_bytes=schema.MAX_GRID_BYTES)
+        raw = parse_yaml(data, str(path), max_bytes=schema.MAX_GRID_BYTES)
+    except DocumentError as exc:
+        raise GridError(str(exc)) from None
     if not isinstance(raw, dict):
         raise GridError(f"{path}: a grid is a YAML mapping (name, base, axes, cells, ...)")
     raw = dict(raw)
     raw.setdefault("name", path.stem)
-    check_grid(raw, str(path))
+    raw = check_grid(raw, str(path))
     return Grid(name=str(raw["name"]), source=str(path), raw=raw)
 
 
@@ -253,232 +198,30 @@ def load_grid(ref: str | Path) -> Grid:
 # Checking
 
 
-def _err(source: str, where: str, message: str) -> GridError:
-    return GridError(f"{source}: {where}: {message}")
+def check_grid(raw: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A parsed grid checked against its schema
+    (:func:`tcmbench.experiment.schema.check_grid_document`: types, ranges,
+    known keys, at most ``MAX_CELLS`` cells) and every ``${variable}`` it
+    uses declared; returns it normalised (``steps: 10.0`` -> 10)."""
+    try:
+        grid = schema.check_grid_document(raw, source)
+    except DocumentError as exc:
+        raise GridError(str(exc)) from None
+    used = _variables_used(grid)
+    declared = set((grid.get("variables") or {}).keys())
+    declared |= set(((grid.get("tiny") or {}).get("variables") or {}).keys())
+    for name in sorted(used - declared):
+        raise GridError(f"{source}: ${{{name}}}: variable used but not declared under variables")
+    return grid
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _placeholder(v: Any) -> bool:
-    return isinstance(v, str) and _VAR.search(v) is not None
-
-
-def check_grid(raw: Mapping[str, Any], source: str, *, tiny_section: bool = False) -> None:
-    """Check the top level of a grid (or of its ``tiny`` section)."""
-    allowed = [k for k in TOP_KEYS if not (tiny_section and k in ("name", "tiny"))]
-    prefix = "tiny." if tiny_section else ""
-    for key in raw:
-        if key not in allowed:
-            raise _err(source, f"{prefix}{key}", f"unknown grid key; known: {', '.join(allowed)}")
-    if not tiny_section:
-        name = raw.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise _err(source, "name", f"{name!r} is not a grid name (letters, digits, . _ -)")
-    for key in ("title", "paper", "description"):
-        if key in raw and not isinstance(raw[key], str):
-            raise _err(source, f"{prefix}{key}", "expected a string")
-    if "report" in raw:
-        _check_report(raw["report"], source, f"{prefix}report")
-    variables = raw.get("variables")
-    if variables is not None:
-        _check_variables(variables, source, f"{prefix}variables")
-    if "base" in raw:
-        check_keys(raw["base"], source, f"{prefix}base")
-    if "axes" in raw:
-        _check_axes(raw["axes"], source, f"{prefix}axes")
-    if "cells" in raw:
-        cells = raw["cells"]
-        if not isinstance(cells, list) or not cells:
-            raise _err(source, f"{prefix}cells", "expected a non-empty list of cell mappings")
-        for i, cell in enumerate(cells):
-            check_keys(cell, source, f"{prefix}cells[{i}]")
-    if "paper_values" in raw:
-        _check_paper_values(raw["paper_values"], source, f"{prefix}paper_values")
-    if not tiny_section and "tiny" in raw:
-        tiny = raw["tiny"]
-        if not isinstance(tiny, dict):
-            raise _err(source, "tiny", "expected a mapping (the --tiny form's overrides)")
-        check_grid(tiny, source, tiny_section=True)
-    if not tiny_section:
-        used = _variables_used(raw)
-        declared = set((raw.get("variables") or {}).keys())
-        declared |= set(((raw.get("tiny") or {}).get("variables") or {}).keys())
-        for name in sorted(used - declared):
-            raise _err(source, f"${{{name}}}", "variable used but not declared under variables")
-
-
-def _check_report(report: Any, source: str, where: str) -> None:
-    if not isinstance(report, dict):
-        raise _err(source, where, "expected a mapping (kind, x, series, rows, columns, metric)")
-    for key in report:
-        if key not in REPORT_KEYS:
-            raise _err(
-                source, f"{where}.{key}", f"unknown report key; known: {', '.join(REPORT_KEYS)}"
-            )
-    kind = report.get("kind", "table")
-    if kind not in REPORT_KINDS:
-        raise _err(source, f"{where}.kind", f"{kind!r}; expected one of {', '.join(REPORT_KINDS)}")
-    if kind == "curve" and not isinstance(report.get("x"), str):
-        raise _err(source, f"{where}.x", "a curve needs x: the cell key on the x axis")
-    metric = report.get("metric", "hmean")
-    if metric not in ("hmean", "precision", "recall"):
-        raise _err(source, f"{where}.metric", f"{metric!r}; expected hmean, precision or recall")
-
-
-def _check_variables(variables: Any, source: str, where: str) -> None:
-    if not isinstance(variables, dict):
-        raise _err(source, where, "expected a mapping NAME: {help: ..., default: ...}")
-    for name, spec in variables.items():
-        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
-            raise _err(source, f"{where}.{name}", "not a variable name (letters, digits, _)")
-        if not isinstance(spec, dict):
-            raise _err(source, f"{where}.{name}", "expected a mapping {help: ..., default: ...}")
-        for key in spec:
-            if key not in VARIABLE_KEYS:
-                raise _err(
-                    source,
-                    f"{where}.{name}.{key}",
-                    f"unknown variable key; known: {', '.join(VARIABLE_KEYS)}",
-                )
-
-
-def _check_axes(axes: Any, source: str, where: str) -> None:
-    if not isinstance(axes, dict):
-        raise _err(source, where, "expected a mapping KEY: [values]")
-    for name, values in axes.items():
-        w = f"{where}.{name}"
-        if not isinstance(values, list) or not values:
-            raise _err(source, w, "expected a non-empty list of values")
-        if name in CELL_KEYS:
-            for i, v in enumerate(values):
-                check_value(name, v, source, f"{w}[{i}]")
-        else:
-            for i, v in enumerate(values):
-                if not isinstance(v, dict):
-                    raise _err(
-                        source,
-                        w,
-                        f"not a cell key (known: {', '.join(CELL_KEYS)}); an axis of another "
-                        "name lists mappings of cell keys",
-                    )
-                check_keys(v, source, f"{w}[{i}]")
-
-
-def _check_paper_values(values: Any, source: str, where: str) -> None:
-    if not isinstance(values, list):
-        raise _err(source, where, "expected a list of {match, dataset, hmean, source}")
-    for i, item in enumerate(values):
-        w = f"{where}[{i}]"
-        if not isinstance(item, dict):
-            raise _err(source, w, "expected a mapping {match, dataset, hmean, source}")
-        for key in item:
-            if key not in PAPER_VALUE_KEYS:
-                raise _err(
-                    source, f"{w}.{key}", f"unknown key; known: {', '.join(PAPER_VALUE_KEYS)}"
-                )
-        if not isinstance(item.get("match", {}), dict):
-            raise _err(source, f"{w}.match", "expected a mapping of cell keys")
-        if not isinstance(item.get("dataset"), str):
-            raise _err(source, f"{w}.dataset", "expected a dataset name")
-        if not isinstance(item.get("source"), str) or not item["source"].strip():
-            raise _err(source, f"{w}.source", "a published figure needs its source")
-        figures = [k for k in ("hmean", "precision", "recall") if k in item]
-        if not figures:
-            raise _err(source, w, "no figure (hmean, precision or recall)")
-        for k in figures:
-            v = item[k]
-            if not _is_number(v) or not 0.0 <= float(v) <= 1.0:
-                raise _err(source, f"{w}.{k}", f"{v!r}; expected a fraction (0.887 for 88.7)")
-
-
-def check_keys(cell: Any, source: str, where: str) -> None:
-    """A mapping of cell keys (base, one cell, an axis bundle)."""
-    if not isinstance(cell, dict):
-        raise _err(source, where, "expected a mapping of cell keys")
-    for key, value in cell.items():
-        if key not in CELL_KEYS:
-            raise _err(source, f"{where}.{key}", f"unknown cell key; known: {', '.join(CELL_KEYS)}")
-        check_value(key, value, source, f"{where}.{key}")
-
-
-def check_value(key: str, v: Any, source: str, where: str) -> None:
-    """One cell key's value (a ``${variable}`` is checked once substituted)."""
-    if _placeholder(v):
-        return
-
-    def bad(expected: str) -> GridError:
-        return _err(source, where, f"{v!r}; expected {expected}")
-
-    if key in ("label", "plugin", "eval_split"):
-        if not isinstance(v, str) or not v:
-            raise bad("a non-empty string")
-    elif key in ("backbone", "recipe", "init_from"):
-        if v is not None and (not isinstance(v, str) or not v):
-            raise bad("a string or null")
-    elif key == "optimizer":
-        if v is not None and v not in OPTIMIZERS:
-            raise bad(f"one of {', '.join(OPTIMIZERS)} or null")
-    elif key in ("train_datasets", "test_datasets"):
-        items = [v] if isinstance(v, str) else v
-        if not isinstance(items, list) or not all(isinstance(d, str) and d for d in items):
-            raise bad("a dataset name or a list of them")
-    elif key == "train_fraction":
-        if not _is_number(v) or not 0.0 <= float(v) <= 1.0:
-            raise bad("a number from 0.0 (no training) to 1.0")
-    elif key in ("steps", "batch_size", "eval_limit"):
-        if v is not None and (not _is_int(v) or v < 1):
-            raise bad("a positive integer or null")
-    elif key in ("epochs", "lr"):
-        if v is not None and (not _is_number(v) or v <= 0):
-            raise bad("a positive number or null")
-    elif key == "seed":
-        if not _is_int(v):
-            raise bad("an integer")
-    elif key == "pretrained_backbone":
-        if v is not None and not isinstance(v, bool):
-            raise bad("true, false or null")
-    elif key == "tcm":
-        _check_tcm(v, source, where)
-    elif key == "train_options":
-        _check_train_options(v, source, where)
-
-
-def _check_tcm(v: Any, source: str, where: str) -> None:
-    from tcmbench.models.spec import TCMConfig
-
-    if isinstance(v, bool):
-        return
-    if not isinstance(v, dict):
-        raise _err(source, where, f"{v!r}; expected true, false or a mapping of TCM settings")
-    known = list(TCMConfig.__dataclass_fields__)
-    for k in v:
-        if k not in known:
-            raise _err(source, f"{where}.{k}", f"unknown TCM setting; known: {', '.join(known)}")
-
-
-def _check_train_options(v: Any, source: str, where: str) -> None:
-    from tcmbench.train.trainer import TrainConfig
-
-    if not isinstance(v, dict):
-        raise _err(source, where, f"{v!r}; expected a mapping of TrainConfig fields")
-    known = [k for k in TrainConfig.__dataclass_fields__ if k not in RUNNER_OWNED]
-    for k in v:
-        if k in RUNNER_OWNED:
-            raise _err(
-                source,
-                f"{where}.{k}",
-                "set by the cell keys or the runner, not by train_options",
-            )
-        if k not in known:
-            raise _err(
-                source, f"{where}.{k}", f"unknown training option; known: {', '.join(known)}"
-            )
+def check_value(key: str, v: Any, source: str, where: str) -> Any:
+    """One cell key's value, normalised (a ``${variable}`` is kept: it is
+    checked once substituted)."""
+    try:
+        return schema.check_cell_value(key, v, source, where)
+    except DocumentError as exc:
+        raise GridError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------
@@ -535,27 +278,40 @@ def apply_tiny(grid: Grid) -> Grid:
     return Grid(name=grid.name, source=grid.source, raw=raw, tiny=True, sets=dict(grid.sets))
 
 
+#: Size of one ``--set`` value.
+MAX_SET_BYTES = 64 * 1024
+
+
+def set_value(name: str, text: str) -> Any:
+    """A ``--set`` VALUE read as YAML (null, numbers, strings, lists) under
+    the limits of every document (no anchors or aliases, 64 levels); text
+    that is not YAML at all is kept as text."""
+    if not text.strip():
+        return ""
+    try:
+        return parse_yaml(text, f"--set {name}", max_bytes=MAX_SET_BYTES)
+    except DocumentLimitError as exc:  # too big, too deep, anchors / aliases
+        raise GridError(str(exc)) from None
+    except DocumentError:
+        return text  # not YAML: the text itself
+
+
 def parse_sets(items: Sequence[str], grid: Grid) -> dict[str, Any]:
     """``--set NAME=VALUE`` (VALUE read as YAML: null, numbers, strings)."""
-    import yaml
-
     out: dict[str, Any] = {}
     declared = grid.variables
     for item in items:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise GridError(f"--set {item!r}: expected NAME=VALUE")
+            raise GridError(f"--set {item[:80]!r}: expected NAME=VALUE")
         if name not in declared:
             known = ", ".join(declared) or "none"
             raise GridError(
-                f"--set {name}: grid {grid.name!r} ({grid.source}) has no such variable; "
+                f"--set {name[:80]}: grid {grid.name!r} ({grid.source}) has no such variable; "
                 f"its variables: {known}"
             )
-        try:
-            out[name] = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            out[name] = text
+        out[name] = set_value(name, text)
     return out
 
 
@@ -662,6 +418,10 @@ def expand(grid: Grid, *, strict: bool = True) -> list[Cell]:
     shows unset variables as ``${name}``)."""
     raw = grid.raw
     source = grid.source
+    try:  # --tiny merges axes: count again, before anything is expanded
+        schema.check_cell_count(raw, source, "the tiny form" if grid.tiny else "the grid")
+    except DocumentError as exc:
+        raise GridError(str(exc)) from None
     base = dict(raw.get("base") or {})
     cell_list = [dict(c) for c in (raw.get("cells") or [{}])]
     combos = _combos(raw)
@@ -699,7 +459,7 @@ def expand(grid: Grid, *, strict: bool = True) -> list[Cell]:
                 f"{name}=VALUE" + (f" ({helptext})" if helptext else "")
             )
         for k, v in params.items():  # substituted values get the same checks
-            check_value(k, v, source, f"cell {cell_id}: {k}")
+            params[k] = check_value(k, v, source, f"cell {cell_id}: {k}")
         full = {k: copy.deepcopy(params.get(k, DEFAULTS[k])) for k in CELL_KEYS}
         for k in ("train_datasets", "test_datasets"):
             if isinstance(full[k], str):

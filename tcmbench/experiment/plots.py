@@ -16,6 +16,7 @@ from typing import Any
 
 from tcmbench.errors import TcmbenchError
 from tcmbench.experiment.report import (
+    EDITED_MARK,
     METRIC_SHORT,
     TINY_LABEL,
     Experiment,
@@ -40,6 +41,8 @@ FIGURE_PIXELS = (int(FIG_INCHES[0] * DPI), int(FIG_INCHES[1] * DPI))
 COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 TINY_COLOUR = "#b00000"
+#: The cross drawn over a figure whose record was edited after the run.
+EDITED_COLOUR = "#ff0000"
 
 
 class MatplotlibMissing(TcmbenchError):
@@ -134,6 +137,10 @@ def curve_png(exp: Experiment, column: str, metric: str) -> bytes:
             if any(len(vs) > 1 for vs in at_x.values()):
                 ax.plot(*zip(*done), ls="none", marker=".", color=colour, ms=5)
             values += [v for _, v in done]
+            edited = [(x, 100.0 * v) for x, cell, v in pts if cell.edited and v is not None]
+            if edited:
+                ax.plot(*zip(*edited), ls="none", marker="x", color=EDITED_COLOUR, ms=14, mew=3,
+                        label=f"{name}: {EDITED_MARK} record (not the run's figure)")  # fmt: skip
         pending = [(x, cell.status) for x, cell, _ in pts if not cell.done]
         if pending:
             # On the x axis (axes coordinates in y), never at a value of 0.
@@ -205,7 +212,7 @@ def bars_png(exp: Experiment, metric: str) -> bytes:
     n = max(1, len(infos))
     width = 0.8 / n
     values: list[float] = []
-    labels = [c.label for c in exp.cells]
+    labels = [c.label + (f"\n[{EDITED_MARK}]" if c.edited else "") for c in exp.cells]
     paper_labelled = False
     labelled: set[str] = set()
     top = _top(
@@ -238,7 +245,9 @@ def bars_png(exp: Experiment, metric: str) -> bytes:
                 inside = v >= 0.12 * top
                 label = info.column if n > 1 and info.column not in labelled else None
                 labelled.add(info.column)
-                ax.bar(x, v, width * 0.92, color=colour, label=label)
+                ax.bar(x, v, width * 0.92, color=colour, label=label,
+                       hatch="xx" if cell.edited else None,
+                       edgecolor=EDITED_COLOUR if cell.edited else None)  # fmt: skip
                 # Inside the bar's top when it is tall enough: the paper's tick
                 # above the bar then never covers the figure.
                 ax.annotate(
@@ -275,8 +284,16 @@ def bars_png(exp: Experiment, metric: str) -> bytes:
 def draw(exp: Experiment, metric: str) -> dict[str, bytes]:
     """File name -> PNG bytes for every figure of this experiment's kind."""
     names = figure_names(exp)
-    if exp.kind == "curve":
-        return {name: curve_png(exp, column, metric) for name, column in zip(names, exp.columns())}
-    if exp.kind == "bars":
-        return {names[0]: bars_png(exp, metric)}
+    _pyplot()
+    import matplotlib
+
+    # Labels and titles come from the grid: a "$" must not start TeX math
+    # (an unbalanced one would stop the report with a parse error).
+    with matplotlib.rc_context({"text.parse_math": False}):
+        if exp.kind == "curve":
+            return {
+                name: curve_png(exp, column, metric) for name, column in zip(names, exp.columns())
+            }
+        if exp.kind == "bars":
+            return {names[0]: bars_png(exp, metric)}
     return {}

@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from tcmbench.errors import TcmbenchError
+from tcmbench.experiment import schema
 from tcmbench.paths import atomic_write_bytes, atomic_write_text
+from tcmbench.validation import (
+    DocumentError,
+    check_document,
+    child_path,
+    parse_json,
+    parse_yaml,
+    read_document,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,12 @@ SWEEP_NOTE = (
     "TCM paper reports F) @ its threshold; F is the official fixed-threshold figure."
 )
 KINDS = ("curve", "table", "bars")
+#: How an edited record (its checksum does not match) is marked everywhere.
+EDITED_MARK = "EDITED"
+EDITED_NOTE = (
+    f"[{EDITED_MARK}]: the cell's record.json was changed after `tcmbench experiment run` wrote "
+    "it (its checksum does not match its content): its figures are not the run's."
+)
 DONE = "done"
 PENDING = "pending"
 # Display names of the built-in plugins (series labels such as "TCM-DBNet").
@@ -123,10 +138,19 @@ class Cell:
     record_path: Path | None = None
     in_grid: bool = True
     record: Mapping[str, Any] | None = None
+    # The record's checksum: "verified", "edited" or "unverified" (a
+    # schema-1 record); "" while pending.
+    integrity: str = ""
 
     @property
     def done(self) -> bool:
         return self.status == DONE
+
+    @property
+    def edited(self) -> bool:
+        """The record was changed after the run wrote it: its figures are
+        not the run's, and every output says so."""
+        return self.integrity == schema.EDITED
 
     def result(self, column: str) -> DatasetResult | None:
         for res in self.results:
@@ -183,37 +207,30 @@ class Experiment:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _read_json(path: Path, what: str, max_bytes: int = schema.MAX_RECORD_BYTES) -> Any:
+    """A JSON file of the folder, parsed under the size and depth limits of
+    every document (tcmbench.validation)."""
+    if not path.exists() and not path.is_symlink():
+        raise ExperimentReportError(f"{path}: not found; expected {what}")
+    if not path.is_file():  # a FIFO would block the read for ever
+        raise ExperimentReportError(f"{path}: not a regular file; expected {what}")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ExperimentReportError(f"{path}: not found; expected {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExperimentReportError(f"{path}: cannot be read ({exc}); expected {what}") from None
+        return parse_json(read_document(path, max_bytes=max_bytes), str(path))
+    except DocumentError as exc:
+        raise ExperimentReportError(f"{exc}; expected {what}") from None
+
+
+def _checked(data: Any, declared: Any, path: Path) -> Any:
+    """``data`` checked against its schema (tcmbench.experiment.schema);
+    one line naming the file and the key when it does not fit."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _malformed(path, f"JSON ({exc.msg} at line {exc.lineno})", what) from None
+        return check_document(data, declared, str(path))
+    except DocumentError as exc:
+        raise ExperimentReportError(str(exc)) from None
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _fraction(value: Any, path: Path, where: str, what: str) -> float | None:
-    if value is None:
-        return None
-    if not _is_number(value) or not 0.0 <= float(value) <= 1.0:
-        raise _malformed(path, f"{what} ({where} is {value!r})", "a fraction in [0, 1] or null")
-    return float(value)
-
-
-def _count(value: Any, path: Path, where: str, what: str) -> int | None:
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise _malformed(path, f"{what} ({where} is {value!r})", "a non-negative integer")
-    return value
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -224,38 +241,30 @@ def _as_list(value: Any) -> list[Any]:
 
 def load_experiment(root: str | Path) -> Experiment:
     """Read an experiment folder; raise :class:`ExperimentReportError` (one
-    line naming the file) when it is not one or a file in it is malformed."""
+    line naming the file) when it is not one or a file in it is malformed.
+
+    Every file is read through :mod:`tcmbench.validation` with its schema
+    (:mod:`tcmbench.experiment.schema`); cell ids are names, and each record
+    read must resolve inside ``ROOT/cells`` (an id ``../x`` or ``/etc``, or a
+    link planted in the folder, would read files outside it)."""
     root = Path(root)
     meta_path = root / "experiment.json"
     what = "experiment.json of `tcmbench experiment run` (schema 1)"
-    meta = _read_json(meta_path, what)
+    meta = _read_json(meta_path, what, schema.MAX_EXPERIMENT_BYTES)
     if not isinstance(meta, dict):
         raise _malformed(meta_path, f"experiment file (a JSON {type(meta).__name__})", what)
     if meta.get("schema") != SCHEMA:
         raise ExperimentReportError(
-            f"{meta_path}: experiment schema {meta.get('schema')!r}; this tcmbench reads schema 1"
+            f"{meta_path}: experiment schema {_short(meta.get('schema'))}; this tcmbench reads "
+            "schema 1"
         )
-    name = meta.get("grid")
-    if not isinstance(name, str) or not name:
-        raise _malformed(meta_path, "experiment file (no grid name)", what)
-    tiny = meta.get("tiny", False)
-    if not isinstance(tiny, bool):
-        raise _malformed(meta_path, f"experiment file (tiny is {tiny!r})", "true or false")
+    meta = _checked(meta, schema.EXPERIMENT, meta_path)
     spec = meta.get("report") or {}
-    if not isinstance(spec, dict):
-        raise _malformed(meta_path, "experiment file (report is not a mapping)", what)
-    kind = spec.get("kind", "table")
-    if kind not in KINDS:
-        raise _malformed(meta_path, f"report spec (kind {kind!r})", f"one of {', '.join(KINDS)}")
-    if kind == "curve" and not isinstance(spec.get("x"), str):
+    if spec.get("kind", "table") == "curve" and not isinstance(spec.get("x"), str):
         raise _malformed(
             meta_path, "report spec (a curve without x)", "x: the cell key on the x axis"
         )
-    ids = meta.get("cells")
-    if not isinstance(ids, list) or not all(
-        isinstance(c, str) or (isinstance(c, dict) and isinstance(c.get("id"), str)) for c in ids
-    ):
-        raise _malformed(meta_path, "experiment file (cells)", "a list of cell ids")
+    name = meta["grid"]
     grid = _read_grid(root)
     paper_values = _paper_values(meta, grid, root)
     base = grid.get("base")
@@ -264,7 +273,7 @@ def load_experiment(root: str | Path) -> Experiment:
         name=name,
         title=str(meta.get("title") or name),
         paper=str(meta.get("paper") or ""),
-        tiny=tiny,
+        tiny=meta.get("tiny", False),
         spec=dict(spec),
         grid_file=str(meta.get("grid_file") or ""),
         cells=[],
@@ -273,19 +282,37 @@ def load_experiment(root: str | Path) -> Experiment:
         description=str(meta.get("description") or grid.get("description") or "").strip(),
     )
     listed: list[str] = []
-    for entry in ids:
+    cells_dir = root / "cells"
+    for i, entry in enumerate(meta["cells"]):
         cell_id = entry if isinstance(entry, str) else entry["id"]
         listed.append(cell_id)
-        exp.cells.append(_load_cell(root, cell_id, entry, exp))
-    cells_dir = root / "cells"
-    if cells_dir.is_dir():
+        cell_dir = _cell_dir(cells_dir, cell_id, meta_path, f"cells[{i}]")
+        exp.cells.append(_load_cell(cell_dir, cell_id, entry, exp))
+    if cells_dir.is_dir() and not cells_dir.is_symlink():
         for extra in sorted(p for p in cells_dir.iterdir() if p.is_dir()):
             if extra.name not in listed and (extra / "record.json").is_file():
                 log.warning("%s is not in experiment.json's cell list; reported anyway", extra)
-                cell = _load_cell(root, extra.name, extra.name, exp)
+                cell_dir = _cell_dir(cells_dir, extra.name, cells_dir, extra.name)
+                cell = _load_cell(cell_dir, extra.name, extra.name, exp)
                 cell.in_grid = False
                 exp.cells.append(cell)
     return exp
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cell_dir(cells_dir: Path, cell_id: str, source: Path, where: str) -> Path:
+    """``ROOT/cells/<id>``, refused (one line) unless the id is a name and
+    the folder and its record resolve inside ``ROOT/cells``."""
+    try:
+        cell_dir = child_path(cells_dir, cell_id, str(source), where)
+        child_path(cell_dir, "record.json", str(source), f"{where} (its record.json)")
+    except DocumentError as exc:
+        raise ExperimentReportError(str(exc)) from None
+    return cell_dir
 
 
 def _read_grid(root: Path) -> dict[str, Any]:
@@ -293,61 +320,47 @@ def _read_grid(root: Path) -> dict[str, Any]:
     grid_path = root / "grid.yaml"
     if not grid_path.is_file():
         return {}
-    import yaml
-
     try:
-        grid = yaml.safe_load(grid_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise _malformed(grid_path, f"grid ({detail})", "the grid as run (YAML)") from None
+        grid = parse_yaml(
+            read_document(grid_path, max_bytes=4 * schema.MAX_GRID_BYTES),
+            str(grid_path),
+            max_bytes=4 * schema.MAX_GRID_BYTES,
+        )
+    except DocumentError as exc:
+        raise ExperimentReportError(f"{exc}; expected the grid as run (YAML)") from None
     if not isinstance(grid, dict):
         raise _malformed(grid_path, "grid (not a mapping)", "the grid as run (YAML)")
-    return grid
+    checked: dict[str, Any] = _checked(grid, schema.GRID_AS_RUN, grid_path)
+    return checked
 
 
 def _paper_values(meta: Mapping[str, Any], grid: Mapping[str, Any], root: Path) -> list[PaperValue]:
-    """``paper_values`` of experiment.json, else of the grid as run."""
+    """``paper_values`` of experiment.json, else of the grid as run (both
+    already checked against the schema's PAPER_VALUE)."""
     source_path = root / "experiment.json"
     raw = meta.get("paper_values")
     if raw is None:
         raw, source_path = grid.get("paper_values"), root / "grid.yaml"
     if raw is None:
         return []
-    expected = "paper_values: a list of {match: {...}, dataset, hmean (a fraction), source}"
-    if not isinstance(raw, list):
-        raise _malformed(source_path, "paper_values (not a list)", expected)
-    out = []
-    for i, item in enumerate(raw):
-        where = f"paper_values[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("match", {}), dict):
-            raise _malformed(source_path, f"{where} (not a mapping with a match mapping)", expected)
-        if not isinstance(item.get("dataset"), str):
-            raise _malformed(source_path, f"{where} (no dataset)", expected)
-        if not isinstance(item.get("source"), str) or not item["source"].strip():
-            # A published figure without its source is not reported: never invented.
-            raise _malformed(source_path, f"{where} (no source)", expected)
-        values = {}
-        for metric in METRICS:
-            if metric in item:
-                values[metric] = _fraction(item[metric], source_path, where, "paper value")
-        if not any(v is not None for v in values.values()):
-            raise _malformed(source_path, f"{where} (no figure)", expected)
-        out.append(
-            PaperValue(
-                match=dict(item.get("match") or {}),
-                dataset=item["dataset"],
-                values={k: v for k, v in values.items() if v is not None},
-                source=item["source"].strip(),
-            )
+    try:
+        schema.check_paper_values(raw, str(source_path), "paper_values")
+    except DocumentError as exc:
+        raise ExperimentReportError(str(exc)) from None
+    return [
+        PaperValue(
+            match=dict(item.get("match") or {}),
+            dataset=item["dataset"],
+            values={m: float(item[m]) for m in METRICS if item.get(m) is not None},
+            source=item["source"].strip(),
         )
-    return out
+        for item in raw
+    ]
 
 
 def params_from_id(cell_id: str) -> dict[str, Any]:
     """The keys a cell id's slug names (``003-train_fraction=0.5-tcm=true``),
     for pending cells, which have no record yet; {} when it names none."""
-    import yaml
-
     _, _, slug = cell_id.partition("-")
     params: dict[str, Any] = {}
     for part in _SLUG_PART.split("-" + slug)[1:]:
@@ -355,14 +368,14 @@ def params_from_id(cell_id: str) -> dict[str, Any]:
         if not sep:
             continue
         try:
-            params[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
+            params[key] = parse_yaml(value, cell_id, max_depth=8) if value.strip() else value
+        except DocumentError:
             params[key] = value
     return params
 
 
-def _load_cell(root: Path, cell_id: str, entry: Any, exp: Experiment) -> Cell:
-    path = root / "cells" / cell_id / "record.json"
+def _load_cell(cell_dir: Path, cell_id: str, entry: Any, exp: Experiment) -> Cell:
+    path = cell_dir / "record.json"
     if not path.is_file():
         params: dict[str, Any] = {}
         known = False
@@ -378,7 +391,7 @@ def _load_cell(root: Path, cell_id: str, entry: Any, exp: Experiment) -> Cell:
             params=params,
             params_known=known,
         )
-    return parse_record(path, _read_json(path, "a cell record (record.json, schema 1)"), exp)
+    return parse_record(path, _read_json(path, "a cell record (record.json, schema 1 or 2)"), exp)
 
 
 def _slug_label(cell_id: str) -> str:
@@ -387,14 +400,20 @@ def _slug_label(cell_id: str) -> str:
 
 
 def parse_record(path: Path, rec: Any, exp: Experiment) -> Cell:
-    """A cell from its record.json, validated field by field."""
-    what = "a cell record of `tcmbench experiment run` (schema 1)"
+    """A cell from its record.json, checked against the record schema
+    (tcmbench.experiment.schema.RECORD); its checksum says whether it is
+    the run's (verified), changed since (edited) or older than checksums
+    (unverified)."""
+    what = "a cell record of `tcmbench experiment run` (schema 1 or 2)"
     if not isinstance(rec, dict):
         raise _malformed(path, f"cell record (a JSON {type(rec).__name__})", what)
-    if rec.get("schema") != SCHEMA:
+    if rec.get("schema") not in schema.RECORD_SCHEMAS:
         raise ExperimentReportError(
-            f"{path}: cell record schema {rec.get('schema')!r}; this tcmbench reads schema 1"
+            f"{path}: cell record schema {_short(rec.get('schema'))}; this tcmbench reads "
+            "schemas 1 and 2"
         )
+    integrity = schema.record_integrity(rec)
+    rec = _checked(rec, schema.RECORD, path)
     cell_id = path.parent.name
     if rec.get("cell") not in (None, cell_id):
         raise _malformed(path, f"cell record (it names cell {rec.get('cell')!r})", repr(cell_id))
@@ -404,29 +423,17 @@ def parse_record(path: Path, rec: Any, exp: Experiment) -> Cell:
             f"cell record (tiny is {rec['tiny']!r}, experiment.json says {exp.tiny!r})",
             "a record of this experiment",
         )
-    params = rec.get("params")
-    if not isinstance(params, dict):
-        raise _malformed(path, "cell record (params is not a mapping)", what)
-    status = rec.get("status")
-    if not isinstance(status, str) or not status:
-        raise _malformed(path, "cell record (no status)", what)
-    results_raw = rec.get("results") or []
-    if not isinstance(results_raw, list):
-        raise _malformed(path, "cell record (results is not a list)", what)
-    results = [_parse_result(path, i, r, status == DONE) for i, r in enumerate(results_raw)]
+    params = rec["params"]
+    status = rec["status"]
+    results = [
+        _parse_result(path, i, r, status == DONE) for i, r in enumerate(rec.get("results") or [])
+    ]
     train = rec.get("train")
     steps = train_images = None
     if train is not None:
-        if not isinstance(train, dict):
-            raise _malformed(path, "cell record (train is not a mapping or null)", what)
-        steps = _count(train.get("steps"), path, "train.steps", "cell record")
-        train_images = _count(train.get("train_images"), path, "train.train_images", "cell record")
+        steps, train_images = train.get("steps"), train.get("train_images")
     elif status == DONE:
         steps = 0  # train: null = evaluated without training (e.g. 0 % of the data)
-    seconds = rec.get("seconds")
-    versions = rec.get("versions") or {}
-    if not isinstance(versions, dict):
-        raise _malformed(path, "cell record (versions is not a mapping)", what)
     label = rec.get("label") or params.get("label") or _slug_label(cell_id)
     return Cell(
         id=cell_id,
@@ -437,41 +444,31 @@ def parse_record(path: Path, rec: Any, exp: Experiment) -> Cell:
         results=results,
         steps=steps,
         train_images=train_images,
-        seconds=float(seconds) if _is_number(seconds) else None,
-        versions=versions,
-        device=str(rec["device"]) if rec.get("device") is not None else None,
+        seconds=rec.get("seconds"),
+        versions=rec.get("versions") or {},
+        device=rec.get("device"),
         record_path=path,
         record=rec,
+        integrity=integrity,
     )
 
 
-def _parse_result(path: Path, i: int, raw: Any, done: bool) -> DatasetResult:
-    where = f"results[{i}]"
-    expected = "{dataset, split, protocol, precision, recall, hmean, images}"
-    if not isinstance(raw, dict) or not isinstance(raw.get("dataset"), str):
-        raise _malformed(path, f"cell record ({where} has no dataset)", expected)
-    values = {m: _fraction(raw.get(m), path, f"{where}.{m}", "cell record") for m in METRICS}
-    if done and values["hmean"] is None:
-        raise _malformed(path, f"cell record ({where}.hmean is missing)", expected)
-    sweep = raw.get("sweep")
-    if sweep is not None and not isinstance(sweep, dict):
-        raise _malformed(path, f"cell record ({where}.sweep is not a mapping)", expected)
-    sweep = sweep or {}
-    best = {
-        k: _fraction(sweep.get(k), path, f"{where}.sweep.{k}", "cell record")
-        for k in ("best_hmean", "best_threshold")
-    }
+def _parse_result(path: Path, i: int, raw: Mapping[str, Any], done: bool) -> DatasetResult:
+    """One ``results`` entry (already checked against the schema)."""
+    if done and raw.get("hmean") is None:
+        raise ExperimentReportError(f"{path}: results[{i}].hmean is required in a finished cell")
+    sweep = raw.get("sweep") or {}
     return DatasetResult(
         dataset=raw["dataset"],
         split=str(raw.get("split") or "test"),
         protocol=str(raw.get("protocol") or ""),
-        precision=values["precision"],
-        recall=values["recall"],
-        hmean=values["hmean"],
-        images=_count(raw.get("images"), path, f"{where}.images", "cell record"),
+        precision=raw.get("precision"),
+        recall=raw.get("recall"),
+        hmean=raw.get("hmean"),
+        images=raw.get("images"),
         raw=raw,
-        best_hmean=best["best_hmean"],
-        best_threshold=best["best_threshold"],
+        best_hmean=sweep.get("best_hmean"),
+        best_threshold=sweep.get("best_threshold"),
     )
 
 
@@ -693,7 +690,36 @@ def header_lines(exp: Experiment, metric: str) -> list[str]:
         f"Versions: {facts['versions']}; device: {facts['devices']}",
         f"Metric: {metric} ({METRIC_SHORT[metric]}); figures in %",
     ]
+    records = integrity_line(exp)
+    if records:
+        lines.append(records)
     return lines
+
+
+def integrity_line(exp: Experiment) -> str:
+    """What the records' checksums say, in one line ("" without records):
+    an edited record is named, so its figures are never taken for the run's."""
+    by: dict[str, list[str]] = {}
+    for cell in exp.cells:
+        if cell.integrity:
+            by.setdefault(cell.integrity, []).append(cell.id)
+    if not by:
+        return ""
+    parts = []
+    if by.get(schema.EDITED):
+        ids = by[schema.EDITED]
+        shown = ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+        parts.append(
+            f"{len(ids)} {EDITED_MARK} (changed after the run: the figures do not match the "
+            f"record's checksum): {shown}"
+        )
+    if by.get(schema.UNVERIFIED):
+        parts.append(
+            f"{len(by[schema.UNVERIFIED])} unverified (written before records carried a checksum)"
+        )
+    if by.get(schema.VERIFIED):
+        parts.append(f"{len(by[schema.VERIFIED])} verified by their checksum")
+    return "Records: " + "; ".join(parts)
 
 
 # --------------------------------------------------------------------------- tables
@@ -754,7 +780,11 @@ def cells_table(exp: Experiment, metric: str) -> list[str]:
     labels = unique_labels(exp, keys)
     rows = []
     for cell, label in zip(exp.cells, labels):
-        row = [label + ("" if cell.in_grid else " (not in grid)")]
+        row = [
+            label
+            + ("" if cell.in_grid else " (not in grid)")
+            + (f" [{EDITED_MARK}]" if cell.edited else "")
+        ]
         for info in infos:
             res = cell.result(info.column)
             n = len(METRICS) + with_sweep[info.column]
@@ -811,7 +841,9 @@ def curve_table(exp: Experiment, column: str, metric: str) -> list[str]:
             here = [(cell, value) for px, cell, value in pts if px == x]
             measured.append(
                 " / ".join(
-                    pct(value) if cell.done and value is not None else cell.status
+                    (pct(value) + (f" [{EDITED_MARK}]" if cell.edited else ""))
+                    if cell.done and value is not None
+                    else cell.status
                     for cell, value in here
                 )
             )
@@ -848,6 +880,8 @@ def render_markdown(exp: Experiment, metric: str, figures: Sequence[str] = ()) -
         lines += ["† scored with a protocol that is not the dataset's official one.", ""]
     if any(r.best_hmean is not None for c in exp.cells for r in c.results):
         lines += [SWEEP_NOTE, ""]
+    if any(c.edited for c in exp.cells):
+        lines += [EDITED_NOTE, ""]
     if exp.kind == "curve":
         x_key = str(exp.spec["x"])
         for info in infos:
@@ -891,6 +925,7 @@ CSV_FIELDS = (
     "cell",
     "label",
     "status",
+    "integrity",
     "dataset",
     "split",
     "protocol",
@@ -925,6 +960,7 @@ def result_rows(exp: Experiment) -> list[dict[str, Any]]:
             "cell": cell.id,
             "label": cell.label,
             "status": cell.status,
+            "integrity": cell.integrity or None,
             "steps": cell.steps,
             "train_images": cell.train_images,
             "seconds": cell.seconds,
@@ -958,15 +994,35 @@ def result_rows(exp: Experiment) -> list[dict[str, Any]]:
     return rows
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP
+#: "CSV injection"): such a text cell is written with a leading quote.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: None as empty, text that a spreadsheet would run as a
+    formula (``=HYPERLINK(...)`` from a label) prefixed with ``'``; numbers
+    stay numbers (-0.5 is a number, not a formula)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def render_csv(exp: Experiment) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    # Text quoted, numbers bare: a carriage return inside a label (which
+    # minimal quoting leaves bare with "\n" line ends) cannot split a row.
+    writer = csv.DictWriter(
+        buf, fieldnames=CSV_FIELDS, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+    )
     writer.writeheader()
     for row in result_rows(exp):
         out = {k: row.get(k) for k in CSV_FIELDS}
         out["params"] = json.dumps(row["params"], sort_keys=True)
         out["tiny"] = "true" if row["tiny"] else "false"
-        writer.writerow({k: "" if v is None else v for k, v in out.items()})
+        writer.writerow({k: csv_cell(v) for k, v in out.items()})
     return buf.getvalue()
 
 
@@ -997,6 +1053,8 @@ def render_json(exp: Experiment, metric: str, figures: Sequence[str] = ()) -> di
         "devices": facts["devices"],
         "status_counts": facts["status_counts"],
         "pending": [c.id for c in exp.cells if not c.done],
+        "edited": [c.id for c in exp.cells if c.edited],
+        "unverified": [c.id for c in exp.cells if c.integrity == schema.UNVERIFIED],
         "rows": result_rows(exp),
         "paper_values": [
             {"match": dict(pv.match), "dataset": pv.dataset, **pv.values, "source": pv.source}

@@ -38,6 +38,7 @@ from typing import Any
 
 from tcmbench.errors import TcmbenchError
 from tcmbench.experiment.grid import EMBEDDED, Cell, Grid
+from tcmbench.experiment.schema import with_checksum
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,27 @@ def _canon(v: Any) -> str:
     return json.dumps(v, sort_keys=True, default=str)
 
 
+def _read_json(path: Path) -> Any:
+    """A JSON file of the experiment folder, read under the size and depth
+    limits of every document (tcmbench.validation): a record anyone can
+    edit must not hang or crash the runner."""
+    from tcmbench.experiment.schema import MAX_EXPERIMENT_BYTES
+    from tcmbench.validation import parse_json, read_document
+
+    return parse_json(read_document(path, max_bytes=MAX_EXPERIMENT_BYTES), str(path))
+
+
+def _json_line(line: str, source: str) -> Any:
+    """One line of ``train_log.jsonl``, or None when it does not parse (a
+    line cut short by a kill, or an edited one)."""
+    from tcmbench.validation import DocumentError, parse_json
+
+    try:
+        return parse_json(line, source)
+    except DocumentError:
+        return None
+
+
 def prepare_out(out: Path, grid: Grid, cells: Sequence[Cell]) -> None:
     """Write ``experiment.json`` and ``grid.yaml`` (every process writes the
     same content atomically); refuse a folder of another grid or of the
@@ -170,9 +192,9 @@ def prepare_out(out: Path, grid: Grid, cells: Sequence[Cell]) -> None:
     meta_path = out / "experiment.json"
     if meta_path.is_file():
         try:
-            old = json.loads(meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ExperimentError(f"{meta_path}: unreadable ({exc}); use another --out") from None
+            old = _read_json(meta_path)
+        except TcmbenchError as exc:
+            raise ExperimentError(f"{exc}; use another --out") from None
         if not isinstance(old, dict):
             raise ExperimentError(f"{meta_path}: not an experiment file; use another --out")
         if old.get("grid") != grid.name or bool(old.get("tiny")) != grid.tiny:
@@ -197,15 +219,18 @@ def prepare_out(out: Path, grid: Grid, cells: Sequence[Cell]) -> None:
     _write_json(meta_path, meta)
     from tcmbench.paths import atomic_write_text
 
-    atomic_write_text(
-        out / "grid.yaml", yaml.safe_dump(grid.as_run(), sort_keys=False, allow_unicode=True)
-    )
+    class _Plain(yaml.SafeDumper):  # values written out: readers refuse YAML aliases
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    text = yaml.dump(grid.as_run(), Dumper=_Plain, sort_keys=False, allow_unicode=True)
+    atomic_write_text(out / "grid.yaml", text)
 
 
 def _check_same_params(path: Path, cell: Cell, what: str) -> None:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = _read_json(path)
+    except TcmbenchError:
         return  # unreadable: the caller redoes the cell
     old = doc.get("params") if isinstance(doc, dict) else None
     if isinstance(old, dict) and _canon(old) != _canon(cell.params):
@@ -223,11 +248,21 @@ def read_record(cell_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        log.warning("%s is unreadable; running the cell again", path)
+        doc = _read_json(path)
+    except TcmbenchError as exc:
+        log.warning("%s; running the cell again", exc)
         return None
-    return doc if isinstance(doc, dict) and doc.get("status") == "done" else None
+    if not isinstance(doc, dict) or doc.get("status") != "done":
+        return None
+    from tcmbench.experiment.schema import EDITED, record_integrity
+
+    if record_integrity(doc) == EDITED:
+        log.warning(
+            "%s was edited after the run (its checksum does not match); `experiment report` "
+            "marks it as edited (delete it to run the cell again)",
+            path,
+        )
+    return doc
 
 
 # --------------------------------------------------------------------------
@@ -252,6 +287,7 @@ def resolve_init(ref: str | None, spec: Any) -> str | None:
 def _detector_parts(p: Mapping[str, Any], spec: Any) -> tuple[Any, dict[str, Any], Any]:
     """(TrainConfig, training recipe, DetectorConfig) of a cell, exactly as
     the trainer would build them."""
+    from tcmbench.train.recipe_choice import choose_recipe
     from tcmbench.train.trainer import TrainConfig, build_detector_config, recipe_for
 
     cfg = TrainConfig(
@@ -262,10 +298,11 @@ def _detector_parts(p: Mapping[str, Any], spec: Any) -> tuple[Any, dict[str, Any
         pretrained_backbone=p["pretrained_backbone"],
         tcm=tcm_dict(p["tcm"]),
         seed=int(p["seed"]),
+        init_from=resolve_init(p["init_from"], spec),
     )
-    recipe_name = cfg.recipe or cfg.datasets[0]
-    config = build_detector_config(cfg, spec.recipe(recipe_name))
-    return cfg, recipe_for(spec.recipe(recipe_name), config), config
+    recipe = choose_recipe(cfg, spec).recipe  # as run_training: maybe the checkpoint's
+    config = build_detector_config(cfg, recipe)
+    return cfg, recipe_for(recipe, config), config
 
 
 def tcm_dict(value: Any) -> dict[str, Any] | None:
@@ -374,11 +411,8 @@ def last_losses(run_dir: Path) -> dict[str, float]:
     best: dict[str, Any] = {}
     if not path.is_file():
         return {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a kill
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        ev = _json_line(line, str(path))  # None: a line cut short by a kill
         if (
             isinstance(ev, dict)
             and ev.get("event") == "train"
@@ -440,11 +474,10 @@ def _events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
     path = run_dir / "train_log.jsonl"
     out = []
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(ValueError):
-                ev = json.loads(line)
-                if isinstance(ev, dict) and ev.get("event") == kind:
-                    out.append(ev)
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            ev = _json_line(line, str(path))
+            if isinstance(ev, dict) and ev.get("event") == kind:
+                out.append(ev)
     return out
 
 
@@ -473,12 +506,14 @@ def evaluate_model(
 ) -> list[dict[str, Any]]:
     """Score ``model`` on each of the cell's test sets (first ``eval_limit``
     images of ``eval_split``) with the dataset's protocol and the test
-    settings of the cell's recipe (else the dataset's), as ``evaluate`` does."""
-    from tcmbench.commands.evaluate import eval_recipe
+    settings ``evaluate --weights`` would resolve for it (the cell's trained
+    recipe, recorded in ``norm_recipe``: tcmbench.inference_settings)."""
     from tcmbench.data.dataset import get_dataset_config, load_split
     from tcmbench.eval import evaluate
     from tcmbench.eval.api import get_protocol_spec
-    from tcmbench.inference import dataset_protocol, predict_samples, test_settings
+    from tcmbench.inference import dataset_protocol, predict_samples
+    from tcmbench.inference_settings import resolve_test_recipe
+    from tcmbench.submission import submitted_predictions
 
     results = []
     # train_options.data_root names the (single) training dataset's folder;
@@ -492,8 +527,10 @@ def evaluate_model(
         if not samples:
             raise TcmbenchError(f"{name}/{p['eval_split']} has no images to evaluate on")
         protocol, params = dataset_protocol(get_dataset_config(name), None)
-        recipe = eval_recipe(spec, p["recipe"], name, dict(norm_recipe or {}))
+        resolved = resolve_test_recipe(spec, norm_recipe, None, name)
+        recipe = resolved.recipe
         preds = predict_samples(model, samples, recipe, device, progress=progress)
+        preds = submitted_predictions(preds, protocol)  # the figures evaluate prints
         if "sweep" in (get_protocol_spec(protocol).params or {}):
             params = {**params, "sweep": True}
         result = evaluate(samples, preds, protocol, **params)
@@ -505,7 +542,7 @@ def evaluate_model(
             "recall": result.recall,
             "hmean": result.hmean,
             "images": len(samples),
-            "test": test_settings(recipe),
+            "test": resolved.summary(),
         }
         if result.sweep and result.sweep.get("best_hmean") is not None:
             row["sweep"] = {
@@ -573,6 +610,9 @@ def run_cell(
         "versions": {"tcmbench": __version__, "torch": torch.__version__},
         "device": str(dev),
     }
+    # JSON values only, with the checksum of its figures (schema 2): an
+    # edit shows in `experiment report`.
+    record = with_checksum(record)
     _write_json(cell_dir / RECORD, record)
     if train is not None:  # done: the resumable states are no longer needed (final/ stays)
         shutil.rmtree(cell_dir / "run" / "checkpoints", ignore_errors=True)
