@@ -2,19 +2,31 @@
 
 Architecture options (``DetectorConfig.options``; all optional):
 
-- ``lateral_channels`` (256), ``smooth_channels`` (lateral / 4): FPNC widths;
-  the head sees ``4 * smooth_channels`` channels;
+- ``neck`` (``fpnc``): ``fpnc`` (mmocr's FPNC) or ``rse_fpn`` (the
+  residual squeeze-excitation FPN of PaddleOCR's PP-OCR detectors,
+  :mod:`tcmbench_dbnet.ppocr`);
+- ``lateral_channels`` (256), ``smooth_channels`` (lateral / 4): the neck's
+  widths; the head sees ``4 * smooth_channels`` channels;
 - ``k`` (50): steepness of the approximate binarisation;
 - ``shrink_ratio`` (0.4), ``thr_min`` (0.3), ``thr_max`` (0.7),
   ``min_text_size`` (8): target builder;
 - ``alpha`` (5), ``beta`` (10), ``negative_ratio`` (3): loss;
+- ``prob_loss`` (``bce``): the probability-map term, DBNet's balanced BCE
+  with hard negative mining, or ``dice``, what PaddleOCR's DB configs train
+  with (``main_loss_type: DiceLoss``; its BalanceLoss then reduces to plain
+  dice). A model trained with one and fine-tuned with the other is pulled
+  towards other maps: fine-tuning the imported PP-OCRv3 detector with BCE
+  made it worse (docs/benchmarks.md);
 - ``postprocess``: dict of :class:`DBPostprocessor` parameters.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
+
+from torch import nn
 
 from tcmbench.errors import PluginError
 from tcmbench.models.backbones import build_backbone
@@ -26,7 +38,11 @@ from tcmbench.models.spec import DetectorConfig
 from tcmbench_dbnet.head import DBHead
 from tcmbench_dbnet.loss import DBLoss
 from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS, DBPostprocessor
+from tcmbench_dbnet.ppocr import RSE_FPN, is_ppocr_backbone
 from tcmbench_dbnet.targets import DBTargetBuilder
+
+#: Necks ``options.neck`` chooses from.
+NECKS = ("fpnc", RSE_FPN)
 
 #: Widest FPNC layer accepted: ample for any published DBNet (256), small
 #: enough that a forged config cannot ask for gigabytes of weights.
@@ -35,6 +51,12 @@ MAX_CHANNELS = 4096
 #: Declared options: defaults, types and ranges (checked by resolve_options;
 #: a checkpoint's config.json is untrusted input).
 OPTIONS: dict[str, Opt] = {
+    "neck": Opt(
+        "fpnc",
+        "str",
+        choices=NECKS,
+        help="fpnc (mmocr's FPNC) or rse_fpn (PP-OCR's residual squeeze-excitation FPN)",
+    ),
     "lateral_channels": Opt(256, "int", ge=1, le=MAX_CHANNELS, help="FPNC lateral width"),
     "smooth_channels": Opt(
         None,
@@ -57,6 +79,12 @@ OPTIONS: dict[str, Opt] = {
     "alpha": Opt(5.0, "float", ge=0, help="weight of the probability-map loss"),
     "beta": Opt(10.0, "float", ge=0, help="weight of the threshold-map loss"),
     "negative_ratio": Opt(3.0, "float", gt=0, help="hard negatives kept per positive"),
+    "prob_loss": Opt(
+        "bce",
+        "str",
+        choices=("bce", "dice"),
+        help="probability-map loss: balanced BCE with OHEM (DBNet) or dice (PaddleOCR)",
+    ),
     "postprocess": Opt(None, "dict", nullable=True, help="postprocessor parameters (table below)"),
 }
 
@@ -88,11 +116,22 @@ def build_postprocessor(params: Any = None) -> DBPostprocessor:
 def build_parts(config: DetectorConfig) -> DetectorParts:
     opts = resolve_options(config.options)
     try:
-        backbone = build_backbone(config.backbone, pretrained=config.pretrained_backbone)
+        if is_ppocr_backbone(config.backbone):
+            from tcmbench_dbnet.ppocr.parts import build_backbone as build_ppocr_backbone
+
+            backbone = build_ppocr_backbone(config.backbone, config.pretrained_backbone)
+        else:
+            backbone = build_backbone(config.backbone, pretrained=config.pretrained_backbone)
     except ValueError as exc:
         raise PluginError(str(exc)) from exc
     lateral, smooth = int(opts["lateral_channels"]), int(opts["smooth_channels"])
-    neck_builder = functools.partial(FPNC, lateral_channels=lateral, smooth_channels=smooth)
+    neck_builder: Callable[[list[int]], nn.Module]
+    if opts["neck"] == RSE_FPN:
+        from tcmbench_dbnet.ppocr.parts import rse_fpn_builder
+
+        neck_builder = rse_fpn_builder(lateral, smooth)
+    else:
+        neck_builder = functools.partial(FPNC, lateral_channels=lateral, smooth_channels=smooth)
     num_levels = len(backbone.out_channels)
     return DetectorParts(
         backbone=backbone,
@@ -102,6 +141,7 @@ def build_parts(config: DetectorConfig) -> DetectorParts:
             alpha=float(opts["alpha"]),
             beta=float(opts["beta"]),
             negative_ratio=float(opts["negative_ratio"]),
+            prob_loss=str(opts["prob_loss"]),
         ),
         target_builder=DBTargetBuilder(
             shrink_ratio=float(opts["shrink_ratio"]),

@@ -56,7 +56,8 @@ import cv2
 import numpy as np
 
 from tcmbench.data.schema import Prediction
-from tcmbench.models.options import Opt
+from tcmbench.errors import PluginError
+from tcmbench.models.options import Opt, check_options
 from tcmbench_dbnet.targets import offset_polygon, polygon_area_perimeter
 
 OUTPUTS = ("quad", "poly")
@@ -153,8 +154,14 @@ class DBPostprocessor:
         return float(self.min_size_unclipped)
 
     def with_params(self, **params: Any) -> DBPostprocessor:
-        """A copy with some parameters changed (e.g. a recipe's)."""
-        return dataclasses.replace(self, **params)
+        """A copy with some parameters changed (e.g. a recipe's, perhaps a
+        forged checkpoint's): an unknown or bad one is a PluginError naming
+        it (:data:`POSTPROCESS_PARAMS`), never a TypeError."""
+        checked = check_options("DBNet", POSTPROCESS_PARAMS, params, what="postprocess parameter")
+        try:
+            return dataclasses.replace(self, **checked)
+        except ValueError as exc:  # combinations __post_init__ refuses
+            raise PluginError(f"bad DBNet postprocess parameters: {exc}") from None
 
     def __call__(
         self, outputs: Mapping[str, Any], metas: Sequence[Mapping[str, Any]]
