@@ -83,7 +83,10 @@ def recipes_table(plugin: str) -> str:
         model = r.get("model") or {}
         backbone = str(model.get("backbone") or "")
         if backbone:
-            backbone += " (ImageNet)" if model.get("pretrained_backbone") else " (from scratch)"
+            if r.get("finetune_for"):
+                backbone += " (from the --init-from checkpoint)"
+            else:
+                backbone += " (ImageNet)" if model.get("pretrained_backbone") else " (from scratch)"
         model_cell = "; ".join(x for x in (backbone, _pairs(model.get("options") or {})) if x)
         opt = dict(r.get("optimizer") or {})
         opt_name = str(opt.pop("name", ""))
@@ -106,12 +109,20 @@ def recipes_table(plugin: str) -> str:
             training.append("+ " + ", ".join(r["extra_train_datasets"]))
         if r.get("pretrain_recipe"):
             training.append(f"fine-tunes `{r['pretrain_recipe']}`")
-        if (r.get("train_loop") or {}).get("min_steps"):
-            training.append(f"learns from {r['train_loop']['min_steps']} steps")
-        test = r.get("test") or {}
-        limits = [
-            f"{k.split('_')[0]} {test[k]}" for k in ("long_side", "short_side") if test.get(k)
-        ]
+        if r.get("finetune_for"):
+            training.append(f"fine-tunes {_finetune_for(r)}")
+        loop = r.get("train_loop") or {}
+        if loop.get("min_steps"):
+            training.append(f"learns from {loop['min_steps']} steps")
+        if loop.get("norm_eval"):
+            training.append("BatchNorm statistics frozen")
+        if loop.get("train_only"):
+            only = loop["train_only"]
+            training.append(
+                f"first {only.get('steps')} steps train "
+                + ", ".join(f"{p}*" for p in only.get("prefixes") or [])
+                + " only"
+            )
         tcm = r.get("tcm") or {}
         label = f"`{name}`" + (" (fallback)" if name == spec.default_recipe else "")
         lines.append(
@@ -121,7 +132,7 @@ def recipes_table(plugin: str) -> str:
                     model_cell,
                     optimizer,
                     ", ".join(training),
-                    ", ".join(limits) or "original size",
+                    _test_scale(r.get("test") or {}),
                     _pairs(r.get("postprocess") or {}),
                     _pairs(tcm, skip=("normalize",)),
                     _value(r.get("source", "")),
@@ -129,6 +140,25 @@ def recipes_table(plugin: str) -> str:
             )
         )
     return "\n".join(lines) + "\n"
+
+
+def _test_scale(test: Mapping[str, Any]) -> str:
+    """A recipe's test resize in words: ``long 4068, short 1024``,
+    ``original size`` or PaddleOCR's ``max side 960 (never up), /32``."""
+    if test.get("rule") == "limit_side":
+        kind = "max" if test.get("limit_type", "max") == "max" else "min"
+        return (
+            f"{kind} side {test.get('limit_side_len')} (PaddleOCR's resize), "
+            f"/{test.get('divisor', 32)}"
+        )
+    limits = [f"{k.split('_')[0]} {test[k]}" for k in ("long_side", "short_side") if test.get(k)]
+    return ", ".join(limits) or "original size"
+
+
+def _finetune_for(r: Mapping[str, Any]) -> str:
+    """``a ppocrv3_mobilenetv3 checkpoint (msra-td500)`` of ``finetune_for``."""
+    target = r.get("finetune_for") or {}
+    return f"a {target.get('backbone')} checkpoint ({', '.join(target.get('datasets') or [])})"
 
 
 def recipe_overview(*plugins: str) -> str:
@@ -149,11 +179,9 @@ def recipe_overview(*plugins: str) -> str:
             training = f"{length}, batch {r.get('batch_size')}"
             if r.get("extra_train_datasets"):
                 training += " + " + ", ".join(r["extra_train_datasets"])
-            test = r.get("test") or {}
-            limits = [
-                f"{k.split('_')[0]} {test[k]}" for k in ("long_side", "short_side") if test.get(k)
-            ]
             start = f"`{r['pretrain_recipe']}`" if r.get("pretrain_recipe") else ""
+            if r.get("finetune_for"):
+                start = _finetune_for(r)
             lines.append(
                 _row(
                     [
@@ -162,7 +190,7 @@ def recipe_overview(*plugins: str) -> str:
                         str((r.get("model") or {}).get("backbone") or ""),
                         optimizer,
                         training,
-                        ", ".join(limits) or "original size",
+                        _test_scale(r.get("test") or {}),
                         start,
                     ]
                 )

@@ -28,7 +28,14 @@ from tcmbench.cli import main
 from tcmbench.errors import CheckpointError
 from tcmbench.models.spec import DetectorConfig, TCMConfig
 from tcmbench.plugins import get_detector, get_plugin_manager
-from tcmbench.train.init_from import COUNTER_SUFFIX, InitReport, init_weights, read_source
+from tcmbench.train.init_from import (
+    COUNTER_SUFFIX,
+    MIN_INIT_SHARE,
+    InitReport,
+    check_coverage,
+    init_weights,
+    read_source,
+)
 from tcmbench.train.trainer import TrainConfig, Trainer, build_detector_config
 
 
@@ -363,6 +370,18 @@ def test_tcm_from_a_plain_detector_loads_neck_and_head_only(
     record = json.loads(json.dumps(report.to_dict()))
     assert record["counts"]["missing"] == len(report.missing)
     assert record["loaded_by_module"]["head"] == len([k for k in state if k.startswith("head.")])
+    # Coverage: with random CLIP encoders the neck and head are a small share,
+    # which `train` refuses without --allow-partial-init ...
+    assert report.params_pretrained == 0 and report.share_filled < MIN_INIT_SHARE
+    with pytest.raises(CheckpointError, match="would train from random initialisation"):
+        check_coverage(report)
+    # ... built with CLIP's weights (the documented route) the encoders count as trained.
+    clip = DetectorConfig(tcm=TCMConfig(clip_pretrained="openai"))
+    again = init_weights(model, str(src), get_detector("dbnet"), clip)
+    assert again.pretrained_by == "CLIP's pretrained encoders"
+    assert again.share_filled >= MIN_INIT_SHARE
+    assert again.params_loaded == report.params_loaded
+    check_coverage(again)
 
 
 def test_plain_detector_from_a_tcm_checkpoint(

@@ -351,7 +351,8 @@ def test_test_split_evals_never_write_best(tmp_path: Path) -> None:
     trainer.announce = said.append
     result = trainer.fit()
     assert not (tmp_path / "run" / "best").exists() and (tmp_path / "run" / "final").is_dir()
-    warnings = [s for s in said if s.startswith("warning: ")]
+    # (a 2-step run is also too short to learn: that warning is another test's)
+    warnings = [s for s in said if s.startswith("warning: ") and "too short" not in s]
     assert len(warnings) == 1 and "--val-fraction" in warnings[0]
     assert result.best is None and result.best_selected_on is None
     assert [e["role"] for e in result.evals] == ["test", "test"]

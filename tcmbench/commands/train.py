@@ -12,7 +12,13 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from tcmbench.commands._options import device_option, tcm_options
+from tcmbench.commands._options import (
+    INT64_MAX,
+    BoundedInt,
+    FiniteFloat,
+    device_option,
+    tcm_options,
+)
 
 
 def _csv(value: str | None) -> list[str] | None:
@@ -33,7 +39,8 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option(
     "--recipe",
     default=None,
-    help="Recipe name (default: the first dataset's, else the plugin default).",
+    help="Recipe name (default: the first dataset's, else the plugin default; with --init-from "
+    "a checkpoint of another architecture than that recipe builds, the checkpoint's recipe).",
 )
 @click.option(
     "--output",
@@ -54,25 +61,25 @@ def _csv(value: str | None) -> list[str] | None:
     default=None,
     help="ImageNet weights from torchvision's cache (default: the recipe's).",
 )
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps.")
+@click.option("--steps", type=BoundedInt(1, "MAX_STEPS"), default=None, help="Optimizer steps.")
 @click.option(
     "--epochs",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(0, min_open=True, bound="MAX_EPOCHS"),
     default=None,
     help="Passes over the training data (converted to steps).",
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=BoundedInt(1, "MAX_BATCH_SIZE"),
     default=None,
     help="Images per forward pass and process (effective batch = this x accumulate x processes).",
 )
-@click.option("--lr", type=float, default=None, help="Base learning rate.")
+@click.option("--lr", type=FiniteFloat(0, 10), default=None, help="Base learning rate.")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd", "ranger"]), default=None)
-@click.option("--weight-decay", type=float, default=None)
+@click.option("--weight-decay", type=FiniteFloat(0, 1), default=None)
 @click.option(
     "--accumulate",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1024),
     default=1,
     show_default=True,
     help="Gradient accumulation: micro-batches per optimizer step.",
@@ -85,7 +92,7 @@ def _csv(value: str | None) -> list[str] | None:
 )
 @click.option(
     "--eval-every",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0, "MAX_STEPS"),
     default=None,
     help="Evaluate every N steps with the dataset's protocol (0 = only at the end if --eval-dataset).",
 )
@@ -97,20 +104,20 @@ def _csv(value: str | None) -> list[str] | None:
 @click.option("--eval-split", default="test", show_default=True)
 @click.option(
     "--eval-limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, INT64_MAX),
     default=None,
     help="Evaluate on the first N images only.",
 )
 @click.option(
     "--save-every",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0, "MAX_STEPS"),
     default=None,
     help="Write a resumable checkpoint every N steps.",
 )
 @click.option(
     "--keep",
     "keep_checkpoints",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, 1_000_000),
     default=2,
     show_default=True,
     help="Resumable checkpoints to keep (0 = all).",
@@ -123,17 +130,17 @@ def _csv(value: str | None) -> list[str] | None:
 )
 @click.option(
     "--train-fraction",
-    type=click.FloatRange(0, 1, min_open=True),
+    type=FiniteFloat(0, 1, min_open=True),
     default=1.0,
     show_default=True,
     help="Few-shot: train on this fraction of each dataset (subset fixed by --seed).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, INT64_MAX), default=0, show_default=True)
 @device_option
-@click.option("--workers", type=click.IntRange(min=0), default=None, help="Data loader processes.")
+@click.option("--workers", type=click.IntRange(0, 256), default=None, help="Data loader processes.")
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1024),
     default=None,
     help="CPU threads for torch (default: torch's choice, one per core).",
 )
@@ -141,7 +148,7 @@ def _csv(value: str | None) -> list[str] | None:
     "--data-root", default=None, type=click.Path(), help="Where the (single) dataset lives."
 )
 @click.option("--amp/--no-amp", default=True, show_default=True, help="Mixed precision on CUDA.")
-@click.option("--log-every", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--log-every", type=BoundedInt(1, "MAX_STEPS"), default=10, show_default=True)
 @click.option(
     "--cache-images/--no-cache-images", default=None, help="Keep decoded images in memory."
 )
@@ -151,11 +158,25 @@ def _csv(value: str | None) -> list[str] | None:
     default=None,
     help="Fine-tune: start from these weights (checkpoint folder, hf://org/repo[@rev] or an "
     "official TCM .pth); no optimizer or step state. Prints the loaded / missing / "
-    "unexpected / shape-mismatched key table.",
+    "unexpected / shape-mismatched key table; refuses a load that fills less than half of "
+    "the parameter values (--allow-partial-init).",
+)
+@click.option(
+    "--allow-partial-init",
+    is_flag=True,
+    default=False,
+    help="Run an --init-from load that fills less than half of the model's parameter values "
+    "(refused otherwise: most of the network would train from random values).",
+)
+@click.option(
+    "--norm-eval/--no-norm-eval",
+    default=None,
+    help="Keep BatchNorm layers in eval mode (running statistics frozen) while training; "
+    "for fine-tuning with small batches (default: the recipe's train_loop.norm_eval).",
 )
 @click.option(
     "--val-fraction",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=FiniteFloat(0, 1, max_open=True),
     default=0.0,
     show_default=True,
     help="Hold out this share of the training images as a validation split; best/ is "
@@ -214,7 +235,13 @@ def train(
         raise click.UsageError("give --dataset NAME[,NAME...] (or --resume RUN)")
     if kwargs["init_from"] and kwargs["resume"]:
         raise click.UsageError("give --init-from (new run from weights) or --resume, not both")
+    if kwargs["allow_partial_init"] and not kwargs["init_from"]:
+        raise click.UsageError("--allow-partial-init applies to --init-from only")
     kwargs["no_decay"] = _csv(kwargs["no_decay"])
+    if kwargs["output"] is not None:  # a file, device, FIFO or link: one line, no work
+        from tcmbench.paths import check_destination
+
+        check_destination(kwargs["output"], "--output")
     cfg = TrainConfig(
         plugin=plugin, datasets=names, eval_datasets=_csv(eval_dataset), tcm=tcm_dict, **kwargs
     )

@@ -34,11 +34,21 @@ Loading nothing is an error, not a silent from-scratch run: a run that
 meant to fine-tune but trains from random weights wastes its whole budget.
 BatchNorm's ``num_batches_tracked`` counters do not count as loaded
 weights (their scalar shape matches whatever the layer).
+
+Loading *little* is refused by the trainer too (:func:`check_coverage`):
+the report counts the parameter values the load fills, plus those the
+build itself took from pretrained weights (ImageNet backbone, CLIP's
+encoders), and a run where less than :data:`MIN_INIT_SHARE` of the
+model's parameter values start trained is stopped with the figures --
+``train --allow-partial-init`` runs it on purpose. The shipped
+MobileNetV3 DBNet into a ResNet-50 DBNet loads 6 of 356 keys, 2 of 25.4M
+values: a from-scratch run with a fine-tune's schedule.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +65,19 @@ COUNTER_SUFFIX = "num_batches_tracked"
 #: The detector's backbone and TCM's matching module (tcmbench.models.detector).
 BACKBONE_PREFIX = "backbone."
 TCM_PREFIX = "feature_transform."
+#: CLIP's text encoder inside TCM's module (built from CLIP's weights).
+CLIP_TEXT_PREFIX = "feature_transform.text_encoder."
+#: Share of the model's parameter values that must start trained (loaded
+#: here, or pretrained by the build) for ``train --init-from`` to run
+#: without ``--allow-partial-init``. Why one half: a fine-tune keeps the
+#: network it starts from and adapts it with a short schedule and a small
+#: learning rate; below one half most of the network would train from
+#: random values under that schedule. The legitimate partial loads stay
+#: far above it: a same-backbone checkpoint with another head or neck (a
+#: ResNet-50 is 92 % of DBNet-R50's values), a TCM run from a plain
+#: detector (CLIP's pretrained encoders count: ~85 %), a plain run from a
+#: TCM checkpoint with an ImageNet backbone.
+MIN_INIT_SHARE = 0.5
 
 Shape = tuple[int, ...]
 
@@ -89,6 +112,36 @@ class InitReport:
     model: str = ""
     #: Warnings worth the user's attention (also logged).
     notes: list[str] = field(default_factory=list)
+    #: Parameter values (elements of ``model.parameters()``, buffers not
+    #: counted): the model's, those loaded, and those the build took from
+    #: pretrained weights and the load left alone (what they are: ``pretrained_by``).
+    params_total: int = 0
+    params_loaded: int = 0
+    params_pretrained: int = 0
+    pretrained_by: str = ""
+
+    @property
+    def share_filled(self) -> float:
+        """Share of the parameter values that start trained: loaded, or
+        pretrained by the build (1.0 for a model without parameters)."""
+        if not self.params_total:
+            return 1.0
+        return (self.params_loaded + self.params_pretrained) / self.params_total
+
+    def coverage(self) -> str:
+        """``loads 6 of 356 keys (2 of 25,409,730 parameter values, 0.0000079%)``
+        and, when the build pretrained some, how many."""
+        n_keys = len(self.loaded) + len(self.missing) + len(self.mismatched) + len(self.skipped)
+        text = (
+            f"loads {len(self.loaded)} of {n_keys} keys ({self.params_loaded:,} of "
+            f"{self.params_total:,} parameter values, {_pct(self.params_loaded, self.params_total)})"
+        )
+        if self.params_pretrained:
+            text += (
+                f"; {self.params_pretrained:,} more ({_pct(self.params_pretrained, self.params_total)})"
+                f" come from {self.pretrained_by}"
+            )
+        return text
 
     def table(self) -> str:
         """A markdown table: per category its count, the count per
@@ -120,6 +173,7 @@ class InitReport:
             )
         for name, keys, first in rows:
             lines.append(f"| {name} | {len(keys)} | {_by_module(keys)} | {first} |")
+        lines.append(f"\n{self.coverage()}")
         lines.extend(f"\nnote: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -147,7 +201,26 @@ class InitReport:
             ],
             "skipped": list(self.skipped),
             "notes": list(self.notes),
+            "params": {
+                "total": self.params_total,
+                "loaded": self.params_loaded,
+                "pretrained": self.params_pretrained,
+                "pretrained_by": self.pretrained_by,
+                "share_filled": self.share_filled,
+            },
         }
+
+
+def _pct(part: int, total: int) -> str:
+    """A percentage with two significant digits below 1 % (so a tiny share
+    never reads as 0), one decimal above."""
+    if not total:
+        return "100%"
+    value = 100.0 * part / total
+    if value == 0 or value >= 1:
+        return f"{value:.1f}%"
+    digits = 1 - math.floor(math.log10(value))
+    return f"{value:.{digits}f}%"
 
 
 def _module_counts(keys: Iterable[str]) -> dict[str, int]:
@@ -290,20 +363,39 @@ def _is_tensor(value: Any) -> bool:
     return isinstance(value, torch.Tensor)
 
 
-def read_source(ref: str, spec: Any) -> _Source:
-    """Resolve ``ref`` (folder, file or hf://) and read its weights."""
+def _safetensors_path(ref: str) -> tuple[Path, bool]:
+    """(resolved path, whether it holds safetensors weights): a checkpoint
+    folder or .safetensors file, or another file (an official .pth)."""
     from tcmbench.hub import resolve_weights
     from tcmbench.train.state import TRAINING_STATE_NAME
 
     path = resolve_weights(ref)  # downloads hf://; CheckpointError if absent
     if path.is_dir():
-        source = _read_safetensors(_checkpoint_in_folder(path))
-    elif path.name == TRAINING_STATE_NAME:  # the weights are beside it, not in it
-        source = _read_safetensors(_checkpoint_in_folder(path.parent))
-    elif path.suffix == ".safetensors":
-        source = _read_safetensors(path)
-    else:
+        return _checkpoint_in_folder(path), True
+    if path.name == TRAINING_STATE_NAME:  # the weights are beside it, not in it
+        return _checkpoint_in_folder(path.parent), True
+    return path, path.suffix == ".safetensors"
+
+
+def checkpoint_meta(ref: str) -> dict[str, Any] | None:
+    """The config.json of the tcmbench checkpoint ``ref`` names (checked
+    against the schema), without reading its weights; None for a bare
+    .safetensors file or an official .pth. Lets ``train`` take the
+    architecture and recipe from the checkpoint before building the model."""
+    from tcmbench.hub import CONFIG_NAME, read_checkpoint_meta
+
+    path, is_safetensors = _safetensors_path(ref)
+    if not is_safetensors or not (path.is_dir() or path.with_name(CONFIG_NAME).is_file()):
+        return None
+    return read_checkpoint_meta(path)[0]
+
+
+def read_source(ref: str, spec: Any) -> _Source:
+    """Resolve ``ref`` (folder, file or hf://) and read its weights."""
+    path, is_safetensors = _safetensors_path(ref)
+    if not is_safetensors:
         return _read_official(path, spec)
+    source = _read_safetensors(path)
     if source.meta is not None:
         source.tcm = bool((source.meta.get("architecture") or {}).get("tcm"))
     else:  # a bare file: TCM models hold the matching module
@@ -330,12 +422,18 @@ def _mismatch_note(source: _Source, run_tcm: bool, model_desc: str, spec: Any, c
     return f"the checkpoint is a {describe_architecture(plugin, arch)} model; this run builds {model_desc}"
 
 
-def init_weights(model: Any, ref: str, spec: Any, config: Any = None) -> InitReport:
+def init_weights(
+    model: Any, ref: str, spec: Any, config: Any = None, min_share: float | None = None
+) -> InitReport:
     """Load the weights named by ``ref`` into ``model`` by key name.
 
     ``config``: the run's DetectorConfig, used to describe the model (its
-    backbone) in the report and messages; optional. Raises
-    :class:`CheckpointError` (one line) when no weight fits the model.
+    backbone, what its build pretrained) in the report and messages;
+    optional. Raises :class:`CheckpointError` (one line) when no weight fits
+    the model, and with ``min_share`` (``train`` passes
+    :data:`MIN_INIT_SHARE`) when less than that share of the parameter
+    values would start trained (:func:`check_coverage`); then nothing is
+    loaded and nothing logged.
     """
     from tcmbench.checkpoint_schema import check_tensors
     from tcmbench.tcm.importer import _fit_shapes
@@ -385,6 +483,9 @@ def init_weights(model: Any, ref: str, spec: Any, config: Any = None) -> InitRep
         raise CheckpointError(_nothing_fits(report, ckpt_keys, list(own), differs))
     subset = {k: state[k] for k in report.loaded}
     check_tensors(subset, own, source.weights_file)  # dtype and NaN / inf, as --weights
+    _count_params(report, model, config)
+    if min_share is not None:
+        check_coverage(report, min_share)
     model.load_state_dict(subset, strict=False)
     if differs:
         report.notes.insert(0, f"{differs}: only the keys above that fit were loaded")
@@ -399,6 +500,59 @@ def init_weights(model: Any, ref: str, spec: Any, config: Any = None) -> InitRep
         len(report.mismatched),
     )
     return report
+
+
+def _built_pretrained(config: Any) -> tuple[tuple[str, ...], str]:
+    """(key prefixes the build filled from pretrained weights, what those
+    weights are): CLIP's image and text encoders of a TCM model built with
+    CLIP weights, else an ImageNet backbone; nothing when ``config`` is
+    unknown or says random."""
+    if config is None:
+        return (), ""
+    tcm = getattr(config, "tcm", None)
+    if tcm is not None:
+        if getattr(tcm, "clip_weights", None) or getattr(tcm, "clip_pretrained", None):
+            return (BACKBONE_PREFIX, CLIP_TEXT_PREFIX), "CLIP's pretrained encoders"
+        return (), ""
+    if getattr(config, "pretrained_backbone", False):
+        return (BACKBONE_PREFIX,), "the ImageNet backbone"
+    return (), ""
+
+
+def _count_params(report: InitReport, model: Any, config: Any) -> None:
+    """Fill the report's parameter-value counts (see :class:`InitReport`)."""
+    loaded = set(report.loaded)
+    prefixes, by = _built_pretrained(config)
+    total = done = pretrained = 0
+    for name, param in model.named_parameters():
+        n = int(param.numel())
+        total += n
+        if name in loaded:
+            done += n
+        elif prefixes and name.startswith(prefixes):
+            pretrained += n
+    report.params_total, report.params_loaded = total, done
+    report.params_pretrained, report.pretrained_by = pretrained, by if pretrained else ""
+
+
+def check_coverage(report: InitReport, min_share: float = MIN_INIT_SHARE) -> None:
+    """Raise :class:`CheckpointError` (one line, with the figures) when
+    less than ``min_share`` of the model's parameter values start trained
+    (see :data:`MIN_INIT_SHARE`); ``train --allow-partial-init`` skips it."""
+    if report.share_filled >= min_share:
+        return
+    what = report.kind + (f" ({report.checkpoint})" if report.checkpoint else "")
+    left = report.params_total - report.params_loaded - report.params_pretrained
+    random_share = _pct(left, report.params_total)
+    if random_share == "100.0%" and left < report.params_total:
+        random_share = ">99.9%"
+    raise CheckpointError(
+        f"--init-from {report.source}: this {what} {report.coverage()} of {report.model}: "
+        f"{random_share} of its parameter values would train from random initialisation, "
+        f"and a fine-tune needs at least {min_share:.0%} of them trained; build the "
+        "checkpoint's architecture (leave out --recipe / --backbone to take it from the "
+        "checkpoint) or give --allow-partial-init to train this way on purpose"
+    )
 
 
 def _nothing_fits(report: InitReport, ckpt_keys: list[str], own: list[str], differs: str) -> str:

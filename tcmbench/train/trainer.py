@@ -50,6 +50,14 @@ LEGACY_NO_DECAY = ("norm", "bias")
 VALIDATION_SPLITS = ("val", "valid", "validation", "dev")
 #: The EvalSet split name of the images held out by --val-fraction.
 HELDOUT_SPLIT = "heldout"
+#: The too-short check's minimum where a recipe sets no
+#: ``train_loop.min_steps``: 600 steps of batch 8 (4800 training images),
+#: the shortest from-scratch run measured to learn anything (DBNet on
+#: synthtext-mini, docs/benchmarks/training.md: 600 steps hmean 0.867, 400
+#: steps 0.004). Real photos need more, so it is a floor that catches runs
+#: far too short, never a length that suffices.
+DEFAULT_MIN_STEPS = 600
+DEFAULT_MIN_STEPS_BATCH = 8
 _BAR_FORMAT = (
     "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
     "[{elapsed} elapsed, ETA {remaining}, {rate_fmt}{postfix}]"
@@ -107,6 +115,12 @@ class TrainConfig:
     # optimizer.no_decay, else the official set).
     no_decay: list[str] | None = None
     tensorboard: bool = True
+    # Run an --init-from load that fills less than MIN_INIT_SHARE of the
+    # parameter values (tcmbench.train.init_from.check_coverage).
+    allow_partial_init: bool = False
+    # BatchNorm layers in eval mode while training (None = the recipe's
+    # train_loop.norm_eval).
+    norm_eval: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,9 +154,18 @@ class Hyper:
     grad_clip: float | None
     # Parameter kinds without weight decay (Detector.param_groups).
     no_decay: list[str] = field(default_factory=lambda: list(DEFAULT_NO_DECAY))
-    # The recipe's train_loop.min_steps (at its batch_size), None = no minimum.
+    # The too-short minimum: the recipe's train_loop.min_steps at its
+    # batch_size, else DEFAULT_MIN_STEPS at DEFAULT_MIN_STEPS_BATCH
+    # (min_steps_from "recipe" or "default"); None = no minimum.
     min_steps: int | None = None
     min_steps_batch: int | None = None
+    min_steps_from: str = "recipe"
+    # BatchNorm layers stay in eval mode (running statistics frozen).
+    norm_eval: bool = False
+    # train_loop.train_only: for the first train_only_steps steps only the
+    # parameters under these prefixes train (tcmbench.train.train_only).
+    train_only_prefixes: list[str] = field(default_factory=list)
+    train_only_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,7 +192,9 @@ def resolve_no_decay(cfg: TrainConfig, recipe: Mapping[str, Any]) -> list[str]:
 def too_short(hyper: Hyper, world_size: int) -> dict[str, Any] | None:
     """Whether the run sees fewer training images than the recipe's
     ``train_loop.min_steps`` at the recipe's batch size (a smaller batch
-    needs more steps, a larger one fewer): a description, or None."""
+    needs more steps, a larger one fewer), or than the default minimum
+    where the recipe sets none: a description, or None. For a run trained
+    from scratch: the trainer skips it for a fine-tune (``--init-from``)."""
     if not hyper.min_steps:
         return None
     recipe_batch = int(hyper.min_steps_batch or hyper.batch_size)
@@ -185,7 +210,34 @@ def too_short(hyper: Hyper, world_size: int) -> dict[str, Any] | None:
         "min_images": needed,
         "images_seen": seen,
         "min_steps_at_this_batch": math.ceil(needed / per_step),
+        "min_steps_from": hyper.min_steps_from,
     }
+
+
+def too_short_message(hyper: Hyper, short: Mapping[str, Any], world_size: int) -> str:
+    """The too-short warning: what the run sees, the minimum and where it
+    comes from, the steps it takes at this batch size."""
+    if short.get("min_steps_from") == "default":
+        minimum = (
+            "the recipe sets no train_loop.min_steps, so the default minimum applies: "
+            f"{short['min_steps']} steps x {short['min_steps_batch']} = {short['min_images']}"
+        )
+        below = (
+            "below it a detector trained from scratch typically finds nothing (hmean 0; "
+            "the default is the shortest run measured to learn, DBNet on synthtext-mini)"
+        )
+    else:
+        minimum = (
+            f"the recipe's minimum is {short['min_steps']} steps x {short['min_steps_batch']} "
+            f"= {short['min_images']}"
+        )
+        below = "below it the detector typically finds nothing (hmean 0)"
+    return (
+        f"this run is too short to learn: {hyper.total_steps} steps x "
+        f"{hyper.batch_size * hyper.accumulate * world_size} images = {short['images_seen']} "
+        f"training images, {minimum} ({short['min_steps_at_this_batch']} steps at this batch "
+        f"size); {below}"
+    )
 
 
 def resolve_hyper(
@@ -236,6 +288,15 @@ def resolve_hyper(
         raise TcmbenchError(
             f"recipe train_loop.min_steps must be a positive integer, got {min_steps!r}"
         )
+    min_from = "recipe" if min_steps is not None else "default"
+    norm_eval = loop.get("norm_eval", False)
+    if not isinstance(norm_eval, bool):
+        raise TcmbenchError(f"recipe train_loop.norm_eval must be true or false, got {norm_eval!r}")
+    if cfg.norm_eval is not None:
+        norm_eval = bool(cfg.norm_eval)
+    from tcmbench.train.train_only import parse as parse_train_only
+
+    train_only = parse_train_only(loop.get("train_only"))
     return Hyper(
         optimizer=str(cfg.optimizer or opt.get("name", "adam")).lower(),
         lr=float(cfg.lr if cfg.lr is not None else opt.get("lr", 1e-3)),
@@ -256,8 +317,14 @@ def resolve_hyper(
         cache_images=cache,
         grad_clip=float(clip) if clip else None,
         no_decay=resolve_no_decay(cfg, recipe),
-        min_steps=min_steps,
-        min_steps_batch=int(recipe.get("batch_size") or 16) if min_steps else None,
+        min_steps=min_steps if min_steps is not None else DEFAULT_MIN_STEPS,
+        min_steps_batch=(
+            int(recipe.get("batch_size") or 16) if min_steps else DEFAULT_MIN_STEPS_BATCH
+        ),
+        min_steps_from=min_from,
+        norm_eval=norm_eval,
+        train_only_prefixes=train_only.prefixes,
+        train_only_steps=train_only.steps,
     )
 
 
@@ -371,9 +438,12 @@ def validation_sets(
     seed: int,
     spec: Any,
     recipe_name: str | None,
+    run_recipe: Mapping[str, Any] | None = None,
 ) -> list[EvalSet]:
     """One validation :class:`EvalSet` per dataset with held-out images:
-    the dataset's default protocol and test recipe, as a test split."""
+    the dataset's default protocol and test recipe (``run_recipe`` when
+    given: the run's --recipe, or the one chosen for its --init-from
+    checkpoint), as a test split."""
     from tcmbench.data.dataset import get_dataset_config
     from tcmbench.inference import dataset_protocol
 
@@ -386,7 +456,7 @@ def validation_sets(
                 HELDOUT_SPLIT,
                 list(samples),
                 protocol,
-                spec.recipe(recipe_name or name),
+                _eval_recipe(spec, recipe_name or name, run_recipe),
                 params,
                 role="validation",
                 description=(
@@ -405,8 +475,10 @@ def load_eval_sets(
     limit: int | None,
     spec: Any,
     recipe_name: str | None,
+    run_recipe: Mapping[str, Any] | None = None,
 ) -> list[EvalSet]:
-    """Evaluation splits with their default protocols and test recipes."""
+    """Evaluation splits with their default protocols and test recipes
+    (``run_recipe`` when given, as :func:`validation_sets`)."""
     from tcmbench.data.dataset import get_dataset_config, load_split
 
     sets = []
@@ -417,10 +489,15 @@ def load_eval_sets(
         from tcmbench.inference import dataset_protocol
 
         protocol, params = dataset_protocol(get_dataset_config(name), None)
-        sets.append(
-            EvalSet(name, split, samples, protocol, spec.recipe(recipe_name or name), params)
-        )
+        recipe = _eval_recipe(spec, recipe_name or name, run_recipe)
+        sets.append(EvalSet(name, split, samples, protocol, recipe, params))
     return sets
+
+
+def _eval_recipe(spec: Any, name: str, run_recipe: Mapping[str, Any] | None) -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(dict(run_recipe)) if run_recipe is not None else spec.recipe(name)
 
 
 # --------------------------------------------------------------------------
@@ -465,6 +542,15 @@ class Trainer:
         # go: the CLI passes click.echo, library use logs them.
         self.announce: Any = log.info
         self.init_report: Any = None
+        # Share of the parameter values --init-from's load started trained
+        # (None: not a fine-tune); carried over by --resume.
+        self.init_share: float | None = None
+        # The recipe's provenance (recipe_choice.RecipeChoice.record()),
+        # set by run_training; recorded in the log and every checkpoint.
+        self.recipe_record: dict[str, Any] | None = None
+        # Seconds the run had trained before this process (--resume).
+        self.elapsed_offset = 0.0
+        self._t0 = time.monotonic()
         from tcmbench.train.tblog import TensorBoardLog
 
         self.tensorboard = TensorBoardLog()
@@ -507,14 +593,25 @@ class Trainer:
             spec=self.spec, config=self.detector_config
         )
         if self.cfg.init_from and self.resume_dir is None:
-            from tcmbench.train.init_from import init_weights
+            from tcmbench.train.init_from import MIN_INIT_SHARE, init_weights
 
             self.init_report = init_weights(
-                self.model, self.cfg.init_from, self.spec, self.detector_config
+                self.model,
+                self.cfg.init_from,
+                self.spec,
+                self.detector_config,
+                min_share=None if self.cfg.allow_partial_init else MIN_INIT_SHARE,
             )
+            self.init_share = self.init_report.share_filled
             if self.world.is_main:
                 self.announce(self.init_report.table())
         self.model.to(self.device)
+        from tcmbench.train.train_only import TrainOnly, describe, held_parameters
+
+        self.train_only = TrainOnly(list(h.train_only_prefixes), h.train_only_steps)
+        self._held = held_parameters(self.model, self.train_only)
+        if self.train_only.steps and self.world.is_main:
+            self.announce(describe(self.model, self.train_only))
         self.optimizer = build_optimizer(
             h.optimizer,
             self.model.param_groups(h.lr, h.weight_decay, h.no_decay),
@@ -570,6 +667,17 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.start_step = int(state["step"])
         self.evals = list(state.get("evals", []))
+        share = state.get("init_share")
+        if isinstance(share, (int, float)):
+            self.init_share = float(share)
+        elif self.cfg.init_from:  # saved before the share was recorded: a fine-tune
+            self.init_share = 1.0
+        elapsed = state.get("elapsed_s")
+        if not isinstance(elapsed, (int, float)):  # saved before it was recorded
+            from tcmbench.train.runlog import LOG_NAME, elapsed_at
+
+            elapsed = elapsed_at(self.output / LOG_NAME, self.start_step)
+        self.elapsed_offset = float(elapsed or 0.0)
         if "best" in state:
             self.best_info = dict(state["best"]) if state["best"] else None
             self.best_hmean = float(state.get("best_hmean", -1.0))
@@ -627,12 +735,68 @@ class Trainer:
         )
 
     # ---- the loop --------------------------------------------------------
+    @property
+    def fine_tune(self) -> bool:
+        """Whether the run starts from trained weights: --init-from filled
+        at least MIN_INIT_SHARE of the parameter values."""
+        from tcmbench.train.init_from import MIN_INIT_SHARE
+
+        return self.init_share is not None and self.init_share >= MIN_INIT_SHARE
+
+    def too_short(self) -> dict[str, Any] | None:
+        """:func:`too_short` for a run from scratch; None for a fine-tune,
+        whose minimum is not the from-scratch one (it starts from what its
+        weights already detect)."""
+        if self.fine_tune:
+            return None
+        return too_short(self.hyper, self.world.world_size)
+
+    def _rewind_log(self) -> None:
+        """On --resume: say from which step the run continues and how many
+        steps the interruption lost, and drop the log rows of those steps
+        (:func:`tcmbench.train.runlog.rewind`)."""
+        from tcmbench.train.runlog import LOG_NAME, rewind
+
+        found = rewind(self.output / LOG_NAME, self.start_step)
+        lost = found.lost_steps(self.start_step)
+        where = (
+            f"resuming from step {self.start_step} of {self.hyper.total_steps} ({self.resume_dir})"
+        )
+        if lost:
+            self.announce(
+                f"{where}: the interrupted run had logged up to step {found.last_logged_step}, "
+                f"so {lost} step(s) after the checkpoint are lost and trained again "
+                f"({found.dropped_rows} row(s) dropped from {LOG_NAME}); elapsed time "
+                f"continues from {self.elapsed_offset:.1f} s"
+            )
+        else:
+            self.announce(
+                f"{where}: no step was lost (nothing logged after the checkpoint"
+                + (f"; {found.dropped_rows} unfinished row dropped" if found.dropped_rows else "")
+                + f"); elapsed time continues from {self.elapsed_offset:.1f} s"
+            )
+
     def fit(self) -> TrainResult:
+        short = self.begin()
+        try:
+            if self.cfg.tensorboard and self.world.is_main:
+                self.tensorboard.open(self.output, self.start_step, self.warn)
+            return self._loop(short)
+        finally:
+            self.tensorboard.close()
+
+    def begin(self) -> dict[str, Any] | None:
+        """Everything before the first step: build (and load --init-from's
+        weights or the resumed state), say where a resumed run continues,
+        log the start event and warn about the run. Returns the too-short
+        description (None when the run is long enough or fine-tunes)."""
         self._build()
         h, w = self.hyper, self.world
-        short = too_short(h, w.world_size)
+        short = self.too_short()
         if w.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
+            if self.resume_dir is not None:
+                self._rewind_log()
             self._log_event(
                 {
                     "event": "start",
@@ -652,42 +816,39 @@ class Trainer:
                         }
                         for es in self.eval_sets
                     ],
+                    "elapsed_s": round(self.elapsed_offset, 2),
                     **(short or {}),
+                    **({"too_short_check": "skipped: fine-tune"} if self.fine_tune else {}),
                     **(
                         {"init_from": self.init_report.to_dict()}
                         if self.init_report is not None
                         else {}
                     ),
+                    **({"recipe_choice": self.recipe_record} if self.recipe_record else {}),
                 }
             )
         if short:
-            self.warn(
-                f"this run is too short to learn: {h.total_steps} steps x "
-                f"{h.batch_size * h.accumulate * w.world_size} images = {short['images_seen']} "
-                f"training images, the recipe's minimum is {short['min_steps']} steps x "
-                f"{short['min_steps_batch']} = {short['min_images']} "
-                f"({short['min_steps_at_this_batch']} steps at this batch size); below it the "
-                "detector typically finds nothing (hmean 0)"
+            self.warn(too_short_message(h, short, w.world_size))
+        elif self.fine_tune and too_short(h, w.world_size):
+            log.info(
+                "too-short check skipped: the run fine-tunes --init-from's weights (%.0f%% of "
+                "the parameter values start trained); the minimum is for training from scratch",
+                100 * (self.init_share or 0.0),
             )
         if self.eval_sets and not self.validation_sets:
             self.warn(
                 "no validation split: best/ is not written (a test split never chooses a "
                 "checkpoint); give --val-fraction F to hold out training images for it"
             )
-        try:
-            if self.cfg.tensorboard and w.is_main:
-                self.tensorboard.open(self.output, self.start_step, self.warn)
-            return self._loop(short)
-        finally:
-            self.tensorboard.close()
+        return short
 
     def _loop(self, short: dict[str, Any] | None) -> TrainResult:
         from tqdm.auto import tqdm
 
         h, w = self.hyper, self.world
-        self.net.train()
+        self._train_mode()
         batches = iter(self._loader())
-        t0 = time.monotonic()
+        t0 = self._t0 = time.monotonic()
         bar = tqdm(
             total=h.total_steps,
             initial=self.start_step,
@@ -703,7 +864,7 @@ class Trainer:
         step = self.start_step
         try:
             while step < h.total_steps:
-                terms = self._train_step(batches)
+                terms = self._train_step(batches, step + 1)
                 step += 1
                 self.scheduler.apply(step)
                 for k, v in terms.items():
@@ -725,7 +886,7 @@ class Trainer:
                                 "step": step,
                                 "lr": lr,
                                 **last_losses,
-                                "elapsed_s": round(time.monotonic() - t0, 2),
+                                "elapsed_s": round(self.elapsed(), 2),
                             }
                         )
                         self.tensorboard.train(step, lr, last_losses)
@@ -733,6 +894,7 @@ class Trainer:
                     (h.eval_every and step % h.eval_every == 0) or step == h.total_steps
                 ):
                     self._evaluate(step)
+                    self._train_mode()  # inference switched every layer to train mode
                     # The evaluation pause is not training time: keep it out
                     # of the rate the ETA is computed from.
                     bar.unpause()
@@ -754,6 +916,23 @@ class Trainer:
             best_selected_on=self.best_info,
         )
 
+    def elapsed(self) -> float:
+        """Seconds this run has trained, over interruptions (--resume)."""
+        return self.elapsed_offset + time.monotonic() - self._t0
+
+    def _train_mode(self) -> None:
+        """Train mode; with ``norm_eval`` the BatchNorm layers stay in eval
+        mode: their running statistics, which a small fine-tuning batch
+        would overwrite with noisy ones, stay frozen (their affine weights
+        still train)."""
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        self.net.train()
+        if self.hyper.norm_eval:
+            for module in self.model.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+
     def _postfix(self, loss: float, lr: float) -> dict[str, str]:
         """Progress-bar postfix: loss, learning rate, latest hmean."""
         out = {"loss": f"{loss:.4f}", "lr": f"{lr:.2e}"}
@@ -761,8 +940,9 @@ class Trainer:
             out["hmean"] = f"{self.latest_hmean:.4f}"
         return out
 
-    def _train_step(self, batches: Any) -> dict[str, float]:
-        """One optimizer step over ``accumulate`` micro-batches."""
+    def _train_step(self, batches: Any, step: int = 0) -> dict[str, float]:
+        """One optimizer step (number ``step``, 1-based) over ``accumulate``
+        micro-batches."""
         import torch
 
         h = self.hyper
@@ -790,6 +970,9 @@ class Trainer:
                 self.scaler.scale(loss / h.accumulate).backward()
             for n, v in losses.items():
                 sums[n] = sums.get(n, 0.0) + v.detach().float()
+        if self.train_only.active(step):
+            for param in self._held:  # no update, no decay, no optimizer state
+                param.grad = None
         if h.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), h.grad_clip)
@@ -815,6 +998,7 @@ class Trainer:
         chooses best/ (test sets are logged only)."""
         from tcmbench.eval import evaluate
         from tcmbench.inference import predict_samples
+        from tcmbench.submission import submitted_predictions
         from tcmbench.train.distributed import broadcast_object
 
         records = []
@@ -829,7 +1013,10 @@ class Trainer:
             )
             if not self.world.is_main:
                 continue
-            result = evaluate(es.samples, preds, es.protocol, **es.params)
+            # As submitted (tcmbench.submission): the figure evaluate prints.
+            result = evaluate(
+                es.samples, submitted_predictions(preds, es.protocol), es.protocol, **es.params
+            )
             record = {
                 "event": "eval",
                 "step": step,
@@ -915,10 +1102,12 @@ class Trainer:
             "hyper": self.hyper.to_dict(),
             "results": results,
         }
-        short = too_short(self.hyper, self.world.world_size)
+        short = self.too_short()
         if short:
             extra["too_short"] = True
             extra["min_steps"] = short["min_steps"]
+        if self.recipe_record:
+            extra["recipe_choice"] = dict(self.recipe_record)
         return extra
 
     def _save_model(self, path: Path, step: int, more: Mapping[str, Any] | None = None) -> Path:
@@ -953,6 +1142,8 @@ class Trainer:
                 "best_hmean": self.best_hmean,
                 "best": self.best_info,
                 "evals": self.evals,
+                "elapsed_s": self.elapsed(),
+                "init_share": self.init_share,
                 "train_config": json.loads(json.dumps(self.cfg.to_dict())),
                 "hyper": self.hyper.to_dict(),
                 "detector_config": self.detector_config.to_dict(),
@@ -1097,15 +1288,15 @@ def run_training(cfg: TrainConfig, announce: Any = None) -> TrainResult:
     """Resolve the plugin, recipe and data of ``cfg`` and train."""
     from tcmbench.plugins import get_detector
     from tcmbench.train.distributed import resolve_device
+    from tcmbench.train.recipe_choice import FROM_DATASET, choose_recipe, normalize_note
 
     resolve_device(cfg.device)  # a bad --device fails before any data is read
     cfg, resume_dir = prepare_config(cfg)
     spec = get_detector(cfg.plugin)
-    if cfg.recipe:
-        spec.require_recipe(cfg.recipe)
-    recipe_name = cfg.recipe or cfg.datasets[0]
-    detector_config = build_detector_config(cfg, spec.recipe(recipe_name))
-    recipe = recipe_for(spec.recipe(recipe_name), detector_config)
+    choice = choose_recipe(cfg, spec, resume_dir)
+    recipe_name = choice.name
+    detector_config = build_detector_config(cfg, choice.recipe)
+    recipe = recipe_for(choice.recipe, detector_config)
     train_samples, held = load_train_splits(
         cfg.datasets, cfg.data_root, cfg.train_fraction, cfg.seed, cfg.val_fraction
     )
@@ -1115,21 +1306,30 @@ def run_training(cfg: TrainConfig, announce: Any = None) -> TrainResult:
         if cfg.eval_every is not None
         else int((recipe.get("train_loop") or {}).get("eval_every", 0))
     )
+    # A named recipe, or one chosen for the checkpoint, tests with its own
+    # settings, not with the dataset recipe's (another architecture's).
+    run_recipe = None if choice.origin == FROM_DATASET else choice.recipe
     # Validation first: it chooses best/; the eval split follows.
-    eval_sets = validation_sets(held, cfg.val_fraction, cfg.seed, spec, cfg.recipe)
+    eval_sets = validation_sets(held, cfg.val_fraction, cfg.seed, spec, cfg.recipe, run_recipe)
     if eval_names and (hyper_eval or cfg.eval_datasets):
         root = cfg.data_root if len(eval_names) == 1 and eval_names[0] in cfg.datasets[:1] else None
         eval_sets += load_eval_sets(
-            eval_names, cfg.eval_split, root, cfg.eval_limit, spec, cfg.recipe
+            eval_names, cfg.eval_split, root, cfg.eval_limit, spec, cfg.recipe, run_recipe
         )
     for es in eval_sets:  # test-time settings of the eval set, normalisation of training
         es.recipe["normalize"] = recipe.get("normalize", es.recipe.get("normalize"))
     trainer = Trainer(spec, detector_config, recipe, cfg, train_samples, eval_sets, resume_dir)
     if announce is not None:
         trainer.announce = announce
+    trainer.recipe_record = choice.record()
+    if trainer.world.is_main:
+        trainer.announce(choice.description)
     left_out = recipe_data_left_out(recipe_name, recipe, cfg.datasets)
     if left_out and resume_dir is None:
         trainer.warn(left_out)
+    differs = normalize_note(choice, recipe)
+    if differs:
+        trainer.warn(differs)
     return trainer.fit()
 
 
