@@ -76,18 +76,20 @@ def load_for_inference(
     return load_checkpoint(weights, device=str(device), plugin=spec.name, expect_tcm=expect_tcm)
 
 
-def model_recipe(spec: Any, ckpt: Any, recipe_name: str | None) -> dict[str, Any] | None:
-    """The test settings of an inference-only plugin's model (its own
-    config; ``--recipe`` does not apply), or None for a trainable plugin,
-    whose settings come from its recipes as usual."""
-    if spec.load_weights is None:
-        return None
-    if recipe_name is not None:
-        raise PluginError(
-            f"plugin {spec.name!r} takes its test settings from the model's own config; "
-            "--recipe does not apply (edit the config beside the model instead)"
-        )
-    return dict(ckpt.meta.get("recipe") or {})
+def resolve_for_checkpoint(
+    spec: Any, ckpt: Any, recipe_name: str | None, dataset: str | None = None
+) -> Any:
+    """:func:`tcmbench.inference_settings.resolve_test_recipe` for a loaded
+    checkpoint: the test settings every command runs it with."""
+    from tcmbench.inference_settings import resolve_test_recipe
+
+    return resolve_test_recipe(
+        spec,
+        ckpt.meta.get("recipe"),
+        recipe_name,
+        dataset,
+        inference_only=spec.load_weights is not None,
+    )
 
 
 def tag_runtime(recipe: dict[str, Any], ckpt: Any) -> dict[str, Any]:

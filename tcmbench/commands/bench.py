@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from tcmbench.commands._options import device_option, tcm_options
+from tcmbench.commands._options import BoundedInt, device_option, tcm_options
 
 log = logging.getLogger(__name__)
 
@@ -164,20 +164,24 @@ def markdown_ratio(
     ),
 )
 @device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", type=BoundedInt(1, "MAX_BATCH_SIZE"), default=1, show_default=True)
 @click.option(
     "--runs",
-    type=click.IntRange(min=0),
+    type=BoundedInt(0, "MAX_BENCH_RUNS"),
     default=5,
     show_default=True,
     help="Timed runs per resolution (median reported); 0 = no latency, FLOPs only.",
 )
 @click.option(
-    "--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs first."
+    "--warmup",
+    type=BoundedInt(0, "MAX_BENCH_RUNS"),
+    default=2,
+    show_default=True,
+    help="Untimed runs first.",
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1024),
     default=None,
     help="torch CPU threads (default: torch's choice).",
 )
@@ -425,7 +429,10 @@ def _models(
         ckpt = load_checkpoint(
             weights, device=str(dev), plugin=spec.name, expect_tcm=True if tcm is not None else None
         )
-        ck_recipe = dict(ckpt.meta.get("recipe") or {}) or base_recipe
+        from tcmbench.inference_settings import resolve_test_recipe
+
+        # The settings evaluate and predict run this checkpoint with.
+        ck_recipe = resolve_test_recipe(spec, ckpt.meta.get("recipe"), recipe_name).recipe
         named = (ckpt.meta.get("architecture") or {}).get("backbone")
         label = model_label(spec, ckpt.config, named)
         return {label: BenchModel(ckpt.model, ckpt.config, ck_recipe)}

@@ -24,10 +24,14 @@ from typing import Any
 
 import click
 
+from tcmbench.commands._options import FiniteFloat
 from tcmbench.commands.score import ProtocolOption, _parse_params
 
 #: Shown when two image sets differ.
 _EXAMPLES = 3
+#: Size of a ``score --per-image`` file (about 200 bytes an image without
+#: match lists: millions of images fit).
+MAX_PER_IMAGE_BYTES = 1 << 30
 
 
 @dataclass
@@ -55,9 +59,10 @@ def classify_run(label: str, path: Path) -> _Run:
 
 
 def _refuse_reports(run: _Run) -> None:
-    """A ``--json`` summary or the ``predictions.json`` of an evaluate
-    folder passed as predictions: say what to pass instead (the JSON reader
-    would only say that a value is not a list)."""
+    """A ``--json`` summary passed as predictions: say what to pass instead
+    (the JSON reader would only say that a value is not a list). An evaluate
+    folder's ``predictions.json`` is accepted: it is scored as its
+    ``submit.zip`` is."""
     path = run.path
     if not (path.is_file() and path.suffix.lower() == ".json"):
         return
@@ -76,11 +81,6 @@ def _refuse_reports(run: _Run) -> None:
             f"{run.name}: an evaluation summary (--json) without per-image results; pass the "
             f"run's predictions (evaluate --save-predictions DIR) or its per-image file "
             f"(score --per-image OUT.jsonl)"
-        )
-    if isinstance(data, dict) and isinstance(data.get("predictions"), dict):
-        raise ProtocolError(
-            f"{run.name}: the predictions.json of evaluate --save-predictions; pass its folder "
-            f"({path.parent}) instead"
         )
 
 
@@ -135,6 +135,10 @@ def read_per_image_file(run: _Run, tiou: bool) -> Any:
     )
     location = str(run.path)
     try:
+        if run.path.stat().st_size > MAX_PER_IMAGE_BYTES:
+            raise ProtocolError(
+                f"{run.name}: over the {MAX_PER_IMAGE_BYTES >> 20} MiB limit of a per-image file"
+            )
         text = run.path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AnnotationFormatError(location, None, expected, f"not UTF-8 text: {exc}") from None
@@ -159,8 +163,8 @@ def read_per_image_file(run: _Run, tiou: bool) -> Any:
             raise AnnotationFormatError(location, lineno, expected, "no string 'id'")
         if sid in seen:
             raise AnnotationFormatError(location, lineno, expected, f"image {sid!r} again")
-        try:
-            rows.append(entry_accumulators(record, tiou))
+        try:  # counts checked: integers, finite, matches <= care GTs / detections
+            rows.append(entry_accumulators(record, tiou, image=sid))
         except ValueError as exc:
             raise AnnotationFormatError(location, lineno, expected, str(exc)) from None
         seen.add(sid)
@@ -282,7 +286,7 @@ def markdown_report(protocol: str, boot: Any, run_a: _Run, run_b: _Run) -> str:
 )
 @click.option(
     "--confidence",
-    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    type=FiniteFloat(0.0, 1.0, min_open=True, max_open=True),
     default=0.95,
     show_default=True,
     help="Confidence level of the percentile interval.",
@@ -486,7 +490,7 @@ def _read_run_predictions(
     skip_invalid: bool,
 ) -> Any:
     """A run's predictions with the readers of ``tcmbench score``."""
-    from tcmbench.eval.io import PROTOCOL_INPUTS, read_predictions
+    from tcmbench.eval.io import PROTOCOL_INPUTS, read_predictions, scored_as_evaluated
 
     path = run.path
     if run.kind == "evaluate-folder":
@@ -503,7 +507,7 @@ def _read_run_predictions(
     )
     if report.skipped:
         click.echo(f"warning: {run.name}: {report.summary()}", err=True)
-    return preds
+    return scored_as_evaluated(preds, protocol)
 
 
 def _score(run: _Run, samples: Any, preds: Any, protocol: str, kwargs: dict[str, Any]) -> Any:

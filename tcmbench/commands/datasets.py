@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from tcmbench.commands._options import FiniteFloat
+
 DATA_ROOT_HELP = (
     "The dataset folder, a folder that directly holds the split's annotation files, "
     "or a GT zip (default: $TCMBENCH_DATA/NAME, then the tcmbench cache)."
@@ -218,7 +220,7 @@ def verify(name: str, data_root: Path | None, splits: tuple[str, ...], as_json: 
 )
 @click.option(
     "--max-ratio",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=100.0,
     show_default=True,
     help="Refuse an archive that unpacks to more than this many times its size "
@@ -329,7 +331,7 @@ def stats(name: str, split: str, data_root: Path | None, skip_invalid: bool, as_
     "--shard-mb",
     default=500,
     show_default=True,
-    type=click.IntRange(1),
+    type=click.IntRange(1, 1 << 20),
     help="Target parquet shard size in MB.",
 )
 def export(

@@ -17,7 +17,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from tcmbench.commands._options import device_option, tcm_options
+from tcmbench.commands._options import INT64_MAX, BoundedInt, device_option, tcm_options
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +56,6 @@ def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
             f"`tcmbench train --plugin {spec.name} --dataset {dataset}`"
         )
     return str(found)
-
-
-def eval_recipe(
-    spec: Any, recipe_name: str | None, dataset: str, checkpoint_recipe: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Test settings (resize, postprocess) of the dataset's recipe, with the
-    normalisation the checkpoint was trained with."""
-    recipe = spec.recipe(recipe_name or dataset)
-    if checkpoint_recipe and checkpoint_recipe.get("normalize"):
-        recipe["normalize"] = checkpoint_recipe["normalize"]
-    return recipe
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -140,7 +129,7 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
 )
 @click.option("--data-root", default=None, type=click.Path(), help="Where the dataset lives.")
 @device_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", type=BoundedInt(1, "MAX_BATCH_SIZE"), default=1, show_default=True)
 @click.option(
     "--protocol", default=None, help="Score with this protocol instead of the dataset's default."
 )
@@ -178,7 +167,9 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
     "orientation and curvature, worst images drawn, sortable per-image table (needs "
     "tcmbench[report]).",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N images.")
+@click.option(
+    "--limit", type=click.IntRange(1, INT64_MAX), default=None, help="Only the first N images."
+)
 @click.option(
     "--runtime",
     type=click.Choice(["torch", "onnxruntime"]),
@@ -293,13 +284,15 @@ def _evaluate(
         predict_samples,
         test_settings,
     )
+    from tcmbench.inference_settings import describe, differs_from_dataset
     from tcmbench.loading import (
         load_for_inference,
-        model_recipe,
+        resolve_for_checkpoint,
         synthetic_weights_warning,
         tag_runtime,
     )
     from tcmbench.plugins import get_detector
+    from tcmbench.submission import submitted_predictions
 
     spec = get_detector(plugin)
     if recipe:
@@ -311,12 +304,23 @@ def _evaluate(
 
         require_matplotlib()
         check_report_dir(report_dir)
+    from tcmbench.paths import check_destination, check_names
+
+    for option, folder in (("--save-predictions", save_predictions), ("--visualize", visualize)):
+        if folder:  # a file, device, FIFO or link: one line, before any work (every rank)
+            check_destination(folder, option)
     protocol, protocol_params = dataset_protocol(get_dataset_config(dataset), protocol)
     samples, report = load_split(
         dataset, split, data_root=data_root, skip_invalid=skip_invalid, need_images=True
     )
     if limit:
         samples = samples[:limit]
+    if save_predictions:  # IMG_0059 and IMG_59 -> one file: say so before inference
+        from tcmbench.submission import entry_names
+
+        entry_names([s.id for s in samples], protocol)
+    if visualize:  # an id no file can be named after: say so before inference
+        check_names(visualize, (f"{s.id}.png" for s in samples), "--visualize")
     ckpt = load_for_inference(
         weights,
         spec=spec,
@@ -331,10 +335,11 @@ def _evaluate(
     check_tcm_matches(
         tcm, ckpt.config.tcm, ctx.get_parameter_source("tcm_context") != ParameterSource.DEFAULT
     )
-    test_recipe = model_recipe(spec, ckpt, recipe) or eval_recipe(
-        spec, recipe, dataset, ckpt.meta.get("recipe")
-    )
-    test_recipe = tag_runtime(test_recipe, ckpt)
+    resolved = resolve_for_checkpoint(spec, ckpt, recipe, dataset)
+    test_recipe = tag_runtime(resolved.recipe, ckpt)
+    note = differs_from_dataset(spec, resolved, dataset)
+    if note and w.is_main:
+        click.echo(note, err=True)
     key = None if no_cache else cache_key(ckpt.sha256, dataset, split, samples, test_recipe)
     t0 = time.monotonic()
     preds, hit = cached_predict(
@@ -349,7 +354,9 @@ def _evaluate(
     params: dict[str, Any] = dict(protocol_params)
     if sweep:
         params["sweep"] = True
-    result = score(samples, preds, protocol, **params)
+    # One coordinate rule: the figures are those of the submission
+    # (submit.zip, predictions.json), so `tcmbench score` on them agrees.
+    result = score(samples, submitted_predictions(preds, protocol), protocol, **params)
     row = {
         "dataset": dataset,
         "split": split,
@@ -362,6 +369,7 @@ def _evaluate(
     from tcmbench.paths import is_stdout, write_report
 
     to_err = is_stdout(json_out)  # stdout then carries the JSON alone
+    click.echo(describe(resolved), err=to_err)  # the table's header: how it was run
     click.echo(markdown_table([row]), err=to_err)
     if result.sweep:
         line = sweep_line(result.sweep)
@@ -377,6 +385,7 @@ def _evaluate(
             "weights": str(weights),
             "checkpoint_sha256": ckpt.sha256,
             "test": test_settings(test_recipe),
+            "test_settings_source": {"origin": resolved.origin, "source": resolved.source},
             "device": str(dev),
             "runtime": ckpt.meta.get("runtime", "torch"),
             "inference_seconds": None if hit else round(seconds, 3),
@@ -392,12 +401,13 @@ def _evaluate(
         click.echo(f"submission: {paths['zip']}", err=True)
     if visualize:
         from tcmbench.data.torch_data import load_image
+        from tcmbench.paths import safe_child
         from tcmbench.visualize import draw, save_png
 
         out = Path(visualize)
         for s in samples:
             save_png(
-                out / f"{s.id}.png",
+                safe_child(out, f"{s.id}.png"),
                 draw(load_image(s.image_path, s.id), preds.get(s.id, []), s.instances),
             )
         click.echo(f"visualisations: {out}", err=True)
@@ -417,6 +427,7 @@ def _evaluate(
                 "weights": str(weights),
                 "checkpoint sha256": ckpt.sha256,
                 "test settings (recipe)": test_settings(test_recipe),
+                "test settings from": resolved.source,
                 "device": str(dev),
                 "tcmbench version": __version__,
             },

@@ -124,7 +124,7 @@ def dry_run_table(grid: Any, cells: list[Any], all_cells: list[Any]) -> str:
 @click.option("--dry-run", is_flag=True, help="Print the expanded cells and exit.")
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1024),
     default=None,
     help="CPU threads for torch (default: torch's choice).",
 )
@@ -193,6 +193,9 @@ def _run(
         return
     if out is None:
         raise click.UsageError("give --out DIR (the experiment folder), or --dry-run")
+    from tcmbench.paths import check_destination
+
+    check_destination(out, "--out")  # a file, device, FIFO or link: one line, no work
     all_cells = expand(grid)
     check_names(all_cells, grid.source)
     cells = select_cells(all_cells, _split_only(only), grid.source)

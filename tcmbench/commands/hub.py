@@ -43,6 +43,9 @@ def push(
 def pull(repo_id: str, revision: str | None, out_dir: str | None) -> None:
     """Download checkpoint REPO_ID (hf://REPO_ID also works with --weights)."""
     from tcmbench import hub as hub_lib
+    from tcmbench.paths import check_destination
 
+    if out_dir is not None:  # a file, device, FIFO or link: one line, before downloading
+        check_destination(out_dir, "--out")
     path = hub_lib.pull(repo_id.removeprefix("hf://"), revision=revision, out_dir=out_dir)
     click.echo(str(path))

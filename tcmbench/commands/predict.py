@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from tcmbench.commands._options import device_option, tcm_options
+from tcmbench.commands._options import BoundedInt, device_option, tcm_options
 
 log = logging.getLogger(__name__)
 
@@ -99,21 +99,6 @@ def image_ids(paths: Sequence[Path]) -> list[str]:
     return ids
 
 
-def predict_recipe(
-    spec: Any, recipe_name: str | None, checkpoint_recipe: dict[str, Any] | None
-) -> dict[str, Any]:
-    """Test settings: ``--recipe``'s when given (with the checkpoint's
-    normalisation), else the recipe the checkpoint was trained with, else
-    the plugin's default recipe."""
-    ck = dict(checkpoint_recipe or {})
-    if recipe_name is None and ck.get("test"):
-        return ck
-    recipe = spec.recipe(recipe_name)
-    if ck.get("normalize"):
-        recipe["normalize"] = ck["normalize"]
-    return recipe
-
-
 def resolve_default_weights(spec: Any) -> str:
     """The plugin's embedded checkpoint, or a CheckpointError saying what to pass."""
     from tcmbench.errors import CheckpointError
@@ -187,7 +172,7 @@ def predictions_json(doc: dict[str, Any]) -> str:
     default=None,
     help="Recipe whose test resize and postprocess settings to use (default: the checkpoint's).",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch-size", type=BoundedInt(1, "MAX_BATCH_SIZE"), default=1, show_default=True)
 @click.option("--recursive", is_flag=True, help="Also take images in sub-folders of a folder.")
 @click.option(
     "--skip-unreadable",
@@ -250,19 +235,21 @@ def predict(
 
     from tcmbench.data.schema import Sample
     from tcmbench.inference import predict_samples, test_settings
+    from tcmbench.inference_settings import describe
     from tcmbench.loading import (
         load_for_inference,
-        model_recipe,
+        resolve_for_checkpoint,
         synthetic_weights_warning,
         tag_runtime,
     )
-    from tcmbench.paths import atomic_write_text
+    from tcmbench.paths import atomic_write_text, check_destination, safe_child
     from tcmbench.plugins import get_detector
     from tcmbench.train.distributed import resolve_device
     from tcmbench.visualize import draw as draw_polygons
     from tcmbench.visualize import save_png
 
     dev = resolve_device(device)  # CUDA asked for without CUDA: clear error before any work
+    check_destination(out_dir, "--out")  # a file, device, FIFO or link: one line, no work
     paths = collect_images(inputs, recursive, exclude=Path(out_dir))
     spec = get_detector(plugin)
     if recipe:
@@ -278,10 +265,9 @@ def predict(
     warning = synthetic_weights_warning(ckpt)
     if warning:
         click.echo(warning, err=True)
-    test_recipe = model_recipe(spec, ckpt, recipe) or predict_recipe(
-        spec, recipe, ckpt.meta.get("recipe")
-    )
-    test_recipe = tag_runtime(test_recipe, ckpt)
+    resolved = resolve_for_checkpoint(spec, ckpt, recipe)
+    click.echo(describe(resolved), err=True)
+    test_recipe = tag_runtime(resolved.recipe, ckpt)
     ids = image_ids(paths)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -301,10 +287,14 @@ def predict(
                 for sid, p, image in loaded:
                     records.append(image_record(sid, p, image.shape[0], image.shape[1], preds[sid]))
                     if draw:
-                        save_png(out / f"{sid}.png", draw_polygons(image, preds[sid]))
+                        save_png(safe_child(out, f"{sid}.png"), draw_polygons(image, preds[sid]))
                     if show_prompts:
                         _save_prompts(
-                            ckpt.model, image, test_recipe, dev, out / f"{sid}_prompts.png"
+                            ckpt.model,
+                            image,
+                            test_recipe,
+                            dev,
+                            safe_child(out, f"{sid}_prompts.png"),
                         )
             bar.update(len(chunk))
     finally:
@@ -318,6 +308,7 @@ def predict(
         "runtime": ckpt.meta.get("runtime", "torch"),
         "recipe": recipe,
         "test": test_settings(test_recipe),
+        "test_settings_source": {"origin": resolved.origin, "source": resolved.source},
         "skipped": skipped,
         "images": records,
     }

@@ -197,12 +197,19 @@ def score(
     figures where the protocol defines them).
     """
     from tcmbench.errors import ProtocolError, TcmbenchError
-    from tcmbench.eval.api import check_params, evaluate, get_protocol_spec, parse_bool
+    from tcmbench.eval.api import (
+        check_params,
+        evaluate,
+        get_protocol_spec,
+        numeric_key,
+        parse_bool,
+    )
     from tcmbench.eval.io import (
         PROTOCOL_INPUTS,
         guess_gt_format,
         read_ground_truth,
         read_predictions,
+        scored_as_evaluated,
     )
 
     cfg = None
@@ -250,8 +257,14 @@ def score(
     if pred_order is not None and style in ("polygon", "polygon-yx"):
         style = "polygon-yx" if pred_order == "yx" else "polygon"
     preds, pred_report = read_predictions(
-        pred_path, style=style, confidences=confidences, skip_invalid=skip_invalid
+        pred_path,
+        style=style,
+        confidences=confidences,
+        skip_invalid=skip_invalid,
+        # The RRC scripts' entry-name check, where the GT is numbered as theirs is.
+        rrc_names=any(numeric_key(s.id) is not None for s in samples),
     )
+    preds = scored_as_evaluated(preds, protocol)
 
     try:
         result = evaluate(samples, preds, protocol, **kwargs)

@@ -50,7 +50,9 @@ from tcmbench.data.source import (
     AnnotationSource,
     JsonInputError,
     ParseReport,
+    ReadLimits,
     parse_json,
+    read_file_bytes,
     split_lines,
 )
 from tcmbench.errors import AnnotationFormatError, ProtocolError
@@ -105,6 +107,11 @@ class PredictionFiles(Mapping[str, list[Prediction]]):
     predictions: dict[str, list[Prediction]]
     origins: dict[str, tuple[str, list[int | None]]] = field(default_factory=dict)
     style: str = ""
+    #: The protocol of the ``evaluate --save-predictions`` run whose
+    #: ``predictions.json`` this is (None for other files): its float
+    #: polygons are scored after the submission's coordinate rule
+    #: (:func:`tcmbench.submission.submitted_predictions`), as evaluate did.
+    evaluate_protocol: str | None = None
 
     def __getitem__(self, key: str) -> list[Prediction]:
         return self.predictions[key]
@@ -134,17 +141,22 @@ def read_predictions(
     style: str = "auto",
     confidences: bool = False,
     skip_invalid: bool = False,
+    rrc_names: bool = True,
 ) -> tuple[PredictionFiles, ParseReport]:
     """Read predictions from a zip, a folder or a JSON file (see the module
     doc for the styles). ``skip_invalid`` turns malformed lines into counted
-    warnings instead of an error."""
+    warnings instead of an error. ``rrc_names=False`` accepts any
+    ``res_<id>.txt`` in the RRC styles: for ground truth whose images are not
+    numbered (synthtext-mini), which no RRC script judges."""
     if style not in STYLES:
         raise ProtocolError(f"unknown prediction style {style!r}; known: {', '.join(STYLES)}")
     report = ParseReport(skip_invalid=skip_invalid)
     path = Path(path)
     if style == "json" or (style == "auto" and path.is_file() and path.suffix.lower() == ".json"):
         return _read_json(path, report), report
-    with AnnotationSource(path) as source:
+    # Prediction limits: each file's size from the zip headers (or stat) and
+    # its line count are checked before a line is parsed.
+    with AnnotationSource(path, ReadLimits.predictions()) as source:
         names = [n for n in source.names() if not PurePosixPath(n).name.startswith(".")]
         if style == "auto" or (
             style in ("polygon", "polygon-yx")
@@ -162,7 +174,9 @@ def read_predictions(
                 raise ProtocolError(
                     f"{source.location(name)}: unexpected entry; expected imgN.mat files"
                 )
-            if style in ("rrc", "rrc-ltrb") and RRC_NAME.match(base) is None:
+            if style in ("rrc", "rrc-ltrb") and (
+                RRC_NAME.match(base) is None if rrc_names else not base.endswith(".txt")
+            ):
                 raise ProtocolError(
                     f"{source.location(name)}: entry name not valid (the RRC script rejects the "
                     f"submission: 'ZIP entry not valid'); expected res_img_<N>.txt"
@@ -189,6 +203,20 @@ def read_predictions(
             preds, lines = _read_text_file(source, name, style, confidences, report)
             _put(out, canonical_id(base), preds, source.location(name), lines)
     return out, report
+
+
+def scored_as_evaluated(preds: PredictionFiles, protocol: str) -> PredictionFiles:
+    """``preds`` as ``protocol`` scores them: the predictions.json of an
+    evaluate run gets the submission's coordinate rule first, so that
+    ``score`` on it prints what evaluate printed (and what its submit.zip
+    scores); any other file is returned unchanged."""
+    if preds.evaluate_protocol is None:
+        return preds
+    from tcmbench.submission import submitted_predictions
+
+    return PredictionFiles(
+        submitted_predictions(preds.predictions, protocol), preds.origins, preds.style
+    )
 
 
 def _put(
@@ -227,6 +255,7 @@ def _read_text_file(
             return fast
     preds: list[Prediction] = []
     lines: list[int | None] = []
+    work, poly_cap, work_cap = 0, limit("MAX_IMAGE_POLYGONS"), limit("MAX_IMAGE_WORK")
     for lineno, raw in source.iter_lines(name):
         line = raw.replace("\r", "")
         if style == "rrc":
@@ -246,6 +275,10 @@ def _read_text_file(
             continue
         preds.append(pred)
         lines.append(lineno)
+        points = pred.polygon.shape[0]
+        work += points * points  # image_work, inline: this loop is the scoring path
+        if len(preds) > poly_cap or work > work_cap:
+            break  # over a limit: the check below names this line; no need to read on
     _check_image_limits(location, preds, lines)
     return preds, lines
 
@@ -307,7 +340,15 @@ def _polygon_file_fast(text: str, yx: bool) -> tuple[list[Prediction], list[int 
     if not numbered:
         return [], []
     counts = [line.count(",") + 1 for _, line in numbered]
-    if max(counts) > 2 * limit("MAX_POLYGON_POINTS") + 1:
+    top = max(counts)
+    if top > 2 * limit("MAX_POLYGON_POINTS") + 1:
+        return None
+    # Over an image limit: the line parser stops at the line crossing it
+    # (the exact sum of squares only when the cheap bound is over).
+    n, work_cap = len(counts), limit("MAX_IMAGE_WORK")
+    if n > limit("MAX_IMAGE_POLYGONS") or (
+        n * (top // 2) ** 2 > work_cap and image_work([c // 2 for c in counts]) > work_cap
+    ):
         return None
     try:
         values = np.array(",".join(line for _, line in numbered).split(","), dtype=np.float64)
@@ -410,7 +451,8 @@ def _polygon_line(line: str, yx: bool) -> Prediction:
 def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
     location = str(path)
     try:
-        data = parse_json(path.read_text(encoding="utf-8-sig"))
+        # size-checked before it is read (TCMBENCH_MAX_PREDICTION_FILE_BYTES)
+        data = parse_json(read_file_bytes(path, ReadLimits.predictions()).decode("utf-8-sig"))
     except FileNotFoundError:
         raise ProtocolError(f"prediction file not found: {path}") from None
     except UnicodeDecodeError as exc:
@@ -426,6 +468,10 @@ def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
             location, None, JSON_EXPECTED, f"top level is a {type(data).__name__}"
         )
     out = PredictionFiles({}, {}, "json")
+    if _is_evaluate_document(data):
+        # evaluate --save-predictions' predictions.json: {"protocol": P, "predictions": {...}}
+        out.evaluate_protocol = data["protocol"]
+        data = data["predictions"]
     for key, items in data.items():
         shown_key = _short(key)
         if not isinstance(items, list):
@@ -443,6 +489,17 @@ def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
         _check_image_limits(where, preds, [None] * len(preds))
         _put(out, canonical_id(str(key)), preds, where, [None] * len(preds))
     return out
+
+
+def _is_evaluate_document(data: Mapping[str, Any]) -> bool:
+    """Whether ``data`` is the ``predictions.json`` that ``evaluate
+    --save-predictions`` writes (tcmbench/submission.py), not a plain
+    image id -> predictions mapping."""
+    return (
+        isinstance(data.get("protocol"), str)
+        and isinstance(data.get("predictions"), dict)
+        and set(data) <= {"format", "protocol", "coordinates", "predictions"}
+    )
 
 
 def _short(text: str, width: int = 40) -> str:

@@ -164,7 +164,7 @@ class DetectorSpec:
 
         if self.load_weights is not None:
             # An inference-only plugin (onnx) has no recipes at all; its own
-            # "--recipe does not apply" error (loading.model_recipe) says why.
+            # "--recipe does not apply" error (inference_settings.resolve_test_recipe) says why.
             return name
         if name not in self.recipes:
             raise TcmbenchError(
