@@ -29,8 +29,10 @@ class DBLoss(nn.Module):
         negative_ratio: float = 3.0,
         eps: float = 1e-6,
         prob_loss: str = "bce",
+        binary_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        self.binary_weight = binary_weight
         if prob_loss not in ("bce", "dice"):
             raise ValueError(f"prob_loss must be 'bce' or 'dice', got {prob_loss!r}")
         self.prob_loss = prob_loss
@@ -62,5 +64,11 @@ class DBLoss(nn.Module):
         loss_thr = masked_l1_loss(
             outputs["thr"], targets["gt_thr"], targets["gt_thr_mask"], eps=self.eps
         )
-        total = self.alpha * loss_prob + self.beta * loss_thr + loss_db
+        total = self.alpha * loss_prob
+        # A term weighted 0 stays out of the graph: its parameters then get no
+        # gradient at all, so the optimizer (weight decay included) leaves them.
+        if self.beta:
+            total = total + self.beta * loss_thr
+        if self.binary_weight:
+            total = total + self.binary_weight * loss_db
         return {"loss": total, "loss_prob": loss_prob, "loss_thr": loss_thr, "loss_db": loss_db}

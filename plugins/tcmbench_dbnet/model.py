@@ -10,7 +10,10 @@ Architecture options (``DetectorConfig.options``; all optional):
 - ``k`` (50): steepness of the approximate binarisation;
 - ``shrink_ratio`` (0.4), ``thr_min`` (0.3), ``thr_max`` (0.7),
   ``min_text_size`` (8): target builder;
-- ``alpha`` (5), ``beta`` (10), ``negative_ratio`` (3): loss;
+- ``alpha`` (5), ``beta`` (10), ``negative_ratio`` (3), ``binary_weight``
+  (1): loss (``binary_weight`` weighs the approximate binary map's dice;
+  ``beta`` and ``binary_weight`` 0 train the probability map alone, all an
+  imported inference graph's postprocessing reads);
 - ``prob_loss`` (``bce``): the probability-map term, DBNet's balanced BCE
   with hard negative mining, or ``dice``, what PaddleOCR's DB configs train
   with (``main_loss_type: DiceLoss``; its BalanceLoss then reduces to plain
@@ -78,6 +81,9 @@ OPTIONS: dict[str, Opt] = {
     ),
     "alpha": Opt(5.0, "float", ge=0, help="weight of the probability-map loss"),
     "beta": Opt(10.0, "float", ge=0, help="weight of the threshold-map loss"),
+    "binary_weight": Opt(
+        1.0, "float", ge=0, help="weight of the approximate binary map's dice loss"
+    ),
     "negative_ratio": Opt(3.0, "float", gt=0, help="hard negatives kept per positive"),
     "prob_loss": Opt(
         "bce",
@@ -140,6 +146,7 @@ def build_parts(config: DetectorConfig) -> DetectorParts:
         loss=DBLoss(
             alpha=float(opts["alpha"]),
             beta=float(opts["beta"]),
+            binary_weight=float(opts["binary_weight"]),
             negative_ratio=float(opts["negative_ratio"]),
             prob_loss=str(opts["prob_loss"]),
         ),

@@ -174,12 +174,20 @@ def finetune_target(name: str, recipe: Mapping[str, Any]) -> tuple[str, list[str
     return backbone, list(datasets)
 
 
-def _with_architecture(recipe: Mapping[str, Any], meta: Mapping[str, Any]) -> dict[str, Any]:
+def _with_architecture(
+    recipe: Mapping[str, Any], meta: Mapping[str, Any], recipe_options_win: bool = False
+) -> dict[str, Any]:
     """``recipe`` building the checkpoint's architecture; the checkpoint
-    holds the backbone, so no ImageNet download."""
+    holds the backbone, so no ImageNet download. With
+    ``recipe_options_win`` (a fine-tune recipe written for this backbone)
+    the recipe's model options, its loss settings among them, are laid over
+    the checkpoint's; otherwise the checkpoint's options alone (a dataset's
+    recipe written for another backbone must not change its widths)."""
     backbone, options = _architecture(meta)
     out = copy.deepcopy(dict(recipe))
     model = dict(out.get("model") or {})
+    if recipe_options_win:
+        options = {**options, **dict(model.get("options") or {})}
     model.update(backbone=backbone, options=options, pretrained_backbone=False)
     out["model"] = model
     return out
@@ -206,7 +214,11 @@ def _finetune_recipe(cfg: Any, spec: Any, meta: dict[str, Any] | None) -> Recipe
             "--recipe NAME picks another"
         )
         return RecipeChoice(
-            name, _with_architecture(recipe, meta), FROM_FINETUNE, description, meta
+            name,
+            _with_architecture(recipe, meta, recipe_options_win=True),
+            FROM_FINETUNE,
+            description,
+            meta,
         )
     return None
 
