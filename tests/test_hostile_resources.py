@@ -562,3 +562,27 @@ def test_the_bounds_are_in_the_help() -> None:
         assert result.exit_code == 0, result.output
         for variable in variables:
             assert variable in result.output.replace("\n", " ").replace(" ", ""), variable
+
+
+def test_a_million_malformed_gt_lines_are_counted_not_kept(tmp_path: Path) -> None:
+    """Found by the long fuzz run: a 1.6 MB GT member of 800,000 lines 'x'
+    read with --skip-invalid logged and kept every error (125 s, gigabytes).
+    The report keeps the first few and counts the rest."""
+    from tcmbench.data.source import KEPT_SKIPS
+    from tcmbench.eval.io import read_ground_truth
+
+    gt = tmp_path / "gt.zip"
+    with zipfile.ZipFile(gt, "w") as zf:
+        zf.writestr("gt_img_1.txt", "x\n" * 800_000)
+    t0 = time.monotonic()
+    tracemalloc.start()
+    try:
+        samples, report = read_ground_truth(gt, "icdar2015", skip_invalid=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert time.monotonic() - t0 < 30
+    assert peak < 200 * 2**20
+    assert [len(s.instances) for s in samples] == [0]
+    assert report.skipped_count == 800_000 and len(report.skipped) == KEPT_SKIPS
+    assert report.summary() == "800000 malformed line(s) skipped"

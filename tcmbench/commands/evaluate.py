@@ -390,7 +390,7 @@ def _evaluate(
             "runtime": ckpt.meta.get("runtime", "torch"),
             "inference_seconds": None if hit else round(seconds, 3),
             "cached_predictions": hit,
-            "skipped_gt_lines": len(report.skipped),
+            "skipped_gt_lines": report.skipped_count,
             "tcmbench_version": __version__,
         }
         write_report(json_out, json.dumps(doc, indent=2, default=str) + "\n")

@@ -321,5 +321,5 @@ def split_stats(samples: list[Sample], report: ParseReport | None = None) -> dic
         "ignored": sum(s.num_ignored for s in samples),
         "with_image": sum(1 for s in samples if s.image_path),
         "points_hist": {str(k): hist[k] for k in sorted(hist)},
-        "skipped_lines": len(report.skipped) if report is not None else 0,
+        "skipped_lines": report.skipped_count if report is not None else 0,
     }

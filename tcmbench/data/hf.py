@@ -447,7 +447,7 @@ def _read_hf(
         skip_invalid=report.skip_invalid,
         materialize_images=materialize_images,
     )
-    report.skipped.extend(inner.skipped)
+    report.absorb(inner)
     return samples
 
 

@@ -427,14 +427,33 @@ class ParseReport:
     """
 
     skip_invalid: bool = False
+    #: The first :data:`KEPT_SKIPS` errors (each logged as a warning) ...
     skipped: list[AnnotationFormatError] = field(default_factory=list)
+    #: ... and how many lines were skipped in all. A file of a million
+    #: malformed lines once logged and kept a million errors: minutes and
+    #: gigabytes (found by the fuzz suite).
+    skipped_count: int = 0
 
     def fail(self, location: str, line: int | None, expected: str, detail: str = "") -> None:
         err = AnnotationFormatError(location, line, expected, detail)
         if not self.skip_invalid:
             raise err
-        log.warning("skipped: %s", err)
-        self.skipped.append(err)
+        self.skipped_count += 1
+        if len(self.skipped) < KEPT_SKIPS:
+            log.warning("skipped: %s", err)
+            self.skipped.append(err)
+            if len(self.skipped) == KEPT_SKIPS:
+                log.warning("further malformed lines are counted, not shown")
+
+    def absorb(self, other: ParseReport) -> None:
+        """Add the skips of ``other`` (a nested reader's report) to this one."""
+        self.skipped.extend(other.skipped[: max(0, KEPT_SKIPS - len(self.skipped))])
+        self.skipped_count += other.skipped_count
 
     def summary(self) -> str:
-        return f"{len(self.skipped)} malformed line(s) skipped" if self.skipped else ""
+        n = self.skipped_count
+        return f"{n} malformed line(s) skipped" if n else ""
+
+
+#: Malformed lines a :class:`ParseReport` logs and keeps one by one.
+KEPT_SKIPS = 20
