@@ -108,7 +108,13 @@ class LazyGroup(click.Group):
             modname, attr, _ = CORE_COMMANDS[cmd_name]
             if not self._module_exists(modname):
                 return None
-            return getattr(importlib.import_module(modname), attr)
+            command = getattr(importlib.import_module(modname), attr)
+            if isinstance(command, click.Group):
+                # Plugins may add sub-commands to a core group (the dbnet
+                # plugin's `import ppocr`); plain commands such as `score`
+                # start without the plugin manager.
+                self._load_plugin_commands()
+            return command
         self._load_plugin_commands()
         return super().get_command(ctx, cmd_name)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import click
+
 from tcmbench.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -21,3 +23,12 @@ def register_detectors(register: Callable[[Any], None]) -> None:
     from tcmbench_dbnet.spec import dbnet_spec
 
     register(dbnet_spec())
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    """``tcmbench import ppocr`` joins the core ``import`` group."""
+    from tcmbench.commands.importers import import_
+    from tcmbench_dbnet.commands import ppocr
+
+    import_.add_command(ppocr)

@@ -28,6 +28,7 @@ from tcmbench.data.config import (
     config_files,
     load_config_file,
 )
+from tcmbench.data.ids import check_sample_ids
 from tcmbench.data.schema import Sample
 from tcmbench.data.source import ParseReport
 from tcmbench.errors import DatasetNotFoundError, ImageReadError, PluginError
@@ -254,19 +255,6 @@ def check_images(samples: list[Sample]) -> None:
             raise ImageReadError(f"sample {s.id!r} has no image (images are required here)")
         if not exists_as_file(Path(s.image_path)):
             raise ImageReadError(f"image of sample {s.id!r} not found: {s.image_path:.300}")
-
-
-def check_sample_ids(samples: list[Sample], where: str) -> None:
-    """Every id is a name, never a path (:mod:`tcmbench.data.ids`): the
-    built-in readers make sure of it; this holds plugin readers and
-    generators to the same rule before any file is named after an id."""
-    from tcmbench.data.ids import id_problem
-    from tcmbench.errors import UnsafePathError
-
-    for s in samples:
-        problem = id_problem(s.id)
-        if problem is not None:
-            raise UnsafePathError(f"{where}: sample id {s.id!r:.80}: {problem}")
 
 
 def load_split(

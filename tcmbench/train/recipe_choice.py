@@ -233,7 +233,6 @@ def _from_checkpoint(
     """The checkpoint's recipe when the dataset's would build another
     architecture than the checkpoint's (rule 3); else None."""
     from tcmbench.train.init_from import describe_architecture
-    from tcmbench.train.trainer import build_detector_config
 
     if meta is None or meta.get("plugin") != spec.name:
         return None
@@ -282,3 +281,32 @@ def _close(a: Any, b: Any) -> bool:
         return len(a) == len(b) and all(abs(float(x) - float(y)) < 1e-6 for x, y in zip(a, b))
     except (TypeError, ValueError):
         return False
+
+
+def build_detector_config(cfg: Any, recipe: Mapping[str, Any]) -> Any:
+    """The architecture: ``--backbone`` / ``--tcm`` over the recipe's
+    ``model`` section (backbone, pretrained_backbone, options) and its
+    ``tcm.context_length`` / ``tcm.input_resolution``."""
+    from tcmbench.models.spec import DetectorConfig, TCMConfig
+
+    model = dict(recipe.get("model") or {})
+    tcm = None
+    if cfg.tcm is not None:
+        tcm_dict = dict(cfg.tcm)
+        recipe_tcm = recipe.get("tcm") or {}
+        if tcm_dict.get("context_length") is None:
+            tcm_dict["context_length"] = int(recipe_tcm.get("context_length", 4))
+        if tcm_dict.get("input_resolution") is None and recipe_tcm.get("input_resolution"):
+            tcm_dict["input_resolution"] = int(recipe_tcm["input_resolution"])
+        tcm = TCMConfig.from_dict(tcm_dict)
+    pretrained = cfg.pretrained_backbone
+    if pretrained is None:
+        # TCM swaps the backbone for CLIP's image encoder: ImageNet weights
+        # for the replaced backbone would be downloaded for nothing.
+        pretrained = bool(model.get("pretrained_backbone", False)) and tcm is None
+    return DetectorConfig(
+        backbone=cfg.backbone or model.get("backbone", "resnet18"),
+        pretrained_backbone=bool(pretrained),
+        tcm=tcm,
+        options=dict(model.get("options") or {}),
+    )

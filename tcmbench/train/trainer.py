@@ -32,6 +32,7 @@ from typing import Any
 
 from tcmbench.data.schema import Sample
 from tcmbench.errors import TcmbenchError
+from tcmbench.train.recipe_choice import build_detector_config  # re-exported
 
 log = logging.getLogger(__name__)
 
@@ -1242,35 +1243,6 @@ def prepare_config(cfg: TrainConfig) -> tuple[TrainConfig, Path | None]:
         step_dir.parent.parent if step_dir.parent.name == "checkpoints" else step_dir.parent
     )
     return saved, step_dir
-
-
-def build_detector_config(cfg: TrainConfig, recipe: Mapping[str, Any]) -> Any:
-    """The architecture: ``--backbone`` / ``--tcm`` over the recipe's
-    ``model`` section (backbone, pretrained_backbone, options) and its
-    ``tcm.context_length`` / ``tcm.input_resolution``."""
-    from tcmbench.models.spec import DetectorConfig, TCMConfig
-
-    model = dict(recipe.get("model") or {})
-    tcm = None
-    if cfg.tcm is not None:
-        tcm_dict = dict(cfg.tcm)
-        recipe_tcm = recipe.get("tcm") or {}
-        if tcm_dict.get("context_length") is None:
-            tcm_dict["context_length"] = int(recipe_tcm.get("context_length", 4))
-        if tcm_dict.get("input_resolution") is None and recipe_tcm.get("input_resolution"):
-            tcm_dict["input_resolution"] = int(recipe_tcm["input_resolution"])
-        tcm = TCMConfig.from_dict(tcm_dict)
-    pretrained = cfg.pretrained_backbone
-    if pretrained is None:
-        # TCM swaps the backbone for CLIP's image encoder: ImageNet weights
-        # for the replaced backbone would be downloaded for nothing.
-        pretrained = bool(model.get("pretrained_backbone", False)) and tcm is None
-    return DetectorConfig(
-        backbone=cfg.backbone or model.get("backbone", "resnet18"),
-        pretrained_backbone=bool(pretrained),
-        tcm=tcm,
-        options=dict(model.get("options") or {}),
-    )
 
 
 def recipe_for(recipe: Mapping[str, Any], detector_config: Any) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def read_annotations(
         samples = reader(source, None if images is None else Path(images), report, **options)
     # Built-in readers already drop bad ids through the report; a plugin
     # reader is held to the same rule here (ids become file names).
-    from tcmbench.data.dataset import check_sample_ids
+    from tcmbench.data.ids import check_sample_ids
 
     check_sample_ids(samples, f"dataset format {fmt!r} reading {os.fspath(path)}")
     return samples, report
