@@ -414,9 +414,10 @@ def name_problem(name: str, max_bytes: int | None = NAME_MAX) -> str | None:
         return "a path separator ('/' or '\\\\') in a name"
     if "\0" in name:
         return "a NUL character in a name"
-    size = len(name.encode("utf-8", "surrogatepass"))
-    if max_bytes is not None and size > max_bytes:
-        return f"a name of {size} bytes (file systems take {max_bytes})"
+    if max_bytes is not None and len(name) * 4 > max_bytes:  # UTF-8 takes <= 4 bytes a character
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            return f"a name of {size} bytes (file systems take {max_bytes})"
     return None
 
 
@@ -439,7 +440,7 @@ def _inside(real_folder: str, real_path: str) -> bool:
     return os.path.commonpath([real_folder, real_path]) == real_folder
 
 
-def safe_child(folder: str | os.PathLike[str], name: str) -> Path:
+def safe_child(folder: str | os.PathLike[str], name: str, real_folder: str | None = None) -> Path:
     """``folder / name`` for an output written from a name tcmbench did not
     choose (a sample id: ``<id>.png``, ``res_<id>.txt``...).
 
@@ -448,15 +449,21 @@ def safe_child(folder: str | os.PathLike[str], name: str) -> Path:
     joined path, resolved (symbolic links included: an existing link named
     ``name`` that leads out of the folder is refused too), must lie inside
     the resolved ``folder``. Raises :class:`~tcmbench.errors.UnsafePathError`
-    naming the folder and the name.
+    naming the folder and the name. A loop writing many names into one
+    folder passes ``real_folder`` (``os.path.realpath(folder)``, resolved
+    once) instead of resolving it per name.
     """
     from tcmbench.errors import UnsafePathError
 
     problem = name_problem(name)
     if problem is not None:
         raise UnsafePathError(f"{os.fspath(folder)}: refusing to write {name!r}: {problem}")
-    real_folder = os.path.realpath(folder)
-    target = os.path.realpath(os.path.join(real_folder, name))
+    if real_folder is None:
+        real_folder = os.path.realpath(folder)
+    joined = os.path.join(real_folder, name)
+    # ``name`` is one component under a resolved folder: only a link of
+    # that name can lead elsewhere (one lstat instead of a full realpath).
+    target = os.path.realpath(joined) if os.path.islink(joined) else joined
     if not _inside(real_folder, target) or target == real_folder:
         raise UnsafePathError(
             f"{os.fspath(folder)}: refusing to write {name!r}: it resolves to {target}, "

@@ -303,9 +303,9 @@ def _safe_filename(sample_id: str, stored: str | None, data: bytes) -> str:
     return stem + suffix
 
 
-def _inside_root(root: Path, path: str) -> bool:
-    """Whether ``path`` (absolute, or relative to ``root``) resolves inside ``root``."""
-    real_root = os.path.realpath(root)
+def _inside_root(real_root: str, path: str) -> bool:
+    """Whether ``path`` (absolute, or relative to the root) resolves inside
+    ``real_root`` (the root, already resolved once for the whole split)."""
     real = os.path.realpath(os.path.join(real_root, path))
     return os.path.commonpath([real_root, real]) == real_root
 
@@ -323,11 +323,12 @@ def _image_root(ref: str, cache_dir: str | None) -> Path:
     return Path(cache_dir or datasets.config.HF_DATASETS_CACHE)
 
 
-def _materialize(data: bytes, folder: Path, filename: str) -> str:
-    """Write image bytes once into the cache so samples have a real path."""
+def _materialize(data: bytes, folder: Path, filename: str, real_folder: str) -> str:
+    """Write image bytes once into the cache so samples have a real path
+    (``real_folder``: ``folder`` resolved once for the whole split)."""
     from tcmbench.paths import atomic_write_bytes, safe_child
 
-    path = safe_child(folder, filename)
+    path = safe_child(folder, filename, real_folder)
     if not (path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data):
         atomic_write_bytes(path, data)
     return str(path)
@@ -348,6 +349,8 @@ def _rows_to_samples(
             where, None, ROW_FORMAT, f"missing column(s) {', '.join(missing)}"
         )
     ds = ds.cast_column("image", Image(decode=False))
+    real_image_dir = os.path.realpath(image_dir) if image_dir is not None else ""
+    real_image_root = os.path.realpath(image_root) if image_root is not None else ""
     for index, row in enumerate(ds):
         line = index + 1
         raw_id = row["id"]
@@ -375,12 +378,12 @@ def _rows_to_samples(
         image_path = None
         if cell is not None and cell.get("bytes") is not None and image_dir is not None:
             filename = _safe_filename(sid, cell.get("path"), cell["bytes"])
-            image_path = _materialize(cell["bytes"], image_dir, filename)
+            image_path = _materialize(cell["bytes"], image_dir, filename, real_image_dir)
         elif cell is not None and cell.get("path"):
             # An image stored as a path only: used when it lies inside the
             # dataset's own folder (or Hugging Face's cache), never elsewhere.
             stored = str(cell["path"])
-            inside = image_root is not None and _inside_root(image_root, stored)
+            inside = image_root is not None and _inside_root(real_image_root, stored)
             candidate = Path(stored) if image_root is None else image_root / stored
             if inside and candidate.is_file():
                 image_path = str(candidate)

@@ -283,9 +283,15 @@ def read_file_bytes(path: Path, limits: ReadLimits) -> bytes:
             f"{where}: not a regular file (a device, FIFO or socket); pass a file"
         )
     limits.check_size(where, st.st_size, "holds")
+    cap = limits.max_file_bytes + 1
     with open(path, "rb") as fh:
-        data = fh.read(limits.max_file_bytes + 1)
-    limits.check_size(where, len(data), "holds")  # grew since the stat
+        # Ask for the size the stat gave (plus one byte, to see growth):
+        # read(cap) would allocate the whole 4 GiB limit for every small
+        # file, which made reading a dataset folder 4x slower.
+        data = fh.read(min(st.st_size + 1, cap))
+        if len(data) > st.st_size:  # grew since the stat: read on, up to the cap
+            data += fh.read(cap - len(data))
+    limits.check_size(where, len(data), "holds")
     return data
 
 
