@@ -164,3 +164,26 @@ def test_icdar2015_real_gt_printed_equals_score(
     assert printed["hmean"] > 0.3
     assert from_zip == printed
     assert from_json == printed
+
+
+def test_a_malformed_evaluate_predictions_json_names_the_file_and_entry(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """evaluate's predictions.json is a new input of `score`: a broken
+    entry is one line naming the file and the image, like any JSON input."""
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    (gt / "gt_img_1.txt").write_text("0,0,10,0,10,10,0,10,WORD\n")
+    bad = tmp_path / "predictions.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "tcmbench evaluate predictions",
+                "protocol": "icdar2015",
+                "predictions": {"img_1": [{"polygon": [[0, 0], [10, "x"]], "score": 0.9}]},
+            }
+        )
+    )
+    code, out = _run(["score", "-p", "icdar2015", "--gt", str(gt), "--pred", str(bad)], capsys)
+    assert code == 2, out
+    assert str(bad) in out and "img_1" in out and "Traceback" not in out
