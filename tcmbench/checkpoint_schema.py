@@ -95,6 +95,23 @@ SIDE = Opt(
 #: Padding multiple of the test-time resize.
 PAD_DIVISOR = Opt(32, "int", ge=1, le=256, help="pad the resized image to a multiple of this")
 
+#: The two test-time resize rules and the keys of PaddleOCR's (shared by a
+#: checkpoint's ``recipe.test`` and an ONNX model config's ``resize``).
+RESIZE_RULE = Opt(
+    "keep_ratio",
+    "str",
+    choices=("keep_ratio", "limit_side"),
+    help="keep_ratio (long_side / short_side) or limit_side (PaddleOCR's resize)",
+)
+LIMIT_SIDE_LEN = Opt(960, "int", ge=32, le=8192, help="limit_side: the side limit in pixels")
+LIMIT_TYPE = Opt(
+    "max",
+    "str",
+    choices=("max", "min"),
+    help="limit_side: max (longer side at most the limit) or min (shorter side at least)",
+)
+DIVISOR = Opt(32, "int", ge=1, le=256, help="limit_side: round each side to a multiple of this")
+
 #: ``recipe.test``: the test-time resize (docs/evaluate.md, "Test-time settings").
 TEST = Section(
     {
@@ -107,24 +124,10 @@ TEST = Section(
         "pad_divisor": PAD_DIVISOR,
         # rule limit_side: PaddleOCR's resize (InferenceTransform), which
         # checkpoints imported from PP-OCR graphs record.
-        "rule": Opt(
-            "keep_ratio",
-            "str",
-            choices=("keep_ratio", "limit_side"),
-            help="keep_ratio (long_side / short_side) or limit_side (PaddleOCR's resize)",
-        ),
-        "limit_side_len": Opt(
-            960, "int", ge=32, le=8192, help="limit_side: the side limit in pixels"
-        ),
-        "limit_type": Opt(
-            "max",
-            "str",
-            choices=("max", "min"),
-            help="limit_side: max (longer side at most the limit) or min (shorter side at least)",
-        ),
-        "divisor": Opt(
-            32, "int", ge=1, le=256, help="limit_side: round each side to a multiple of this"
-        ),
+        "rule": RESIZE_RULE,
+        "limit_side_len": LIMIT_SIDE_LEN,
+        "limit_type": LIMIT_TYPE,
+        "divisor": DIVISOR,
         "runtime": Opt(
             "torch",
             "str",

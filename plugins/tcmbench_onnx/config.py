@@ -44,9 +44,13 @@ from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS
 
 from tcmbench.checkpoint_schema import (
     ARCHITECTURE_SECTION,
+    DIVISOR,
+    LIMIT_SIDE_LEN,
+    LIMIT_TYPE,
     MEAN_CHANNEL,
     PAD_DIVISOR,
     RECIPE,
+    RESIZE_RULE,
     SIDE,
     STD_CHANNEL,
 )
@@ -70,7 +74,6 @@ CONFIG_SUFFIXES = (".tcmbench.json", ".tcmbench.yaml", ".tcmbench.yml")
 BUILTINS = {"ppocr-det": "ppocr_det.json"}
 #: File names that get the built-in PP-OCR config when no config is beside them.
 PPOCR_DET_NAME = re.compile(r"(pp-?ocr).*det|det.*(pp-?ocr)", re.IGNORECASE)
-RESIZE_RULES = ("limit_side", "keep_ratio")
 #: Largest config file read (an exported model's, recipe included, is a few kB).
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
@@ -108,29 +111,21 @@ INPUT = Section(
 )
 RESIZE = Section(
     {
-        "rule": Opt(
-            "keep_ratio",
-            "str",
-            choices=RESIZE_RULES,
+        "rule": replace(
+            RESIZE_RULE,
+            choices=("limit_side", "keep_ratio"),
             help="limit_side (PaddleOCR) or keep_ratio (tcmbench); each rule takes only its own "
             "keys below",
         ),
         # limit_side (PaddleOCR's DetResizeForTest, resize type 0)
-        "limit_side_len": Opt(
-            960, "int", ge=32, le=8192, help="limit_side: the side limit in pixels"
-        ),
-        "limit_type": Opt(
-            "max",
-            "str",
-            choices=("max", "min"),
+        "limit_side_len": LIMIT_SIDE_LEN,
+        "limit_type": replace(
+            LIMIT_TYPE,
             help="limit_side: max scales down so the longer side is at most limit_side_len (never "
             "up); min scales up so the shorter side is at least that",
         ),
-        "divisor": Opt(
-            32,
-            "int",
-            ge=1,
-            le=256,
+        "divisor": replace(
+            DIVISOR,
             help="limit_side: each side is then truncated and rounded to the nearest multiple of "
             "this (halves to even, at least one divisor); no padding",
         ),
