@@ -19,6 +19,8 @@ differ and exits 1, which is what the tests do. Block kinds:
 - ``recipe-overview PLUGIN...``: one short row per recipe of each plugin;
 - ``options MODULE:ATTR [HEADING]``: a table of declared options
   (:class:`~tcmbench.models.options.Opt`: default, type and range, help);
+- ``fidelity PLUGIN|tcm``: where the paper recipes follow or leave the
+  authors' code (:mod:`tcmbench.models.fidelity`);
 - ``command ARGS...``: ``tcmbench ARGS`` run in-process, with its stdout
   (slow: it really runs; ``--skip-commands`` leaves these blocks alone).
 """
@@ -244,7 +246,22 @@ KINDS: dict[str, Callable[..., str]] = {
     "recipe-overview": recipe_overview,
     "options": options_table,
     "command": command_output,
+    "fidelity": fidelity_table,
 }
+
+
+def fidelity_table(source: str) -> str:
+    """The fidelity rows of a plugin (``spec.fidelity``), or of the core TCM
+    module (``tcm``: ``tcmbench.tcm.fidelity.ROWS``), as a markdown table."""
+    from tcmbench.models.fidelity import fidelity_markdown
+
+    if source == "tcm":
+        rows = importlib.import_module("tcmbench.tcm.fidelity").ROWS
+    else:
+        rows = _spec(source).fidelity
+    if not rows:
+        raise SystemExit(f"{source!r} declares no fidelity rows")
+    return fidelity_markdown(tuple(rows))
 
 
 def render(spec: str) -> str:

@@ -148,6 +148,10 @@ class DetectorSpec:
     default_recipe: str = "default"
     tcm: TCMSupport | None = None
     load_weights: Callable[[str, str], Any] | None = None
+    #: Where this detector's paper recipes follow or leave the authors' code
+    #: (:class:`tcmbench.models.fidelity.FidelityRow`); docs/<plugin>.md's
+    #: generated ``fidelity`` table.
+    fidelity: tuple[Any, ...] = ()
 
     @property
     def inference_only(self) -> bool:
