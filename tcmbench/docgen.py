@@ -240,16 +240,6 @@ def command_output(*args: str) -> str:
     return f"```text\n$ tcmbench {shlex.join(args)}\n{out.getvalue().rstrip()}\n```\n"
 
 
-KINDS: dict[str, Callable[..., str]] = {
-    "recipes": recipes_table,
-    "augment": augment_table,
-    "recipe-overview": recipe_overview,
-    "options": options_table,
-    "command": command_output,
-    "fidelity": fidelity_table,
-}
-
-
 def fidelity_table(source: str) -> str:
     """The fidelity rows of a plugin (``spec.fidelity``), or of the core TCM
     module (``tcm``: ``tcmbench.tcm.fidelity.ROWS``), as a markdown table."""
@@ -262,6 +252,16 @@ def fidelity_table(source: str) -> str:
     if not rows:
         raise SystemExit(f"{source!r} declares no fidelity rows")
     return fidelity_markdown(tuple(rows))
+
+
+KINDS: dict[str, Callable[..., str]] = {
+    "recipes": recipes_table,
+    "augment": augment_table,
+    "recipe-overview": recipe_overview,
+    "options": options_table,
+    "command": command_output,
+    "fidelity": fidelity_table,
+}
 
 
 def render(spec: str) -> str:

@@ -41,8 +41,10 @@ class FidelityRow:
 def fidelity_markdown(rows: tuple[FidelityRow, ...]) -> str:
     """The rows as a markdown table (the docgen ``fidelity`` block)."""
     lines = [
-        "| # | component | official value | official source | tcmbench, paper / TCM recipes "
-        "| tcmbench, plain recipes | recipe key |",
+        (
+            "| # | component | official value | official source "
+            "| tcmbench, paper / TCM recipes | tcmbench, plain recipes | recipe key |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: r.row):
