@@ -428,7 +428,7 @@ def load_checkpoint(
     check_tensors(state, own, weights_file)
     model.load_state_dict(state)
     model.to(device).eval()
-    from tcmbench.data.prepare import sha256_file
+    from tcmbench.data.archives import sha256_file
 
     return LoadedCheckpoint(model, spec, config, meta, path, sha256_file(weights_file))
 

@@ -17,7 +17,7 @@ from tiny_data import THRESHOLD_SPEC
 
 from tcmbench import hub, plugins
 from tcmbench.cli import main
-from tcmbench.data.prepare import sha256_file
+from tcmbench.data.archives import sha256_file
 from tcmbench.hookspecs import hookimpl
 from tcmbench.models.spec import DetectorConfig
 from tcmbench.visualize import PRED_COLOUR

@@ -177,7 +177,7 @@ def verify(name: str, data_root: Path | None, splits: tuple[str, ...], as_json: 
     are present, and per-split counts against the expected ones. Exits 1 on
     any mismatch."""
     from tcmbench.data.dataset import get_dataset_config
-    from tcmbench.data.prepare import verify_dataset
+    from tcmbench.data.verify import verify_dataset
 
     cfg = get_dataset_config(name)
     checks = verify_dataset(cfg, data_root, list(splits) or None)
@@ -239,8 +239,9 @@ def prepare(
     Known archives are recognised by sha256 or name and their checksum is
     checked; archives that hold the dataset's layout are merged in; the new
     root replaces the old one atomically."""
+    from tcmbench.data.archives import UnpackLimits, parse_size
     from tcmbench.data.dataset import default_roots, get_dataset_config
-    from tcmbench.data.prepare import UnpackLimits, parse_size, prepare_dataset
+    from tcmbench.data.prepare import prepare_dataset
 
     try:
         max_bytes = parse_size(max_unpacked_size)

@@ -308,7 +308,7 @@ def import_official_checkpoint(
     text_context_decoder: bool | None = None,
 ) -> Path:
     """Convert an official TCM checkpoint into a tcmbench checkpoint folder."""
-    from tcmbench.data.prepare import sha256_file
+    from tcmbench.data.archives import sha256_file
     from tcmbench.hub import save_checkpoint
     from tcmbench.models.spec import DetectorConfig
     from tcmbench.plugins import get_detector, get_plugin_manager

@@ -400,7 +400,7 @@ def import_ppocr(
     ``bgr_input``: the graph reads BGR images (PaddleOCR's do); the first
     conv is reversed to RGB. ``check``: compare with onnxruntime (when
     installed) before writing anything."""
-    from tcmbench.data.prepare import sha256_file
+    from tcmbench.data.archives import sha256_file
     from tcmbench.hub import save_checkpoint
 
     path = Path(onnx_path)
