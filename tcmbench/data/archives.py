@@ -358,8 +358,3 @@ def _unpack(path: Path, out: Path, progress: bool, limits: UnpackLimits) -> None
         _extract_tar(path, out, progress, limits)
     else:
         raise PrepareError(f"{path} is not a zip or tar archive nor a folder")
-
-
-# --------------------------------------------------------------------------- layout
-
-

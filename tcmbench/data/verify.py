@@ -180,4 +180,3 @@ def verify_dataset(
     if not found_any:
         checks.append(Check("splits", "error", f"no split of {cfg.name} found under {root}"))
     return checks
-
