@@ -16,7 +16,9 @@ from tcmbench.hookspecs import hookimpl
 __version__ = "0.1.0"
 
 _AUGMENTATIONS = (
+    ("fce_color_jitter", "ColorJitter", "brightness, contrast, saturation (torchvision)"),
     ("fce_random_scaling", "RandomScaling", "resize the long side to size x U(scale)"),
+    ("fce_random_crop_flip", "RandomCropFlip", "mirror a box that cuts no word, in place"),
     ("fce_crop_instances", "CropInstances", "random crop around one text instance"),
     ("fce_rotate", "RotateInstances", "random rotation on a grown canvas (nothing cut)"),
     (

@@ -10,6 +10,12 @@ Architecture options (``DetectorConfig.options``; all optional):
 - ``level_proportion_range`` (((0, 0.25), (0.2, 0.65), (0.55, 1.0))):
   target level assignment by relative size (tcmbench_fcenet.targets);
 - ``center_ratio`` (0.3): text-centre region thickness;
+- ``center_region`` ("offset"): how the centre region is drawn,
+  ``sidelines`` (mmocr's band between the sidelines, the paper / TCM
+  recipes) or ``offset`` (tcmbench's inward offset); see
+  :mod:`tcmbench_fcenet.targets`;
+- ``center_resample_step`` (4.0): ``sidelines``' resampling step, level
+  pixels (mmocr's ``resample_step``);
 - ``num_sample`` (50): contour points of the regression loss;
 - ``negative_ratio`` (3): OHEM negatives per positive;
 - ``postprocess``: dict of :class:`FCEPostprocessor` parameters.
@@ -31,7 +37,7 @@ from tcmbench_fcenet.head import FCEHead
 from tcmbench_fcenet.loss import FCELoss
 from tcmbench_fcenet.neck import FPN
 from tcmbench_fcenet.postprocess import FCEPostprocessor
-from tcmbench_fcenet.targets import FCETargetBuilder
+from tcmbench_fcenet.targets import CENTER_REGIONS, FCETargetBuilder
 
 #: Widest FPN accepted: ample for any published FCENet (256), small enough
 #: that a forged config cannot ask for gigabytes of weights.
@@ -50,6 +56,15 @@ OPTIONS: dict[str, Opt] = {
         help="(low, high] relative size per level",
     ),
     "center_ratio": Opt(0.3, "float", gt=0, lt=1, help="text-centre band / word thickness"),
+    "center_region": Opt(
+        "offset",
+        "str",
+        choices=CENTER_REGIONS,
+        help="centre region: sidelines (mmocr's band, paper / TCM recipes) or offset (tcmbench's)",
+    ),
+    "center_resample_step": Opt(
+        4.0, "float", gt=0, le=1000, help="sidelines: resampling step in level pixels (mmocr 4)"
+    ),
     "num_sample": Opt(50, "int", ge=4, le=10_000, help="contour points of the regression loss"),
     "negative_ratio": Opt(3.0, "float", gt=0, help="OHEM negatives per positive"),
     "postprocess": Opt(None, "dict", nullable=True, help="FCEPostprocessor parameters"),
@@ -127,6 +142,8 @@ def build_parts(config: DetectorConfig) -> DetectorParts:
             level_proportion_range=opts["level_proportion_range"],
             fourier_degree=degree,
             center_ratio=opts["center_ratio"],
+            center_region=opts["center_region"],
+            center_resample_step=opts["center_resample_step"],
         ),
         postprocessor=post,
         in_stages=IN_STAGES,

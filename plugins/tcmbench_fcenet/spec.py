@@ -32,6 +32,7 @@ OFFICIAL_RULES: tuple[tuple[str, str], ...] = (
 
 def fcenet_spec() -> DetectorSpec:
     from tcmbench_fcenet import __version__
+    from tcmbench_fcenet.fidelity import FIDELITY
     from tcmbench_fcenet.recipes import DEFAULT_RECIPE, RECIPES
 
     return DetectorSpec(
@@ -50,4 +51,5 @@ def fcenet_spec() -> DetectorSpec:
             aux_loss="balanced_bce",
             official_rules=OFFICIAL_RULES,
         ),
+        fidelity=FIDELITY,
     )

@@ -11,9 +11,12 @@
   text pixels p of log(1 + max(0, ||F(p) - G(K_i)|| - delta_agg)^2), where
   F is the 4-d embedding and G(K_i) the mean embedding of the kernel;
   averaged over the image's instances;
-- L_dis (eq. 3): 1 / (N (N - 1)) sum over ordered pairs i != j of
-  log(1 + max(0, delta_dis - ||G(K_i) - G(K_j)||)^2). (mmocr 0.x sums
-  unordered pairs over the same denominator, which halves the term.)
+- L_dis (eq. 3): log(1 + max(0, delta_dis - ||G(K_i) - G(K_j)||)^2)
+  summed over pairs of kernels and divided by N (N - 1); ``dis_pairs``
+  says which pairs: ``unordered`` (mmocr 0.x ``pan_loss.py``:
+  ``itertools.combinations`` over the kernel means, then ``/= (num_inst *
+  (num_inst - 1))``: half the paper's value) or ``ordered`` (the paper's
+  eq. 3 and pan_pp.pytorch ``EmbLoss_v1``, a mean over the ordered pairs);
 
 alpha = 0.5, beta = 0.25, delta_agg = 0.5, delta_dis = 3. Every term is a
 mean over the batch's images.
@@ -21,8 +24,11 @@ mean over the batch's images.
 The aggregation and discrimination terms are computed for all instances
 of an image at once (``index_add`` / ``bincount`` over instance ids), not
 by a Python loop over instances. Targets come at input resolution and are
-brought to the head's resolution with nearest sampling at pixel centres
-(``nearest-exact``), so instance ids stay ids.
+brought to the head's resolution by nearest sampling, so instance ids stay
+ids; ``target_sampling`` says which input pixel map pixel i samples:
+``corner`` (4 i: mmocr's ``BitmapMasks.rescale``, OpenCV's nearest
+resize, which the ``mmocr`` box geometry maps back) or ``centre`` (4 i +
+2, ``nearest-exact``: tcmbench, which the ``grown`` geometry maps back).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from tcmbench.models.losses import flatten_per_image
 from tcmbench.tcm.loss import ohem_mask
 
 KERNEL_MASKS = ("gt", "pred")
+DIS_PAIRS = ("unordered", "ordered")
+#: ``target_sampling`` value -> torch interpolation mode.
+TARGET_SAMPLINGS = {"corner": "nearest", "centre": "nearest-exact"}
 _EPS = 1e-12
 
 
@@ -55,16 +64,21 @@ def dice_loss_with_logits(
     return (1.0 - 2.0 * inter / union).mean()
 
 
-def downsample_targets(targets: Mapping[str, Tensor], size: tuple[int, int]) -> dict[str, Tensor]:
-    """``gt_text``, ``gt_kernel``, ``gt_mask`` (B, H, W) at ``size``, sampled
-    at the centre of each output pixel (no interpolation between ids)."""
+def downsample_targets(
+    targets: Mapping[str, Tensor], size: tuple[int, int], sampling: str = "centre"
+) -> dict[str, Tensor]:
+    """``gt_text``, ``gt_kernel``, ``gt_mask`` (B, H, W) at ``size``, each
+    output pixel a copy of one input pixel (no interpolation between ids):
+    the centre of its block (``centre``) or its top-left corner
+    (``corner``)."""
+    mode = TARGET_SAMPLINGS[sampling]
     out = {}
     for key in ("gt_text", "gt_kernel", "gt_mask"):
         t = targets[key]
         if t.dim() == 4:
             t = t[:, 0]
         if tuple(t.shape[-2:]) != tuple(size):
-            t = F.interpolate(t[:, None].float(), size=size, mode="nearest-exact")[:, 0]
+            t = F.interpolate(t[:, None].float(), size=size, mode=mode)[:, 0]
         out[key] = t
     return out
 
@@ -76,8 +90,9 @@ def aggregation_discrimination(
     valid: Tensor,
     delta_agg: float = 0.5,
     delta_dis: float = 3.0,
+    dis_pairs: str = "ordered",
 ) -> tuple[Tensor, Tensor]:
-    """(L_agg, L_dis) averaged over the batch.
+    """(L_agg, L_dis) averaged over the batch (``dis_pairs``: module doc).
 
     ``text_ids`` / ``kernel_ids`` (B, h, w) instance ids (0 background),
     ``embedding`` (B, D, h, w), ``valid`` (B, h, w) pixels that count. An
@@ -115,7 +130,7 @@ def aggregation_discrimination(
         per_inst = torch.zeros(n + 1, dtype=e.dtype, device=e.device).index_add(0, ids, pix)
         per_inst = per_inst[present] / t_count[present]
         aggs.append(per_inst.mean() if per_inst.numel() else zero)
-        # L_dis: every ordered pair of kernel means.
+        # L_dis: every pair of kernel means, once (unordered) or twice (ordered).
         m = means[:, present].t()
         num = m.shape[0]
         if num < 2:
@@ -125,7 +140,8 @@ def aggregation_discrimination(
         gap = m[i] - m[j]
         pair = torch.sqrt((gap * gap).sum(dim=1) + _EPS)
         term = torch.log1p(F.relu(delta_dis - pair) ** 2)
-        diss.append(2.0 * term.sum() / (num * (num - 1)))
+        pairs = 1.0 if dis_pairs == "unordered" else 2.0
+        diss.append(pairs * term.sum() / (num * (num - 1)))
     return torch.stack(aggs).mean(), torch.stack(diss).mean()
 
 
@@ -141,10 +157,20 @@ class PANLoss(nn.Module):
         delta_dis: float = 3.0,
         ohem_ratio: float = 3.0,
         kernel_mask: str = "gt",
+        dis_pairs: str = "ordered",
+        target_sampling: str = "centre",
     ) -> None:
         super().__init__()
         if kernel_mask not in KERNEL_MASKS:
             raise ValueError(f"kernel_mask must be one of {KERNEL_MASKS}, got {kernel_mask!r}")
+        if dis_pairs not in DIS_PAIRS:
+            raise ValueError(f"dis_pairs must be one of {DIS_PAIRS}, got {dis_pairs!r}")
+        if target_sampling not in TARGET_SAMPLINGS:
+            raise ValueError(
+                f"target_sampling must be one of {tuple(TARGET_SAMPLINGS)}, got {target_sampling!r}"
+            )
+        self.dis_pairs = dis_pairs
+        self.target_sampling = target_sampling
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.delta_agg = float(delta_agg)
@@ -159,7 +185,7 @@ class PANLoss(nn.Module):
         kernel_logits = outputs["kernel_logits"].float()
         embedding = outputs["embedding"].float()
         size = (int(text_logits.shape[-2]), int(text_logits.shape[-1]))
-        gt = downsample_targets(targets, size)
+        gt = downsample_targets(targets, size, self.target_sampling)
         text, kernel, valid = gt["gt_text"], gt["gt_kernel"], gt["gt_mask"]
         text_bin = (text > 0.5).float()
         selected = ohem_mask(text_logits, text_bin, valid, self.ohem_ratio).reshape(text_bin.shape)
@@ -170,7 +196,7 @@ class PANLoss(nn.Module):
             inside = (torch.sigmoid(text_logits.detach())[:, 0] > 0.5).float() * valid
         loss_kernel = dice_loss_with_logits(kernel_logits, (kernel > 0.5).float(), inside)
         loss_agg, loss_dis = aggregation_discrimination(
-            text, kernel, embedding, valid, self.delta_agg, self.delta_dis
+            text, kernel, embedding, valid, self.delta_agg, self.delta_dis, self.dis_pairs
         )
         total = loss_text + self.alpha * loss_kernel + self.beta * (loss_agg + loss_dis)
         return {

@@ -5,10 +5,24 @@ Architecture options (``DetectorConfig.options``, a recipe's
 
 - ``neck_channels`` (128): FPEM_FFM width; the head sees 4x this;
 - ``fpem_repeats`` (2): number of cascaded FPEMs;
-- ``shrink_ratio`` (0.5), ``min_text_size`` (8): target builder;
+- ``shrink_ratio`` (0.5), ``min_text_size`` (8; 0 = no don't-care rule),
+  ``kernel_shrink`` ("float" | "official"): target builder;
 - ``alpha`` (0.5), ``beta`` (0.25), ``delta_agg`` (0.5), ``delta_dis`` (3),
-  ``ohem_ratio`` (3), ``kernel_mask`` ("gt" | "pred"): loss;
+  ``ohem_ratio`` (3), ``kernel_mask`` ("gt" | "pred"), ``dis_pairs``
+  ("ordered" | "unordered"), ``target_sampling`` ("centre" | "corner"):
+  loss;
+- ``head_init`` ("pytorch" | "mmocr" | "pan_pp"): the head's 1x1 conv init;
+- ``backbone_norm_eval`` (false): the backbone's BatchNorm layers stay in
+  eval mode while training (running statistics frozen, affine weights
+  still train), as mmdet's ResNet ``norm_eval=True`` in mmocr's PANet
+  configs; the neck's BatchNorm layers train as usual. (The core's
+  ``train_loop.norm_eval`` freezes every BatchNorm layer, the neck's too.)
+  With ``--tcm`` the CLIP image encoder replaces the backbone and the
+  option has no effect, as in the official TCM-PAN;
 - ``postprocess``: dict of :class:`PANPostprocessor` parameters.
+
+The defaults are tcmbench's choices; the mmocr / TCM-PAN and PAN-paper
+recipes set the official values (``tcmbench_pan.recipes``, docs/pan.md).
 """
 
 from __future__ import annotations
@@ -17,15 +31,17 @@ import functools
 import numbers
 from typing import Any
 
+from torch import nn
+
 from tcmbench.errors import PluginError
 from tcmbench.models.backbones import build_backbone
 from tcmbench.models.detector import DetectorParts
 from tcmbench.models.spec import DetectorConfig
-from tcmbench_pan.head import PANHead
-from tcmbench_pan.loss import KERNEL_MASKS, PANLoss
+from tcmbench_pan.head import HEAD_INITS, PANHead
+from tcmbench_pan.loss import DIS_PAIRS, KERNEL_MASKS, TARGET_SAMPLINGS, PANLoss
 from tcmbench_pan.neck import FPEMFFM
 from tcmbench_pan.postprocess import PANPostprocessor, check_params
-from tcmbench_pan.targets import PANTargetBuilder
+from tcmbench_pan.targets import KERNEL_SHRINKS, PANTargetBuilder
 
 OPTIONS: dict[str, Any] = {
     "neck_channels": 128,
@@ -38,7 +54,21 @@ OPTIONS: dict[str, Any] = {
     "delta_dis": 3.0,
     "ohem_ratio": 3.0,
     "kernel_mask": "gt",
+    "kernel_shrink": "float",
+    "dis_pairs": "ordered",
+    "target_sampling": "centre",
+    "head_init": "pytorch",
+    "backbone_norm_eval": False,
     "postprocess": None,
+}
+
+#: Options whose value is one of a few names.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "kernel_mask": KERNEL_MASKS,
+    "kernel_shrink": KERNEL_SHRINKS,
+    "dis_pairs": DIS_PAIRS,
+    "target_sampling": tuple(TARGET_SAMPLINGS),
+    "head_init": HEAD_INITS,
 }
 
 _INTS = ("neck_channels", "fpem_repeats")
@@ -78,10 +108,15 @@ def resolve_options(options: Any) -> dict[str, Any]:
         raise PluginError(
             f"PANet option shrink_ratio must be in (0, 1], got {resolved['shrink_ratio']!r}"
         )
-    if resolved["kernel_mask"] not in KERNEL_MASKS:
+    for key, allowed in _CHOICES.items():
+        if resolved[key] not in allowed:
+            raise PluginError(
+                f"PANet option {key} must be one of {', '.join(allowed)}, got {resolved[key]!r}"
+            )
+    if not isinstance(resolved["backbone_norm_eval"], bool):
         raise PluginError(
-            f"PANet option kernel_mask must be one of {', '.join(KERNEL_MASKS)}, "
-            f"got {resolved['kernel_mask']!r}"
+            f"PANet option backbone_norm_eval must be true or false, "
+            f"got {resolved['backbone_norm_eval']!r}"
         )
     if resolved["postprocess"] is not None and not isinstance(resolved["postprocess"], dict):
         raise PluginError(
@@ -104,6 +139,23 @@ def check_params_mapping(params: Any) -> dict[str, Any]:
     return dict(params)
 
 
+def _batchnorm_eval(module: nn.Module, inputs: Any) -> None:
+    """Forward pre-hook: the BatchNorm layer normalises with, and keeps,
+    its running statistics even when the model is in train mode."""
+    if module.training:
+        module.eval()
+
+
+def freeze_batchnorm_statistics(backbone: nn.Module) -> None:
+    """mmdet's ``norm_eval=True`` for ``backbone``: every BatchNorm layer in
+    it runs in eval mode whatever mode the model is in (a pre-hook puts it
+    back before each call, so ``model.train()`` cannot undo it); their
+    affine weights still receive gradients."""
+    for module in backbone.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.register_forward_pre_hook(_batchnorm_eval)
+
+
 def build_parts(config: DetectorConfig) -> DetectorParts:
     opts = resolve_options(
         dict(config.options) if isinstance(config.options, dict) else config.options
@@ -112,13 +164,15 @@ def build_parts(config: DetectorConfig) -> DetectorParts:
         backbone = build_backbone(config.backbone, pretrained=config.pretrained_backbone)
     except ValueError as exc:
         raise PluginError(str(exc)) from exc
+    if opts["backbone_norm_eval"]:
+        freeze_batchnorm_statistics(backbone)
     channels = int(opts["neck_channels"])
     neck_builder = functools.partial(FPEMFFM, channels=channels, repeats=int(opts["fpem_repeats"]))
     post = build_postprocessor(opts["postprocess"])
     return DetectorParts(
         backbone=backbone,
         neck_builder=neck_builder,
-        head=PANHead(in_channels=4 * channels),
+        head=PANHead(in_channels=4 * channels, init=str(opts["head_init"])),
         loss=PANLoss(
             alpha=float(opts["alpha"]),
             beta=float(opts["beta"]),
@@ -126,10 +180,13 @@ def build_parts(config: DetectorConfig) -> DetectorParts:
             delta_dis=float(opts["delta_dis"]),
             ohem_ratio=float(opts["ohem_ratio"]),
             kernel_mask=str(opts["kernel_mask"]),
+            dis_pairs=str(opts["dis_pairs"]),
+            target_sampling=str(opts["target_sampling"]),
         ),
         target_builder=PANTargetBuilder(
             shrink_ratio=float(opts["shrink_ratio"]),
             min_text_size=float(opts["min_text_size"]),
+            kernel_shrink=str(opts["kernel_shrink"]),
         ),
         postprocessor=post,
     )

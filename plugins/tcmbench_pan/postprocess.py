@@ -9,24 +9,41 @@ Per image, on the head's 1/4 maps (optionally upsampled by ``upsample``):
 3. kernels = 4-connected components of the kernel map; components smaller
    than ``min_kernel_area`` are dropped, at most ``max_candidates`` (the
    largest) are kept;
-4. pixel aggregation (:func:`pixel_aggregate`): the kernels grow into the
-   text pixels around them breadth first, one frontier at a time; a text
-   pixel joins a neighbouring kernel when its 4-d embedding lies within
-   ``distance_thr`` of that kernel's mean embedding (the nearest such
-   kernel when several touch it), so two words that share text pixels are
-   split where their embeddings change;
+4. pixel aggregation (:func:`tcmbench_pan.aggregate.pixel_aggregate`,
+   ``aggregation``: ``nearest``, ``mmcv`` or ``pan_pp``): the kernels grow
+   into the text pixels around them breadth first; a text pixel joins a
+   kernel when its 4-d embedding lies within ``distance_thr`` of that
+   kernel's mean embedding, so two words that share text pixels are split
+   where their embeddings change;
 5. instances smaller than ``min_area`` pixels or whose mean text score is
    below ``min_score`` are dropped;
-6. quad output: the minimum-area rectangle of the instance's pixel
-   centres, TL, TR, BR, BL (clockwise on screen); poly output: the
-   instance's outer contour, simplified (``epsilon_ratio`` x perimeter),
-   clockwise. Both run through the centres of the outermost pixels, so
-   they are grown by the margin that makes their area equal the
-   instance's pixel count (an unbiased estimate of the word's area when
-   the map samples it at pixel centres; about half a pixel for an
-   axis-aligned edge, less for a slanted one). Then they are mapped to input pixels (x + 0.5) * stride -- map pixel
-   i stands for input pixel 4 i + 2, the one the loss samples its target
-   from -- and divided by ``scale`` (sx, sy) = input size / original size.
+6. the instance's pixels become a box (``output`` quad) or a contour
+   (``poly``), by ``box_geometry``:
+
+   - ``grown`` (tcmbench): the minimum-area rectangle (or the outer
+     contour) of the pixel centres, grown by the margin that makes its area
+     equal the pixel count (an unbiased estimate of the word's area when the
+     map samples it at pixel centres: about half a pixel for an
+     axis-aligned edge, less for a slanted one), then mapped to input pixels
+     as (x + 0.5) * stride -- map pixel i stands for input pixel 4 i + 2,
+     the one the loss samples its target from with ``target_sampling``
+     ``centre``;
+   - ``mmocr`` (mmocr 0.x ``points2boundary`` and ``resize_boundary``):
+     ``cv2.minAreaRect`` of the integer pixel indices (or the first outer
+     contour of the pixel mask), times the stride: map pixel i stands for
+     input pixel 4 i, the one mmocr's nearest rescale of the targets
+     samples (``target_sampling`` ``corner``);
+   - ``pan_pp`` (pan_pp.pytorch ``PA_Head.get_results``): the label map is
+     resized to the input with nearest sampling, so map pixel i covers input
+     pixels 4 i .. 4 i + 3; the rectangle (or first outer contour) of those
+     input pixels' indices, scaled to the original image and truncated to
+     integers (``astype('int32')``);
+
+   poly contours are then simplified (``epsilon_ratio`` x perimeter;
+   tcmbench, 0 keeps the raw contour as both official codes do) and put
+   clockwise; quads are ordered TL, TR, BR, BL (clockwise on screen);
+7. divide by ``scale`` (sx, sy) = input size / original size and clip to
+   the image.
 
 Areas (``min_area``, ``min_kernel_area``) are in pixels of the head's map
 (1/4 of the input): 16 = mmocr's ``min_text_area``.
@@ -49,9 +66,14 @@ import numpy as np
 
 from tcmbench.data.schema import Prediction
 from tcmbench.errors import PluginError
+from tcmbench_pan.aggregate import AGGREGATIONS, kernel_means, pixel_aggregate
 from tcmbench_pan.targets import offset_polygon
 
+__all__ = ["PANPostprocessor", "check_params", "kernel_means", "pixel_aggregate"]
+
 OUTPUTS = ("quad", "poly")
+#: ``box_geometry`` values (module doc, step 6).
+GEOMETRIES = ("grown", "mmocr", "pan_pp")
 
 
 def order_quad(points: np.ndarray) -> np.ndarray:
@@ -73,68 +95,6 @@ def clockwise(poly: np.ndarray) -> np.ndarray:
     return poly if signed >= 0 else poly[::-1].copy()
 
 
-def _neighbour_labels(labels: np.ndarray) -> np.ndarray:
-    """(4, H, W): the label above, below, left and right of every pixel
-    (0 outside the map)."""
-    pad = np.pad(labels, 1)
-    return np.stack([pad[:-2, 1:-1], pad[2:, 1:-1], pad[1:-1, :-2], pad[1:-1, 2:]])
-
-
-def kernel_means(labels: np.ndarray, num: int, embedding: np.ndarray) -> np.ndarray:
-    """(num, D) mean embedding of every label (row 0, the background, is
-    meaningless); ``embedding`` is (D, H, W)."""
-    flat = labels.ravel()
-    counts = np.bincount(flat, minlength=num).astype(np.float64)
-    sums = np.stack(
-        [np.bincount(flat, weights=c.ravel(), minlength=num) for c in embedding], axis=1
-    )
-    return sums / np.maximum(counts, 1.0)[:, None]
-
-
-def pixel_aggregate(
-    kernel_labels: np.ndarray,
-    text: np.ndarray,
-    embedding: np.ndarray,
-    distance_thr: float,
-) -> np.ndarray:
-    """Grow labelled kernels into the text mask by embedding similarity.
-
-    ``kernel_labels`` (H, W) int: 0 = none, 1..K = kernels; ``text`` (H, W)
-    bool; ``embedding`` (D, H, W). Breadth first, a whole frontier per
-    round: every unlabelled text pixel with a labelled 4-neighbour joins the
-    neighbouring label whose kernel mean embedding is nearest, if that
-    distance is below ``distance_thr``. A pixel refused now may join later
-    when another kernel reaches it. Returns the grown labels (int32).
-    """
-    labels = kernel_labels.astype(np.int32, copy=True)
-    num = int(labels.max()) + 1
-    if num <= 1:
-        return labels
-    means = kernel_means(labels, num, embedding).astype(np.float32)
-    dim = embedding.shape[0]
-    emb = embedding.reshape(dim, -1).T.astype(np.float32, copy=False)  # (H*W, D)
-    free = text & (labels == 0)
-    thr2 = float(distance_thr) ** 2
-    while True:
-        neigh = _neighbour_labels(labels)
-        candidates = np.flatnonzero(free & (neigh.max(axis=0) > 0))
-        if candidates.size == 0:
-            break
-        near = neigh.reshape(4, -1)[:, candidates]  # (4, m) labels around
-        diff = emb[candidates][None, :, :] - means[near]  # (4, m, D)
-        dist2 = np.einsum("kmd,kmd->km", diff, diff)
-        dist2[near == 0] = np.inf
-        best = dist2.argmin(axis=0)
-        cols = np.arange(candidates.size)
-        accept = dist2[best, cols] < thr2
-        if not accept.any():
-            break
-        chosen = candidates[accept]
-        labels.flat[chosen] = near[best[accept], cols[accept]]
-        free.flat[chosen] = False
-    return labels
-
-
 @dataclass
 class PANPostprocessor:
     """``(outputs, metas) -> list[list[Prediction]]``; see the module doc.
@@ -151,14 +111,23 @@ class PANPostprocessor:
     min_area: float = 16.0
     min_kernel_area: float = 0.0
     distance_thr: float = 3.0
+    aggregation: str = "nearest"
+    box_geometry: str = "grown"
     max_candidates: int = 1000
     epsilon_ratio: float = 0.002
     upsample: int = 1
     stride: int = 4
 
     def __post_init__(self) -> None:
-        if self.output not in OUTPUTS:
-            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        for name, allowed in (
+            ("output", OUTPUTS),
+            ("aggregation", AGGREGATIONS),
+            ("box_geometry", GEOMETRIES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         for name in ("text_thr", "kernel_thr", "min_score"):
             value = float(getattr(self, name))
             if not 0.0 <= value <= 1.0:
@@ -222,17 +191,44 @@ class PANPostprocessor:
         text = score > self.text_thr
         kernel = (kernel_logits > _logit(self.kernel_thr)) & text
         labels = self._kernels(kernel, up)
-        labels = pixel_aggregate(labels, text, embedding, self.distance_thr)
+        labels = pixel_aggregate(labels, text, embedding, self.distance_thr, self.aggregation)
         preds: list[Prediction] = []
         scale = np.array([sx, sy])
         limit = np.array([orig_w - 1, orig_h - 1], dtype=np.float64)
         for points, inst_score in self._instances(labels, score, up):
-            poly = self._polygon(points)
+            poly = self.boundary(points, stride)
             if poly is None:
                 continue
-            poly = (poly + 0.5) * stride / scale
+            poly = poly / scale
+            if self.box_geometry == "pan_pp":
+                poly = np.trunc(poly)  # bbox.astype('int32') after scaling
             preds.append(Prediction(np.clip(poly, 0.0, limit), float(inst_score)))
         return preds
+
+    def boundary(self, points: np.ndarray, stride: float) -> np.ndarray | None:
+        """The quad or polygon of the map pixels ``points`` ((n, 2) x, y)
+        in input-pixel coordinates, by ``box_geometry`` (module doc, step
+        6); None when the official code would drop the instance."""
+        if self.box_geometry == "mmocr":
+            shape = _official_shape(points, self.output)
+            return None if shape is None else self._simplify(shape * stride)
+        if self.box_geometry == "pan_pp":
+            return _pan_pp_shape(points, stride, self.output, self._simplify)
+        poly = self._polygon(points)
+        return None if poly is None else (poly + 0.5) * stride
+
+    def _simplify(self, shape: np.ndarray) -> np.ndarray:
+        """A quad ordered TL, TR, BR, BL; a contour simplified by
+        ``epsilon_ratio`` and put clockwise."""
+        if self.output == "quad":
+            return order_quad(shape)
+        if self.epsilon_ratio > 0 and len(shape) > 3:
+            contour = shape.astype(np.float32).reshape(-1, 1, 2)
+            perimeter = cv2.arcLength(contour, True)
+            simple = cv2.approxPolyDP(contour, self.epsilon_ratio * perimeter, True)
+            if len(simple) >= 3:
+                shape = simple.reshape(-1, 2).astype(np.float64)
+        return clockwise(shape)
 
     def _kernels(self, kernel: np.ndarray, up: int) -> np.ndarray:
         """Connected kernels (4-connectivity), small ones dropped, at most
@@ -315,6 +311,66 @@ class PANPostprocessor:
         return order_quad(box)
 
 
+def _official_shape(points: np.ndarray, output: str) -> np.ndarray | None:
+    """mmocr 0.x ``points2boundary`` on integer pixel indices (x, y):
+    ``cv2.boxPoints(cv2.minAreaRect(points))`` for quads; for polygons the
+    first outer contour (``RETR_EXTERNAL``, ``CHAIN_APPROX_SIMPLE``) of the
+    pixel mask, None when it has fewer than 4 points (mmocr drops a
+    boundary of fewer than 8 numbers)."""
+    pts = np.asarray(points, dtype=np.int32).reshape(-1, 2)
+    if output == "quad":
+        return cv2.boxPoints(cv2.minAreaRect(pts.reshape(-1, 1, 2))).astype(np.float64)
+    origin = pts.min(axis=0) - 1  # a free pixel all round the mask
+    contour = _first_outer_contour(_mask(pts - origin, 1))
+    if contour is None or len(contour) < 4:
+        return None
+    return contour + origin
+
+
+def _mask(pts: np.ndarray, block: int) -> np.ndarray:
+    """uint8 mask of the pixels ``pts`` (x, y >= 1), each ``block`` x
+    ``block`` input pixels, with an empty border."""
+    small = np.zeros((pts[:, 1].max() + 2, pts[:, 0].max() + 2), dtype=np.uint8)
+    small[pts[:, 1], pts[:, 0]] = 1
+    return small if block == 1 else np.kron(small, np.ones((block, block), dtype=np.uint8))
+
+
+def _first_outer_contour(mask: np.ndarray) -> np.ndarray | None:
+    """The first contour ``cv2.findContours(RETR_EXTERNAL,
+    CHAIN_APPROX_SIMPLE)`` returns, (n, 2) float, as both official codes
+    take it."""
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    return contours[0].reshape(-1, 2).astype(np.float64)
+
+
+def _pan_pp_shape(points: np.ndarray, stride: float, output: str, finish: Any) -> np.ndarray | None:
+    """pan_pp.pytorch's boundary of the map pixels ``points`` after the
+    label map is resized to the input with nearest sampling: every map
+    pixel (x, y) becomes the input pixels s x .. s x + s - 1 (s = stride);
+    the rectangle of their indices (its corners suffice: the hull of the
+    blocks is the hull of their corners), or the first outer contour of the
+    enlarged mask. ``finish`` orders / simplifies the result."""
+    s = max(1, round(stride))
+    pts = np.asarray(points, dtype=np.int64).reshape(-1, 2)
+    if output == "quad":
+        corners = np.concatenate(
+            [pts * s + np.array(off, dtype=np.int64) for off in _block_corners(s)]
+        )
+        box = cv2.boxPoints(cv2.minAreaRect(corners.astype(np.int32).reshape(-1, 1, 2)))
+        return finish(box.astype(np.float64))
+    origin = pts.min(axis=0) - 1
+    contour = _first_outer_contour(_mask(pts - origin, s))
+    if contour is None or len(contour) < 3:
+        return None
+    return finish(contour + origin * s)
+
+
+def _block_corners(s: int) -> tuple[tuple[int, int], ...]:
+    return ((0, 0), (s - 1, 0), (0, s - 1), (s - 1, s - 1))
+
+
 def _area_margin(w: float, h: float, area: float) -> float:
     """a >= 0 with (w + a)(h + a) = area, at most 1 (one map pixel)."""
     s = w + h
@@ -326,6 +382,8 @@ def _area_margin(w: float, h: float, area: float) -> float:
 
 _PARAM_TYPES: dict[str, type] = {
     "output": str,
+    "aggregation": str,
+    "box_geometry": str,
     "max_candidates": int,
     "upsample": int,
     "stride": int,

@@ -32,6 +32,18 @@ where they exist), two families:
 Keys as DBNet's (docs/dbnet.md), including ``optimizer.no_decay``,
 ``train_loop.min_steps``, ``extra_train_datasets`` and
 ``pretrain_recipe``.
+
+Where the authors' code makes a choice tcmbench once made differently
+(the fidelity rows of docs/pan.md, ``tcmbench_pan.fidelity``), every
+named recipe follows its authors: the dataset recipes, ``default`` and
+``tcm-pretrain`` mmocr 0.x as wenwenyu/TCM bundles it
+(:data:`MMOCR_OPTIONS`, :data:`MMOCR_POSTPROCESS`, ImageNet normalisation
+with ``--tcm`` too; ``default``, mmocr's plain PANet-R18, also freezes the
+backbone's BatchNorm statistics), the ``pan-paper-*`` recipes
+pan_pp.pytorch (:data:`PAN_PP_OPTIONS`, :data:`PAN_PP_POSTPROCESS`).
+Only the plain ``synthtext-mini`` recipe, with which the shipped weights
+were trained, keeps tcmbench's choices (:data:`TCMBENCH_POSTPROCESS`, the
+plugin's option defaults, CLIP normalisation with ``--tcm``).
 """
 
 from __future__ import annotations
@@ -50,6 +62,66 @@ from tcmbench.models.recipes import (
     merge_recipe,
     no_decay,
 )
+
+#: mmocr 0.x (wenwenyu/TCM's mmocr 0.4) targets, loss and head: no
+#: don't-care rule for small words, the integer shrink offset capped at 20
+#: px, targets sampled at input pixel 4 i, L_dis over unordered pairs, the
+#: head's 1x1 conv initialised N(0, 0.01).
+MMOCR_OPTIONS: dict[str, Any] = {
+    "min_text_size": 0.0,
+    "kernel_shrink": "official",
+    "target_sampling": "corner",
+    "dis_pairs": "unordered",
+    "head_init": "mmocr",
+}
+#: mmocr 0.x post-processing: mmcv's pixel_group with
+#: min_text_avg_confidence (0.85) as its distance threshold, boxes from the
+#: pixel indices times 4.
+MMOCR_POSTPROCESS: dict[str, Any] = {
+    "aggregation": "mmcv",
+    "distance_thr": 0.85,
+    "box_geometry": "mmocr",
+}
+#: pan_pp.pytorch targets, loss and head (its loss is computed on the
+#: maps upsampled to the input, closest to tcmbench's centre sampling).
+PAN_PP_OPTIONS: dict[str, Any] = {
+    "min_text_size": 0.0,
+    "kernel_shrink": "official",
+    "target_sampling": "centre",
+    "dis_pairs": "ordered",
+    "head_init": "pan_pp",
+}
+#: pan_pp.pytorch post-processing: pa.pyx (distance 3, consulted only for
+#: kernels 1024x apart in area), boxes from the label map resized to the
+#: input.
+PAN_PP_POSTPROCESS: dict[str, Any] = {
+    "aggregation": "pan_pp",
+    "distance_thr": 3.0,
+    "box_geometry": "pan_pp",
+}
+#: tcmbench's own post-processing choices (the plain synthtext-mini recipe
+#: and the postprocessor's defaults).
+TCMBENCH_POSTPROCESS: dict[str, Any] = {
+    "aggregation": "nearest",
+    "distance_thr": 3.0,
+    "box_geometry": "grown",
+}
+#: Recipes that keep tcmbench's choices (the rest follow their authors).
+PLAIN_RECIPES = ("synthtext-mini",)
+
+#: Appended to the source of every recipe that follows mmocr 0.x.
+_MMOCR_FIDELITY = (
+    "; targets, loss, head and post-processing as mmocr 0.x runs them (pixel_group distance "
+    "0.85 = min_text_avg_confidence, boxes = minAreaRect of pixel indices x 4, kernel offset "
+    "min(int(d + 0.5), 20), no min_text_size rule, L_dis over unordered pairs / N(N-1), "
+    "out_conv N(0, 0.01)), ImageNet mean / std with --tcm too (panet_pipeline.py "
+    "img_norm_cfg)"
+)
+
+
+def _mmocr_options(**extra: Any) -> dict[str, Any]:
+    """``model.options`` of a recipe that follows mmocr 0.x."""
+    return {**MMOCR_OPTIONS, **extra}
 
 
 def train_pipeline(
@@ -76,7 +148,11 @@ def train_pipeline(
 
 def _base() -> dict[str, Any]:
     return {
-        "model": {"backbone": "resnet18", "pretrained_backbone": True, "options": {}},
+        "model": {
+            "backbone": "resnet18",
+            "pretrained_backbone": True,
+            "options": _mmocr_options(),
+        },
         "optimizer": {"name": "ranger", "lr": 1e-3, "weight_decay": 0.0},
         "schedule": {"name": "poly", "power": 0.9, "min_lr": 1e-7, "by": "epoch", "warmup": 0},
         "epochs": 1200,
@@ -90,12 +166,14 @@ def _base() -> dict[str, Any]:
             "kernel_thr": 0.5,
             "min_score": 0.85,
             "min_area": 16.0,
-            "distance_thr": 3.0,
+            **MMOCR_POSTPROCESS,
         },
         "tcm": {
             "context_length": 4,
             "input_resolution": 736,
-            "normalize": {"mean": TCM_MEAN, "std": TCM_STD},
+            # The official TCM-PAN pipeline (panet_pipeline.py) normalises
+            # with ImageNet's mean / std, not CLIP's.
+            "normalize": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
         },
         "source": "",
     }
@@ -118,9 +196,13 @@ _PAPER = (
     "(normalize_at end), no long-side cap; loss weights 1 / 0.5 / 0.25, delta_agg 0.5, delta_dis 3 (PA "
     "head and EmbLoss_v1: the model defaults); ImageNet mean / std; test: short side "
     "resized (scale_aligned_short), kernels and text at sigmoid 0.5 (logits > 0), "
-    "embedding distance 3 (pa.pyx), min_area 16 input pixels counted on the label map "
-    "resized to the input = 1 pixel of the 1/4 map here; contours simplified 0.002 "
-    "(tcmbench; the code keeps the raw contour)"
+    "pixel aggregation as pa.pyx (embedding distance 3, consulted only for kernels of one "
+    "text component 1024x apart in area), min_area 16 input pixels counted on the label map "
+    "resized to the input = 1 pixel of the 1/4 map here, boxes from that label map "
+    "(minAreaRect of its pixel indices, truncated to integers); kernel offset min(int(d + "
+    "0.5), 20), no min_text_size rule, L_dis over ordered pairs, the 1x1 conv initialised "
+    "N(0, sqrt(2 / 6)) (PA_Head; its 3x3 conv + BN before it is not built here); contours "
+    "simplified 0.002 (tcmbench; the code keeps the raw contour)"
 )
 
 
@@ -138,7 +220,7 @@ def _paper(
         model={
             "backbone": "resnet18",
             "pretrained_backbone": True,
-            "options": {"shrink_ratio": kernel},
+            "options": {"shrink_ratio": kernel, **PAN_PP_OPTIONS},
         },
         optimizer={
             "name": "adam",
@@ -165,7 +247,7 @@ def _paper(
             "kernel_thr": 0.5,
             "min_score": min_score,
             "min_area": 1.0,
-            "distance_thr": 3.0,
+            **PAN_PP_POSTPROCESS,
         },
         tcm={"input_resolution": short_side},
     )
@@ -183,6 +265,12 @@ RECIPES: dict[str, dict[str, Any]] = {
     # Datasets without their own recipe (icdar2013, mlt17, art, ...):
     # mmocr's plain PANet (Adam 1e-3, 600 epochs) at the IC15 scales.
     "default": _recipe(
+        # mmocr's panet_r18_fpem_ffm: mmdet ResNet-18 with norm_eval=True.
+        model={
+            "backbone": "resnet18",
+            "pretrained_backbone": True,
+            "options": _mmocr_options(backbone_norm_eval=True),
+        },
         optimizer={
             "name": "adam",
             "lr": 1e-3,
@@ -191,8 +279,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         },
         epochs=600,
         source="mmocr 0.x panet_r18_fpem_ffm_600e_icdar2015 (Adam 1e-3, poly, 600 epochs, "
-        "736 crops; schedule_adam_600e has no paramwise settings: no_decay []); PAN paper "
-        "test short side 736",
+        "736 crops; schedule_adam_600e has no paramwise settings: no_decay []; "
+        "panet_r18_fpem_ffm.py: backbone norm_eval=True, BatchNorm statistics of the "
+        "backbone frozen); PAN paper test short side 736" + _MMOCR_FIDELITY,
     ),
     "icdar2015": _recipe(
         optimizer={
@@ -206,7 +295,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         pretrain_recipe="tcm-pretrain",
         source="TCM.md section 7 and the official TCM-PAN IC15 config (Ranger 1e-3, "
         "input resolution 736, quad, 'norm' exempt from decay, 1200 epochs, load_from the "
-        "TCM-PAN pre-training epoch 20); mmocr PANet IC15 pipeline and test scale (1333, 736)",
+        "TCM-PAN pre-training epoch 20); mmocr PANet IC15 pipeline and test scale (1333, 736)"
+        + _MMOCR_FIDELITY,
     ),
     "msra-td500": _recipe(
         optimizer={
@@ -220,13 +310,16 @@ RECIPES: dict[str, dict[str, Any]] = {
         extra_train_datasets=["hust-tr400"],
         source="PAN paper (TD500 test short side 736, quad boxes); TCM.md section 7 "
         "(Ranger 1e-3, trained with HUST-TR400; the official configs exempt 'norm' from "
-        "decay)",
+        "decay)" + _MMOCR_FIDELITY,
     ),
     "ctw1500": _recipe(
+        # The official CTW1500 fine-tuning config trains and tests with the
+        # IC15 pipelines of panet_pipeline.py (train_pipeline_icdar2015,
+        # test_pipeline_icdar2015), not mmocr's CTW1500 ones.
         model={
             "backbone": "resnet18",
             "pretrained_backbone": True,
-            "options": {"shrink_ratio": 0.7},
+            "options": _mmocr_options(shrink_ratio=0.5),
         },
         optimizer={
             "name": "ranger",
@@ -234,14 +327,16 @@ RECIPES: dict[str, dict[str, Any]] = {
             "weight_decay": 0.0,
             "no_decay": no_decay(NO_DECAY_TCM),
         },
-        train={"crop_size": 640, "pad_divisor": 32, "augment": train_pipeline(640, 640)},
-        test={"long_side": 3000, "short_side": 640},
+        train={"crop_size": 736, "pad_divisor": 32, "augment": train_pipeline(736, 736)},
+        test={"long_side": 1333, "short_side": 736},
         postprocess={"output": "poly"},
         tcm={"input_resolution": 640},
         pretrain_recipe="tcm-pretrain",
-        source="official TCM-PAN CTW1500 config (Ranger 1e-3, input resolution 640, poly, "
-        "'norm' exempt from decay, load_from the TCM-PAN pre-training epoch 20); mmocr PANet "
-        "CTW1500 pipeline (shrink 0.7, 640 crops, test (3000, 640))",
+        source="official TCM-PAN CTW1500 config panet_clip_r50att_prompt_gen_vis_fpem_ffm_600e_"
+        "ft_ctw_taiji.py (Ranger 1e-3, backbone input_resolution 640, poly, 'norm' exempt from "
+        "decay, load_from the TCM-PAN pre-training epoch 20); its data pipelines are "
+        "train_pipeline_icdar2015 / test_pipeline_icdar2015 of panet_pipeline.py: short side "
+        "736 x [0.7, 1.3], 736 crops, shrink_ratio (1.0, 0.5), test (1333, 736)" + _MMOCR_FIDELITY,
     ),
     "totaltext": _recipe(
         optimizer={
@@ -255,7 +350,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         postprocess={"output": "poly"},
         tcm={"input_resolution": 640},
         source="PAN paper (Total-Text test short side 640, polygons); TCM.md section 7 "
-        "(Ranger 1e-3; the official configs exempt 'norm' from decay); CTW1500's 640 pipeline",
+        "(Ranger 1e-3; the official configs exempt 'norm' from decay); mmocr's CTW1500 640 "
+        "pipeline (no official TCM-PAN Total-Text config)" + _MMOCR_FIDELITY,
     ),
     # A CPU-sized model for the built-in synthetic set: trains from scratch
     # in minutes on two cores and ships in the package (<= 10 MB).
@@ -290,9 +386,12 @@ RECIPES: dict[str, dict[str, Any]] = {
         # min_steps: an estimate (no run shorter than 800 steps was measured).
         train_loop={"cache_images": True, "workers": 1, "min_steps": 800},
         test={"long_side": None, "short_side": None},
-        postprocess={"output": "quad", "min_score": 0.8},
-        tcm={"input_resolution": 224},
-        source="tcmbench: small CPU recipe for synthtext-mini (not from a paper); no_decay "
+        postprocess={"output": "quad", "min_score": 0.8, **TCMBENCH_POSTPROCESS},
+        tcm={"input_resolution": 224, "normalize": {"mean": TCM_MEAN, "std": TCM_STD}},
+        source="tcmbench: small CPU recipe for synthtext-mini (not from a paper); tcmbench's "
+        "own targets, loss, head and post-processing (the plugin's option defaults: "
+        "min_text_size rule, float shrink offset, centre sampling, nearest-kernel aggregation "
+        "at distance 3, grown boxes) and CLIP normalisation with --tcm; no_decay "
         "norm + bias and normalize_at end: what the shipped weights were trained with; "
         "min_steps 800 is an "
         "estimate: the shipped 800-step run (hmean 0.934, docs/benchmarks/training.md) is "
@@ -349,7 +448,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         model={
             "backbone": "resnet18",
             "pretrained_backbone": True,
-            "options": {"shrink_ratio": 0.7},
+            "options": _mmocr_options(shrink_ratio=0.7),
         },
         optimizer={
             "name": "ranger",
@@ -371,7 +470,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "with --tcm --dataset synthtext,icdar2015,ctw1500,totaltext), 20 epochs, 16 images "
         "per GPU, Ranger 1e-3 wd 0, only 'norm' exempt from decay, poly 0.9 per epoch to "
         "1e-7, mmocr's CTW1500 pipeline (short side 640, 640 crops, kernel 0.7), CLIP input "
-        "640, 4 learnable context tokens, test (3000, 640), mmocr PANPostprocessor poly",
+        "640, 4 learnable context tokens, test (3000, 640), mmocr PANPostprocessor poly"
+        + _MMOCR_FIDELITY,
     ),
 }
 

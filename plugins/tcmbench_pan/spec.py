@@ -45,6 +45,7 @@ OFFICIAL_RULES: tuple[tuple[str, str], ...] = (
 
 def pan_spec() -> DetectorSpec:
     from tcmbench_pan import __version__
+    from tcmbench_pan.fidelity import ROWS
     from tcmbench_pan.recipes import DEFAULT_RECIPE, RECIPES
 
     return DetectorSpec(
@@ -54,6 +55,7 @@ def pan_spec() -> DetectorSpec:
         version=__version__,
         recipes=RECIPES,
         default_recipe=DEFAULT_RECIPE,
+        fidelity=ROWS,
         tcm=TCMSupport(
             feature_level=3,
             stages=(0, 1, 2, 3),

@@ -6,11 +6,28 @@
   rather than binary.
 - ``gt_kernel``: the same polygons shrunk by D = A (1 - r^2) / L (r =
   ``shrink_ratio``, 0.5 for IC15, 0.7 for CTW1500 in mmocr's configs; A
-  area, L perimeter), filled with the same ids.
+  area, L perimeter), filled with the same ids. ``kernel_shrink`` picks
+  how D is applied:
+
+  - ``official`` (mmocr 0.x ``BaseTextDetTargets.generate_kernels`` with
+    PANetTargets' ``max_shrink=20``; pan_pp.pytorch ``shrink(max_shr=20)``):
+    the polygon's coordinates are truncated to integers
+    (``astype(np.int32)``), D = min(int(A (1 - r^2) / (L + 0.001) + 0.5),
+    20) is computed on that integer polygon and pyclipper offsets it by -D;
+    the text map is the same integer polygon filled, and the first piece
+    pyclipper returns is the kernel. A long word's kernel stops 20 px
+    inside its outline however tall it is;
+  - ``float`` (tcmbench): D unrounded and uncapped, on the float polygon.
+
 - ``gt_mask``: 1 everywhere except don't-care regions (ignored polygons,
-  polygons whose minimum-area rectangle is thinner than ``min_text_size``,
-  polygons whose kernel vanishes): 0 there, so no loss term rewards or
-  punishes predictions on them.
+  polygons whose minimum-area rectangle is thinner than ``min_text_size``
+  -- 0 turns the rule off, as neither mmocr nor pan_pp has it --,
+  degenerate polygons under one pixel of area and polygons whose kernel
+  vanishes): 0 there, so no loss term rewards or punishes predictions on
+  them. (A vanished kernel: mmocr draws the text without a kernel and
+  pan_pp uses the whole word as its kernel; tcmbench makes it don't-care
+  in both modes. With the 20 px cap and D rounded, it takes a word under
+  about 3 px thick.)
 
 All maps are float32 (H, W) at the augmented input resolution (ids up to
 2^24 are exact in float32). The loss downsamples them to the head's 1/4
@@ -32,6 +49,12 @@ import pyclipper
 CLIPPER_SCALE = 16.0
 
 KEYS = ("gt_text", "gt_kernel", "gt_mask")
+
+#: ``kernel_shrink`` values (module doc).
+KERNEL_SHRINKS = ("official", "float")
+#: The official codes' cap on the shrink offset D, in input pixels (mmocr
+#: PANetTargets ``max_shrink=20``; pan_pp ``shrink(..., max_shr=20)``).
+OFFICIAL_MAX_SHRINK = 20
 
 
 def area_perimeter(poly: np.ndarray) -> tuple[float, float]:
@@ -68,6 +91,30 @@ def kernel_polygon(poly: np.ndarray, shrink_ratio: float) -> np.ndarray | None:
     return offset_polygon(poly, -area * (1.0 - shrink_ratio**2) / perimeter)
 
 
+def official_shrink_offset(poly: np.ndarray, shrink_ratio: float) -> int:
+    """D of the official codes for an integer polygon: min(int(A (1 - r^2)
+    / (L + 0.001) + 0.5), 20)."""
+    area, perimeter = area_perimeter(poly)
+    d = int(area * (1.0 - shrink_ratio * shrink_ratio) / (perimeter + 0.001) + 0.5)
+    return min(d, OFFICIAL_MAX_SHRINK)
+
+
+def official_kernel(poly: np.ndarray, shrink_ratio: float) -> np.ndarray | None:
+    """The official kernel of an integer polygon: offset by the integer
+    -D (:func:`official_shrink_offset`) on integer coordinates, round
+    joins, the first piece; None when nothing is left."""
+    pts = np.asarray(poly, dtype=np.int64).reshape(-1, 2)
+    d = official_shrink_offset(pts, shrink_ratio)
+    if d == 0:
+        return pts.astype(np.float64)
+    pco = pyclipper.PyclipperOffset()
+    pco.AddPath(pts.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+    pieces = [p for p in pco.Execute(-d) if len(p) >= 3]
+    if not pieces:
+        return None
+    return np.asarray(pieces[0], dtype=np.float64)
+
+
 def _fill(canvas: np.ndarray, poly: np.ndarray, value: float) -> None:
     cv2.fillPoly(canvas, [np.round(poly).astype(np.int32).reshape(-1, 1, 2)], value)
 
@@ -79,6 +126,7 @@ class PANTargetBuilder:
 
     shrink_ratio: float = 0.5
     min_text_size: float = 8.0
+    kernel_shrink: str = "float"
 
     KEYS = KEYS
 
@@ -87,6 +135,11 @@ class PANTargetBuilder:
             raise ValueError(f"shrink_ratio must be in (0, 1], got {self.shrink_ratio}")
         if float(self.min_text_size) < 0:
             raise ValueError(f"min_text_size must be >= 0, got {self.min_text_size}")
+        if self.kernel_shrink not in KERNEL_SHRINKS:
+            raise ValueError(
+                f"kernel_shrink must be one of {', '.join(KERNEL_SHRINKS)}, "
+                f"got {self.kernel_shrink!r}"
+            )
 
     def __call__(
         self,
@@ -105,10 +158,15 @@ class PANTargetBuilder:
             poly = np.asarray(raw, dtype=np.float64).reshape(-1, 2)
             if len(poly) < 3 or not np.isfinite(poly).all():
                 continue  # nothing to draw (a degenerate annotation)
+            if self.kernel_shrink == "official":
+                poly = poly.astype(np.int32).astype(np.float64)  # truncated, as astype
             if ignore or self._too_small(poly):
                 _fill(mask, poly, 0.0)
                 continue
-            shrunk = kernel_polygon(poly, float(self.shrink_ratio))
+            if self.kernel_shrink == "official":
+                shrunk = official_kernel(poly, float(self.shrink_ratio))
+            else:
+                shrunk = kernel_polygon(poly, float(self.shrink_ratio))
             if shrunk is None:
                 _fill(mask, poly, 0.0)
                 continue
@@ -121,5 +179,7 @@ class PANTargetBuilder:
         area, _ = area_perimeter(poly)
         if area < 1.0:
             return True
+        if float(self.min_text_size) <= 0:
+            return False
         (_, _), (w, h), _ = cv2.minAreaRect(poly.astype(np.float32))
         return min(w, h) < float(self.min_text_size)

@@ -13,6 +13,12 @@ from tcmbench.models.spec import TCMConfig
 #: CLIP's text positional embedding has 77 rows: prompt + context must fit.
 MAX_SEQUENCE = 77
 
+#: ``tcm.aux_loss_batching``: how a batch's balanced-BCE auxiliary loss is
+#: combined (tcmbench.tcm.loss). The first, the authors' code's broadcast, is
+#: the default; ``per_image`` is the loss the paper describes.
+AUX_LOSS_BATCHINGS = ("official_broadcast", "per_image")
+DEFAULT_AUX_LOSS_BATCHING = AUX_LOSS_BATCHINGS[0]
+
 
 class TCMConfigError(TcmbenchError):
     """A combination of TCM switches that cannot be built."""
@@ -41,6 +47,11 @@ def validate_tcm_config(tcm: TCMConfig) -> None:
     ):
         raise TCMConfigError(
             f"TCM input_resolution must be a positive multiple of 32 (pixels), got {res!r}"
+        )
+    batching = tcm.aux_loss_batching
+    if batching is not None and batching not in AUX_LOSS_BATCHINGS:
+        raise TCMConfigError(
+            f"tcm.aux_loss_batching must be one of {', '.join(AUX_LOSS_BATCHINGS)}, got {batching!r}"
         )
     for name in ("lr_factor_image", "lr_factor_text", "aux_weight"):
         if getattr(tcm, name) < 0:

@@ -21,6 +21,13 @@ positional-embedding length), LG / VG (presence of their weights). The
 official model always holds the text-side context decoder, even in
 ablations that do not run it: ``text_context_decoder=False`` drops those
 weights explicitly.
+
+The imported checkpoint records the recipe of the official configuration
+the weights come from (:func:`official_recipe`), as training records its
+recipe: ``evaluate`` then runs the authors' test scale, normalisation and
+post-processing by default (TCM-PAN: pixel aggregation at distance 0.85,
+quads on IC15; TCM-FCENet: 50-point polygons on IC15, as mmocr 0.x outputs
+them), whatever dataset it is run on.
 """
 
 from __future__ import annotations
@@ -226,6 +233,49 @@ def infer_tcm_config(
     return tcm
 
 
+#: The official TCM fine-tuning configs whose checkpoints a plugin imports,
+#: by the CLIP input resolution the weights carry (the attention-pool grid,
+#: ``infer_tcm_config``), as the name of the plugin's recipe that follows
+#: that config. TCM-PAN: ``panet_clip_r50att_prompt_gen_vis_fpem_ffm_600e_
+#: ft_ic15_taiji.py`` (input_resolution 736) and ``..._ft_ctw_taiji.py``
+#: (640); TCM-FCENet: ``fcenet_clip_r50att_prompt_gen_vis_fpn_1500e_ft_ic15_
+#: taiji.py`` (800), its only fine-tuning config. TCM-DBNet's four
+#: fine-tunes all train at 640: its weights do not say which (``--recipe``).
+OFFICIAL_RECIPES: dict[str, dict[int, str]] = {
+    "pan": {736: "icdar2015", 640: "ctw1500"},
+    "fcenet": {800: "icdar2015"},
+}
+
+
+def official_recipe(
+    spec: Any, tcm: Any, name: str | None = None
+) -> tuple[str | None, dict[str, Any]]:
+    """(recipe name, recipe to record in the imported checkpoint).
+
+    ``name`` (``--recipe``) wins; else the plugin's recipe for the official
+    config the weights identify (:data:`OFFICIAL_RECIPES`). The recipe is
+    recorded as training records it: a TCM model's inputs are normalised
+    with the recipe's ``tcm.normalize``. Without either, only that
+    normalisation of the plugin's default recipe is recorded, so that
+    ``evaluate`` still takes the test settings from the dataset's recipe
+    but feeds the network the inputs it was trained on."""
+    if name is not None and name not in spec.recipes:
+        raise CheckpointError(
+            f"--recipe {name!r}: plugin {spec.name!r} has no such recipe "
+            f"(known: {', '.join(sorted(spec.recipes))})"
+        )
+    chosen = name or OFFICIAL_RECIPES.get(spec.name, {}).get(tcm.input_resolution or 0)
+    if chosen is not None and chosen not in spec.recipes:
+        chosen = None  # a plugin without that recipe: nothing better to record
+    recipe = spec.recipe(chosen)
+    norm = (recipe.get("tcm") or {}).get("normalize")
+    if chosen is None:
+        return None, ({"normalize": dict(norm)} if norm else {})
+    if norm:
+        recipe["normalize"] = dict(norm)  # as tcmbench.train.run.recipe_for
+    return chosen, recipe
+
+
 def _fit_shapes(mapped: dict[str, Any], own: dict[str, Any]) -> None:
     """Shape changes that are exact or documented: the text positional
     embedding truncated (rows after EOT are never read under the causal
@@ -306,8 +356,11 @@ def import_official_checkpoint(
     *,
     prompt: str | None = None,
     text_context_decoder: bool | None = None,
+    recipe: str | None = None,
 ) -> Path:
-    """Convert an official TCM checkpoint into a tcmbench checkpoint folder."""
+    """Convert an official TCM checkpoint into a tcmbench checkpoint folder
+    that records the recipe of its official config (:func:`official_recipe`;
+    ``recipe`` names another of the plugin's recipes)."""
     from tcmbench.data.archives import sha256_file
     from tcmbench.hub import save_checkpoint
     from tcmbench.models.spec import DetectorConfig
@@ -318,6 +371,7 @@ def import_official_checkpoint(
     official_rules(plugin)  # fail early for an unknown layout
     state = read_official_checkpoint(ckpt)
     tcm = infer_tcm_config(state, prompt, text_context_decoder)
+    recipe_name, recorded = official_recipe(spec, tcm, recipe)
     drop = () if tcm.text_context_decoder else ("context_decoder.", "gamma")
     checked_mapping([k for k in state if not k.startswith(drop)], plugin)  # before the costly build
     # Build without CLIP weights: every weight comes from the checkpoint.
@@ -327,5 +381,11 @@ def import_official_checkpoint(
         log.info("dropping the official context_decoder weights (text_context_decoder off)")
     load_official_state(model, state, plugin, drop_prefixes=drop)
     config = DetectorConfig(tcm=tcm)
-    source = {"official_tcm": {"file": ckpt.name, "sha256": sha256_file(ckpt)}}
-    return save_checkpoint(out_dir, model, spec, config, extra={"source": source})
+    source = {
+        "official_tcm": {"file": ckpt.name, "sha256": sha256_file(ckpt), "recipe": recipe_name}
+    }
+    if recipe_name is None:
+        log.info("no official config known for these weights: evaluate uses the dataset's recipe")
+    else:
+        log.info("recording recipe %r (the official config of these weights)", recipe_name)
+    return save_checkpoint(out_dir, model, spec, config, recipe=recorded, extra={"source": source})

@@ -12,7 +12,8 @@ and the changes go through the seams of
   the CLIP text encoder (lr factor 0 = frozen by default), the prompts and
   the decoders (lr factor 1);
 - ``detector.rebuild_neck`` with one more channel at ``feature_level``;
-- ``detector.aux_losses["tcm"]`` <- the score-map loss.
+- ``detector.aux_losses["tcm"]`` <- the score-map loss (batched as
+  ``TCMConfig.aux_loss_batching`` says; default: as the authors' code).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from tcmbench.errors import PluginError
-from tcmbench.tcm.config import TCMConfigError, validate_tcm_config
+from tcmbench.tcm.config import DEFAULT_AUX_LOSS_BATCHING, TCMConfigError, validate_tcm_config
 
 if TYPE_CHECKING:  # imported where used: they pull in open_clip
     from tcmbench.tcm.image_encoder import CLIPImageEncoder
@@ -138,5 +139,6 @@ def apply_tcm(detector: Any, spec: Any, config: Any) -> Any:
         kind=support.aux_loss,
         upsample=support.upsample_score_map,
         weight=tcm.aux_weight,
+        batching=tcm.aux_loss_batching or DEFAULT_AUX_LOSS_BATCHING,
     )
     return detector
