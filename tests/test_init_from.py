@@ -28,6 +28,7 @@ from tcmbench.cli import main
 from tcmbench.errors import CheckpointError
 from tcmbench.models.spec import DetectorConfig, TCMConfig
 from tcmbench.plugins import get_detector, get_plugin_manager
+from tcmbench.train.hyper import TrainConfig
 from tcmbench.train.init_from import (
     COUNTER_SUFFIX,
     MIN_INIT_SHARE,
@@ -36,7 +37,8 @@ from tcmbench.train.init_from import (
     init_weights,
     read_source,
 )
-from tcmbench.train.trainer import TrainConfig, Trainer, build_detector_config
+from tcmbench.train.recipe_choice import build_detector_config
+from tcmbench.train.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)

@@ -17,11 +17,14 @@ from tiny_data import TINY_RECIPE, TINY_SPEC, make_ic15_folder, make_samples
 
 from tcmbench.errors import CheckpointError, TcmbenchError
 from tcmbench.models.spec import DetectorConfig
+from tcmbench.train.eval_sets import load_train_samples
+from tcmbench.train.hyper import TrainConfig
 from tcmbench.train.optim import Ranger, build_optimizer
+from tcmbench.train.recipe_choice import build_detector_config
 from tcmbench.train.sampler import StepSampler, epoch_permutation, few_shot_subset
 from tcmbench.train.schedule import PolyLR
 from tcmbench.train.state import find_resume_dir, load_training_state
-from tcmbench.train.trainer import TrainConfig, Trainer, build_detector_config, load_train_samples
+from tcmbench.train.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -403,7 +406,7 @@ def test_missing_image_in_a_loader_worker_is_one_clean_message(tmp_path: Path) -
 
 
 def test_epochs_convert_to_steps_with_the_effective_batch() -> None:
-    from tcmbench.train.trainer import resolve_hyper
+    from tcmbench.train.hyper import resolve_hyper
 
     cfg = TrainConfig(epochs=2, batch_size=4, accumulate=2)
     h = resolve_hyper(

@@ -28,16 +28,11 @@ from tcmbench.data.transforms import (
 )
 from tcmbench.errors import TcmbenchError
 from tcmbench.models.spec import DetectorConfig
+from tcmbench.train.eval_sets import EvalSet, load_train_splits
+from tcmbench.train.hyper import TrainConfig, resolve_hyper, resolve_no_decay
 from tcmbench.train.sampler import few_shot_subset, holdout_split
 from tcmbench.train.state import load_training_state
-from tcmbench.train.trainer import (
-    EvalSet,
-    TrainConfig,
-    Trainer,
-    load_train_splits,
-    resolve_hyper,
-    resolve_no_decay,
-)
+from tcmbench.train.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -628,7 +623,7 @@ def test_a_run_without_the_recipes_extra_training_data_says_so() -> None:
     """The TD500 recipes train with HUST-TR400: a run on TD500 alone is
     told, with the --dataset that follows the recipe; a run with it is not."""
     from tcmbench.plugins import get_detector
-    from tcmbench.train.trainer import recipe_data_left_out
+    from tcmbench.train.run import recipe_data_left_out
 
     recipe = get_detector("dbnet").recipe("msra-td500")
     note = recipe_data_left_out("msra-td500", recipe, ["msra-td500"])

@@ -40,24 +40,24 @@ from tcmbench.cli import main
 from tcmbench.errors import CheckpointError, TcmbenchError
 from tcmbench.models.spec import DetectorConfig
 from tcmbench.plugins import get_detector
+from tcmbench.train.eval_sets import EvalSet
+from tcmbench.train.hyper import (
+    DEFAULT_MIN_STEPS,
+    DEFAULT_MIN_STEPS_BATCH,
+    TrainConfig,
+    resolve_hyper,
+)
 from tcmbench.train.init_from import MIN_INIT_SHARE
 from tcmbench.train.recipe_choice import (
     FROM_CHECKPOINT,
     FROM_DATASET,
     RecipeChoice,
+    build_detector_config,
     choose_recipe,
     normalize_note,
 )
-from tcmbench.train.trainer import (
-    DEFAULT_MIN_STEPS,
-    DEFAULT_MIN_STEPS_BATCH,
-    EvalSet,
-    TrainConfig,
-    Trainer,
-    build_detector_config,
-    recipe_for,
-    resolve_hyper,
-)
+from tcmbench.train.run import recipe_for
+from tcmbench.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parent.parent
 #: The checkpoint the issue fine-tunes: DBNet / MobileNetV3-small, synthtext-mini recipe.
@@ -359,7 +359,7 @@ def test_a_recipe_without_min_steps_gets_the_default_minimum(tmp_path: Path) -> 
     # ... and a run long enough is not warned.
     hyper = resolve_hyper(_issue_cfg(tmp_path, steps=DEFAULT_MIN_STEPS), {}, 300, 1)
     assert hyper.min_steps_from == "default"
-    from tcmbench.train.trainer import too_short
+    from tcmbench.train.hyper import too_short
 
     assert too_short(hyper, 1) is None
 

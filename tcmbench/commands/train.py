@@ -212,7 +212,8 @@ def train(
       torchrun --nproc_per_node 4 -m tcmbench train --plugin dbnet --dataset ctw1500 --tcm
     """
     from tcmbench.train.distributed import shutdown, world
-    from tcmbench.train.trainer import TrainConfig, run_training
+    from tcmbench.train.hyper import TrainConfig
+    from tcmbench.train.run import run_training
 
     threads = kwargs.pop("threads")
     if threads:

@@ -286,8 +286,10 @@ def _close(a: Any, b: Any) -> bool:
 def build_detector_config(cfg: Any, recipe: Mapping[str, Any]) -> Any:
     """The architecture: ``--backbone`` / ``--tcm`` over the recipe's
     ``model`` section (backbone, pretrained_backbone, options) and its
-    ``tcm.context_length`` / ``tcm.input_resolution``."""
+    ``tcm.context_length`` / ``tcm.input_resolution`` /
+    ``tcm.aux_loss_batching``."""
     from tcmbench.models.spec import DetectorConfig, TCMConfig
+    from tcmbench.tcm.config import DEFAULT_AUX_LOSS_BATCHING
 
     model = dict(recipe.get("model") or {})
     tcm = None
@@ -298,6 +300,11 @@ def build_detector_config(cfg: Any, recipe: Mapping[str, Any]) -> Any:
             tcm_dict["context_length"] = int(recipe_tcm.get("context_length", 4))
         if tcm_dict.get("input_resolution") is None and recipe_tcm.get("input_resolution"):
             tcm_dict["input_resolution"] = int(recipe_tcm["input_resolution"])
+        if tcm_dict.get("aux_loss_batching") is None:
+            # The authors' per-batch broadcast unless the recipe opts out (docs/tcm.md).
+            tcm_dict["aux_loss_batching"] = (
+                recipe_tcm.get("aux_loss_batching") or DEFAULT_AUX_LOSS_BATCHING
+            )
         tcm = TCMConfig.from_dict(tcm_dict)
     pretrained = cfg.pretrained_backbone
     if pretrained is None:
