@@ -10,9 +10,9 @@ ResNet-50 vs ResNet-50-DCN under each detector plugin.
              --backbone B --resolution SIZE --runs 0 --json`` (parameters
              and GFLOPs, no timing), one subprocess each, plus the share of
              the DCN overhead that is offset convs vs bilinear sampling
-             (in-process, ``tcmbench.profiling.flops_by_module``);
+             (in-process, ``tcmbench.inference.profiling.flops_by_module``);
 ``latency``  DBNet with the three backbones in one process, timed
-             interleaved run by run (``tcmbench.profiling.compare_latency``,
+             interleaved run by run (``tcmbench.inference.profiling.compare_latency``,
              A B C C B A ...) on the same synthetic batch, forward only, one
              torch thread: the ratio is what DCN costs on this CPU.
 
@@ -93,9 +93,9 @@ def dcn_overhead(size: int) -> dict[str, dict[str, float]]:
     """GFLOPs the deformable convs add to the plain backbone at SIZE:
     offset / mask convs and bilinear sampling + modulation."""
 
+    from tcmbench.inference.profiling import flops_by_module
     from tcmbench.models.backbones import build_backbone
     from tcmbench.models.dcn import ModulatedDeformConv2d
-    from tcmbench.profiling import flops_by_module
 
     out: dict[str, dict[str, float]] = {}
     plain = flops_by_module(build_backbone("resnet50"), size, size)
@@ -189,7 +189,7 @@ def main() -> None:
     args = parser.parse_args()
     steps = {s.strip() for s in args.only.split(",") if s.strip()}
     args.out.mkdir(parents=True, exist_ok=True)
-    from tcmbench.profiling import environment
+    from tcmbench.inference.profiling import environment
 
     doc: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -1,40 +1,65 @@
-"""Speed of the IoU-family protocols, against the official scripts.
+"""Speed of scoring against the official scripts, in one run.
 
 Measures (results go to docs/benchmarks/eval.md):
 
 1. ``icdar2015`` on the 500-image PixelLink submission, in-process
    (``evaluate()`` on already-read files; target < 0.05 s).
-2. ``tcmbench score --protocol icdar2015`` as a whole process against the
-   official RRC script (target: no slower).
-3. ``tcmbench score --protocol ctw1500-iou`` on the CTW1500 example
-   detections as a whole process against TIoU-metric's curved script
-   (target: >= 4x faster).
-4. The stress set (benchmarks/stress_set.py: 10,000 images x 50 curved
+2. The three official comparisons as whole processes, side by side and
+   interleaved (official, tcmbench, official, ...), so that a change of the
+   machine's load hits both alike:
+
+   - ``tcmbench score -p icdar2015`` on the PixelLink submission against
+     the RRC ``script.py`` (target: >= 2x faster);
+   - ``tcmbench score -p totaltext-deteval`` on the Total-Text baseline
+     against Total-Text's ``Deteval.py`` (target: >= 20x);
+   - ``tcmbench score -p ctw1500-iou`` on the CTW1500 example detections
+     against TIoU-metric's curved ``script.py`` (target: >= 8x).
+
+   Each command runs once untimed, then ``--repeat`` times; the table gives
+   the median wall time (and CPU time, user + sys), the ratios and whether
+   the printed figures agree. Every process is started with Python's
+   bytecode cache on (``PYTHONPYCACHEPREFIX`` in a temporary folder, even
+   where ``PYTHONDONTWRITEBYTECODE`` is set), as an installed package and
+   the scripts run.
+3. The stress set (benchmarks/stress_set.py: 10,000 images x 50 curved
    14-point polygons) scored by ``ctw1500-iou`` (target < 30 s), its peak
    memory at 1/10 and all of the images (flat), and a straightforward
    shapely pair-by-pair loop on a subset, extrapolated, with the ratio.
 
-The official scripts are not part of tcmbench (they are Python 2 code under
-their own terms): pass the folders of local Python 3 ports with
+The official scripts are not part of tcmbench (Python 2 code under their
+authors' terms): pass the folders of local Python 3 ports with
 ``--official-rrc`` / ``--official-curved`` (``script.py`` +
-``rrc_evaluation_funcs.py``; they need Polygon3). Sections whose inputs are
-missing are skipped with a note.
+``rrc_evaluation_funcs.py``) and ``--official-deteval`` (``Deteval.py`` +
+``polygon_fast.py``, taking the prediction folder, the GT folder and the
+result file from its command line); they need Polygon3 / shapely / scipy.
+The DetEval inputs (GT ``.mat`` files, ``y,x`` prediction files) are
+written from the shared zips by this script. docs/benchmarks/eval.md says
+how the ports were made. Sections whose inputs are missing are skipped with
+a note.
 
-    python benchmarks/bench_eval.py --official-rrc /tmp/official/rrc \\
-        --official-curved /tmp/official/curved
+The run's figures, the date, the machine (platform, CPU count, load
+average before and after) go to stdout as a markdown table and to
+``--out`` as JSON.
+
+    python benchmarks/bench_eval.py --official-rrc /work/official/rrc \\
+        --official-curved /work/official/curved \\
+        --official-deteval /work/official/deteval --skip-stress --out eval.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,23 +79,6 @@ def best_of(fn, repeat: int) -> tuple[float, float]:
     return best
 
 
-def run_process(cmd: list[str], cwd: Path | None, repeat: int) -> tuple[float, float, str]:
-    """Fastest wall time of a whole process, its user+sys CPU time, stdout."""
-    best = (float("inf"), 0.0, "")
-    for _ in range(repeat):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        if proc.returncode not in (0, -6, 134):  # Polygon3 may abort at exit (PROTOCOLS.md)
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-500:]}")
-        if wall < best[0]:
-            best = (wall, cpu, proc.stdout)
-    return best
-
-
 def section_icdar2015_in_process(repeat: int) -> list[str]:
     from tcmbench.eval import evaluate
     from tcmbench.eval.io import read_ground_truth, read_predictions
@@ -82,40 +90,197 @@ def section_icdar2015_in_process(repeat: int) -> list[str]:
     wall_nd, cpu_nd = best_of(lambda: evaluate(gt, preds, "icdar2015", details=False), repeat)
     return [
         (
-            f"| icdar2015, PixelLink (500 images), `evaluate()` in-process | {wall:.4f} s (CPU {cpu:.4f} s) | "
-            f"details=false: {wall_nd:.4f} s (CPU {cpu_nd:.4f} s) | H = {result.hmean!r} |"
+            f"| icdar2015, PixelLink (500 images), `evaluate()` in-process | {wall:.4f} s "
+            f"(CPU {cpu:.4f} s); details=false: {wall_nd:.4f} s (CPU {cpu_nd:.4f} s) | | "
+            f"H = {result.hmean!r} | < 0.05 s |"
         )
     ]
 
 
-def section_process(protocol: str, official: Path | None, repeat: int) -> list[str]:
-    tcm = [sys.executable, "-m", "tcmbench", "score", "-p", protocol]
-    if protocol == "icdar2015":
-        gt, pred = DATA / "icdar2015/test_gt.zip", DATA / "icdar2015/pixellink_submit.zip"
-        names = ("gt.zip", "submit.zip")
-    else:
-        gt, pred = DATA / "ctw1500/test_gt.zip", DATA / "ctw1500/example_det.zip"
-        names = (
-            "ctw1500-gt.zip",
-            "det_ctw1500.zip",
-        )  # the curved script keys its settings on these names
-    ours = run_process(tcm + ["--gt", str(gt), "--pred", str(pred)], REPO, repeat)
-    rows = [
-        f"| `tcmbench score -p {protocol}` (whole process) | {ours[0]:.3f} s (CPU {ours[1]:.3f} s) |"
-    ]
-    if official is None or not (official / "script.py").is_file():
-        rows.append(f"| official script for {protocol} | skipped (pass its folder) |")
-        return rows
-    with tempfile.TemporaryDirectory() as tmp:
-        os.symlink(gt, Path(tmp) / names[0])
-        os.symlink(pred, Path(tmp) / names[1])
-        cmd = [sys.executable, str(official / "script.py"), f"-g={names[0]}", f"-s={names[1]}"]
-        theirs = run_process(cmd, Path(tmp), repeat)
-    rows.append(
-        f"| official script ({official.name}, Polygon3) | {theirs[0]:.3f} s (CPU {theirs[1]:.3f} s) | "
-        f"ratio official / tcmbench: wall {theirs[0] / ours[0]:.2f}x, CPU {theirs[1] / ours[1]:.2f}x |"
-    )
-    return rows
+def child_env(pycache: str) -> dict[str, str]:
+    """The environment of every timed process: bytecode cached (in
+    ``pycache``), as for an installed package; nothing else changed."""
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = pycache
+    return env
+
+
+def run_once(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall time, CPU time (user + sys) and stdout of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode not in (0, -6, 134):  # Polygon3 may abort at exit (PROTOCOLS.md)
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-500:]}")
+    return wall, cpu, proc.stdout
+
+
+def write_deteval_inputs(gt_zip: Path, pred_zip: Path, out: Path) -> tuple[Path, Path]:
+    """Total-Text's ``Deteval.py`` inputs from the shared zips: one
+    ``poly_gt_imgN.mat`` per image (variable ``polygt``, rows ['x:', xs,
+    'y:', ys, text, '#' for a ``###`` don't care else 'c']) and the
+    predictions as ``y,x`` lines (the script's order)."""
+    import zipfile
+
+    import numpy as np
+    from scipy import io as sio
+
+    gt_dir, pred_dir = out / "gt", out / "pred"
+    gt_dir.mkdir(parents=True)
+    pred_dir.mkdir(parents=True)
+    with zipfile.ZipFile(gt_zip) as z:
+        for name in z.namelist():
+            rows = []
+            for line in z.read(name).decode("utf-8-sig").splitlines():
+                if not line.strip():
+                    continue
+                *coords, text = line.split(",")
+                xy = np.array([int(v) for v in coords], dtype=np.int16).reshape(-1, 2)
+                rows.append(
+                    [
+                        "x:",
+                        xy[None, :, 0],
+                        "y:",
+                        xy[None, :, 1],
+                        text,
+                        "#" if text == "###" else "c",
+                    ]
+                )
+            table = np.empty((len(rows), 6), dtype=object)
+            for i, row in enumerate(rows):
+                for j, value in enumerate(row):
+                    table[i, j] = value
+            sio.savemat(str(gt_dir / (Path(name).stem + ".mat")), {"polygt": table})
+    with zipfile.ZipFile(pred_zip) as z:
+        for name in z.namelist():
+            lines = []
+            for line in z.read(name).decode().splitlines():
+                if line.strip():
+                    v = line.split(",")
+                    lines.append(",".join(c for pair in zip(v[1::2], v[0::2]) for c in pair))
+            (pred_dir / name).write_text("".join(f"{x}\n" for x in lines))
+    return gt_dir, pred_dir
+
+
+OFFICIAL_SETS = {
+    # set: (protocol, GT, predictions, extra score options, target ratio)
+    "icdar2015": ("icdar2015", "icdar2015/test_gt.zip", "icdar2015/pixellink_submit.zip", [], 2.0),
+    "totaltext": (
+        "totaltext-deteval",
+        "totaltext/test_gt.zip",
+        "totaltext/baseline_det.zip",
+        ["--pred-order", "xy"],
+        20.0,
+    ),
+    "ctw1500": ("ctw1500-iou", "ctw1500/test_gt.zip", "ctw1500/example_det.zip", [], 8.0),
+}
+
+
+def _precision_recall(text: str) -> tuple[float, float] | None:
+    """The first precision and recall a script printed (tcmbench's table
+    row, the RRC / curved scripts' tuples, Deteval.py's last line)."""
+    import re
+
+    row = re.search(r"^\| [\w-]+ \| ([\d.]+) \| ([\d.]+) \|", text, re.MULTILINE)
+    if row:
+        return float(row.group(1)), float(row.group(2))
+    p = re.search(r"precision[:_\s',]+([\d.]+)", text, re.IGNORECASE)
+    r = re.search(r"recall[:_\s',]+([\d.]+)", text, re.IGNORECASE)
+    return (float(p.group(1)), float(r.group(1))) if p and r else None
+
+
+def section_official(args: argparse.Namespace, tmp: Path) -> tuple[list[str], dict[str, Any]]:
+    """The three official comparisons, interleaved (see the module doc)."""
+    env = child_env(str(tmp / "pycache"))
+    official = {
+        "icdar2015": args.official_rrc,
+        "totaltext": args.official_deteval,
+        "ctw1500": args.official_curved,
+    }
+    commands: dict[str, dict[str, tuple[list[str], Path]]] = {}
+    notes: dict[str, str] = {}
+    for key, (protocol, gt_rel, pred_rel, extra, _) in OFFICIAL_SETS.items():
+        gt, pred = DATA / gt_rel, DATA / pred_rel
+        ours = [sys.executable, "-m", "tcmbench", "score", "-p", protocol, "--gt", str(gt)]
+        commands[key] = {"tcmbench": (ours + ["--pred", str(pred), *extra], REPO)}
+        folder = official[key]
+        script = "Deteval.py" if key == "totaltext" else "script.py"
+        if folder is None or not (folder / script).is_file():
+            notes[key] = f"official script skipped (pass the folder holding {script})"
+            continue
+        work = tmp / key
+        work.mkdir()
+        if key == "totaltext":
+            gt_dir, pred_dir = write_deteval_inputs(gt, pred, work / "inputs")
+            cmd = [sys.executable, str(folder / script), str(pred_dir), str(gt_dir), "result.txt"]
+        else:
+            # the curved script keys its settings on these file names
+            names = (
+                ("gt.zip", "submit.zip")
+                if key == "icdar2015"
+                else ("ctw1500-gt.zip", "det_ctw1500.zip")
+            )
+            os.symlink(gt, work / names[0])
+            os.symlink(pred, work / names[1])
+            cmd = [sys.executable, str(folder / script), f"-g={names[0]}", f"-s={names[1]}"]
+        commands[key]["official"] = (cmd, work)
+    runs: dict[str, dict[str, list[tuple[float, float]]]] = {k: {} for k in commands}
+    outputs: dict[str, dict[str, str]] = {k: {} for k in commands}
+    for key, cmds in commands.items():  # warm-up: bytecode written, files cached
+        for who, (cmd, cwd) in cmds.items():
+            outputs[key][who] = run_once(cmd, cwd, env)[2]
+    for _ in range(args.repeat):
+        for key, cmds in commands.items():
+            for who, (cmd, cwd) in cmds.items():
+                wall, cpu, _out = run_once(cmd, cwd, env)
+                runs[key].setdefault(who, []).append((wall, cpu))
+    rows = []
+    results: dict[str, Any] = {}
+    for key, cmds in commands.items():
+        protocol, target = OFFICIAL_SETS[key][0], OFFICIAL_SETS[key][4]
+        entry: dict[str, Any] = {"protocol": protocol, "target_ratio": target}
+        for who in cmds:
+            walls = [w for w, _ in runs[key][who]]
+            cpus = [c for _, c in runs[key][who]]
+            entry[who] = {
+                "command": " ".join(cmds[who][0]),
+                "wall_median_s": round(statistics.median(walls), 4),
+                "wall_min_s": round(min(walls), 4),
+                "cpu_median_s": round(statistics.median(cpus), 4),
+                "output_tail": outputs[key][who].strip()[-400:],
+            }
+        ours = entry["tcmbench"]
+        line = (
+            f"| {key}: `tcmbench score -p {protocol}` | {ours['wall_median_s']:.3f} s "
+            f"(min {ours['wall_min_s']:.3f}, CPU {ours['cpu_median_s']:.3f}) |"
+        )
+        if "official" in entry:
+            off = entry["official"]
+            a, b = (
+                _precision_recall(outputs[key]["tcmbench"]),
+                _precision_recall(outputs[key]["official"]),
+            )
+            entry["same_figures"] = (
+                a is not None and b is not None and all(abs(x - y) < 6e-4 for x, y in zip(a, b))
+            )
+            entry["ratio_wall_median"] = round(off["wall_median_s"] / ours["wall_median_s"], 2)
+            entry["ratio_wall_min"] = round(off["wall_min_s"] / ours["wall_min_s"], 2)
+            entry["ratio_cpu_median"] = round(off["cpu_median_s"] / ours["cpu_median_s"], 2)
+            line += (
+                f" {off['wall_median_s']:.3f} s (min {off['wall_min_s']:.3f}, CPU "
+                f"{off['cpu_median_s']:.3f}) | **{entry['ratio_wall_median']:.2f}x** wall "
+                f"(min/min {entry['ratio_wall_min']:.2f}x, CPU {entry['ratio_cpu_median']:.2f}x) "
+                f"| {target:g}x |" + ("" if entry["same_figures"] else " FIGURES DIFFER")
+            )
+        else:
+            line += f" {notes[key]} | | {target:g}x |"
+        rows.append(line)
+        results[key] = entry
+    return rows, results
 
 
 STRESS_CHILD = r"""
@@ -232,31 +397,55 @@ def main() -> None:
         "--official-curved",
         type=Path,
         default=None,
-        help="folder with TIoU-metric's curved script.py",
+        help="folder with TIoU-metric's curved script.py (Python 3 port)",
+    )
+    ap.add_argument(
+        "--official-deteval",
+        type=Path,
+        default=None,
+        help="folder with Total-Text's Deteval.py + polygon_fast.py (paths from argv)",
     )
     ap.add_argument("--stress-images", type=int, default=10_000)
     ap.add_argument("--baseline-images", type=int, default=50)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--skip-stress", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("bench_eval.json"), help="JSON results file")
     args = ap.parse_args()
 
+    load_before = os.getloadavg()
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_before": [round(x, 2) for x in load_before],
+        },
+    }
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f}; python {platform.python_version()}; {time.strftime('%Y-%m-%d')}"
+        f"{report['date']}; {report['machine']['platform']}, {os.cpu_count()} CPUs, "
+        f"load average {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f}; "
+        f"python {platform.python_version()}"
     )
-    print("\n| what | time | notes |\n|---|---|---|")
+    print("\n| what | tcmbench | official | ratio | target |\n|---|---|---|---|---|")
     if not (DATA / "icdar2015/test_gt.zip").is_file():
-        print(f"| real-data sections | skipped: {DATA} not found | |")
+        print(f"| real-data sections | skipped: {DATA} not found | | | |")
     else:
         for row in section_icdar2015_in_process(args.repeat):
             print(row, flush=True)
-        for row in section_process("icdar2015", args.official_rrc, args.repeat):
-            print(row, flush=True)
-        for row in section_process("ctw1500-iou", args.official_curved, max(2, args.repeat // 2)):
+        with tempfile.TemporaryDirectory() as tmp:
+            rows, report["official"] = section_official(args, Path(tmp))
+        for row in rows:
             print(row, flush=True)
     if not args.skip_stress:
         for row in section_stress(args.stress_images, args.baseline_images):
             print(row, flush=True)
+    load_after = os.getloadavg()
+    report["machine"]["load_average_after"] = [round(x, 2) for x in load_after]
+    print(f"\nload average after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f}")
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"results written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def breakdown(
     backbone minus the attention pool."""
     import torch
 
-    from tcmbench.profiling import flops_by_module
+    from tcmbench.inference.profiling import flops_by_module
 
     times: dict[str, dict[str, list[float]]] = {}
     totals: dict[str, list[float]] = {label: [] for label in models}
@@ -172,9 +172,9 @@ def run_breakdown(resolutions: list[int], device: str, warmup: int, runs: int) -
 
     from tcmbench.commands.bench import build_for_bench, recipe_for_model
     from tcmbench.data.transforms import normalization
+    from tcmbench.inference.profiling import bench_batch
     from tcmbench.models.spec import TCMConfig
     from tcmbench.plugins import get_detector
-    from tcmbench.profiling import bench_batch
 
     spec = get_detector("dbnet")
     recipe = spec.recipe(None)
@@ -403,7 +403,7 @@ def main() -> None:
             doc["compare"] = d
             doc["environment"] = d["environment"]
     if "environment" not in doc:
-        from tcmbench.profiling import environment
+        from tcmbench.inference.profiling import environment
 
         doc["environment"] = environment(args.device)
     if "breakdown" in only:

@@ -38,6 +38,7 @@ from typing import Any
 
 from tcmbench.errors import CheckpointError, TcmbenchError
 from tcmbench.models.options import Opt
+from tcmbench.tcm.config import AUX_LOSS_BATCHINGS
 from tcmbench.validation import DocumentError, ListOf, Section, check_document, flatten
 
 #: Newest ``format_version`` this tcmbench reads.
@@ -65,6 +66,13 @@ TCM: dict[str, Opt] = {
     "aux_weight": Opt(1.0, "float", ge=0, help="weight of the auxiliary loss"),
     "lr_factor_image": Opt(0.1, "float", ge=0, help="learning-rate factor, CLIP image encoder"),
     "lr_factor_text": Opt(0.0, "float", ge=0, help="learning-rate factor, CLIP text encoder"),
+    "aux_loss_batching": Opt(
+        None,
+        "str",
+        nullable=True,
+        choices=AUX_LOSS_BATCHINGS,
+        help="how the batch's auxiliary balanced BCE was combined (docs/tcm.md)",
+    ),
 }
 
 #: ``architecture`` (:class:`~tcmbench.models.spec.DetectorConfig`).

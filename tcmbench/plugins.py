@@ -31,7 +31,7 @@ ENV_ALLOW_LIST = "TCMBENCH_LOAD_PLUGINS"
 # Core modules that implement hooks. They are registered directly (they are
 # part of the core, not optional), but use the same hooks as any plugin.
 CORE_PLUGIN_MODULES = (
-    "tcmbench.data.formats",
+    "tcmbench.data.formats.registry",
     "tcmbench.data.config",
     "tcmbench.data.hf",
     "tcmbench.eval.protocols",

@@ -8,7 +8,9 @@ with a reason when it is absent, so a user's fresh checkout still passes.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +40,25 @@ def _isolated_cache(
     """Keep tests from reading or writing the user's caches."""
     monkeypatch.setenv("TCMBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "tcmbench-cache"))
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """tcmbench reads its ``TCMBENCH_*`` limits once per process
+    (:func:`tcmbench.run_limits.env_positive_int`); a test that sets one
+    with ``monkeypatch.setenv`` / ``delenv`` sees the new value at once,
+    and the next test starts from the environment again."""
+    from tcmbench.run_limits import clear_limit_cache
+
+    def cleared(method: Callable[..., None]) -> Callable[..., None]:
+        def call(*args: Any, **kwargs: Any) -> None:
+            method(*args, **kwargs)
+            clear_limit_cache()
+
+        return call
+
+    clear_limit_cache()
+    monkeypatch.setenv = cleared(monkeypatch.setenv)  # type: ignore[method-assign]
+    monkeypatch.delenv = cleared(monkeypatch.delenv)  # type: ignore[method-assign]
+    yield
+    clear_limit_cache()

@@ -1,4 +1,4 @@
-"""``tcmbench bench`` and :mod:`tcmbench.profiling`: JSON keys and sane
+"""``tcmbench bench`` and :mod:`tcmbench.inference.profiling`: JSON keys and sane
 values on tiny resolutions, the params-only path, FLOPs checked against
 hand counts (attention on CPU included), interleaved timing, bad input."""
 
@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tcmbench import plugins, profiling
+from tcmbench import plugins
 from tcmbench.cli import main
+from tcmbench.inference import profiling
 from tcmbench.models.spec import DetectorConfig
 
 SMALL = "mobilenetv3_small"

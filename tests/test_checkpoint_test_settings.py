@@ -4,7 +4,7 @@ The trap this guards: a DBNet fine-tuned on MSRA-TD500 with the
 synthtext-mini recipe printed hmean 0.0000 under ``evaluate``, which applied
 TD500's recipe (short side 736, mask_thr 0.08) instead of the checkpoint's,
 while ``predict`` used the checkpoint's and found the text. Every command now
-resolves the settings in one place (tcmbench/inference_settings.py) and says
+resolves the settings in one place (tcmbench/inference/settings.py) and says
 where they came from.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from tiny_data import make_ic15_folder
 
 from tcmbench.cli import main
-from tcmbench.inference_settings import resolve_test_recipe
+from tcmbench.inference.settings import resolve_test_recipe
 from tcmbench.plugins import get_detector
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from tcmbench.inference.profiling import flops_by_module, measure_flops
 from tcmbench.models.backbones import (
     BACKBONES,
     build_backbone,
@@ -21,7 +22,6 @@ from tcmbench.models.backbones import (
 from tcmbench.models.dcn import ModulatedDeformConv2d, convert_resnet_to_dcn
 from tcmbench.models.spec import DetectorConfig, TCMConfig
 from tcmbench.plugins import get_detector, get_plugin_manager
-from tcmbench.profiling import flops_by_module, measure_flops
 
 torch.set_num_threads(1)
 

@@ -27,9 +27,9 @@ from tcmbench.errors import AnnotationFormatError, ProtocolError
 from tcmbench.eval.deteval import (
     deteval_tables,
     evaluate_totaltext_deteval,
-    iter_image_overlaps,
     read_deteval_mat_predictions,
 )
+from tcmbench.eval.overlaps import iter_image_overlaps
 
 Points = list[list[int]]
 # {"gt": [[points, dont_care], ...], "det": [points, ...] or None (no prediction file)}
@@ -582,7 +582,7 @@ def test_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -> No
     images = [im for n in ("random_01", "random_02", "random_05") for im in all_cases()[n]]
     gt, pred = to_inputs(images)
     whole = evaluate_totaltext_deteval(gt, pred)
-    import tcmbench.eval.deteval as mod
+    import tcmbench.eval.overlaps as mod
 
     monkeypatch.setattr(mod, "PAIR_BUDGET", 7)
     chunked = evaluate_totaltext_deteval(gt, pred)

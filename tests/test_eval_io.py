@@ -144,6 +144,17 @@ def test_json_predictions_round_trip(tmp_path: Path) -> None:
         read_predictions(path)
 
 
+def test_json_prediction_without_points_is_a_malformed_entry(tmp_path: Path) -> None:
+    """An empty point list once reached evaluate() and failed there with
+    numpy's "zero-size array" ValueError (found by the fuzz suite)."""
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"img_1": [{"polygon": []}, {"polygon": [0, 0, 4, 0, 4, 4]}]}))
+    with pytest.raises(AnnotationFormatError, match=r"img_1\[0\].*0 point\(s\)"):
+        read_predictions(path, style="json")
+    files, report = read_predictions(path, style="json", skip_invalid=True)
+    assert len(files["img_1"]) == 1 and report.skipped_count == 1
+
+
 def test_auto_style(tmp_path: Path) -> None:
     z = make_zip(tmp_path / "a.zip", {"res_img_1.txt": "1,2,3,4,5,6,7,8\n"})
     assert read_predictions(z)[0].style == "rrc"

@@ -13,7 +13,10 @@ from conftest import shared_file
 
 from tcmbench.data.schema import Instance, Prediction, Sample
 from tcmbench.errors import ProtocolError
-from tcmbench.eval import Result, evaluate, geometry
+from tcmbench.eval import Result, evaluate
+from tcmbench.eval.intersection import intersection_area
+from tcmbench.eval.pairs import bbox_overlap_area, candidate_pairs, grouped_pairs
+from tcmbench.eval.polygons import pack, shapely_is_valid
 
 
 def rrc_box(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
@@ -120,10 +123,10 @@ def test_bow_tie_scores_as_polygon3() -> None:
     bow = np.array([[0, 0], [10, 10], [10, 0], [0, 10]], dtype=np.float64)
     r = score_one("icdar2015", gt(rrc_box(0, 0, 10, 10)), dets(bow))
     assert r.extra["num_matched"] == 1
-    a = geometry.pack([bow])
-    b = geometry.pack([rrc_box(0, 0, 10, 10)])
+    a = pack([bow])
+    b = pack([rrc_box(0, 0, 10, 10)])
     assert a.area[0] == 0.0
-    assert geometry.intersection_area(a, np.array([0]), b, np.array([0]))[0] == pytest.approx(50.0)
+    assert intersection_area(a, np.array([0]), b, np.array([0]))[0] == pytest.approx(50.0)
 
 
 def test_clockwise_validation_rejects_like_the_rrc_script() -> None:
@@ -290,10 +293,10 @@ def test_intersection_kernel_matches_geos_on_degenerate_integer_pairs() -> None:
     b_pts = rng.integers(0, 5, (3000, 4, 2)).astype(float)
     b_pts[:600] = a_pts[:600]  # identical polygons: every edge shared
     b_pts[600:1200] = a_pts[600:1200] + rng.integers(-1, 2, (600, 1, 2))  # shifted: collinear edges
-    a = geometry.pack(list(a_pts))
-    b = geometry.pack(list(b_pts))
+    a = pack(list(a_pts))
+    b = pack(list(b_pts))
     idx = np.arange(3000)
-    got = geometry.intersection_area(a, idx, b, idx)
+    got = intersection_area(a, idx, b, idx)
     ga = shapely.make_valid(shapely.polygons(a_pts))
     gb = shapely.make_valid(shapely.polygons(b_pts))
     want = shapely.area(shapely.intersection(ga, gb))
@@ -311,9 +314,9 @@ def test_intersection_kernel_matches_geos_on_floats_and_near_degenerate() -> Non
     a_pts = c + np.stack([rad * np.cos(ang), rad * np.sin(ang)], -1)
     b_pts = a_pts[rng.permutation(2000)] + rng.normal(0, 3, a_pts.shape)
     b_pts[:300] = a_pts[:300] + 1e-13  # near-identical floats: GEOS fallback
-    a, b = geometry.pack(list(a_pts)), geometry.pack(list(b_pts))
+    a, b = pack(list(a_pts)), pack(list(b_pts))
     idx = np.arange(2000)
-    got = geometry.intersection_area(a, idx, b, idx)
+    got = intersection_area(a, idx, b, idx)
     want = shapely.area(
         shapely.intersection(
             shapely.make_valid(shapely.polygons(a_pts)), shapely.make_valid(shapely.polygons(b_pts))
@@ -326,14 +329,14 @@ def test_candidate_pairs_equal_the_all_pairs_bbox_test() -> None:
     rng = np.random.default_rng(5)
     for _ in range(20):
         n, m = int(rng.integers(1, 30)), int(rng.integers(1, 30))
-        a = geometry.pack([rng.integers(0, 30, (4, 2)).astype(float) for _ in range(n)])
-        b = geometry.pack([rng.integers(0, 30, (4, 2)).astype(float) for _ in range(m)])
+        a = pack([rng.integers(0, 30, (4, 2)).astype(float) for _ in range(n)])
+        b = pack([rng.integers(0, 30, (4, 2)).astype(float) for _ in range(m)])
         ga, gb = np.sort(rng.integers(0, 3, n)), np.sort(rng.integers(0, 3, m))
-        ia, ib, bi = geometry.candidate_pairs(a, ga, b, gb)
-        ra, rb = geometry.grouped_pairs(ga, gb)
+        ia, ib, bi = candidate_pairs(a, ga, b, gb)
+        ra, rb = grouped_pairs(ga, gb)
         live = ~a.void[ra] & ~b.void[rb]
         ra, rb = ra[live], rb[live]
-        rbi = geometry.bbox_overlap_area(a.bbox[ra], b.bbox[rb])
+        rbi = bbox_overlap_area(a.bbox[ra], b.bbox[rb])
         keep = rbi > 0
         assert np.array_equal(ia, ra[keep]) and np.array_equal(ib, rb[keep])
         assert np.array_equal(bi, rbi[keep])
@@ -344,11 +347,11 @@ def test_simplicity_test_agrees_with_shapely() -> None:
 
     rng = np.random.default_rng(6)
     polys = [rng.integers(0, 6, (int(rng.integers(3, 9)), 2)).astype(float) for _ in range(1500)]
-    batch = geometry.pack(polys)
+    batch = pack(polys)
     for i, p in enumerate(polys):
         if batch.simple[i]:
             assert shapely.Polygon(p).is_valid, p
-    valid = geometry.shapely_is_valid(batch, np.arange(len(polys)))
+    valid = shapely_is_valid(batch, np.arange(len(polys)))
     want = np.array([len(np.unique(p, axis=0)) >= 3 and shapely.Polygon(p).is_valid for p in polys])
     assert np.array_equal(valid, want)
 

@@ -15,7 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tcmbench.data.schema import Instance, Prediction
-from tcmbench.eval import evaluate, geometry
+from tcmbench.eval import evaluate
+from tcmbench.eval.intersection import intersection_area
+from tcmbench.eval.polygons import pack
 from tcmbench.plugins import protocols
 
 PROTOCOLS = sorted(protocols())
@@ -153,11 +155,11 @@ def test_perfect_prediction_scores_one(protocol: str, images) -> None:
     mode=st.sampled_from(["float64", "float32", "int32"]),
 )
 def test_intersection_and_iou_are_symmetric(pairs, mode: str) -> None:
-    a = geometry.pack([p for p, _ in pairs], mode)
-    b = geometry.pack([q for _, q in pairs], mode)
+    a = pack([p for p, _ in pairs], mode)
+    b = pack([q for _, q in pairs], mode)
     idx = np.arange(len(pairs))
-    ab = geometry.intersection_area(a, idx, b, idx)
-    ba = geometry.intersection_area(b, idx, a, idx)
+    ab = intersection_area(a, idx, b, idx)
+    ba = intersection_area(b, idx, a, idx)
     np.testing.assert_allclose(ab, ba, rtol=1e-9, atol=1e-6)
     assert np.all(np.isfinite(ab)) and np.all(ab >= 0)
     union_ab = a.area + b.area - ab

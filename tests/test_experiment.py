@@ -22,6 +22,8 @@ import yaml
 from click.testing import CliRunner
 
 from tcmbench.commands.experiment import experiment
+from tcmbench.eval.sweep import LABEL as SWEEP_LABEL
+from tcmbench.eval.sweep import OFFICIAL_LABEL
 from tcmbench.experiment.grid import (
     GridError,
     apply_tiny,
@@ -494,6 +496,11 @@ def test_clean_run_writes_the_schema(clean_run: Path) -> None:
         (res,) = rec["results"]
         assert res["dataset"] == "icdar2015" and res["images"] == 3
         assert res["protocol"] == "icdar2015" and 0.0 <= res["hmean"] <= 1.0
+        # both figures, each labelled: the official protocol's and the papers' (issue 17)
+        assert res["figure"] == OFFICIAL_LABEL and res["sweep"]["label"] == SWEEP_LABEL
+        assert res["sweep"]["protocol"] == "mmocr-hmean-iou"  # on the polygons as output
+        assert 0.0 <= res["sweep"]["best_hmean"] <= 1.0
+        assert res["sweep"]["best_threshold"] in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
         assert rec["versions"]["torch"] and rec["device"] == "cpu"
         # schema 2: the record carries the checksum the report verifies
         assert rec["schema"] == 2 and record_integrity(rec) == "verified"

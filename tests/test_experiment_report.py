@@ -20,6 +20,8 @@ from click.testing import CliRunner, Result
 from PIL import Image
 
 from tcmbench.commands.experiment_report import report
+from tcmbench.eval.sweep import LABEL as SWEEP_LABEL
+from tcmbench.eval.sweep import OFFICIAL_LABEL
 from tcmbench.experiment import plots
 from tcmbench.experiment.report import TINY_LABEL, load_experiment, params_from_id
 
@@ -70,8 +72,10 @@ def _result(
 ) -> dict[str, Any]:
     h = 2 * p * r / (p + r) if p + r else 0.0
     sweep = {"best_hmean": best, "best_threshold": 0.6} if best is not None else {}
+    if sweep:  # labelled as tcmbench.experiment.runner.evaluate_model writes them
+        sweep["label"] = SWEEP_LABEL
     return {
-        **({"sweep": sweep} if sweep else {}),
+        **({"sweep": sweep, "figure": OFFICIAL_LABEL} if sweep else {}),
         "dataset": dataset,
         "split": "test",
         "protocol": protocol,
@@ -264,6 +268,39 @@ PAPER_VG = {
 }
 
 
+def test_report_shows_the_official_and_the_papers_figure_each_labelled(tmp_path: Path) -> None:
+    """Issue 17: a grid reports the papers' figure (mmocr 0.x best
+    threshold) beside the official protocol's, each labelled, in every
+    format; a test set without a sweep keeps its plain F."""
+    from tcmbench.experiment.report import OFFICIAL_COLUMN, PAPERS_COLUMN, SWEEP_NOTE
+
+    out, records = _ablation(tmp_path, [])
+    res = _invoke(str(out), "--format", "md,csv,json")
+    assert res.exit_code == 0, res.output
+    md = (out / "report" / "results.md").read_text()
+    assert SWEEP_NOTE in md and "papers' figure" in SWEEP_NOTE and "official" in SWEEP_NOTE
+    lines = md.splitlines()
+    head = next(line for line in lines if line.startswith("| cell |")).split(" | ")
+    official = head.index(f"icdar2015 {OFFICIAL_COLUMN}")
+    papers = head.index(f"icdar2015 {PAPERS_COLUMN}")
+    assert papers == official + 1 and "msra-td500 F" in head
+    rec = records["000-label=PP only"]["results"][0]
+    row = next(line for line in lines if line.startswith("| PP only |")).split(" | ")
+    assert row[official] == f"{100 * rec['hmean']:.1f}"
+    assert row[papers] == f"{100 * rec['sweep']['best_hmean']:.1f} @0.6"
+    with (out / "report" / "results.csv").open() as f:
+        csv_rows = [r for r in csv.DictReader(f) if r["cell"] == "000-label=PP only"]
+    doc = json.loads((out / "report" / "results.json").read_text())
+    json_rows = [r for r in doc["rows"] if r["cell"] == "000-label=PP only"]
+    for rows in (csv_rows, json_rows):
+        by_set = {r["dataset"]: r for r in rows}
+        assert by_set["icdar2015"]["figure"] == OFFICIAL_LABEL
+        assert by_set["icdar2015"]["sweep_label"] == SWEEP_LABEL
+        assert float(by_set["icdar2015"]["hmean"]) == rec["hmean"]
+        assert float(by_set["icdar2015"]["sweep_best_hmean"]) == rec["sweep"]["best_hmean"]
+        assert not by_set["msra-td500"]["sweep_label"]  # no sweep, no papers' figure
+
+
 def test_bars_table_paper_column_only_for_the_matching_cell(tmp_path: Path) -> None:
     other_dataset = {**PAPER_VG, "dataset": "ctw1500", "hmean": 0.5}  # no cell tested on it
     out, records = _ablation(tmp_path, [PAPER_VG, other_dataset])
@@ -275,11 +312,11 @@ def test_bars_table_paper_column_only_for_the_matching_cell(tmp_path: Path) -> N
     assert head[1:6] == [
         "icdar2015 P",
         "icdar2015 R",
-        "icdar2015 F",
-        "icdar2015 F (best thr.)",
+        "icdar2015 F (official protocol)",
+        "icdar2015 F (papers' figure)",
         "icdar2015 F (paper)",
     ]
-    assert "msra-td500 F (best thr.)" not in head  # no sweep there
+    assert "msra-td500 F (papers' figure)" not in head  # no sweep there
     assert "ctw1500" not in " ".join(head)
     paper_col = head.index("icdar2015 F (paper)")
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in lines if line.startswith("| ")}

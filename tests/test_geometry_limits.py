@@ -13,7 +13,8 @@ from conftest import shared_file
 
 from tcmbench.data.schema import MAX_IMAGE_OVERLAPS, MAX_IMAGE_PAIR_WORK, Instance, Prediction
 from tcmbench.errors import ProtocolError
-from tcmbench.eval.api import evaluate, gt_mapping, match_prediction_ids, overlap_work
+from tcmbench.eval.api import evaluate, gt_mapping, match_prediction_ids
+from tcmbench.eval.bounds import overlap_work
 
 
 def _stacked_rects(n: int, rng: np.random.Generator) -> list[np.ndarray]:

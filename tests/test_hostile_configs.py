@@ -489,7 +489,7 @@ def test_an_8gb_graph_is_refused_without_allocating(
 
 
 def test_the_tensor_limit_is_raisable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tcmbench_onnx.graph import check_model_file
+    from tcmbench.inference.onnx_graph import check_model_file
 
     model = _write_onnx(tmp_path / "m", _db_like())
     check_model_file(model)

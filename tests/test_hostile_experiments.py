@@ -210,7 +210,7 @@ def test_grid_schema_covers_the_trainer_and_tcm_settings() -> None:
     """The grid schema lists every TrainConfig / TCMConfig field, so a field
     added to them cannot be refused (or accepted unchecked) by grids."""
     from tcmbench.models.spec import TCMConfig
-    from tcmbench.train.trainer import TrainConfig
+    from tcmbench.train.hyper import TrainConfig
 
     assert set(schema.TCM.fields) == set(TCMConfig.__dataclass_fields__)
     options = set(schema.TRAIN_OPTIONS.fields)

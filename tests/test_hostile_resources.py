@@ -37,7 +37,7 @@ from tcmbench.commands._options import BoundedInt, FiniteFloat
 from tcmbench.data.image_limits import DEFAULT_MAX_IMAGE_PIXELS, checked_image_size
 from tcmbench.data.torch_data import load_image
 from tcmbench.errors import ImageReadError, TcmbenchError
-from tcmbench.profiling import parse_resolutions
+from tcmbench.inference.profiling import parse_resolutions
 
 GT_LINE = b"0,0,10,0,10,10,0,10,word\n"
 PRED_LINE = b"0,0,10,0,10,10,0,10\n"

@@ -20,13 +20,13 @@ from tcmbench_onnx.config import (
     parse_config,
     read_config_file,
 )
-from tcmbench_onnx.preprocess import OnnxPreprocessor, limit_side_size
 from tiny_data import make_ic15_folder
 
 from tcmbench import plugins
 from tcmbench.cli import main
 from tcmbench.errors import PluginError
 from tcmbench.hub import embedded_weights, load_checkpoint
+from tcmbench.inference.preprocess import OnnxPreprocessor, limit_side_size
 
 PPOCR = "models/ch_PP-OCRv3_det_infer.onnx"
 
@@ -249,10 +249,10 @@ def test_exported_maps_equal_pytorch_within_1e_4(exported: Path) -> None:
     """Parity on a real input at sizes other than the traced one: the
     probability maps differ by less than 1e-4 (absolute)."""
     import torch
-    from tcmbench_onnx.runtime import open_session
 
     from tcmbench.data.synthetic.generate import synthesize
     from tcmbench.data.transforms import InferenceTransform
+    from tcmbench.inference.onnx_runtime import open_session
 
     ckpt = load_checkpoint(_dbnet_weights())
     session = open_session(exported)
@@ -275,7 +275,7 @@ def test_hmean_identical_with_pytorch_and_onnxruntime(exported: Path) -> None:
     from tcmbench.data.synthetic.generate import load_synthtext_mini
     from tcmbench.eval import evaluate as score
     from tcmbench.inference import predict_samples
-    from tcmbench.loading import load_for_inference
+    from tcmbench.inference.loading import load_for_inference
 
     samples = load_synthtext_mini("test", num_images=4)
     spec = plugins.get_detector("dbnet")
@@ -403,7 +403,7 @@ def test_runtime_errors_are_one_line(
 def test_missing_onnxruntime_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tcmbench_onnx.runtime import require_onnxruntime
+    from tcmbench.inference.onnx_runtime import require_onnxruntime
 
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import now raises ImportError
     with pytest.raises(PluginError, match=r"pip install 'tcmbench\[onnx\]'"):
@@ -455,7 +455,7 @@ def test_synthetic_default_weights_warn_on_real_images(
 def test_no_warning_for_real_weights_or_synthetic_data() -> None:
     from types import SimpleNamespace
 
-    from tcmbench.loading import synthetic_weights_warning
+    from tcmbench.inference.loading import synthetic_weights_warning
 
     synthetic = SimpleNamespace(meta={"datasets": ["synthtext-mini"]}, path=Path("w"))
     real = SimpleNamespace(meta={"datasets": ["synthtext-mini", "icdar2015"]}, path=Path("w"))
@@ -546,9 +546,9 @@ def test_export_keeps_the_clip_attention_pool_size_dynamic(tmp_path: Path) -> No
     from types import SimpleNamespace
 
     import torch
-    from tcmbench_onnx.export import export_detector
     from torch import nn
 
+    from tcmbench.inference.onnx_export import export_detector
     from tcmbench.tcm.image_encoder import DenseAttentionPool
 
     torch.manual_seed(0)
@@ -577,8 +577,7 @@ def test_export_keeps_the_clip_attention_pool_size_dynamic(tmp_path: Path) -> No
 def test_export_tcm_dbnet(tmp_path: Path) -> None:
     """A whole TCM-DBNet (random CLIP weights, nothing downloaded) exports
     with dynamic size and matches PyTorch, TCM's score map included."""
-    from tcmbench_onnx.export import export_detector
-
+    from tcmbench.inference.onnx_export import export_detector
     from tcmbench.models.spec import DetectorConfig, TCMConfig
 
     spec = plugins.get_detector("dbnet")

@@ -451,7 +451,9 @@ def test_every_recipe_builds():
         "pad_divisor": 32,
     }
     assert spec.recipe("ctw1500")["tcm"]["input_resolution"] == 640
-    assert spec.recipe("ctw1500")["model"]["options"]["shrink_ratio"] == 0.7
+    # The official TCM-PAN CTW1500 config reuses the IC15 pipelines (issue 17 row 3).
+    assert spec.recipe("ctw1500")["model"]["options"]["shrink_ratio"] == 0.5
+    assert spec.recipe("tcm-pretrain")["model"]["options"]["shrink_ratio"] == 0.7
 
 
 # ---------------------------------------------------------------- TCM

@@ -19,7 +19,9 @@ import sys
 import numpy as np
 import pytest
 
-from tcmbench.eval import geometry
+from tcmbench.eval.geos import geos_intersection_area
+from tcmbench.eval.intersection import intersection_area
+from tcmbench.eval.polygons import pack
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("Polygon") is None,
@@ -71,14 +73,12 @@ def compare(a_pts: np.ndarray, b_pts: np.ndarray) -> int:
     assert len(oracle) >= 0.9 * len(pairs)
     idx = np.array(sorted(oracle))
     want = np.array([oracle[i] for i in idx.tolist()])
-    a = geometry.pack(list(a_pts[idx]))
-    b = geometry.pack(list(b_pts[idx]))
+    a = pack(list(a_pts[idx]))
+    b = pack(list(b_pts[idx]))
     np.testing.assert_allclose(a.area, want[:, 0], rtol=0, atol=1e-9)
     np.testing.assert_allclose(b.area, want[:, 1], rtol=0, atol=1e-9)
     k = np.arange(idx.size)
-    np.testing.assert_allclose(
-        geometry.intersection_area(a, k, b, k), want[:, 2], rtol=1e-9, atol=1e-9
-    )
+    np.testing.assert_allclose(intersection_area(a, k, b, k), want[:, 2], rtol=1e-9, atol=1e-9)
     return idx.size
 
 
@@ -92,11 +92,11 @@ def test_random_integer_quads_many_self_intersecting() -> None:
     assert invalid.mean() > 0.3  # bow-ties and other non-simple quads are well represented
     assert compare(a_pts, b_pts) >= 2700
     # On quads the even-odd region is shapely's make_valid, as PROTOCOLS.md states.
-    a, b = geometry.pack(list(a_pts[:500])), geometry.pack(list(b_pts[:500]))
+    a, b = pack(list(a_pts[:500])), pack(list(b_pts[:500]))
     k = np.arange(500)
     np.testing.assert_allclose(
-        geometry.intersection_area(a, k, b, k),
-        geometry.geos_intersection_area(a, k, b, k, repair="make_valid"),
+        intersection_area(a, k, b, k),
+        geos_intersection_area(a, k, b, k, repair="make_valid"),
         atol=1e-9,
     )
 

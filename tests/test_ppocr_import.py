@@ -362,7 +362,8 @@ def test_limit_side_transform_gives_the_onnx_plugins_input(size: tuple[int, int]
     """InferenceTransform with the recorded recipe feeds the PyTorch model
     what the onnx plugin feeds the graph, channels reversed."""
     from tcmbench_onnx.config import builtin_document, parse_config
-    from tcmbench_onnx.preprocess import OnnxPreprocessor
+
+    from tcmbench.inference.preprocess import OnnxPreprocessor
 
     image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     theirs, their_scale = OnnxPreprocessor(
@@ -400,9 +401,9 @@ def _max_map_difference(graph: Path, checkpoint: Path, photos: list[Path]) -> fl
     (PyTorch's copy with the channels in RGB order)."""
     ort = pytest.importorskip("onnxruntime")
     from tcmbench_onnx.config import builtin_document, parse_config
-    from tcmbench_onnx.preprocess import OnnxPreprocessor
 
     from tcmbench.data.torch_data import load_image
+    from tcmbench.inference.preprocess import OnnxPreprocessor
 
     pre = OnnxPreprocessor(parse_config(builtin_document("ppocr-det"), "built-in").preprocess)
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])

@@ -21,10 +21,11 @@ from tcmbench_dbnet.ppocr import is_ppocr_backbone
 from tcmbench import docgen
 from tcmbench.data.dataset import get_dataset_config
 from tcmbench.data.transforms import InferenceTransform, TrainTransform
-from tcmbench.inference_settings import resolve_test_recipe
+from tcmbench.inference.settings import resolve_test_recipe
 from tcmbench.models.backbones import parse_backbone_name
 from tcmbench.plugins import get_detector
-from tcmbench.train.trainer import TrainConfig, build_detector_config, resolve_hyper
+from tcmbench.train.hyper import TrainConfig, resolve_hyper
+from tcmbench.train.recipe_choice import build_detector_config
 
 PLUGINS = ("dbnet", "pan", "fcenet")
 NO_DECAY_KINDS = {"norm", "bias", "embedding", "prompt"}

@@ -1,4 +1,6 @@
-"""Importing the authors' TCM-DBNet checkpoints.
+"""Importing the authors' TCM checkpoints (TCM-DBNet here; the TCM-PAN and
+TCM-FCENet key maps are tested with their plugins, the recipe their imports
+record here).
 
 The official key names and shapes are fixed in tests/data/tcm_official_keys.txt
 (derived from the official module definitions by
@@ -27,12 +29,13 @@ from tcmbench.tcm.importer import (
     read_official_checkpoint,
 )
 
-KEYS_FILE = Path(__file__).parent / "data" / "tcm_official_keys.txt"
+DATA = Path(__file__).parent / "data"
+KEYS_FILE = DATA / "tcm_official_keys.txt"
 
 
-def official_keys() -> dict[str, tuple[int, ...]]:
+def official_keys(path: Path = KEYS_FILE) -> dict[str, tuple[int, ...]]:
     out = {}
-    for line in KEYS_FILE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.startswith("#") or not line.strip():
             continue
         name, shape = line.split("\t")
@@ -217,3 +220,116 @@ def test_cli_truncated_checkpoint_is_one_line_exit_2(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and str(path) in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------- the recipe an import records (issue 17)
+
+#: (plugin, key list written from the official module definitions, CLIP
+#: attention-pool rows if not the file's, the recipe of that official config)
+OFFICIAL_RELEASES = [
+    ("pan", "tcm_official_keys_pan.txt", None, "icdar2015"),  # 530 rows: input 736
+    ("pan", "tcm_official_keys_pan.txt", 401, "ctw1500"),  # 20 x 20 + 1: input 640
+    ("fcenet", "tcm_official_keys_fcenet.txt", None, "icdar2015"),  # 626 rows: input 800
+]
+
+
+def _expected_normalize(recipe: dict) -> dict:
+    """What a TCM model of this recipe is fed (tcmbench.train.run.recipe_for)."""
+    return (recipe.get("tcm") or {}).get("normalize") or recipe["normalize"]
+
+
+def _check_official_settings(spec, resolved, recipe_name: str) -> None:
+    """``resolved`` (what evaluate runs) carries the official config's recipe:
+    test scale, normalisation and post-processing; for TCM-PAN the official
+    pixel aggregation (distance 0.85, issue 17 row 1) and mmocr's box
+    geometry (row 5), for TCM-FCENet on IC15 polygons, not quads (row 2: mmocr
+    0.x ignores text_repr_type='quad'), by the plugins' key names."""
+    want = spec.recipe(recipe_name)
+    assert resolved.origin == "checkpoint"
+    assert resolved.recipe["postprocess"] == want["postprocess"]
+    assert resolved.recipe["test"] == want["test"]
+    assert resolved.recipe["normalize"] == _expected_normalize(want)
+    post = resolved.recipe["postprocess"]
+    if spec.name == "pan":
+        assert post["distance_thr"] == 0.85 and post["box_geometry"] == "mmocr"
+        assert post["output"] == ("quad" if recipe_name == "icdar2015" else "poly")
+    if spec.name == "fcenet":
+        assert post["output"] == "poly"
+
+
+@pytest.mark.parametrize(("plugin", "keys_file", "grid_rows", "recipe_name"), OFFICIAL_RELEASES)
+def test_official_import_records_the_recipe_evaluate_resolves(
+    plugin, keys_file, grid_rows, recipe_name
+):
+    """The weights of an official TCM-PAN / TCM-FCENet config (meta tensors
+    with the official key list) say which config they come from; the import
+    records that config's recipe, and evaluate resolves it on any dataset."""
+    from tcmbench.inference.settings import resolve_test_recipe
+    from tcmbench.tcm.importer import official_recipe
+
+    state = {k: torch.empty(s, device="meta") for k, s in official_keys(DATA / keys_file).items()}
+    if grid_rows:
+        state["backbone.attnpool.positional_embedding"] = torch.empty(
+            grid_rows, 2048, device="meta"
+        )
+    tcm = infer_tcm_config(state)
+    spec = get_detector(plugin)
+    name, recorded = official_recipe(spec, tcm)
+    assert name == recipe_name
+    for dataset in ("icdar2015", "ctw1500", "totaltext"):
+        _check_official_settings(spec, resolve_test_recipe(spec, recorded, None, dataset), name)
+
+
+def test_import_without_a_known_config_records_the_tcm_normalisation():
+    """TCM-DBNet's four fine-tunes all train at 640: no recipe is recorded,
+    evaluate takes the dataset's test settings, but the inputs are
+    normalised as CLIP's (the weights were trained so), not as ImageNet's;
+    an unknown --recipe is one line naming the known ones."""
+    from tcmbench.inference.settings import resolve_test_recipe
+    from tcmbench.tcm.importer import official_recipe
+
+    spec = get_detector("dbnet")
+    name, recorded = official_recipe(spec, TCMConfig(input_resolution=640))
+    assert name is None and set(recorded) == {"normalize"}
+    resolved = resolve_test_recipe(spec, recorded, None, "icdar2015")
+    assert resolved.origin == "dataset"
+    assert resolved.recipe["postprocess"] == spec.recipe("icdar2015")["postprocess"]
+    assert resolved.recipe["normalize"] == spec.recipe("icdar2015")["tcm"]["normalize"]
+    assert resolved.recipe["normalize"] != spec.recipe("icdar2015")["normalize"]
+    named, recipe = official_recipe(spec, TCMConfig(input_resolution=640), "ctw1500")
+    assert named == "ctw1500" and recipe["postprocess"] == spec.recipe("ctw1500")["postprocess"]
+    with pytest.raises(CheckpointError, match=r"--recipe 'ic15'.*known: .*icdar2015"):
+        official_recipe(spec, TCMConfig(), "ic15")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("plugin", "keys_file", "grid_rows", "recipe_name"), OFFICIAL_RELEASES[::2]
+)
+def test_official_checkpoint_round_trip_evaluate_settings(
+    tmp_path, plugin, keys_file, grid_rows, recipe_name
+):
+    """`tcmbench import tcm-official` on a file with the official key names
+    (mmcv layout, zero tensors), then the settings `evaluate` resolves for
+    the folder it wrote (tcmbench.inference.loading.resolve_for_checkpoint,
+    as evaluate calls it): the official config's post-processing."""
+    from tcmbench.cli import main
+    from tcmbench.hub import load_checkpoint, read_checkpoint_meta
+    from tcmbench.inference.loading import resolve_for_checkpoint
+
+    torch.set_num_threads(1)
+    state = {
+        name: torch.tensor(600) if name.endswith("num_batches_tracked") else torch.zeros(shape)
+        for name, shape in official_keys(DATA / keys_file).items()
+    }
+    ckpt = tmp_path / f"tcm_{plugin}.pth"
+    torch.save({"meta": {"epoch": 600}, "state_dict": state}, ckpt)
+    del state
+    out = tmp_path / "imported"
+    main(["import", "tcm-official", str(ckpt), "--plugin", plugin, "--out", str(out)])
+    meta, _ = read_checkpoint_meta(out)
+    assert meta["source"]["official_tcm"]["recipe"] == recipe_name
+    spec = get_detector(plugin)
+    loaded = load_checkpoint(out, plugin=plugin, expect_tcm=True)
+    resolved = resolve_for_checkpoint(spec, loaded, None, "icdar2015")
+    _check_official_settings(spec, resolved, recipe_name)

@@ -1,5 +1,6 @@
-"""TCM's auxiliary loss: the intended per-image balanced BCE (not the
-official broadcasting one), upsampling, and PAN's OHEM + dice."""
+"""TCM's auxiliary loss: the per-image balanced BCE (the paper's loss,
+``tcm.aux_loss_batching: per_image``; the official broadcast, the default,
+is tested in test_tcm_fidelity.py), upsampling, and PAN's OHEM + dice."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def test_balanced_bce_pairs_each_image_with_its_own_mask():
     )
     gt = torch.tensor([[1.0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]).reshape(2, 1, 5)
     mask = torch.ones(2, 1, 5)
-    loss = TCMAuxLoss(_db_target, upsample=False)(
+    loss = TCMAuxLoss(_db_target, upsample=False, batching="per_image")(
         {"tcm_score_logits": logits}, {"gt_shrink": gt, "gt_shrink_mask": mask}
     )["loss_tcm"]
     # Image 0 keeps its positive and its 3 hardest negatives (logits 2, 0, -1);
@@ -43,7 +44,7 @@ def test_balanced_bce_does_not_depend_on_batch_composition():
     logits = torch.randn(3, 1, 8, 8)
     gt = (torch.rand(3, 8, 8) > 0.8).float()
     mask = torch.ones(3, 8, 8)
-    loss = TCMAuxLoss(_db_target, upsample=False)
+    loss = TCMAuxLoss(_db_target, upsample=False, batching="per_image")
     whole = loss({"tcm_score_logits": logits}, {"gt_shrink": gt, "gt_shrink_mask": mask})[
         "loss_tcm"
     ]

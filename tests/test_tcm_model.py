@@ -169,15 +169,15 @@ def test_forward_adds_score_map_and_aux_loss(tcm_dbnet):
     assert "loss_tcm" in losses and torch.isfinite(losses["loss_tcm"])
     db_only = model.loss(out, targets)["loss"]
     assert torch.allclose(losses["loss"], db_only + losses["loss_tcm"])
-    # The aux loss: S / tau upsampled x32 (bilinear) against DB's shrunk mask.
-    from tcmbench.models.losses import balanced_bce_loss
+    # The aux loss: S / tau upsampled x32 (bilinear) against DB's shrunk mask,
+    # batched as the official code does by default (tcm.aux_loss_batching).
+    from tcmbench.tcm.loss import broadcast_balanced_bce_loss
 
     up = torch.nn.functional.interpolate(
         out["tcm_score_logits"], scale_factor=32, mode="bilinear", align_corners=False
     )
-    ref = balanced_bce_loss(
-        up, targets["gt_shrink"], targets["gt_shrink_mask"], per_image_mining=True
-    )
+    ref = broadcast_balanced_bce_loss(up, targets["gt_shrink"], targets["gt_shrink_mask"])
+    assert model.aux_losses["tcm"].batching == "official_broadcast"
     assert torch.allclose(losses["loss_tcm"], ref)
     assert out["prob"].shape == (2, 1, 64, 64)
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -117,6 +117,10 @@ class DBPostprocessor:
     (sx, sy) = input size / original size; missing ones mean the map is
     already in original coordinates.
     """
+
+    #: What an ONNX export records as this model's postprocessor
+    #: (``postprocessor: db`` in the config: the onnx plugin runs it).
+    family: ClassVar[str] = "db"
 
     output: str = "quad"
     mask_thr: float = 0.3

@@ -246,7 +246,7 @@ def bench(
       tcmbench bench --plugin dbnet --resolution 1280x800 --runs 0
       tcmbench bench --plugin dbnet --compare-tcm --resolution 640,1024 --json ratio.json
     """
-    from tcmbench.profiling import parse_resolutions
+    from tcmbench.inference.profiling import parse_resolutions
 
     try:
         sizes = parse_resolutions(resolutions)
@@ -264,7 +264,7 @@ def bench(
 
     import torch
 
-    from tcmbench import profiling
+    from tcmbench.inference import profiling
     from tcmbench.plugins import get_detector
     from tcmbench.train.distributed import resolve_device
 
@@ -429,7 +429,7 @@ def _models(
         ckpt = load_checkpoint(
             weights, device=str(dev), plugin=spec.name, expect_tcm=True if tcm is not None else None
         )
-        from tcmbench.inference_settings import resolve_test_recipe
+        from tcmbench.inference.settings import resolve_test_recipe
 
         # The settings evaluate and predict run this checkpoint with.
         ck_recipe = resolve_test_recipe(spec, ckpt.meta.get("recipe"), recipe_name).recipe
@@ -464,9 +464,8 @@ def _measure_resolution(
     progress: bool,
 ) -> dict[str, dict[str, Any]]:
     """FLOPs and (interleaved) latency of every model at one resolution."""
-    from tcmbench import profiling
     from tcmbench.data.transforms import normalization
-    from tcmbench.inference import postprocessor_for
+    from tcmbench.inference import postprocessor_for, profiling
 
     per_model: dict[str, dict[str, Any]] = {}
     batches: dict[str, Any] = {}

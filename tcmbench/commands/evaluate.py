@@ -43,7 +43,7 @@ def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
             f"only {EMBEDDED_WEIGHTS_DATASET} has embedded default weights"
         )
         if found is not None:
-            from tcmbench.loading import REAL_ALTERNATIVES
+            from tcmbench.inference.loading import REAL_ALTERNATIVES
 
             message += (
                 f". They are in {found} and were trained on synthetic images only (pass "
@@ -72,15 +72,21 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def sweep_line(sweep: dict[str, Any]) -> str | None:
-    """One line about the best-threshold sweep (``Result.sweep``)."""
+    """One line about the best-threshold sweep (``Result.sweep``), named
+    as what it is: the papers' figure (mmocr 0.x), not the protocol's."""
+    from tcmbench.eval.sweep import LABEL
+
     hm = sweep.get("best_hmean")
     if hm is None:
         return None
-    line = f"best-threshold sweep (not the official figure): hmean {hm:.4f}"
+    line = f"{sweep.get('label') or LABEL}: hmean {hm:.4f}"
     if sweep.get("best_threshold") is not None:
         line += f" at score >= {sweep['best_threshold']}"
     if sweep.get("best_precision") is not None and sweep.get("best_recall") is not None:
         line += f" (P {sweep['best_precision']:.4f}, R {sweep['best_recall']:.4f})"
+    if sweep.get("protocol"):  # mmocr-hmean-iou (tcmbench.eval.mmocr_iou.papers_figure)
+        line += f"; protocol {sweep['protocol']}"
+        line += " on the polygons as predicted" if sweep.get("predictions") else ""
     return line
 
 
@@ -134,7 +140,10 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
     "--protocol", default=None, help="Score with this protocol instead of the dataset's default."
 )
 @click.option(
-    "--sweep", is_flag=True, help="Also report the best-threshold sweep (score 0.3..0.9)."
+    "--sweep",
+    is_flag=True,
+    help="Also report the papers' figure: the best hmean over score thresholds 0.3..0.9, "
+    "step 0.1, as mmocr 0.x reports it (labelled; never the official protocol's figure).",
 )
 @click.option(
     "--json",
@@ -217,10 +226,12 @@ def evaluate(
       tcmbench evaluate --plugin dbnet --dataset icdar2015 --weights runs/x/final --sweep --json out.json
       torchrun --nproc_per_node 4 -m tcmbench evaluate --plugin dbnet --dataset ctw1500 --weights hf://org/repo
     """
-    from tcmbench.train.distributed import init_distributed, resolve_device, shutdown
+    from tcmbench.inference.loading import prepare_device
+    from tcmbench.inference.world import release_world
+    from tcmbench.plugins import get_detector
 
-    dev = resolve_device(device)
-    w = init_distributed(dev)
+    # torch only where the network runs on it: --plugin onnx never loads it
+    dev, w = prepare_device(get_detector(plugin), runtime, device)
     try:
         _evaluate(
             w,
@@ -247,7 +258,7 @@ def evaluate(
             runtime,
         )
     finally:
-        shutdown()
+        release_world()
 
 
 def _evaluate(
@@ -284,13 +295,13 @@ def _evaluate(
         predict_samples,
         test_settings,
     )
-    from tcmbench.inference_settings import describe, differs_from_dataset
-    from tcmbench.loading import (
+    from tcmbench.inference.loading import (
         load_for_inference,
         resolve_for_checkpoint,
         synthetic_weights_warning,
         tag_runtime,
     )
+    from tcmbench.inference.settings import describe, differs_from_dataset
     from tcmbench.plugins import get_detector
     from tcmbench.submission import submitted_predictions
 
@@ -352,11 +363,13 @@ def _evaluate(
     if not w.is_main:
         return
     params: dict[str, Any] = dict(protocol_params)
-    if sweep:
-        params["sweep"] = True
     # One coordinate rule: the figures are those of the submission
     # (submit.zip, predictions.json), so `tcmbench score` on them agrees.
     result = score(samples, submitted_predictions(preds, protocol), protocol, **params)
+    if sweep:  # the papers' figure: mmocr 0.x hmean-iou on the polygons as output
+        from tcmbench.eval.mmocr_iou import papers_figure
+
+        result.sweep = papers_figure(samples, preds)
     row = {
         "dataset": dataset,
         "split": split,

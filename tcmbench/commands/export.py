@@ -1,7 +1,8 @@
 """``tcmbench export onnx``: a checkpoint as an ONNX model plus its config.
 
-Torch-free at import (the plugin registers this group when the CLI starts);
-the exporter is imported when the command runs.
+The exporter (:mod:`tcmbench.inference.onnx_export`) is imported when the
+command runs; the model it writes runs with ``--runtime onnxruntime`` or,
+for a DB detector, ``--plugin onnx`` (docs/onnx.md).
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ def export_onnx(plugin: str, weights: str, out: str, recipe: str | None, tcm: bo
       tcmbench evaluate --plugin onnx --weights dbnet.onnx --dataset synthtext-mini
     """
     from tcmbench.hub import load_checkpoint
+    from tcmbench.inference.onnx_export import ATOL, RTOL, export_checkpoint
+    from tcmbench.inference.onnx_runtime import require_onnxruntime
     from tcmbench.plugins import get_detector
-    from tcmbench_onnx.export import ATOL, RTOL, export_checkpoint
-    from tcmbench_onnx.runtime import require_onnxruntime
 
     require_onnxruntime()  # the export is checked with it: fail before the work
     spec = get_detector(plugin)

@@ -231,27 +231,28 @@ def predict(
         raise click.UsageError(
             "--show-prompts draws TCM's prompts; it needs --tcm (and a TCM checkpoint)"
         )
-    from tqdm.auto import tqdm
-
     from tcmbench.data.schema import Sample
     from tcmbench.inference import predict_samples, test_settings
-    from tcmbench.inference_settings import describe
-    from tcmbench.loading import (
+    from tcmbench.inference.loading import (
         load_for_inference,
+        prepare_device,
         resolve_for_checkpoint,
         synthetic_weights_warning,
         tag_runtime,
     )
+    from tcmbench.inference.pipeline import progress_bar
+    from tcmbench.inference.settings import describe
     from tcmbench.paths import atomic_write_text, check_destination, safe_child
     from tcmbench.plugins import get_detector
-    from tcmbench.train.distributed import resolve_device
     from tcmbench.visualize import draw as draw_polygons
     from tcmbench.visualize import save_png
 
-    dev = resolve_device(device)  # CUDA asked for without CUDA: clear error before any work
+    spec = get_detector(plugin)
+    # CUDA asked for without CUDA: clear error before any work; torch only
+    # where the network runs on it (--plugin onnx never loads it)
+    dev, _ = prepare_device(spec, runtime, device)
     check_destination(out_dir, "--out")  # a file, device, FIFO or link: one line, no work
     paths = collect_images(inputs, recursive, exclude=Path(out_dir))
-    spec = get_detector(plugin)
     if recipe:
         spec.require_recipe(recipe)
     weights = weights or resolve_default_weights(spec)
@@ -274,7 +275,7 @@ def predict(
 
     records: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
-    bar = tqdm(total=len(paths), desc="predict", unit="img", disable=not progress)
+    bar = progress_bar(len(paths), enabled=progress)
     try:
         for start in range(0, len(paths), batch_size):
             chunk = list(zip(ids[start : start + batch_size], paths[start : start + batch_size]))
@@ -282,7 +283,13 @@ def predict(
             if loaded:
                 samples = [Sample(sid, str(p), im.shape[1], im.shape[0]) for sid, p, im in loaded]
                 preds = predict_samples(
-                    ckpt.model, samples, test_recipe, dev, batch_size=batch_size, progress=False
+                    ckpt.model,
+                    samples,
+                    test_recipe,
+                    dev,
+                    batch_size=batch_size,
+                    progress=False,
+                    images={sid: im for sid, _, im in loaded},  # decoded once, drawn on too
                 )
                 for sid, p, image in loaded:
                     records.append(image_record(sid, p, image.shape[0], image.shape[1], preds[sid]))

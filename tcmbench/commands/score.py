@@ -196,6 +196,14 @@ def score(
     Prints a markdown table of the official figures (and the TIoU / AP
     figures where the protocol defines them).
     """
+    import os
+    import sys
+
+    if "numpy" not in sys.modules:
+        # Scoring does no linear algebra: one BLAS thread spares numpy's
+        # import the start of a thread pool (one thread per core: 10 ms and
+        # more of a run that takes a few hundred). A value the user set wins.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from tcmbench.errors import ProtocolError, TcmbenchError
     from tcmbench.eval.api import (
         check_params,

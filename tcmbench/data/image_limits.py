@@ -58,7 +58,8 @@ _pil_lock = threading.Lock()
 
 def max_image_pixels() -> int:
     """The pixel limit: ``TCMBENCH_MAX_IMAGE_PIXELS`` when set (a positive
-    integer), else :data:`DEFAULT_MAX_IMAGE_PIXELS`. Read at each call."""
+    integer), else :data:`DEFAULT_MAX_IMAGE_PIXELS`. Read once per process
+    (:func:`tcmbench.run_limits.clear_limit_cache` forgets it)."""
     return env_positive_int(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS)
 
 

@@ -100,8 +100,8 @@ def image_work(point_counts: Sequence[int]) -> int:
 def limit(name: str) -> int:
     """The value of limit ``name`` (``MAX_POLYGON_POINTS``, ...): the
     ``TCMBENCH_<name>`` environment variable when set to a positive integer,
-    else the default constant. Read at each call so that a test or a
-    long-running process can change it."""
+    else the default constant. Read once per process
+    (:func:`tcmbench.run_limits.clear_limit_cache` forgets it)."""
     return env_positive_int(f"TCMBENCH_{name}", _LIMIT_DEFAULTS[name])
 
 
@@ -152,6 +152,43 @@ def polygon_array(
     return (flat if keep_float64 else as32).reshape(-1, 2)
 
 
+def polygon_rows(
+    values: Sequence[float],
+    counts: Sequence[int],
+    *,
+    min_points: int = 3,
+    keep_float64: bool = False,
+) -> tuple[list[bool], np.ndarray]:
+    """:func:`polygon_array`'s rules for many polygons at once.
+
+    ``values`` holds the coordinates of every polygon back to back,
+    ``counts`` how many each has. Returns (ok, the values as float32, or
+    float64 with ``keep_float64``): ``ok[k]`` is True where
+    :func:`polygon_array` accepts polygon k. A
+    reader parses a file's lines into one list, checks them here, and
+    re-parses only the refused lines one by one, for the exact error. The
+    usual file (every polygon well formed) costs a few array operations.
+    """
+    flat = np.array(values, dtype=np.float64)
+    n = len(counts)
+    if not n:
+        return [], flat if keep_float64 else flat.astype(np.float32)
+    top = 2 * limit("MAX_POLYGON_POINTS")
+    in_range = bool(np.abs(flat).max(initial=0.0) <= MAX_COORDINATE)  # False for NaN
+    shapes_ok = min(counts) >= 2 * min_points and max(counts) <= top
+    if in_range and shapes_ok and all(c % 2 == 0 for c in counts):
+        return [True] * n, flat if keep_float64 else flat.astype(np.float32)
+    cnt = np.asarray(counts, dtype=np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        as32 = flat.astype(np.float32)
+    ok = (cnt % 2 == 0) & (cnt >= 2 * min_points) & (cnt <= top)
+    finite = np.isfinite(as32)
+    if not finite.all():
+        owner = np.repeat(np.arange(n), cnt)
+        ok &= np.bincount(owner[~finite], minlength=n) == 0
+    return ok.tolist(), flat if keep_float64 else as32
+
+
 @dataclass
 class Instance:  # noqa: PLW1641  (mutable, compared by value: deliberately unhashable)
     """One text instance.
@@ -167,7 +204,11 @@ class Instance:  # noqa: PLW1641  (mutable, compared by value: deliberately unha
     text: str | None = None
 
     def __post_init__(self) -> None:
-        poly = np.asarray(self.polygon, dtype=np.float32)
+        poly = self.polygon
+        # Readers hand over float32 (N, 2) arrays already: checked without a
+        # conversion (this runs once per ground-truth line).
+        if not (type(poly) is np.ndarray and poly.dtype == np.float32):
+            poly = np.asarray(poly, dtype=np.float32)
         if poly.ndim != 2 or poly.shape[1] != 2 or poly.shape[0] < 3:
             raise ValueError(f"polygon must be N x 2 with N >= 3, got shape {poly.shape}")
         self.polygon = poly
@@ -249,7 +290,15 @@ class Prediction:
     score: float | None = None
 
     def __post_init__(self) -> None:
-        self.polygon = np.asarray(self.polygon, dtype=np.float64).reshape(-1, 2)
+        poly = self.polygon
+        if not (
+            type(poly) is np.ndarray
+            and poly.dtype == np.float64
+            and poly.ndim == 2
+            and poly.shape[1] == 2
+        ):  # readers hand over float64 (N, 2) arrays already
+            poly = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+        self.polygon = poly
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"polygon": self.polygon.reshape(-1).tolist()}

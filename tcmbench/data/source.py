@@ -9,7 +9,7 @@ accepted wherever annotations are read" holds for every format at once.
 from __future__ import annotations
 
 import fnmatch
-import json
+import io
 import logging
 import os
 import re
@@ -53,6 +53,18 @@ def split_lines(text: str) -> list[str]:
     number lines by these three breaks only.
     """
     return _LINE_BREAK.split(text)
+
+
+def base_name(name: str) -> str:
+    """``PurePosixPath(name).name`` without building a path for the usual
+    name (no folder): called for every member of an archive."""
+    return name if "/" not in name and name != "." else PurePosixPath(name).name
+
+
+def numbered_lines(text: str) -> list[tuple[int, str]]:
+    """(1-based line number, line) of the non-blank lines of ``text``
+    (lines split as :func:`split_lines` splits them)."""
+    return [(i, line) for i, line in enumerate(split_lines(text), start=1) if line.strip()]
 
 
 # Digits of the longest JSON integer accepted: Python refuses to convert
@@ -114,6 +126,8 @@ def parse_json(text: str) -> Any:
     (syntax, nesting deeper than Python's recursion limit, an integer too
     long for ``int()``) is a :class:`JsonInputError` with a short reason and
     the line, never a ``RecursionError`` or a bare ``ValueError``."""
+    import json  # only JSON inputs pay for it
+
     try:
         return json.loads(text, parse_int=_json_int)
     except json.JSONDecodeError as exc:
@@ -169,6 +183,9 @@ DEFAULT_MAX_PREDICTION_FILE_BYTES = 64 << 20
 #: before any is parsed: 10x the detections one image may have
 #: (``MAX_IMAGE_POLYGONS``); the reference data has at most 53.
 DEFAULT_MAX_PREDICTION_FILE_LINES = 20_000
+#: Archives up to this size are read into memory once, and their members
+#: inflated from there (see :meth:`AnnotationSource._member_fast`).
+RAW_ARCHIVE_BYTES = 64 << 20
 
 
 def env_limit(name: str, default: int) -> int:
@@ -309,9 +326,14 @@ class AnnotationSource:
         self.limits = limits or ReadLimits.annotations()
         self._unpacked = 0  # bytes read from the archive so far
         self._zip: zipfile.ZipFile | None = None
+        self._raw: bytes | None = None  # a small archive's bytes (fast member reads)
         if self.path.is_file() and zipfile.is_zipfile(self.path):
             try:
-                self._zip = zipfile.ZipFile(self.path)
+                if self.path.stat().st_size <= RAW_ARCHIVE_BYTES:
+                    self._raw = self.path.read_bytes()
+                    self._zip = zipfile.ZipFile(io.BytesIO(self._raw))
+                else:
+                    self._zip = zipfile.ZipFile(self.path)
             except ZIP_ERRORS as exc:
                 raise ArchiveError(f"{self.path}: damaged zip archive ({_reason(exc)})") from None
             self._names = sorted(
@@ -334,7 +356,7 @@ class AnnotationSource:
         applied to the base name."""
         if pattern is None:
             return list(self._names)
-        return [n for n in self._names if fnmatch.fnmatch(PurePosixPath(n).name, pattern)]
+        return [n for n in self._names if fnmatch.fnmatch(base_name(n), pattern)]
 
     def _refuse_duplicates(self) -> None:
         """A zip holding two members of one name: which copy a reader gets
@@ -372,6 +394,10 @@ class AnnotationSource:
         except KeyError:
             raise DatasetNotFoundError(f"{where}: no such member in the zip") from None
         self.limits.check_member(where, info, self._unpacked)
+        fast = self._member_fast(info)
+        if fast is not None:
+            self._unpacked += len(fast)
+            return fast
         try:
             with archive.open(info) as member:
                 data = member.read(self.limits.max_file_bytes + 1)
@@ -382,6 +408,48 @@ class AnnotationSource:
             ) from None
         self.limits.check_size(where, len(data))
         self._unpacked += len(data)
+        return data
+
+    def _member_fast(self, info: zipfile.ZipInfo) -> bytes | None:
+        """A stored or deflated member of a small archive inflated straight
+        from the archive's bytes: zipfile's per-member machinery cost more
+        than the inflating (20 us a member, 1,000 members per ``score``).
+        Only the plain case is taken: the local header agrees with the
+        directory, no encryption, a complete stream of the declared size
+        and CRC. Anything else returns None and goes through zipfile, whose
+        errors the caller reports."""
+        raw = self._raw
+        if raw is None or info.flag_bits & 0x61 or info.compress_type not in (0, 8):
+            return None  # encrypted (bits 0, 6), patched data (bit 5), another method
+        at = info.header_offset
+        if raw[at : at + 4] != b"PK\x03\x04" or at + 30 > len(raw):
+            return None
+        flags, name_len, extra_len = (
+            int.from_bytes(raw[at + 6 : at + 8], "little"),
+            int.from_bytes(raw[at + 26 : at + 28], "little"),
+            int.from_bytes(raw[at + 28 : at + 30], "little"),
+        )
+        name = raw[at + 30 : at + 30 + name_len]
+        try:
+            same = name.decode("utf-8" if flags & 0x800 else "cp437") == info.orig_filename
+        except UnicodeDecodeError:
+            return None
+        start = at + 30 + name_len + extra_len
+        stop = start + info.compress_size
+        if not same or stop > len(raw) or info.file_size > self.limits.max_file_bytes:
+            return None
+        if info.compress_type == 0:
+            data = raw[start:stop]
+        else:
+            inflate = zlib.decompressobj(-15)
+            try:
+                data = inflate.decompress(raw[start:stop], info.file_size + 1)
+            except zlib.error:
+                return None
+            if not inflate.eof:
+                return None
+        if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+            return None
         return data
 
     def read_text(self, name: str) -> str:
@@ -407,9 +475,7 @@ class AnnotationSource:
 
     def iter_lines(self, name: str) -> Iterator[tuple[int, str]]:
         """(1-based line number, line without newline) for non-blank lines."""
-        for i, line in enumerate(split_lines(self.read_text(name)), start=1):
-            if line.strip():
-                yield i, line
+        return iter(numbered_lines(self.read_text(name)))
 
     def close(self) -> None:
         if self._zip is not None:

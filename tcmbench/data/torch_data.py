@@ -60,8 +60,11 @@ def check_image_type(path: str | Path | None, sample_id: str | None = None) -> N
         )
 
 
-def load_image(path: str | Path | None, sample_id: str | None = None) -> np.ndarray:
-    """Read an image as uint8 RGB (H, W, 3).
+def load_image(
+    path: str | Path | None, sample_id: str | None = None, *, bgr: bool = False
+) -> np.ndarray:
+    """Read an image as uint8 RGB (H, W, 3), or BGR with ``bgr`` (OpenCV's
+    own order, for a model fed BGR: no conversion there and back).
 
     EXIF orientation is deliberately ignored: benchmark annotations refer to
     the stored pixel grid (two MSRA-TD500 test images carry an EXIF
@@ -91,7 +94,7 @@ def load_image(path: str | Path | None, sample_id: str | None = None) -> np.ndar
         raise ImageReadError(
             f"{p}: cannot decode image (empty, corrupt or not really a {p.suffix} file)"
         )
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image if bgr else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def augmentation_rng(seed: int, draw: int) -> np.random.Generator:

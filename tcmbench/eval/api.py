@@ -24,17 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-import numpy as np
-
-from tcmbench.data.schema import (
-    Instance,
-    Prediction,
-    Sample,
-    image_work,
-    limit,
-    limit_hint,
-    natural_key,
-)
+from tcmbench.data.schema import Instance, Prediction, Sample, natural_key
 from tcmbench.errors import ProtocolError
 from tcmbench.eval.result import Result
 
@@ -51,7 +41,9 @@ def canonical_id(name: str) -> str:
     ``poly_gt_img12.txt`` / ``img12.txt`` -> ``img12``; ``1001.txt`` ->
     ``1001``; ``res_IMG_0059.txt`` -> ``IMG_0059``.
     """
-    stem = PurePosixPath(str(name)).name
+    stem = str(name)
+    if "/" in stem or stem == ".":
+        stem = PurePosixPath(stem).name
     lower = stem.lower()
     for suffix in _KNOWN_SUFFIXES:
         if lower.endswith(suffix) and len(stem) > len(suffix):
@@ -114,6 +106,12 @@ class _Rekeyed(Mapping[str, Sequence[Prediction]]):
 
     def __len__(self) -> int:
         return len(self._keys)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the predictions underneath are already in memory."""
+        inner = self._predictions
+        return isinstance(inner, dict) or bool(getattr(inner, "in_memory", False))
 
 
 def match_prediction_ids(
@@ -203,240 +201,17 @@ def evaluate(
     ``sweep=True`` adds the labelled best-threshold sweep where the
     protocol supports it).
     """
+    from tcmbench.eval.bounds import Bounded, ImageLimits
+
     spec = get_protocol_spec(protocol)
     gt_map = gt_mapping(gt)
     preds = match_prediction_ids(gt_map, predictions, protocol)
+    limits = ImageLimits(gt_map, preds)
     return spec.evaluate(
-        _Bounded(gt_map, protocol, "ground-truth polygon"),
-        _Bounded(preds, protocol, "detection", partner=gt_map),
+        Bounded(gt_map, protocol, "ground-truth polygon", limits),
+        Bounded(preds, protocol, "detection", limits),
         **params,
     )
-
-
-def crossings(points: np.ndarray) -> int:
-    """How many times the closed contour ``points`` crosses itself (proper
-    crossings of non-adjacent edges), counted with one vectorised
-    orientation test per edge pair: O(n^2) arithmetic but no geometry
-    library, so even a hostile 1,024-point contour takes milliseconds (GEOS
-    noding such a contour takes seconds)."""
-    pts = np.asarray(points, dtype=np.float64)
-    n = len(pts)
-    if n < 4:
-        return 0
-    a, b = pts, np.roll(pts, -1, axis=0)
-    total = 0
-
-    def orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
-        return np.sign(
-            (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1])
-            - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
-        )
-
-    for start in range(0, n, 256):  # rows in blocks: memory stays O(256 n)
-        i = np.arange(start, min(start + 256, n))[:, None]
-        j = np.arange(n)[None, :]
-        # Each unordered pair once, adjacent edges (sharing a vertex) left out.
-        pair = (j > i + 1) & ~((i == 0) & (j == n - 1))
-        ai, bi = a[i[:, 0]][:, None, :], b[i[:, 0]][:, None, :]
-        aj, bj = a[None, :, :], b[None, :, :]
-        with np.errstate(all="ignore"):  # huge coordinates: NaN signs never count
-            o1, o2 = orient(ai, bi, aj), orient(ai, bi, bj)
-            o3, o4 = orient(aj, bj, ai), orient(aj, bj, bi)
-        hit = pair & (o1 * o2 < 0) & (o3 * o4 < 0)
-        total += int(hit.sum())
-    return total
-
-
-def polygon_complexity(polygons: Sequence[np.ndarray]) -> np.ndarray:
-    """Vertices the exact intersection code works with, per polygon: its
-    points, plus four per self-crossing for a self-intersecting contour (its
-    even-odd repair nodes the outline at every crossing, which GEOS then
-    carries on both edges of both faces). Contours of up to 4 points are
-    counted as they are; simple ones are found in one vectorised GEOS call,
-    so real data (simple polygons) costs next to nothing."""
-    counts = np.array([len(p) for p in polygons], dtype=np.int64)
-    # Polygons with non-finite points are void for every protocol (built in
-    # code; the readers refuse them): nothing to repair.
-    long = np.array(
-        [i for i in np.flatnonzero(counts > 4).tolist() if np.isfinite(polygons[i]).all()],
-        dtype=np.int64,
-    )
-    if long.size:
-        import shapely
-
-        try:
-            rings = shapely.linearrings(
-                np.concatenate([np.asarray(polygons[i], dtype=np.float64) for i in long.tolist()]),
-                indices=np.repeat(np.arange(long.size), counts[long]),
-            )
-            suspects = np.flatnonzero(~shapely.is_simple(rings))
-        except shapely.errors.GEOSException:  # extreme coordinates: count them all
-            suspects = np.arange(long.size)
-        for k in suspects.tolist():
-            counts[long[k]] += 4 * crossings(polygons[long[k]])
-    return counts
-
-
-def overlap_work(
-    gt_polygons: Sequence[np.ndarray], det_polygons: Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """The MAX_IMAGE_OVERLAPS / MAX_IMAGE_PAIR_WORK measures of one image
-    (see data/schema.py): per detection, how many ground-truth boxes its box
-    overlaps and the work of those pairs plus its own repair; and the repair
-    work of the ground truth. Repairing a self-intersecting contour costs
-    about (its vertices)^2, even when it overlaps nothing."""
-    n_det = len(det_polygons)
-    raw_g = np.array([len(p) for p in gt_polygons], dtype=np.int64)
-    raw_d = np.array([len(p) for p in det_polygons], dtype=np.int64)
-    cg, cd = polygon_complexity(gt_polygons), polygon_complexity(det_polygons)
-    gt_repair = int(np.where(cg > raw_g, cg * cg, 0).sum())
-    det_repair = np.where(cd > raw_d, cd * cd, 0).astype(np.int64)
-    if not len(gt_polygons) or not n_det:
-        return np.zeros(n_det, np.int64), det_repair, gt_repair
-
-    def boxes(polys: Sequence[np.ndarray]) -> np.ndarray:
-        return np.array(
-            [[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in polys],
-            dtype=np.float64,
-        )
-
-    g, d = boxes(gt_polygons), boxes(det_polygons)
-    overlap = (
-        (g[:, None, 0] <= d[None, :, 2])
-        & (d[None, :, 0] <= g[:, None, 2])
-        & (g[:, None, 1] <= d[None, :, 3])
-        & (d[None, :, 1] <= g[:, None, 3])
-    )
-    pairs = overlap.sum(axis=0).astype(np.int64)
-    work = (np.where(overlap, cg[:, None], 0).sum(axis=0) * cd).astype(np.int64)
-    return pairs, work + det_repair, gt_repair
-
-
-class _Bounded(Mapping[str, Sequence[Any]]):
-    """A view of one side (ground truth or detections) that checks each
-    image against the geometry limits of :mod:`tcmbench.data.schema` when a
-    protocol first reads it (lazily, so a lazy mapping stays lazy).
-
-    The readers check points per polygon already; this is the same bound for
-    polygons built in code, plus the per-image bounds (polygons and points of
-    one image), which cap the quadratic matching and repair work. The error
-    is a :class:`ProtocolError` carrying ``sample_id`` / ``role`` /
-    ``index``, which ``tcmbench score`` turns into the file and line.
-    """
-
-    def __init__(
-        self,
-        items: Mapping[str, Sequence[Any]],
-        protocol: str,
-        role: str,
-        partner: Mapping[str, Sequence[Any]] | None = None,
-    ) -> None:
-        self._items = items
-        self._protocol = protocol
-        self._role = role
-        self._partner = partner  # the ground truth, on the detections' side
-        self._checked: set[str] = set()
-
-    def __getitem__(self, sample_id: str) -> Sequence[Any]:
-        value = self._items[sample_id]
-        if sample_id not in self._checked:
-            self._check(sample_id, value)
-            if self._partner is not None and sample_id in self._partner:
-                self._check_pairs(sample_id, self._partner[sample_id], value)
-            elif self._partner is None:
-                # Ground truth: its own repair work, whether or not the image
-                # has a prediction file.
-                self._check_pairs(sample_id, value, [])
-            self._checked.add(sample_id)
-        return value
-
-    def __contains__(self, sample_id: object) -> bool:
-        return sample_id in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def _check(self, sample_id: str, items: Sequence[Any]) -> None:
-        max_polygons = limit("MAX_IMAGE_POLYGONS")
-        if len(items) > max_polygons:
-            raise self._error(
-                sample_id,
-                max_polygons,
-                f"more than {max_polygons} in one image; over {limit_hint('MAX_IMAGE_POLYGONS')}",
-            )
-        max_points, max_work = limit("MAX_POLYGON_POINTS"), limit("MAX_IMAGE_WORK")
-        counts = [len(getattr(item, "polygon", ())) for item in items]
-        if max(counts, default=0) <= max_points and image_work(counts) <= max_work:
-            return  # the usual case: one pass, no per-polygon bookkeeping
-        work = 0
-        for k, n in enumerate(counts):
-            work += n * n
-            if n > max_points:
-                raise self._error(
-                    sample_id, k, f"{n} points; over {limit_hint('MAX_POLYGON_POINTS')}"
-                )
-            if work > max_work:
-                raise self._error(
-                    sample_id,
-                    k,
-                    f"the polygons of one image are too large to match (sum of squared point "
-                    f"counts {work} > {max_work}); over {limit_hint('MAX_IMAGE_WORK')}",
-                )
-
-    def _check_pairs(self, sample_id: str, gt: Sequence[Any], dets: Sequence[Any]) -> None:
-        """The matching work of one image (MAX_IMAGE_OVERLAPS,
-        MAX_IMAGE_PAIR_WORK): the error names the detection at which the
-        running total passes the limit."""
-        polys_g = [np.asarray(x.polygon) for x in gt]
-        polys_d = [np.asarray(x.polygon) for x in dets]
-        pairs, work, gt_repair = overlap_work(polys_g, polys_d)
-        for name, per_det, base, what in (
-            ("MAX_IMAGE_OVERLAPS", pairs, 0, "overlapping (ground truth, detection) pairs"),
-            (
-                "MAX_IMAGE_PAIR_WORK",
-                work,
-                gt_repair,
-                (
-                    "exact-geometry work (vertex products of overlapping pairs and of "
-                    "self-intersecting contours)"
-                ),
-            ),
-        ):
-            cap = limit(name)
-            total = base + np.cumsum(per_det)
-            worst = int(total[-1]) if total.size else base
-            if worst > cap:
-                k = int(np.searchsorted(total, cap, side="right")) if total.size else 0
-                role = None if base > cap else "self"
-                raise self._error(
-                    sample_id,
-                    k,
-                    f"one image needs too much exact geometry to match: {what} "
-                    f"{worst} > {cap}; over {limit_hint(name)}",
-                    role=role,
-                )
-
-    def _error(
-        self, sample_id: str, index: int, reason: str, role: str | None = "self"
-    ) -> ProtocolError:
-        """``role`` None: the image as a whole (its ground truth alone is
-        over a limit), so no polygon is named."""
-        if role is None:
-            err = ProtocolError(f"{self._protocol}: sample {sample_id}: {reason}")
-            err.sample_id = sample_id  # type: ignore[attr-defined]
-            err.role = "image"  # type: ignore[attr-defined]
-            err.index = -1  # type: ignore[attr-defined]
-            return err
-        err = ProtocolError(
-            f"{self._protocol}: sample {sample_id}, {self._role} {index + 1}: {reason}"
-        )
-        err.sample_id = sample_id  # type: ignore[attr-defined]
-        err.role = "detection" if self._role == "detection" else "ground truth"  # type: ignore[attr-defined]
-        err.index = index  # type: ignore[attr-defined]
-        return err
 
 
 # --------------------------------------------------------------------------- parameters

@@ -62,6 +62,20 @@ IOU_PROTOCOLS: dict[str, tuple[str, str, dict[str, Any]]] = {
         ),
         {**_IOU_COMMON, "validate": True, "rules": "curved"},
     ),
+    "mmocr-hmean-iou": (  # not official: the papers' figure (evaluate --sweep)
+        "tcmbench.eval.mmocr_iou:evaluate_mmocr_hmean_iou",
+        (
+            "mmocr 0.x hmean-iou (not an official protocol; the papers' figure): polygons as "
+            "given, shapely IoU > 0.5 greedy in input order, don't care > 0.5, score > 0.3"
+        ),
+        {
+            "iou_threshold": 0.5,
+            "area_precision_threshold": 0.5,
+            "drop_degenerate_gt": True,
+            "sweep": False,
+            "details": True,
+        },
+    ),
 }
 
 

@@ -44,23 +44,20 @@ as a GT or a detection); where the official divides by a zero raw area
 is 0. Self-intersecting polygons are scored exactly as the official scores
 them (raw area, repaired intersection).
 
-Geometry is vectorised: the images of a chunk are flattened, pairs are
-pruned by bounding boxes, and the overlapping pairs go through the numpy
-intersection kernel of :mod:`tcmbench.eval.geometry` at once. The kernel
-agrees with GEOS up to the last bits, and the official result depends on
-those bits only near a rounding tie of sigma / tau or near the don't-care
-threshold: such pairs (:func:`near_official_ties`) are recomputed with GEOS
-exactly as the official script computes them. Raw areas come from GEOS
-(``shapely.area``), as in the official. The sigma/tau tables are built once
-per image; matching and the threshold sweep read them.
+The intersection tables come from :mod:`tcmbench.eval.overlaps` (the
+numpy kernel, raw areas from GEOS as in the official). The official result
+depends on the last bits of an intersection only near a rounding tie of
+sigma / tau or near the don't-care threshold: such pairs
+(:func:`near_official_ties`) are recomputed with GEOS exactly as the
+official script computes them. The sigma/tau tables are built once per
+image; matching and the threshold sweep read them.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +66,12 @@ import numpy as np
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.errors import ProtocolError
 from tcmbench.eval.api import check_params, natural_key, parse_bool
+from tcmbench.eval.overlaps import (
+    ImageInput,
+    ImageOverlap,
+    iter_image_overlaps,
+    safe_ratio,
+)
 from tcmbench.eval.result import Result
 from tcmbench.eval.sweep import SweepAccumulator, kept_mask
 
@@ -86,310 +89,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 MISSING_PREDICTION_MODES = ("official", "count")
 
-# Pairs of polygons evaluated per chunk: bounds the working memory
-# (a few int64 / float64 arrays of this length) whatever the image count.
-PAIR_BUDGET = 200_000
-# Threads computing the geometry of upcoming chunks (see iter_image_overlaps).
-WORKERS = min(2, os.cpu_count() or 1)
-
 ONE_TO_ONE = "one-to-one"
 ONE_TO_MANY = "one-to-many"
 MANY_TO_ONE = "many-to-one"
-
-
-# --------------------------------------------------------------------------- geometry
-# Shared by the DetEval family (icdar2013.py uses these too).
-
-
-@dataclass
-class GeosPolygons:
-    """Many polygons as shapely 2 arrays.
-
-    ``geoms[i]`` is None where polygon i cannot be built (fewer than 3
-    points, a non-finite coordinate); ``usable`` marks the others.
-    ``area`` is the raw (unrepaired) area, 0 where unusable. ``bounds`` is
-    (minx, miny, maxx, maxy) from the raw points, NaN where unusable, so a
-    NaN never passes a bounding-box test.
-    """
-
-    geoms: np.ndarray
-    area: np.ndarray
-    bounds: np.ndarray
-    usable: np.ndarray
-    points: list[np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.points)
-
-
-def geos_polygons(polygons: Sequence[np.ndarray]) -> GeosPolygons:
-    """Build shapely polygons for a flat list of N x 2 point arrays at once.
-
-    Rings are built with ``shapely.linearrings(coords, indices=...)``, which
-    closes each ring as ``shapely.Polygon(points)`` does, so areas are
-    bit-identical to the official scripts' per-polygon objects.
-    """
-    import shapely
-
-    n = len(polygons)
-    pts = [_as_points(p) for p in polygons]
-    counts = np.fromiter((len(p) for p in pts), dtype=np.int64, count=n)
-    usable = counts >= 3
-    geoms = np.full(n, None, dtype=object)
-    area = np.zeros(n, dtype=np.float64)
-    bounds = np.full((n, 4), np.nan, dtype=np.float64)
-    if n == 0:
-        return GeosPolygons(geoms, area, bounds, usable, pts)
-    total = int(counts.sum())
-    all_flat = np.concatenate(pts) if total else np.zeros((0, 2))
-    point_ok = np.isfinite(all_flat).all(axis=1)
-    owner = np.repeat(np.arange(n), counts)
-    usable &= np.bincount(owner[~point_ok], minlength=n) == 0
-    idx = np.flatnonzero(usable)
-    if idx.size:
-        flat = all_flat[np.repeat(usable, counts)]
-        sizes = counts[idx]
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        geoms[idx] = _closed_polygons(flat, starts, sizes)
-        area[idx] = shapely.area(geoms[idx])
-        bounds[idx, 0] = np.minimum.reduceat(flat[:, 0], starts)
-        bounds[idx, 1] = np.minimum.reduceat(flat[:, 1], starts)
-        bounds[idx, 2] = np.maximum.reduceat(flat[:, 0], starts)
-        bounds[idx, 3] = np.maximum.reduceat(flat[:, 1], starts)
-    return GeosPolygons(geoms, area, bounds, usable, pts)
-
-
-def _as_points(p: Any) -> np.ndarray:
-    """N x 2 float64 (no copy when it is one already: this runs per polygon)."""
-    if type(p) is np.ndarray and p.dtype == np.float64 and p.ndim == 2 and p.shape[1] == 2:
-        return p
-    return np.asarray(p, dtype=np.float64).reshape(-1, 2)
-
-
-def _closed_polygons(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Shapely polygons from consecutive rings, closed as
-    ``shapely.Polygon(points)`` closes them (the first point repeated at the
-    end unless it is there already), built in one ragged-array call."""
-    import shapely
-
-    last = starts + sizes - 1
-    open_ring = ~(flat[starts] == flat[last]).all(axis=1)
-    n_out = sizes + open_ring
-    ring_offsets = np.concatenate(([0], np.cumsum(n_out)))
-    closed = np.empty((int(ring_offsets[-1]), 2), dtype=np.float64)
-    dest = np.arange(flat.shape[0]) + np.repeat(ring_offsets[:-1] - starts, sizes)
-    closed[dest] = flat
-    closing = ring_offsets[1:][open_ring] - 1
-    closed[closing] = flat[starts[open_ring]]
-    offsets = (ring_offsets, np.arange(sizes.size + 1))
-    return shapely.from_ragged_array(shapely.GeometryType.POLYGON, closed, offsets)
-
-
-@dataclass
-class ImageOverlap:
-    """Dense tables of one image: ``inter[g, d]`` intersection areas (0 for
-    pairs whose boxes do not overlap), raw areas of the GTs and detections,
-    and whatever ``tag`` the caller attached to the image."""
-
-    inter: np.ndarray
-    gt_area: np.ndarray
-    det_area: np.ndarray
-    gt_points: list[np.ndarray]
-    det_points: list[np.ndarray]
-    tag: Any = None
-
-
-ImageInput = (
-    tuple[Sequence[np.ndarray], Sequence[np.ndarray]]
-    | tuple[Sequence[np.ndarray], Sequence[np.ndarray], Any]
-)
-
-
-def iter_image_overlaps(
-    images: Iterable[ImageInput],
-    *,
-    repair: bool,
-    det_first: bool,
-    pair_budget: int | None = None,
-    recheck: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None = None,
-    workers: int | None = None,
-) -> Iterator[ImageOverlap]:
-    """Yield the intersection table of each image, in order, streaming.
-
-    ``images`` yields (gt polygons, det polygons[, tag]). Images are pulled
-    and processed in chunks of about ``pair_budget`` GT x det pairs
-    (default :data:`PAIR_BUDGET`), so memory stays flat in the number of
-    images even for a lazy source. ``repair`` intersects
-    ``buffer(0)``-repaired polygons (Total-Text's Deteval.py); ``det_first``
-    keeps the official operand order of ``intersection`` (GEOS may differ in
-    the last bit when the operands are swapped).
-
-    ``recheck``: None computes every intersection with GEOS as the official
-    script does. Otherwise intersections come from the fast numpy kernel of
-    :mod:`tcmbench.eval.geometry` (exact up to rounding in the last bits),
-    and ``recheck(inter, gt_area, det_area)`` returns the pairs whose
-    outcome could depend on those last bits; they are recomputed with GEOS.
-    ``workers`` (default :data:`WORKERS`) threads compute chunks ahead.
-    """
-    budget = PAIR_BUDGET if pair_budget is None else pair_budget
-    n_workers = WORKERS if workers is None else max(1, workers)
-    chunks = _chunks(images, budget)
-    if n_workers == 1:
-        for chunk in chunks:
-            yield from _chunk_overlaps(chunk, repair=repair, det_first=det_first, recheck=recheck)
-        return
-    # Geometry of the next chunks runs in worker threads (GEOS and numpy
-    # release the GIL) while the caller matches the current one; at most
-    # ``n_workers`` chunks are in flight, so memory stays bounded.
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="deteval") as pool:
-        in_flight: deque[Future[list[ImageOverlap]]] = deque()
-        for chunk in chunks:
-            in_flight.append(
-                pool.submit(
-                    _chunk_overlaps, chunk, repair=repair, det_first=det_first, recheck=recheck
-                )
-            )
-            if len(in_flight) >= n_workers:
-                yield from in_flight.popleft().result()
-        while in_flight:
-            yield from in_flight.popleft().result()
-
-
-def _chunks(images: Iterable[ImageInput], budget: int) -> Iterator[list[ImageInput]]:
-    """Consecutive images grouped to about ``budget`` GT x det pairs."""
-    pending: list[ImageInput] = []
-    pairs = 0
-    for image in images:
-        n = len(image[0]) * len(image[1])
-        if pending and pairs + n > budget:
-            yield pending
-            pending, pairs = [], 0
-        pending.append(image)
-        pairs += n
-    if pending:
-        yield pending
-
-
-def _chunk_overlaps(
-    images: Sequence[ImageInput],
-    *,
-    repair: bool,
-    det_first: bool,
-    recheck: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray] | None,
-) -> list[ImageOverlap]:
-    gt_counts = np.array([len(im[0]) for im in images], dtype=np.int64)
-    det_counts = np.array([len(im[1]) for im in images], dtype=np.int64)
-    gts = geos_polygons([p for im in images for p in im[0]])
-    dets = geos_polygons([p for im in images for p in im[1]])
-    gt_off = np.concatenate(([0], np.cumsum(gt_counts)[:-1]))
-    det_off = np.concatenate(([0], np.cumsum(det_counts)[:-1]))
-
-    per_image = gt_counts * det_counts
-    total = int(per_image.sum())
-    pair_start = np.concatenate(([0], np.cumsum(per_image)[:-1]))
-    inter = np.zeros(total, dtype=np.float64)
-    if total:
-        img = np.repeat(np.arange(len(images)), per_image)
-        local = np.arange(total, dtype=np.int64) - pair_start[img]
-        nd = det_counts[img]
-        gi = gt_off[img] + local // nd
-        di = det_off[img] + local % nd
-        del img, local, nd
-        gb, db = gts.bounds[gi], dets.bounds[di]
-        # Strict overlap: boxes that only touch have a zero-area intersection.
-        cand = (
-            (gb[:, 0] < db[:, 2])
-            & (db[:, 0] < gb[:, 2])
-            & (gb[:, 1] < db[:, 3])
-            & (db[:, 1] < gb[:, 3])
-        )
-        del gb, db
-        pos = np.flatnonzero(cand)
-        if pos.size:
-            gi, di = gi[pos], di[pos]
-            if recheck is None:
-                inter[pos] = _geos_intersections(
-                    gts, dets, gi, di, repair=repair, det_first=det_first
-                )
-            else:
-                from tcmbench.eval import geometry
-
-                fast = geometry.intersection_area(
-                    geometry.pack(gts.points), gi, geometry.pack(dets.points), di, repair="buffer0"
-                )
-                redo = np.flatnonzero(recheck(fast, gts.area[gi], dets.area[di]))
-                if redo.size:
-                    fast[redo] = _geos_intersections(
-                        gts, dets, gi[redo], di[redo], repair=repair, det_first=det_first
-                    )
-                inter[pos] = fast
-    out = []
-    for i, image in enumerate(images):
-        ng, nd_i = int(gt_counts[i]), int(det_counts[i])
-        s = int(pair_start[i])
-        out.append(
-            ImageOverlap(
-                inter=inter[s : s + ng * nd_i].reshape(ng, nd_i),
-                gt_area=gts.area[gt_off[i] : gt_off[i] + ng],
-                det_area=dets.area[det_off[i] : det_off[i] + nd_i],
-                gt_points=gts.points[gt_off[i] : gt_off[i] + ng],
-                det_points=dets.points[det_off[i] : det_off[i] + nd_i],
-                tag=image[2] if len(image) > 2 else None,
-            )
-        )
-    return out
-
-
-def _geos_intersections(
-    gts: GeosPolygons,
-    dets: GeosPolygons,
-    gi: np.ndarray,
-    di: np.ndarray,
-    *,
-    repair: bool,
-    det_first: bool,
-) -> np.ndarray:
-    """Intersection areas exactly as the official scripts compute them:
-    GEOS on (optionally ``buffer(0)``-repaired) polygons, official operand
-    order. Only the polygons that occur in a pair are repaired."""
-    import shapely
-
-    ga = gts.geoms
-    da = dets.geoms
-    if repair:
-        ga = np.full(len(gts), None, dtype=object)
-        needed = np.unique(gi)
-        ga[needed] = shapely.buffer(gts.geoms[needed], 0)
-        da = np.full(len(dets), None, dtype=object)
-        needed = np.unique(di)
-        da[needed] = shapely.buffer(dets.geoms[needed], 0)
-    a, b = (da[di], ga[gi]) if det_first else (ga[gi], da[di])
-    try:
-        return np.nan_to_num(shapely.area(shapely.intersection(a, b)), nan=0.0)
-    except shapely.errors.GEOSException:
-        pass
-    # GEOS gave up on some pair (the official script would stop there):
-    # score that pair as no overlap rather than lose the run.
-    out = np.zeros(len(a), dtype=np.float64)
-    for k, (x, y) in enumerate(zip(a, b)):
-        try:
-            out[k] = np.nan_to_num(shapely.area(shapely.intersection(x, y)), nan=0.0)
-        except shapely.errors.GEOSException as exc:
-            log.warning("GEOS could not intersect two polygons (%s); counted as no overlap", exc)
-    return out
-
-
-def safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den, 0 where den == 0 (where the official raises
-    ZeroDivisionError or uses 0)."""
-    num = np.asarray(num, dtype=np.float64)
-    den = np.asarray(den, dtype=np.float64)
-    out = np.zeros(np.broadcast(num, den).shape, dtype=np.float64)
-    np.divide(num, den, out=out, where=den != 0)
-    return out
 
 
 # --------------------------------------------------------------------------- params
@@ -509,15 +211,20 @@ def deteval_tables(
             np.arange(inter.shape[1]),
         )
     gt_ignore = np.asarray(gt_ignore, dtype=bool)
-    keep = np.ones(inter.shape[1], dtype=bool)
-    if gt_ignore.any() and inter.shape[1]:
-        iod = inter[gt_ignore] / (overlap.det_area[None, :] + 1.0)
-        keep = ~(iod > 0.5).any(axis=0)
-    care = np.flatnonzero(~gt_ignore)
-    kept = np.flatnonzero(keep)
-    sub = inter[np.ix_(care, kept)]
-    sigma = np.round(safe_ratio(sub, overlap.gt_area[care][:, None]), 2)
-    tau = np.round(safe_ratio(sub, overlap.det_area[kept][None, :]), 2)
+    gt_area, det_area = overlap.gt_area, overlap.det_area
+    if gt_ignore.any():
+        if inter.shape[1]:
+            iod = inter[gt_ignore] / (det_area + 1.0)
+            kept = np.flatnonzero(~(iod > 0.5).any(axis=0))
+        else:
+            kept = np.zeros(0, dtype=np.int64)
+        care = np.flatnonzero(~gt_ignore)
+        inter = inter[care][:, kept]
+        gt_area, det_area = gt_area[care], det_area[kept]
+    else:  # no don't-care GT (most images): the tables are the whole image
+        care, kept = np.arange(inter.shape[0]), np.arange(inter.shape[1])
+    sigma = np.round(safe_ratio(inter, gt_area[:, None]), 2)
+    tau = np.round(safe_ratio(inter, det_area[None, :]), 2)
     return sigma, tau, care, kept
 
 
@@ -542,20 +249,22 @@ def match_totaltext(
     # one qualifying row, so the official per-row loop is order-free.
     s_ok = sigma > tr
     t_ok = tau > tp
-    row_s, row_t = s_ok.sum(axis=1), t_ok.sum(axis=1)
-    col_s, col_t = s_ok.sum(axis=0), t_ok.sum(axis=0)
-    s_col, t_col = s_ok.argmax(axis=1), t_ok.argmax(axis=1)
-    one = (row_s == 1) & (row_t == 1) & (col_s[s_col] == 1) & (col_t[t_col] == 1)
-    for g in np.flatnonzero(one).tolist():
-        d = int(s_col[g])
-        rec.append(1.0)
-        prec.append(1.0)
-        gt_flag[g] = True
-        det_flag[d] = True
-        matches.append((ONE_TO_ONE, (int(g),), (d,)))
+    rows = np.flatnonzero(
+        (np.count_nonzero(s_ok, axis=1) == 1) & (np.count_nonzero(t_ok, axis=1) == 1)
+    )
+    if rows.size:
+        col_s, col_t = np.count_nonzero(s_ok, axis=0), np.count_nonzero(t_ok, axis=0)
+        s_col, t_col = s_ok[rows].argmax(axis=1), t_ok[rows].argmax(axis=1)
+        one = (col_s[s_col] == 1) & (col_t[t_col] == 1)
+        for g, d in zip(rows[one].tolist(), s_col[one].tolist()):
+            rec.append(1.0)
+            prec.append(1.0)
+            gt_flag[g] = True
+            det_flag[d] = True
+            matches.append((ONE_TO_ONE, (g,), (d,)))
 
     # One-to-many (splits): G unmatched, >= k detections with sigma > 0.
-    nz_row = (sigma > 0).sum(axis=1)
+    nz_row = np.count_nonzero(sigma > 0, axis=1)
     for g in np.flatnonzero(~gt_flag & (nz_row >= k)).tolist():
         cand = np.flatnonzero((tau[g] >= tp) & ~det_flag)
         n = cand.size
@@ -576,7 +285,7 @@ def match_totaltext(
 
     # Many-to-one (merges): D unmatched, >= k GTs with tau > 0; candidates
     # use sigma >= tp (the official compares sigma with tp here).
-    nz_col = (tau > 0).sum(axis=0)
+    nz_col = np.count_nonzero(tau > 0, axis=0)
     for d in np.flatnonzero(~det_flag & (nz_col >= k)).tolist():
         cand = np.flatnonzero((sigma[:, d] >= tp) & ~gt_flag)
         n = cand.size
@@ -601,7 +310,7 @@ def match_totaltext(
 
 
 def _polygons_of(items: Sequence[Instance] | Sequence[Prediction]) -> list[np.ndarray]:
-    return [_as_points(x.polygon) for x in items]
+    return [x.polygon for x in items]  # made float64 once per chunk (geos_polygons)
 
 
 def prediction_scores(protocol: str, sample_id: str, preds: Sequence[Prediction]) -> np.ndarray:

@@ -55,15 +55,8 @@ import numpy as np
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.errors import ProtocolError
 from tcmbench.eval.api import check_params, parse_bool
-from tcmbench.eval.deteval import (
-    ImageOverlap,
-    check_prediction_ids,
-    geos_polygons,
-    image_order,
-    iter_image_overlaps,
-    prediction_scores,
-    safe_ratio,
-)
+from tcmbench.eval.deteval import check_prediction_ids, image_order, prediction_scores
+from tcmbench.eval.overlaps import ImageOverlap, geos_polygons, iter_image_overlaps, safe_ratio
 from tcmbench.eval.result import Result
 from tcmbench.eval.sweep import SweepAccumulator, kept_mask
 

@@ -27,13 +27,12 @@ with its file, line number and the expected format.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,12 +44,15 @@ from tcmbench.data.schema import (
     limit,
     limit_hint,
     polygon_array,
+    polygon_rows,
 )
 from tcmbench.data.source import (
     AnnotationSource,
     JsonInputError,
     ParseReport,
     ReadLimits,
+    base_name,
+    numbered_lines,
     parse_json,
     read_file_bytes,
     split_lines,
@@ -106,6 +108,8 @@ class PredictionFiles(Mapping[str, list[Prediction]]):
 
     predictions: dict[str, list[Prediction]]
     origins: dict[str, tuple[str, list[int | None]]] = field(default_factory=dict)
+    #: Read ahead freely (:mod:`tcmbench.eval.bounds` measures runs of images).
+    in_memory = True
     style: str = ""
     #: The protocol of the ``evaluate --save-predictions`` run whose
     #: ``predictions.json`` this is (None for other files): its float
@@ -157,7 +161,7 @@ def read_predictions(
     # Prediction limits: each file's size from the zip headers (or stat) and
     # its line count are checked before a line is parsed.
     with AnnotationSource(path, ReadLimits.predictions()) as source:
-        names = [n for n in source.names() if not PurePosixPath(n).name.startswith(".")]
+        names = [n for n in source.names() if not base_name(n).startswith(".")]
         if style == "auto" or (
             style in ("polygon", "polygon-yx")
             and names
@@ -169,7 +173,7 @@ def read_predictions(
         # Names first: the official scripts reject a submission with a
         # stray entry before reading any line.
         for name in names:
-            base = PurePosixPath(name).name
+            base = base_name(name)
             if style == "mat" and not base.lower().endswith(".mat"):
                 raise ProtocolError(
                     f"{source.location(name)}: unexpected entry; expected imgN.mat files"
@@ -187,7 +191,7 @@ def read_predictions(
                 )
         out = PredictionFiles({}, {}, style)
         for name in names:
-            base = PurePosixPath(name).name
+            base = base_name(name)
             if style == "mat":
                 from tcmbench.eval.deteval import read_deteval_mat_predictions
 
@@ -233,7 +237,7 @@ def _guess_style(source: AnnotationSource, names: list[str]) -> str:
     of 8 (or 9) integer fields, else ``polygon``."""
     if names and all(n.lower().endswith(".mat") for n in names):
         return "mat"
-    if names and all(RRC_NAME.match(PurePosixPath(n).name) for n in names):
+    if names and all(RRC_NAME.match(base_name(n)) for n in names):
         for name in names:
             for _, line in source.iter_lines(name):
                 fields = line.split(",")
@@ -248,15 +252,19 @@ def _read_text_file(
     source: AnnotationSource, name: str, style: str, confidences: bool, report: ParseReport
 ) -> tuple[list[Prediction], list[int | None]]:
     location = source.location(name)
+    text = source.read_text(name)
+    fast = None
     if style in ("polygon", "polygon-yx"):
-        fast = _polygon_file_fast(source.read_text(name), yx=style == "polygon-yx")
-        if fast is not None:
-            _check_image_limits(location, *fast)
-            return fast
+        fast = _polygon_file_fast(text, yx=style == "polygon-yx")
+    elif style == "rrc":
+        fast = _rrc_file_fast(text, confidences)
+    if fast is not None:
+        _check_image_limits(location, *fast)
+        return fast
     preds: list[Prediction] = []
     lines: list[int | None] = []
     work, poly_cap, work_cap = 0, limit("MAX_IMAGE_POLYGONS"), limit("MAX_IMAGE_WORK")
-    for lineno, raw in source.iter_lines(name):
+    for lineno, raw in numbered_lines(text):
         line = raw.replace("\r", "")
         if style == "rrc":
             parse, expected = _rrc_line, RRC_EXPECTED_CONF if confidences else RRC_EXPECTED
@@ -288,14 +296,16 @@ def _check_image_limits(location: str, preds: list[Prediction], lines: list[int 
     (the matching and repair work grows with their product and squares); the
     error names the line where a limit is crossed. Not a malformed line that
     ``--skip-invalid`` could drop: the file is what it is."""
-    if len(preds) > limit("MAX_IMAGE_POLYGONS"):
-        k = limit("MAX_IMAGE_POLYGONS")
+    poly_cap, cap = limit("MAX_IMAGE_POLYGONS"), limit("MAX_IMAGE_WORK")
+    if len(preds) <= poly_cap and image_work([p.polygon.shape[0] for p in preds]) <= cap:
+        return  # the usual file: nothing to name
+    if len(preds) > poly_cap:
+        k = poly_cap
         raise ProtocolError(
             f"{_at(location, lines[k])}: more than {k} detections for one image; "
             f"over {limit_hint('MAX_IMAGE_POLYGONS')}"
         )
     work = 0
-    cap = limit("MAX_IMAGE_WORK")
     for pred, line in zip(preds, lines):
         work += image_work([int(pred.polygon.shape[0])])
         if work > cap:
@@ -329,6 +339,42 @@ def _checked_cells(
 
 def _at(location: str, line: int | None) -> str:
     return f"{location}, line {line}" if line is not None else location
+
+
+def _rrc_file_fast(
+    text: str, confidences: bool
+) -> tuple[list[Prediction], list[int | None]] | None:
+    """An RRC result file whose every line is well formed, its quads in one
+    array (the line parser is the fallback that names a malformed line, so
+    any doubt -- a line the pattern refuses, a confidence that is no
+    number, a coordinate beyond float32, a file over an image limit --
+    returns None)."""
+    numbered = numbered_lines(text)
+    n = len(numbered)
+    if n > limit("MAX_IMAGE_POLYGONS") or 16 * n > limit("MAX_IMAGE_WORK"):
+        return None
+    pattern = RRC_LINE_CONF if confidences else RRC_LINE
+    values: list[float] = []
+    scores: list[float | None] = []
+    for _, line in numbered:
+        m = pattern.match(line)
+        if m is None:
+            return None
+        fields = m.groups()
+        values.extend([float(v) for v in fields[:8]])
+        if confidences:
+            try:
+                scores.append(float(fields[8]))
+            except ValueError:
+                return None
+        else:
+            scores.append(None)
+    ok, flat = polygon_rows(values, [8] * n, min_points=4, keep_float64=True)
+    if not all(ok):
+        return None
+    quads = flat.reshape(-1, 4, 2)
+    preds = [Prediction(quads[i], scores[i]) for i in range(n)]
+    return preds, [i for i, _ in numbered]
 
 
 def _polygon_file_fast(text: str, yx: bool) -> tuple[list[Prediction], list[int | None]] | None:
@@ -515,7 +561,7 @@ def _json_prediction(item: Any) -> Prediction:
         poly, score = item, None
     if poly is None:
         raise ValueError("no 'polygon'")
-    pts = _points(poly, 0)
+    pts = _points(poly, 1)  # an empty point list is no detection
     if score is not None:
         try:
             score = float(score)
@@ -535,6 +581,8 @@ def write_predictions_json(
     from tcmbench.paths import atomic_write_text
 
     data = {k: [p.to_dict() for p in v] for k, v in predictions.items()}
+    import json
+
     atomic_write_text(path, json.dumps(data))
 
 
@@ -555,7 +603,7 @@ def guess_gt_format(path: str | os.PathLike[str], protocol: str) -> str:
     if p.is_file() and suffix == ".parquet":
         return "hf"
     with AnnotationSource(p) as source:
-        names = [PurePosixPath(n).name for n in source.names()]
+        names = [base_name(n) for n in source.names()]
     if any(n.lower().endswith(".gt") for n in names):
         return "msra-td500"
     if any(n.startswith("poly_gt_") for n in names):

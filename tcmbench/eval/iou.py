@@ -14,7 +14,7 @@ One engine, the rules of two official scripts:
   ``not LinearRing(points).is_ccw``), the TIoU figures next to the IoU ones.
 
 Shared rules (both scripts): Polygon3 areas (raw shoelace) and intersections
-(see :mod:`tcmbench.eval.geometry`); a detection is don't-care when, for
+(see :mod:`tcmbench.eval.intersection`); a detection is don't-care when, for
 some don't-care GT, inter / area(det) > 0.5; greedy matching over GT index
 then detection index, a pair matches when both are unmatched and care and
 IoU > 0.5 (strict), first qualifying detection wins; R = matched / care GTs,
@@ -23,14 +23,9 @@ denominators. With ``confidences=true`` detections are sorted by score
 (``numpy.argsort(-score)``) before anything else and AP is computed as the
 RRC script does.
 
-TIoU (per matched pair): recall = inter * f(Ct / |G|) / union with
-Ct = |G| - inter; precision = inter * f(Ot / |D|) / union with Ot the part of
-D covered by *other* GTs outside G (``|D & U| - |(D & G) & U|``, U the union
-of the other GTs that meet D, don't-care ones included, as the official
-condition tests the matched GT's index rather than the other's);
-f(x) = 1 if x <= 0.01 else 1 - x; a failed assertion of the official code
-(Ct or Ot out of range, zero area) gives 0. The curved script allows
-Ot <= |D|, the ICDAR 2015 one Ot <= |D| + 0.001.
+The rules each script applies to its input lines are in
+:mod:`tcmbench.eval.iou_rules`; the TIoU figures of the matched pairs in
+:mod:`tcmbench.eval.tiou`.
 
 Speed: images are processed in chunks (bounded memory whatever their
 number). Pairs are pruned by bounding boxes, then by area bounds: a pair of
@@ -51,78 +46,33 @@ import numpy as np
 
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.errors import ProtocolError
-from tcmbench.eval import geometry
-from tcmbench.eval.api import check_params, natural_key, parse_bool, parse_float
+from tcmbench.eval.api import natural_key
+from tcmbench.eval.intersection import intersection_area
+from tcmbench.eval.iou_rules import (
+    BOUND_MARGIN,
+    CTW1500_IOU,
+    ICDAR2015,
+    MSRA_TD500,
+    TIOU_CURVED,
+    TIOU_ICDAR2015,
+    TOTALTEXT_IOU,
+    Owners,
+    Params,
+    Rules,
+    resolve_params,
+    validate_curved,
+    validate_rrc,
+)
+from tcmbench.eval.pairs import candidate_pairs
+from tcmbench.eval.polygons import pack
 from tcmbench.eval.result import Result
 from tcmbench.eval.sweep import THRESHOLDS, SweepAccumulator, greedy_hits, kept_mask
+from tcmbench.eval.tiou import tiou_values
 
 log = logging.getLogger(__name__)
 
 # Polygons (GT + detections) gathered before a chunk is scored.
 CHUNK_POLYGONS = 20_000
-# Safety margin on the pruning bounds (they only skip provably hopeless pairs).
-_BOUND_MARGIN = 1.0 - 1e-9
-
-RRC_EXPECTED_POINTS = 4
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What differs between the official scripts of the family."""
-
-    protocol: str
-    coords: geometry.CoordMode
-    validation: str  # "rrc" | "curved"
-    gt_round: bool = False  # msra-td500: GT corners rounded to int (DBNet's conversion)
-    ot_tolerance: float = 0.0
-    tiou_headline: bool = False
-
-
-ICDAR2015 = Rules("icdar2015", "int32", "rrc", ot_tolerance=0.001)
-MSRA_TD500 = Rules("msra-td500", "int32", "rrc", gt_round=True, ot_tolerance=0.001)
-TOTALTEXT_IOU = Rules("totaltext-iou", "float32", "curved")
-CTW1500_IOU = Rules("ctw1500-iou", "float32", "curved")
-TIOU_CURVED = Rules("tiou", "float32", "curved", tiou_headline=True)
-TIOU_ICDAR2015 = Rules("tiou", "int32", "rrc", ot_tolerance=0.001, tiou_headline=True)
-
-
-@dataclass(frozen=True)
-class Params:
-    iou_threshold: float
-    area_precision_threshold: float
-    confidences: bool
-    validate: bool
-    tiou: bool
-    sweep: bool
-    details: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "iou_threshold": self.iou_threshold,
-            "area_precision_threshold": self.area_precision_threshold,
-            "confidences": self.confidences,
-            "validate": self.validate,
-            "tiou": self.tiou,
-        }
-
-
-def _resolve(protocol: str, given: Mapping[str, Any]) -> tuple[Params, dict[str, Any]]:
-    from tcmbench.eval.catalog import IOU_PROTOCOLS
-
-    p = check_params(protocol, IOU_PROTOCOLS[protocol][2], given)
-    params = Params(
-        iou_threshold=parse_float(p["iou_threshold"], "iou_threshold", protocol),
-        area_precision_threshold=parse_float(
-            p["area_precision_threshold"], "area_precision_threshold", protocol
-        ),
-        confidences=parse_bool(p["confidences"], "confidences", protocol),
-        validate=parse_bool(p["validate"], "validate", protocol),
-        tiou=parse_bool(p.get("tiou", True), "tiou", protocol),
-        sweep=parse_bool(p["sweep"], "sweep", protocol),
-        details=parse_bool(p["details"], "details", protocol),
-    )
-    return params, p
-
 
 # --------------------------------------------------------------------------- entry points
 
@@ -133,7 +83,7 @@ def evaluate_icdar2015(
     **params: Any,
 ) -> Result:
     """ICDAR 2015 task 4.1, equal to the RRC ``script.py``."""
-    p, _ = _resolve("icdar2015", params)
+    p, _ = resolve_params("icdar2015", params)
     return score(gt, predictions, ICDAR2015, p)
 
 
@@ -143,7 +93,7 @@ def evaluate_msra_td500(
     **params: Any,
 ) -> Result:
     """MSRA-TD500 with the icdar2015 rules (no official script exists)."""
-    p, _ = _resolve("msra-td500", params)
+    p, _ = resolve_params("msra-td500", params)
     return score(gt, predictions, MSRA_TD500, p)
 
 
@@ -153,7 +103,7 @@ def evaluate_totaltext_iou(
     **params: Any,
 ) -> Result:
     """Total-Text IoU 0.5, equal to TIoU-metric's curved script."""
-    p, _ = _resolve("totaltext-iou", params)
+    p, _ = resolve_params("totaltext-iou", params)
     return score(gt, predictions, TOTALTEXT_IOU, p)
 
 
@@ -163,7 +113,7 @@ def evaluate_ctw1500_iou(
     **params: Any,
 ) -> Result:
     """SCUT-CTW1500 IoU 0.5, equal to TIoU-metric's curved script."""
-    p, _ = _resolve("ctw1500-iou", params)
+    p, _ = resolve_params("ctw1500-iou", params)
     return score(gt, predictions, CTW1500_IOU, p)
 
 
@@ -173,7 +123,7 @@ def evaluate_tiou(
     **params: Any,
 ) -> Result:
     """The TIoU figures as the headline precision / recall / hmean."""
-    p, raw = _resolve("tiou", params)  # the TIoU figures are always on here
+    p, raw = resolve_params("tiou", params)  # the TIoU figures are always on here
     rules_name = str(raw["rules"]).strip().lower()
     if rules_name not in ("curved", "icdar2015"):
         raise ProtocolError(f"tiou: rules={raw['rules']!r}; expected curved or icdar2015")
@@ -314,98 +264,6 @@ def _compute_ap(conf: np.ndarray, match: np.ndarray, num_gt_care: int) -> float:
     return ap / num_gt_care if num_gt_care > 0 else ap
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def _reject(rules: Rules, sid: str, role: str, index: int, reason: str) -> ProtocolError:
-    script = "the RRC script" if rules.validation == "rrc" else "the curved TIoU script"
-    err = ProtocolError(
-        f"{rules.protocol}: sample {sid}, {role} {index + 1}: {reason}; {script} rejects the "
-        f"whole submission on such a line (pass --param validate=false to score it anyway)"
-    )
-    err.sample_id = sid  # type: ignore[attr-defined]
-    err.role = role  # type: ignore[attr-defined]
-    err.index = index  # type: ignore[attr-defined]
-    return err
-
-
-def _validate_rrc(
-    rules: Rules, polys: list[np.ndarray], owner_ids: list[str], local: np.ndarray, role: str
-) -> None:
-    """4 points, finite, and the RRC "clockwise" sum on int() points <= 0."""
-    for k, poly in enumerate(polys):
-        if poly.shape[0] != RRC_EXPECTED_POINTS:
-            raise _reject(
-                rules,
-                owner_ids[k],
-                role,
-                int(local[k]),
-                f"has {poly.shape[0]} points; the ICDAR 2015 format has exactly 4 (x1,y1,...,x4,y4)",
-            )
-    if not polys:
-        return
-    quads = np.stack(polys).astype(np.float64)
-    finite = np.isfinite(quads).all(axis=(1, 2))
-    if not finite.all():
-        k = int(np.flatnonzero(~finite)[0])
-        raise _reject(rules, owner_ids[k], role, int(local[k]), "has a non-finite coordinate")
-    pts = np.trunc(quads)
-    if np.abs(pts).max() < 2**25:
-        nxt = np.roll(pts, -1, axis=1)
-        edge = (nxt[..., 0] - pts[..., 0]) * (nxt[..., 1] + pts[..., 1])
-        bad = edge.sum(axis=1) > 0
-    else:  # exact with Python ints, as the script computes
-        bad = np.array(
-            [
-                sum(
-                    (int(q[(i + 1) % 4, 0]) - int(q[i, 0]))
-                    * (int(q[(i + 1) % 4, 1]) + int(q[i, 1]))
-                    for i in range(4)
-                )
-                > 0
-                for q in quads
-            ]
-        )
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise _reject(
-            rules,
-            owner_ids[k],
-            role,
-            int(local[k]),
-            "its points are not in clockwise order (image coordinates, y down)",
-        )
-
-
-def _validate_curved(
-    rules: Rules, batch: geometry.PolygonBatch, owner_ids: list[str], local: np.ndarray, role: str
-) -> None:
-    """shapely's ``Polygon(points).is_valid`` and ``not LinearRing.is_ccw``."""
-    n = len(batch)
-    if n == 0:
-        return
-    valid = geometry.shapely_is_valid(batch, np.arange(n))
-    if not valid.all():
-        k = int(np.flatnonzero(~valid)[0])
-        what = (
-            "has fewer than 3 distinct points or a non-finite coordinate"
-            if batch.void[k]
-            else "is not a valid polygon (its sides intersect or it has no area)"
-        )
-        raise _reject(rules, owner_ids[k], role, int(local[k]), what)
-    ccw = batch.signed_area > 0
-    if ccw.any():
-        k = int(np.flatnonzero(ccw)[0])
-        raise _reject(
-            rules,
-            owner_ids[k],
-            role,
-            int(local[k]),
-            "its points run in the order the curved script rejects (shapely "
-            "LinearRing(points).is_ccw is True); reverse the point order",
-        )
-
-
 # --------------------------------------------------------------------------- one chunk
 
 
@@ -457,23 +315,23 @@ def _score_chunk(
     ids = [c[0] for c in chunk]
 
     if p.validate and rules.validation == "rrc":
-        _validate_rrc(rules, gt_polys, [ids[i] for i in gt_img], gt_local, "ground-truth polygon")
+        validate_rrc(rules, gt_polys, Owners(ids, gt_img), gt_local, "ground-truth polygon")
         det_local_input = (
             np.concatenate(det_input_index)[det_local] if det_input_index else det_local
         )
-        _validate_rrc(rules, det_polys, [ids[i] for i in det_img], det_local_input, "detection")
+        validate_rrc(rules, det_polys, Owners(ids, det_img), det_local_input, "detection")
     if rules.gt_round:
         gt_polys = [np.round(g) for g in gt_polys]
-    G = geometry.pack(gt_polys, rules.coords)
-    D = geometry.pack(det_polys, rules.coords)
+    G = pack(gt_polys, rules.coords)
+    D = pack(det_polys, rules.coords)
     if p.validate and rules.validation == "curved":
-        _validate_curved(rules, G, [ids[i] for i in gt_img], gt_local, "ground-truth polygon")
+        validate_curved(rules, G, Owners(ids, gt_img), gt_local, "ground-truth polygon")
         det_local_input = (
             np.concatenate(det_input_index)[det_local] if det_input_index else det_local
         )
-        _validate_curved(rules, D, [ids[i] for i in det_img], det_local_input, "detection")
+        validate_curved(rules, D, Owners(ids, det_img), det_local_input, "detection")
 
-    ig, idt, bi = geometry.candidate_pairs(G, gt_img, D, det_img)
+    ig, idt, bi = candidate_pairs(G, gt_img, D, det_img)
     a_g = G.area[ig]
     a_d = D.area[idt]
     simple = G.simple[ig] & D.simple[idt]
@@ -481,12 +339,12 @@ def _score_chunk(
     thr = p.iou_threshold
     athr = p.area_precision_threshold
     ub = np.minimum(np.minimum(bi, a_g), a_d)
-    need_match = ~dc_pair & (~simple | (ub * (1 + thr) >= thr * (a_g + a_d) * _BOUND_MARGIN))
-    need_dc = dc_pair & (~simple | (np.minimum(bi, a_g) >= athr * a_d * _BOUND_MARGIN))
+    need_match = ~dc_pair & (~simple | (ub * (1 + thr) >= thr * (a_g + a_d) * BOUND_MARGIN))
+    need_dc = dc_pair & (~simple | (np.minimum(bi, a_g) >= athr * a_d * BOUND_MARGIN))
     need = need_match | need_dc
     inter = np.full(ig.size, np.nan)
     pos = np.flatnonzero(need)
-    inter[pos] = geometry.intersection_area(G, ig[pos], D, idt[pos])
+    inter[pos] = intersection_area(G, ig[pos], D, idt[pos])
 
     # Don't-care detections: inter / area(det) > threshold for some DC GT.
     det_dc = np.zeros(len(D), dtype=bool)
@@ -525,7 +383,7 @@ def _score_chunk(
 
     tiou_r = tiou_p = np.zeros(0)
     if p.tiou:
-        tiou_r, tiou_p = _tiou_values(
+        tiou_r, tiou_p = tiou_values(
             G,
             D,
             ig,
@@ -629,308 +487,3 @@ def _score_chunk(
                 _compute_ap(scores_a[sl][care], det_matched[sl][care], gc) if gc > 0 else prec
             )
         per_image[sid] = entry
-
-
-# --------------------------------------------------------------------------- TIoU
-
-
-def _f(x: np.ndarray) -> np.ndarray:
-    return np.where(x <= 0.01, 1.0, 1.0 - x)
-
-
-def _tiou_values(
-    G: geometry.PolygonBatch,
-    D: geometry.PolygonBatch,
-    ig: np.ndarray,
-    idt: np.ndarray,
-    bi: np.ndarray,
-    inter: np.ndarray,
-    m_pair: np.ndarray,
-    mg: np.ndarray,
-    md: np.ndarray,
-    ot_tolerance: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """TIoU recall and precision of each matched pair (see the module doc)."""
-    if mg.size == 0:
-        return np.zeros(0), np.zeros(0)
-    a_g = G.area[mg]
-    a_d = D.area[md]
-    i_m = inter[m_pair]
-    union = a_d + a_g - i_m
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ct = a_g - i_m
-        ok_r = (ct >= 0) & (ct <= a_g) & (a_g > 0) & (union != 0)
-        rec = np.where(
-            ok_r, i_m * _f(ct / np.where(a_g > 0, a_g, 1.0)) / np.where(union != 0, union, 1.0), 0.0
-        )
-
-    # Ot: the part of each matched detection covered by the other GTs.
-    match_of_det = np.full(len(D), -1, dtype=np.int64)
-    match_of_det[md] = mg
-    other = (match_of_det[idt] >= 0) & (ig != match_of_det[idt])
-    o_pos = np.flatnonzero(other)
-    o_simple = G.simple[ig[o_pos]] & D.simple[idt[o_pos]]
-    o_ub = np.where(
-        o_simple, np.minimum(np.minimum(bi[o_pos], G.area[ig[o_pos]]), D.area[idt[o_pos]]), np.inf
-    )
-    bound = (
-        np.bincount(idt[o_pos], weights=o_ub, minlength=len(D)) if o_pos.size else np.zeros(len(D))
-    )
-    exact_det = bound[md] > 0.01 * a_d * _BOUND_MARGIN
-    ot = np.zeros(mg.size)
-    if exact_det.any():
-        wanted = np.zeros(len(D), dtype=bool)
-        wanted[md[exact_det]] = True
-        todo = o_pos[wanted[idt[o_pos]] & np.isnan(inter[o_pos])]
-        if todo.size:
-            inter[todo] = geometry.intersection_area(G, ig[todo], D, idt[todo])
-        sel = o_pos[wanted[idt[o_pos]]]
-        sel = sel[inter[sel] != 0]
-        ot[exact_det] = _overlap_outside(G, D, ig, idt, inter, sel, mg[exact_det], md[exact_det])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ot = np.where(ot <= 1.0e-10, 0.0, ot)
-        ok_p = (ot >= 0) & (ot <= a_d + ot_tolerance) & (a_d > 0) & (union != 0)
-        prec = np.where(
-            ok_p, i_m * _f(ot / np.where(a_d > 0, a_d, 1.0)) / np.where(union != 0, union, 1.0), 0.0
-        )
-    # Simple polygons never give more than 1; only Polygon3's raw area of a
-    # bow-tie can (the official would report it): keep figures in [0, 1].
-    return np.clip(rec, 0.0, 1.0), np.clip(prec, 0.0, 1.0)
-
-
-# Above this many inclusion-exclusion terms for one detection, GEOS unions.
-_MAX_TERMS = 64
-
-
-def _overlap_outside(
-    G: geometry.PolygonBatch,
-    D: geometry.PolygonBatch,
-    ig: np.ndarray,
-    idt: np.ndarray,
-    inter: np.ndarray,
-    sel: np.ndarray,
-    mg: np.ndarray,
-    md: np.ndarray,
-) -> np.ndarray:
-    """Ot = |D & U| - |(D & G) & U| for each matched (G, D), U = union of the
-    other GTs meeting D (``sel``: their pair positions), by inclusion-exclusion:
-
-        Ot = sum over non-empty A of the other GTs of
-             (-1)^(|A|+1) * (|D & G_A| - |D & G & G_A|),   G_A = intersection of A.
-
-    Only sets A whose members overlap pairwise can be non-zero, and text
-    GTs overlap little. When the other GTs do not overlap one another (the
-    usual case, handled with array operations) the sum is the pairwise areas
-    already known minus the triple overlaps D & G & G_i where G_i overlaps
-    G -- small slivers GEOS builds and the kernel clips. Detections whose
-    other GTs overlap each other take the general sum (Python, per
-    detection); non-simple polygons and dense overlap clusters go through
-    GEOS unions, as the official.
-    """
-    out = np.zeros(mg.size)
-    if sel.size == 0:
-        return out
-    k_of_det = np.full(len(D), -1, dtype=np.int64)
-    k_of_det[md] = np.arange(md.size)
-    rows_k = k_of_det[idt[sel]]
-    order = np.argsort(rows_k, kind="stable")
-    sel, rows_k = sel[order], rows_k[order]
-    rows_g, rows_i = mg[rows_k], ig[sel]
-    # Overlaps among the GTs involved: (G, G_i) per row, (G_i, G_j) per
-    # pair of rows of one detection.
-    pa, pb = geometry.grouped_pairs(rows_k, rows_k)
-    keep = pa < pb
-    pa, pb = pa[keep], pb[keep]
-    lo = np.concatenate([np.minimum(rows_g, rows_i), np.minimum(rows_i[pa], rows_i[pb])])
-    hi = np.concatenate([np.maximum(rows_g, rows_i), np.maximum(rows_i[pa], rows_i[pb])])
-    n_g = len(G) + 1
-    keys, inverse = np.unique(lo * n_g + hi, return_inverse=True)
-    areas = geometry.intersection_area(G, keys // n_g, G, keys % n_g)[inverse]
-    gi_area, ij_area = areas[: rows_k.size], areas[rows_k.size :]
-    simple = G.simple[rows_g] & G.simple[rows_i] & D.simple[idt[sel]]
-    general = np.zeros(mg.size, dtype=bool)
-    general[rows_k[~simple]] = True
-    general[rows_k[pa[ij_area != 0]]] = True
-    # Usual case: Ot = sum |D & G_i| - sum over G_i overlapping G of |D & G & G_i|.
-    plain = ~general[rows_k]
-    out += np.bincount(rows_k[plain], weights=inter[sel[plain]], minlength=mg.size)
-    triple = plain & (gi_area != 0)
-    jobs: list[tuple[int, float, int, tuple[int, ...]]] = [
-        (k, -1.0, d, (min(g, i), max(g, i)))
-        for k, d, g, i in zip(
-            rows_k[triple].tolist(),
-            idt[sel[triple]].tolist(),
-            rows_g[triple].tolist(),
-            rows_i[triple].tolist(),
-        )
-    ]
-    # General case, per detection.
-    union_rows: list[int] = []
-    if general.any():
-        pair_area = dict(zip(zip(lo.tolist(), hi.tolist()), areas.tolist()))
-
-        def overlap(x: int, y: int) -> bool:
-            return pair_area.get((x, y) if x < y else (y, x), 0.0) != 0.0
-
-        starts = np.searchsorted(rows_k, np.arange(mg.size), side="left")
-        stops = np.searchsorted(rows_k, np.arange(mg.size), side="right")
-        for k in np.flatnonzero(general).tolist():
-            g, d = int(mg[k]), int(md[k])
-            pos_list = sel[starts[k] : stops[k]]
-            members = [int(x) for x in ig[pos_list]]
-            if not (D.simple[d] and G.simple[g] and all(G.simple[m] for m in members)):
-                union_rows.append(k)
-                continue
-            cliques = _cliques(members, overlap, _MAX_TERMS)
-            if cliques is None:
-                union_rows.append(k)
-                continue
-            out[k] = float(np.sum(inter[pos_list]))
-            for clique in cliques:
-                sign = 1.0 if len(clique) % 2 == 1 else -1.0
-                if len(clique) > 1:
-                    jobs.append((k, sign, d, tuple(sorted(clique))))
-                if all(overlap(g, m) for m in clique):
-                    jobs.append((k, -sign, d, tuple(sorted((g, *clique)))))
-        for k in union_rows:
-            g, d = int(mg[k]), int(md[k])
-            out[k] = _geos_overlap_outside(
-                G, D, g, d, [int(x) for x in ig[sel[starts[k] : stops[k]]]]
-            )
-    if jobs:
-        clipped = _clipped_areas(G, D, jobs, mg.size)
-        if union_rows:
-            clipped[union_rows] = 0.0
-        out += clipped
-    return out
-
-
-def _cliques(members: list[int], overlap: Any, limit: int) -> list[list[int]] | None:
-    """Every non-empty set of ``members`` that overlap pairwise (None when
-    there are more than ``limit``)."""
-    out: list[list[int]] = []
-
-    def grow(clique: list[int], rest: list[int]) -> bool:
-        for i, m in enumerate(rest):
-            new = clique + [m]
-            out.append(new)
-            if len(out) > limit:
-                return False
-            nxt = [r for r in rest[i + 1 :] if overlap(m, r)]
-            if nxt and not grow(new, nxt):
-                return False
-        return True
-
-    return out if grow([], members) else None
-
-
-def _clipped_areas(
-    G: geometry.PolygonBatch,
-    D: geometry.PolygonBatch,
-    jobs: list[tuple[int, float, int, tuple[int, ...]]],
-    size: int,
-) -> np.ndarray:
-    """Sum over jobs (k, sign, d, S) of sign * |D_d & (intersection of G_S)|
-    per k: each distinct intersection of GTs is built once (GEOS,
-    vectorised by set size), then clipped by its detection."""
-    import shapely
-
-    keys = sorted({job[3] for job in jobs})
-    sliver: dict[tuple[int, ...], Any] = {}
-    by_len: dict[int, list[tuple[int, ...]]] = {}
-    for key in keys:
-        by_len.setdefault(len(key), []).append(key)
-    for group in by_len.values():
-        idx = np.array(group, dtype=np.int64)  # (n, length)
-        geoms = geometry.geos_geometries(G, idx.reshape(-1)).reshape(idx.shape)
-        try:
-            parts = shapely.intersection_all(geoms, axis=1)
-        except shapely.errors.GEOSException:
-            parts = np.array(
-                [_safe_geom(lambda row=row: shapely.intersection_all(row)) for row in geoms],
-                dtype=object,
-            )
-        sliver.update(zip(group, np.asarray(parts, dtype=object)))
-    ks = np.array([job[0] for job in jobs], dtype=np.int64)
-    signs = np.array([job[1] for job in jobs])
-    dets = np.array([job[2] for job in jobs], dtype=np.int64)
-    # The slivers are polygons again: clip them with the kernel (GEOS only
-    # for slivers with holes).
-    key_index = {key: i for i, key in enumerate(keys)}
-    sl = np.empty(len(keys), dtype=object)
-    sl[:] = [sliver[key] for key in keys]
-    sl[shapely.is_empty(sl) | shapely.is_missing(sl)] = None
-    parts, owner = shapely.get_parts(sl, return_index=True)
-    holes = shapely.get_num_interior_rings(parts) > 0
-    polys = shapely.get_exterior_ring(parts[~holes])
-    coords, ring = shapely.get_coordinates(polys, return_index=True)
-    counts = np.bincount(ring, minlength=polys.size)
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    batch = geometry.pack([coords[bounds[i] : bounds[i + 1]] for i in range(polys.size)], "float64")
-    part_owner = owner[~holes]
-    areas = np.zeros(len(jobs))
-    job_key = np.array([key_index[job[3]] for job in jobs], dtype=np.int64)
-    # every (job, part of its sliver) pair
-    order = np.argsort(part_owner, kind="stable")
-    first = np.searchsorted(part_owner[order], job_key, side="left")
-    last = np.searchsorted(part_owner[order], job_key, side="right")
-    rep = last - first
-    job_rows = np.repeat(np.arange(len(jobs)), rep)
-    part_rows = order[
-        np.arange(int(rep.sum())) - np.repeat(np.cumsum(rep) - rep, rep) + np.repeat(first, rep)
-    ]
-    if job_rows.size:
-        areas += np.bincount(
-            job_rows,
-            weights=geometry.intersection_area(batch, part_rows, D, dets[job_rows]),
-            minlength=len(jobs),
-        )
-    holed = set(owner[holes].tolist())
-    if holed:
-        for j, key in enumerate(job_key.tolist()):
-            if key in holed:
-                part_geoms = parts[holes & (owner == key)]
-                d_geom = geometry.geos_geometry(D, int(dets[j]))
-                areas[j] += sum(
-                    _safe_area(lambda a=a, b=d_geom: shapely.intersection(a, b)) for a in part_geoms
-                )
-    return np.bincount(ks, weights=signs * np.nan_to_num(areas), minlength=size)
-
-
-def _safe_geom(fn: Any) -> Any:
-    import shapely
-
-    try:
-        return fn()
-    except shapely.errors.GEOSException:
-        return None
-
-
-def _safe_area(fn: Any) -> float:
-    import shapely
-
-    try:
-        return float(shapely.area(fn()))
-    except shapely.errors.GEOSException:
-        return 0.0
-
-
-def _geos_overlap_outside(
-    G: geometry.PolygonBatch, D: geometry.PolygonBatch, g: int, d: int, others: list[int]
-) -> float:
-    import shapely
-
-    gd = geometry.geos_geometry(D, d)
-    gg = geometry.geos_geometry(G, g)
-    parts = [geometry.geos_geometry(G, i) for i in others]
-    parts = [x for x in parts if x is not None]
-    if gd is None or gg is None or not parts:
-        return 0.0
-    try:
-        union = shapely.union_all(parts)
-        covered = shapely.area(shapely.intersection(gd, union))
-        inside = shapely.area(shapely.intersection(shapely.intersection(gd, gg), union))
-    except shapely.errors.GEOSException as exc:  # the official catches and scores 0
-        log.warning("TIoU: GEOS failed on an overlap (%s); precision term counted as 0", exc)
-        return float("inf")
-    return float(covered - inside)

@@ -1,7 +1,7 @@
 """Running an experiment grid's cells, one after another, resumably.
 
 Each cell trains (unless ``train_fraction`` is 0) with the ordinary
-trainer (:func:`tcmbench.train.trainer.run_training`) into
+trainer (:func:`tcmbench.train.run.run_training`) into
 ``OUT/cells/<id>/run`` and is then scored on its test sets with the same
 library calls as ``tcmbench evaluate`` (:func:`tcmbench.inference.predict_samples`
 and :func:`tcmbench.eval.evaluate`); the outcome is ``record.json``, written
@@ -287,8 +287,9 @@ def resolve_init(ref: str | None, spec: Any) -> str | None:
 def _detector_parts(p: Mapping[str, Any], spec: Any) -> tuple[Any, dict[str, Any], Any]:
     """(TrainConfig, training recipe, DetectorConfig) of a cell, exactly as
     the trainer would build them."""
-    from tcmbench.train.recipe_choice import choose_recipe
-    from tcmbench.train.trainer import TrainConfig, build_detector_config, recipe_for
+    from tcmbench.train.hyper import TrainConfig
+    from tcmbench.train.recipe_choice import build_detector_config, choose_recipe
+    from tcmbench.train.run import recipe_for
 
     cfg = TrainConfig(
         plugin=p["plugin"],
@@ -368,7 +369,7 @@ def train_config(
 ) -> Any:
     """The TrainConfig of a training cell (no evaluation inside the trainer:
     the cell scores its final weights afterwards)."""
-    from tcmbench.train.trainer import TrainConfig
+    from tcmbench.train.hyper import TrainConfig
 
     options = dict(p["train_options"] or {})
     options.setdefault("save_every", default_save_every(p["steps"]))
@@ -430,7 +431,7 @@ def train_cell(
     cell: Cell, cell_dir: Path, spec: Any, device: str, progress: bool, announce: Any
 ) -> dict[str, Any]:
     """Train (or continue training) a cell; its ``train`` record."""
-    from tcmbench.train.trainer import run_training
+    from tcmbench.train.run import run_training
 
     run_dir = cell_dir / "run"
     cfg = train_config(cell.params, spec, run_dir, device, progress)
@@ -507,12 +508,13 @@ def evaluate_model(
     """Score ``model`` on each of the cell's test sets (first ``eval_limit``
     images of ``eval_split``) with the dataset's protocol and the test
     settings ``evaluate --weights`` would resolve for it (the cell's trained
-    recipe, recorded in ``norm_recipe``: tcmbench.inference_settings)."""
+    recipe, recorded in ``norm_recipe``: tcmbench.inference.settings)."""
     from tcmbench.data.dataset import get_dataset_config, load_split
     from tcmbench.eval import evaluate
-    from tcmbench.eval.api import get_protocol_spec
+    from tcmbench.eval.mmocr_iou import papers_figure
+    from tcmbench.eval.sweep import OFFICIAL_LABEL
     from tcmbench.inference import dataset_protocol, predict_samples
-    from tcmbench.inference_settings import resolve_test_recipe
+    from tcmbench.inference.settings import resolve_test_recipe
     from tcmbench.submission import submitted_predictions
 
     results = []
@@ -529,11 +531,12 @@ def evaluate_model(
         protocol, params = dataset_protocol(get_dataset_config(name), None)
         resolved = resolve_test_recipe(spec, norm_recipe, None, name)
         recipe = resolved.recipe
-        preds = predict_samples(model, samples, recipe, device, progress=progress)
-        preds = submitted_predictions(preds, protocol)  # the figures evaluate prints
-        if "sweep" in (get_protocol_spec(protocol).params or {}):
-            params = {**params, "sweep": True}
+        raw = predict_samples(model, samples, recipe, device, progress=progress)
+        preds = submitted_predictions(raw, protocol)  # the figures evaluate prints
         result = evaluate(samples, preds, protocol, **params)
+        # The papers' figure: mmocr-hmean-iou on the polygons as output (evaluate --sweep).
+        scored = all(d.score is not None for ds in raw.values() for d in ds)
+        papers = papers_figure(samples, raw) if scored else {}
         row: dict[str, Any] = {
             "dataset": name,
             "split": p["eval_split"],
@@ -541,13 +544,22 @@ def evaluate_model(
             "precision": result.precision,
             "recall": result.recall,
             "hmean": result.hmean,
+            "figure": OFFICIAL_LABEL,
             "images": len(samples),
             "test": resolved.summary(),
         }
-        if result.sweep and result.sweep.get("best_hmean") is not None:
+        if papers.get("best_hmean") is not None:
+            # The papers' figure (mmocr 0.x's best threshold), beside the official one.
             row["sweep"] = {
-                k: result.sweep.get(k)
-                for k in ("best_hmean", "best_threshold", "best_precision", "best_recall")
+                k: papers.get(k)
+                for k in (
+                    "label",
+                    "protocol",
+                    "best_hmean",
+                    "best_threshold",
+                    "best_precision",
+                    "best_recall",
+                )
             }
         results.append(row)
     return results
@@ -582,7 +594,7 @@ def run_cell(
     init: dict[str, Any] | None = None
     if float(p["train_fraction"]) > 0:
         train = train_cell(cell, cell_dir, spec, device, progress, announce)
-        from tcmbench.loading import load_for_inference
+        from tcmbench.inference.loading import load_for_inference
 
         ckpt = load_for_inference(out / str(train["final"]), spec=spec, device=str(dev))
         model, norm = ckpt.model, ckpt.meta.get("recipe")

@@ -40,6 +40,7 @@ from typing import Any
 
 from tcmbench.models.options import Opt
 from tcmbench.run_limits import RUN_BOUNDS
+from tcmbench.tcm.config import AUX_LOSS_BATCHINGS
 from tcmbench.validation import (
     Anything,
     DocumentError,
@@ -110,6 +111,7 @@ TCM = Section(
         "aux_weight": Opt(1.0, "float", ge=0.0, le=1000.0),
         "lr_factor_image": Opt(0.1, "float", ge=0.0, le=1000.0),
         "lr_factor_text": Opt(0.0, "float", ge=0.0, le=1000.0),
+        "aux_loss_batching": Opt(None, "str", choices=AUX_LOSS_BATCHINGS, nullable=True),
     },
     help="TCM settings",
 )
@@ -441,8 +443,17 @@ GRID_AS_RUN = Section(
     strict=False,
 )
 
+#: A figure's label (``tcmbench.eval.sweep``: the official protocol's / the
+#: papers' best-threshold figure).
+_FIGURE_LABEL = Text(0, 500, nullable=True)
 _SWEEP = Section(
-    dict.fromkeys(("best_hmean", "best_threshold", "best_precision", "best_recall"), _FRACTION),
+    {
+        "label": _FIGURE_LABEL,
+        "protocol": Text(0, 200, nullable=True),  # mmocr-hmean-iou (tcmbench.eval.mmocr_iou)
+        **dict.fromkeys(
+            ("best_hmean", "best_threshold", "best_precision", "best_recall"), _FRACTION
+        ),
+    },
     nullable=True,
 )
 RESULT = Section(
@@ -453,6 +464,7 @@ RESULT = Section(
         "precision": _FRACTION,
         "recall": _FRACTION,
         "hmean": _FRACTION,
+        "figure": _FIGURE_LABEL,
         "images": _COUNT,
         "test": Opt(None, "dict", nullable=True),
         "weights": Text(0, 4096, nullable=True),

@@ -5,12 +5,16 @@ Three kinds of model go through the same inference pipeline
 
 - a tcmbench checkpoint run by PyTorch (``--runtime torch``, the default);
 - the same checkpoint, or a model exported from it, run by onnxruntime
-  (``--runtime onnxruntime``; the ``onnx`` plugin's code, extra
+  (``--runtime onnxruntime``: :mod:`tcmbench.inference.onnx_runtime`, extra
   ``tcmbench[onnx]``): same resize, normalisation and postprocessor, only
   the network's arithmetic changes hands;
 - a finished model of an *inference-only* plugin, whose
   ``DetectorSpec.load_weights`` reads it (the ``onnx`` plugin: an ONNX file
   and its config); its test settings are the model's own.
+
+:func:`prepare_device` picks the device for the runtime the network
+runs on, so ``evaluate`` and ``predict`` never import PyTorch for a model
+onnxruntime runs by itself.
 
 It also says when weights trained on synthetic images only are about to
 be run on something else, because their figures there mean little.
@@ -18,6 +22,7 @@ be run on something else, because their figures there mean little.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,13 +66,9 @@ def load_for_inference(
             )
         return spec.load_weights(str(weights), str(device))
     if runtime == "onnxruntime":
-        try:
-            from tcmbench_onnx.runtime import load_with_onnxruntime
-        except ImportError as exc:
-            raise PluginError(
-                f"--runtime onnxruntime needs the onnx plugin and onnxruntime ({exc}); "
-                "install the optional extra: pip install 'tcmbench[onnx]'"
-            ) from None
+        from tcmbench.inference.onnx_runtime import require_onnxruntime
+
+        require_onnxruntime()  # names the extra to install
         return load_with_onnxruntime(
             str(weights), spec=spec, device=str(device), expect_tcm=expect_tcm
         )
@@ -76,12 +77,39 @@ def load_for_inference(
     return load_checkpoint(weights, device=str(device), plugin=spec.name, expect_tcm=expect_tcm)
 
 
+def runs_on_torch(spec: Any, runtime: str | None) -> bool:
+    """Whether the network runs on PyTorch: a trainable plugin's checkpoint
+    under ``--runtime torch`` (the default). An inference-only plugin's
+    model (``--plugin onnx``) and ``--runtime onnxruntime`` run on
+    onnxruntime; the first never imports torch, the second only where the
+    plugin needs it (exporting a checkpoint, building its postprocessor)."""
+    return spec.load_weights is None and runtime != "onnxruntime"
+
+
+def prepare_device(spec: Any, runtime: str | None, device: str) -> tuple[Any, Any]:
+    """(device, :class:`~tcmbench.train.distributed.World`) for ``evaluate``
+    and ``predict``: a torch device, joining the torchrun process group,
+    when the network runs on PyTorch or under torchrun (``WORLD_SIZE`` >
+    1); otherwise onnxruntime's device name and a single process, without
+    importing torch (seconds of start-up for nothing). A bad ``--device``
+    is an error before any work either way."""
+    if runs_on_torch(spec, runtime) or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        from tcmbench.train.distributed import init_distributed, resolve_device
+
+        dev = resolve_device(device)
+        return dev, init_distributed(dev)
+    from tcmbench.inference.onnx_runtime import resolve_device as onnx_device
+    from tcmbench.train.distributed import World
+
+    return onnx_device(device), World()
+
+
 def resolve_for_checkpoint(
     spec: Any, ckpt: Any, recipe_name: str | None, dataset: str | None = None
 ) -> Any:
-    """:func:`tcmbench.inference_settings.resolve_test_recipe` for a loaded
+    """:func:`tcmbench.inference.settings.resolve_test_recipe` for a loaded
     checkpoint: the test settings every command runs it with."""
-    from tcmbench.inference_settings import resolve_test_recipe
+    from tcmbench.inference.settings import resolve_test_recipe
 
     return resolve_test_recipe(
         spec,
@@ -123,3 +151,96 @@ def synthetic_weights_warning(ckpt: Any, dataset: str | None = None) -> str | No
         f"warning: the weights {ckpt.path} were trained on synthetic images only ({trained}); "
         f"{target} expect few and poor detections. For real images use {REAL_ALTERNATIVES}"
     )
+
+
+def load_with_onnxruntime(
+    weights: str, *, spec: Any, device: str = "cpu", expect_tcm: bool | None = None
+) -> Any:
+    """``--runtime onnxruntime`` for a trainable plugin: the checkpoint
+    ``weights`` exported to ONNX (once, cached) or a model exported from
+    ``spec``'s plugin, run with that plugin's postprocessor and recipe."""
+    from tcmbench.checkpoint_schema import check_postprocess
+    from tcmbench.hub import LoadedCheckpoint, load_checkpoint
+    from tcmbench.inference.onnx_config import OnnxConfigError, is_config_path, locate
+    from tcmbench.inference.onnx_runtime import OnnxDetector, file_sha256, open_session
+
+    text = str(weights)
+    local = Path(text).expanduser()
+    if local.suffix.lower() == ".onnx" or is_config_path(local):
+        model_path, cfg = locate(local)
+        exported = cfg.exported_from
+        if not exported:
+            raise OnnxConfigError(
+                f"{cfg.where}: not exported by tcmbench (no exported_from); run a foreign "
+                "ONNX detector with --plugin onnx"
+            )
+        if exported.get("plugin") != spec.name:
+            raise CheckpointError(
+                f"{model_path} was exported from plugin {exported.get('plugin')!r}, not "
+                f"{spec.name!r}; use --plugin {exported.get('plugin')}"
+            )
+        config = _architecture(exported, cfg.where)
+        if expect_tcm is not None and (config.tcm is not None) != expect_tcm:
+            fix = "add --tcm" if config.tcm is not None else "drop --tcm"
+            raise CheckpointError(f"{model_path} was exported from a {_kind(config)}; {fix}")
+        postprocessor = _plugin_postprocessor(spec, config, cfg.where)
+        check_postprocess(
+            postprocessor,
+            (exported.get("recipe") or {}).get("postprocess"),
+            cfg.where,
+            "exported_from.recipe.postprocess",
+        )
+        meta = {
+            "plugin": spec.name,
+            "recipe": dict(exported.get("recipe") or {}),
+            "datasets": list(exported.get("datasets") or []),
+        }
+        sha = file_sha256(model_path)
+        path = model_path
+    else:
+        ckpt = load_checkpoint(text, device="cpu", plugin=spec.name, expect_tcm=expect_tcm)
+        from tcmbench.inference.onnx_export import cached_export
+
+        model_path = cached_export(ckpt)
+        config, postprocessor = ckpt.config, ckpt.model.postprocessor
+        meta, sha, path = dict(ckpt.meta), ckpt.sha256, ckpt.path
+    session = open_session(model_path, device)
+    model = OnnxDetector(session, postprocessor, as_torch=True, path=model_path)
+    meta["runtime"] = "onnxruntime"
+    meta["onnx_model"] = str(model_path)
+    return LoadedCheckpoint(model, spec, config, meta, path, sha)
+
+
+def _kind(config: Any) -> str:
+    return "TCM checkpoint" if config.tcm is not None else "plain (non-TCM) checkpoint"
+
+
+def _architecture(exported: Mapping[str, Any], where: str) -> Any:
+    from tcmbench.inference.onnx_config import OnnxConfigError
+    from tcmbench.models.spec import DetectorConfig
+
+    arch = exported.get("architecture")
+    if not isinstance(arch, Mapping):
+        raise OnnxConfigError(f"{where}: exported_from.architecture must be a mapping")
+    config = DetectorConfig.from_dict(arch)
+    config.pretrained_backbone = False
+    if config.tcm is not None:
+        config.tcm.clip_pretrained = None
+        config.tcm.clip_weights = None
+    return config
+
+
+def _plugin_postprocessor(spec: Any, config: Any, where: str) -> Any:
+    """The plugin's postprocessor for an exported model: built with the
+    plain parts of its architecture (random weights, never downloaded);
+    only the postprocessor is kept."""
+    from tcmbench.errors import TcmbenchError
+    from tcmbench.inference.onnx_config import OnnxConfigError
+
+    plain = type(config)(
+        backbone=config.backbone, pretrained_backbone=False, tcm=None, options=config.options
+    )
+    try:
+        return spec.build_parts(plain).postprocessor
+    except TcmbenchError as exc:
+        raise OnnxConfigError(f"{where}: exported_from.architecture: {exc}") from None

@@ -1,28 +1,34 @@
-"""The small config that travels beside an ONNX detector (torch-free).
+"""The config that travels beside an ONNX detector: its format and reader (torch-free).
 
 An ONNX file holds the network only. How images are resized and normalised
-before it, and how its probability map becomes boxes after it, are
-settings its authors chose; run with other settings, the same weights
-score differently. So a model ``NAME.onnx`` comes with ``NAME.tcmbench.json``
+before it, and how its maps become boxes after it, are settings its
+authors chose; run with other settings, the same weights score
+differently. So a model ``NAME.onnx`` comes with ``NAME.tcmbench.json``
 (or ``.yaml`` / ``.yml``) beside it::
 
     format: tcmbench-onnx          # required, identifies the file
     version: 1
-    extends: ppocr-det             # optional: start from a built-in config
+    extends: NAME                  # optional: start from a built-in config
     source: where the values come from
     input:  {name, channel_order: rgb|bgr, mean, std, pixel_range: 1|255}
     resize: {rule: limit_side, limit_side_len, limit_type: max|min, divisor}
          or {rule: keep_ratio, long_side, short_side, pad_divisor}
     output: {name}                 # the probability map among the outputs
     postprocessor: db              # or another plugin's name (exported models)
-    postprocess: {mask_thr, min_score, unclip_ratio, ...}  # DBPostprocessor
+    postprocess: {...}             # the postprocessor's parameters
     exported_from: {...}           # written by `tcmbench export onnx`
 
 ``--weights`` may also name the config itself; its ``model`` key then
 points at the ONNX file (relative to the config), so a model in a read-only
-folder can still be given settings. A PaddleOCR PP-OCR detection model
-(file name containing ``PP-OCR`` / ``ppocr`` and ``det``) without a config
-gets the built-in ``ppocr-det`` one.
+folder can still be given settings.
+
+The core owns the format: ``tcmbench export onnx``
+(:mod:`tcmbench.inference.onnx_export`) writes it and ``--runtime
+onnxruntime`` reads an exported model's ``exported_from`` with it. What a
+*foreign* model family adds -- built-in configs (``extends``), a default
+config for files named like its models, the check of its postprocessor's
+parameters -- comes in as a :class:`Dialect` (the onnx plugin's: PP-OCR
+and DB, ``tcmbench_onnx.config``).
 
 Every value is checked here, once: a malformed config is a
 :class:`OnnxConfigError` naming the file and the key, never a crash deep
@@ -32,15 +38,10 @@ inside onnxruntime or OpenCV.
 from __future__ import annotations
 
 import copy
-import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS
 
 from tcmbench.checkpoint_schema import (
     ARCHITECTURE_SECTION,
@@ -55,6 +56,7 @@ from tcmbench.checkpoint_schema import (
     STD_CHANNEL,
 )
 from tcmbench.errors import CheckpointError
+from tcmbench.inference.preprocess import RULE_KEYS, Preprocess
 from tcmbench.models.options import Opt
 from tcmbench.validation import (
     DocumentError,
@@ -70,10 +72,6 @@ from tcmbench.validation import (
 FORMAT = "tcmbench-onnx"
 VERSION = 1
 CONFIG_SUFFIXES = (".tcmbench.json", ".tcmbench.yaml", ".tcmbench.yml")
-#: Built-in configs: name -> file in tcmbench_onnx/configs/.
-BUILTINS = {"ppocr-det": "ppocr_det.json"}
-#: File names that get the built-in PP-OCR config when no config is beside them.
-PPOCR_DET_NAME = re.compile(r"(pp-?ocr).*det|det.*(pp-?ocr)", re.IGNORECASE)
 #: Largest config file read (an exported model's, recipe included, is a few kB).
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
@@ -143,10 +141,6 @@ RESIZE = Section(
     nullable=True,
     help="the resize rule",
 )
-_RULE_KEYS = {
-    "limit_side": ("limit_side_len", "limit_type", "divisor"),
-    "keep_ratio": ("long_side", "short_side", "pad_divisor"),
-}
 OUTPUT = Section(
     {
         "name": Opt(
@@ -158,9 +152,6 @@ OUTPUT = Section(
     },
     nullable=True,
 )
-#: DBPostprocessor parameters a config may set: the DBNet plugin's own table.
-_DB_POSTPROCESS = POSTPROCESS_PARAMS
-DB_POSTPROCESS = Section(POSTPROCESS_PARAMS, help="DBNet postprocessor parameters")
 #: ``exported_from``, written by ``tcmbench export onnx``: its architecture
 #: and recipe are checked exactly as a checkpoint's config.json.
 EXPORTED_FROM = Section(
@@ -178,53 +169,63 @@ EXPORTED_FROM = Section(
     nullable=True,
     help="written by tcmbench export onnx",
 )
-CONFIG = Section(
-    {
-        "format": Opt(FORMAT, "str", choices=(FORMAT,), help="required, identifies the file"),
-        "version": Opt(VERSION, "int", choices=(VERSION,), help="config format version"),
-        "extends": Opt(
-            None,
-            "str",
-            choices=tuple(BUILTINS),
-            nullable=True,
-            help="start from a built-in config and override some keys",
-        ),
-        "source": Opt("", "str", nullable=True, help="free text: where the values come from"),
-        "model": Opt(
-            None, "str", nullable=True, help="the ONNX file, when --weights names the config"
-        ),
-        "input": INPUT,
-        "resize": RESIZE,
-        "output": OUTPUT,
-        "postprocessor": Opt(
-            "db",
-            "str",
-            nullable=True,
-            help="db; an exported PANet / FCENet names its plugin (run it with --plugin P "
-            "--runtime onnxruntime)",
-        ),
-        "postprocess": Opt(
-            None,
-            "dict",
-            nullable=True,
-            help="postprocessor parameters (for db: the DBNet ones, docs/dbnet.md)",
-        ),
-        "exported_from": EXPORTED_FROM,
-        "outputs": ListOf(
-            Opt(None, "str", help="the model's outputs, as exported"), max_len=1000, nullable=True
-        ),
-    },
-    required=("format",),
-)
+
+
+def config_schema(builtins: Sequence[str] = ()) -> Section:
+    """The config's schema; ``extends`` takes the names in ``builtins``
+    (a :class:`Dialect`'s built-in configs)."""
+    return Section(
+        {
+            "format": Opt(FORMAT, "str", choices=(FORMAT,), help="required, identifies the file"),
+            "version": Opt(VERSION, "int", choices=(VERSION,), help="config format version"),
+            "extends": Opt(
+                None,
+                "str",
+                choices=tuple(builtins) or None,
+                nullable=True,
+                help="start from a built-in config and override some keys",
+            ),
+            "source": Opt("", "str", nullable=True, help="free text: where the values come from"),
+            "model": Opt(
+                None, "str", nullable=True, help="the ONNX file, when --weights names the config"
+            ),
+            "input": INPUT,
+            "resize": RESIZE,
+            "output": OUTPUT,
+            "postprocessor": Opt(
+                "db",
+                "str",
+                nullable=True,
+                help="db; an exported PANet / FCENet names its plugin (run it with --plugin P "
+                "--runtime onnxruntime)",
+            ),
+            "postprocess": Opt(
+                None,
+                "dict",
+                nullable=True,
+                help="postprocessor parameters (for db: the DBNet ones, docs/dbnet.md)",
+            ),
+            "exported_from": EXPORTED_FROM,
+            "outputs": ListOf(
+                Opt(None, "str", help="the model's outputs, as exported"),
+                max_len=1000,
+                nullable=True,
+            ),
+        },
+        required=("format",),
+    )
+
+
+CONFIG = config_schema()
 TOP_KEYS = tuple(CONFIG.fields)
 
 
-def _doc_keys() -> dict[str, Opt]:
+def doc_keys(schema: Section) -> dict[str, Opt]:
     """The keys of a config for docs/onnx.md (a generated block);
     exported_from's architecture and recipe are a checkpoint config's
     (docs/formats.md), one row each."""
     out: dict[str, Opt] = {}
-    for key, opt in flatten(CONFIG).items():
+    for key, opt in flatten(schema).items():
         part = ".".join(key.split(".")[:2])
         if part in ("exported_from.architecture", "exported_from.recipe"):
             key = part
@@ -233,32 +234,8 @@ def _doc_keys() -> dict[str, Opt]:
     return out
 
 
-CONFIG_KEYS = _doc_keys()
-
-
 class OnnxConfigError(CheckpointError):
     """A model's config is missing, unreadable or malformed."""
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How an image becomes the network's input (see preprocess.py)."""
-
-    rule: str = "keep_ratio"
-    limit_side_len: int = 960
-    limit_type: str = "max"
-    divisor: int = 32
-    long_side: int | None = None
-    short_side: int | None = None
-    pad_divisor: int = 32
-    channel_order: str = "rgb"
-    mean: tuple[float, float, float] = (123.675, 116.28, 103.53)
-    std: tuple[float, float, float] = (58.395, 57.12, 57.375)
-    pixel_range: float = 255.0
-
-    def resize_settings(self) -> dict[str, Any]:
-        """The resize part, as recorded in a recipe's ``test`` section."""
-        return {"rule": self.rule, **{k: getattr(self, k) for k in _RULE_KEYS[self.rule]}}
 
 
 @dataclass(frozen=True)
@@ -294,11 +271,49 @@ class OnnxModelConfig:
         }
 
 
-def _fail(where: str, key: str, problem: str) -> OnnxConfigError:
+def _no_default(model: Path) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What a model family adds to the format (module doc).
+
+    ``builtins``: name -> the raw document of a built-in config (what
+    ``extends`` may name). ``default_for(model)``: the built-in to use for a
+    model file without a config beside it, or None. ``check_postprocess(kind,
+    params, where)``: the checked parameters of postprocessor ``kind`` (a
+    kind it does not know is returned as is: the plugin that post-processes
+    it checks them). ``hint``: how to write a config, for the "no config"
+    error."""
+
+    builtins: Mapping[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    default_for: Callable[[Path], str | None] = _no_default
+    check_postprocess: Callable[[str, dict[str, Any], str], dict[str, Any]] | None = None
+    hint: str = "docs/onnx.md lists every key"
+
+    @property
+    def schema(self) -> Section:
+        return config_schema(tuple(self.builtins)) if self.builtins else CONFIG
+
+    def builtin_document(self, name: str) -> dict[str, Any]:
+        """The raw document of built-in config ``name``."""
+        if name not in self.builtins:
+            known = ", ".join(sorted(self.builtins)) or "none"
+            raise OnnxConfigError(f"unknown built-in config {name!r}; built-ins: {known}")
+        return self.builtins[name]()
+
+
+#: The format alone: what ``--runtime onnxruntime`` reads an exported model with.
+PLAIN = Dialect()
+
+
+def fail(where: str, key: str, problem: str) -> OnnxConfigError:
+    """The one-line error for ``key`` of the config ``where``."""
     return OnnxConfigError(f"{where}: {key} {problem} (see docs/onnx.md)")
 
 
-def _check(doc: Any, schema: Any, where: str, path: str = "") -> Any:
+def check(doc: Any, schema: Any, where: str, path: str = "") -> Any:
     """:func:`~tcmbench.validation.check_document`, its error as an
     OnnxConfigError (a CheckpointError: what ``--weights`` failed on)."""
     try:
@@ -318,18 +333,8 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def builtin_document(name: str) -> dict[str, Any]:
-    """The raw document of built-in config ``name``."""
-    if name not in BUILTINS:
-        raise OnnxConfigError(
-            f"unknown built-in config {name!r}; built-ins: {', '.join(sorted(BUILTINS))}"
-        )
-    text = (resources.files("tcmbench_onnx") / "configs" / BUILTINS[name]).read_text("utf-8")
-    return json.loads(text)
-
-
-def parse_config(doc: Any, where: str) -> OnnxModelConfig:
-    """Check a config document (already read) against :data:`CONFIG` and
+def parse_config(doc: Any, where: str, dialect: Dialect = PLAIN) -> OnnxModelConfig:
+    """Check a config document (already read) against the schema and
     build the config. ``where`` names it in every message."""
     if not isinstance(doc, Mapping):
         raise OnnxConfigError(
@@ -337,22 +342,22 @@ def parse_config(doc: Any, where: str) -> OnnxModelConfig:
             f"got {type(doc).__name__} (see docs/onnx.md)"
         )
     if doc.get("format") != FORMAT:  # what identifies the file: checked first
-        raise _fail(where, "format", f"must be {FORMAT!r}, got {doc.get('format')!r}")
-    doc = _check(doc, CONFIG, where)
+        raise fail(where, "format", f"must be {FORMAT!r}, got {doc.get('format')!r}")
+    doc = check(doc, dialect.schema, where)
     extends = doc.pop("extends", None)
     if extends is not None:
-        doc = _merge(builtin_document(extends), doc)
+        doc = _merge(dialect.builtin_document(extends), doc)
     inp = dict(doc.get("input") or {})
     resize = dict(doc.get("resize") or {})
     output = dict(doc.get("output") or {})
     for key in ("mean", "std"):
         if key not in inp:
-            raise _fail(where, f"input.{key}", "is required (3 numbers, one per channel)")
+            raise fail(where, f"input.{key}", "is required (3 numbers, one per channel)")
     rule = resize.get("rule", "keep_ratio")
-    own = _RULE_KEYS[rule]
+    own = RULE_KEYS[rule]
     stray = sorted(k for k in resize if k != "rule" and k not in own)
     if stray:
-        raise _fail(
+        raise fail(
             where,
             f"resize.{stray[0]}",
             f"does not apply to rule {rule!r} (it takes {', '.join(own)})",
@@ -367,12 +372,10 @@ def parse_config(doc: Any, where: str) -> OnnxModelConfig:
     )
     kind = doc.get("postprocessor") or "db"
     post = dict(doc.get("postprocess") or {})
-    if kind == "db":
-        post = _check(post, DB_POSTPROCESS, where, "postprocess")
-        if post.get("score_mode", "polygon") != "polygon" and post.get("output", "quad") != "quad":
-            raise _fail(where, "postprocess.score_mode", "fast / slow need output 'quad'")
-    # else: another plugin's parameters, checked by that plugin's postprocessor
-    # (runtime.load_with_onnxruntime)
+    if dialect.check_postprocess is not None:
+        post = dialect.check_postprocess(kind, post, where)
+    # else: the parameters are checked by the postprocessor that runs them
+    # (onnx_runtime.load_with_onnxruntime: the exporting plugin's)
     exported = doc.get("exported_from")
     return OnnxModelConfig(
         where=where,
@@ -387,7 +390,7 @@ def parse_config(doc: Any, where: str) -> OnnxModelConfig:
     )
 
 
-def read_config_file(path: Path) -> OnnxModelConfig:
+def read_config_file(path: Path, dialect: Dialect = PLAIN) -> OnnxModelConfig:
     """Read and check a config file (JSON, or YAML by suffix), parsed
     under the validation layer's size and depth limits."""
     try:
@@ -398,7 +401,7 @@ def read_config_file(path: Path) -> OnnxModelConfig:
             doc = parse_json(data, str(path), max_bytes=MAX_CONFIG_BYTES)
     except DocumentError as exc:
         raise OnnxConfigError(f"{exc} (see docs/onnx.md)") from None
-    return parse_config(doc, str(path))
+    return parse_config(doc, str(path), dialect)
 
 
 def config_paths(model: Path) -> list[Path]:
@@ -411,11 +414,11 @@ def is_config_path(path: Path) -> bool:
     return any(path.name.lower().endswith(s) for s in CONFIG_SUFFIXES)
 
 
-def locate(weights: Path) -> tuple[Path, OnnxModelConfig]:
+def locate(weights: Path, dialect: Dialect = PLAIN) -> tuple[Path, OnnxModelConfig]:
     """(ONNX file, its config) for ``--weights``: an ONNX file (config
-    beside it, or the built-in one for PP-OCR detectors), a config file
-    (its ``model`` key names the ONNX file) or a folder holding one
-    ``*.onnx``."""
+    beside it, or the dialect's built-in one for a file named like its
+    models), a config file (its ``model`` key names the ONNX file) or a
+    folder holding one ``*.onnx``."""
     if weights.is_dir():
         found = sorted(weights.glob("*.onnx"))
         if len(found) != 1:
@@ -426,20 +429,21 @@ def locate(weights: Path) -> tuple[Path, OnnxModelConfig]:
     if not weights.exists():
         raise OnnxConfigError(f"ONNX model not found: {weights}")
     if is_config_path(weights):
-        cfg = read_config_file(weights)
+        cfg = read_config_file(weights, dialect)
         if not cfg.model:
-            raise _fail(str(weights), "model", "is required when --weights names the config")
+            raise fail(str(weights), "model", "is required when --weights names the config")
         model = (weights.parent / cfg.model).resolve()
         if not model.is_file():
-            raise _fail(str(weights), "model", f"points at {model}, which does not exist")
+            raise fail(str(weights), "model", f"points at {model}, which does not exist")
         return model, cfg
     for candidate in config_paths(weights):
         if candidate.is_file():
-            return weights, read_config_file(candidate)
-    if PPOCR_DET_NAME.search(weights.name):
-        return weights, parse_config(builtin_document("ppocr-det"), "built-in ppocr-det")
+            return weights, read_config_file(candidate, dialect)
+    builtin = dialect.default_for(weights)
+    if builtin is not None:
+        doc = dialect.builtin_document(builtin)
+        return weights, parse_config(doc, f"built-in {builtin}", dialect)
     raise OnnxConfigError(
         f"{weights}: no config beside it; write {config_paths(weights)[0].name} next to it "
-        f'(e.g. {{"format": "{FORMAT}", "extends": "ppocr-det"}} for a PaddleOCR DB '
-        "detector; docs/onnx.md lists every key), or export the model with `tcmbench export onnx`"
+        f"({dialect.hint}), or export the model with `tcmbench export onnx`"
     )

@@ -35,7 +35,7 @@ import numpy as np
 
 from tcmbench import __version__
 from tcmbench.errors import CheckpointError
-from tcmbench_onnx.config import FORMAT, VERSION, config_paths
+from tcmbench.inference.onnx_config import FORMAT, VERSION, config_paths
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def check_export(model: Any, path: Path, names: list[str]) -> dict[str, float]:
     ``model``; a mismatch is a CheckpointError naming the output."""
     import torch
 
-    from tcmbench_onnx.runtime import open_session
+    from tcmbench.inference.onnx_runtime import open_session
 
     g = torch.Generator().manual_seed(1)
     x = torch.randn(1, 3, *VERIFY_SIZE, generator=g)
@@ -159,16 +159,14 @@ def check_export(model: Any, path: Path, names: list[str]) -> dict[str, float]:
 def onnx_config(ckpt: Any, recipe: Mapping[str, Any], outputs: list[str]) -> dict[str, Any]:
     """The config written beside an exported checkpoint."""
     from tcmbench.data.transforms import normalization
-    from tcmbench.inference import postprocessor_for
+    from tcmbench.inference.pipeline import postprocessor_for
 
     mean, std = normalization(recipe)
     test = dict(recipe.get("test") or {})
     post = postprocessor_for(ckpt.model, recipe)
-    try:
-        from tcmbench_dbnet.postprocess import DBPostprocessor
-    except ImportError:  # the DBNet plugin is not installed
-        DBPostprocessor = ()  # type: ignore[misc,assignment]
-    if isinstance(post, DBPostprocessor):
+    # A DB postprocessor (family "db") is one the onnx plugin runs itself,
+    # all its parameters written out; another plugin's keeps its name.
+    if getattr(post, "family", None) == "db" and dataclasses.is_dataclass(post):
         kind, params = "db", dataclasses.asdict(post)
     else:
         kind, params = ckpt.spec.name, dict(recipe.get("postprocess") or {})
@@ -212,7 +210,7 @@ def export_checkpoint(
 ) -> tuple[Path, Path, dict[str, Any]]:
     """Export a loaded checkpoint to ``out`` and write its config beside it.
     Returns (model path, config path, export report)."""
-    from tcmbench.inference_settings import resolve_test_recipe
+    from tcmbench.inference.settings import resolve_test_recipe
     from tcmbench.paths import atomic_path, atomic_write_text
 
     out = Path(out)

@@ -1,22 +1,25 @@
-"""Running an ONNX detector with onnxruntime in tcmbench's inference pipeline.
+"""The onnxruntime runtime: sessions, and an ONNX detector in tcmbench's pipeline (torch-free).
 
 :class:`OnnxDetector` looks, to :func:`tcmbench.inference.predict_samples`,
 like a torch detector: it is called on a batch and returns the head's maps
 as a dict, carries a ``postprocessor``, and answers ``eval()`` /
-``train(False)``. It also provides ``make_transform(recipe)``, the
-pre-processing its config asks for; a detector without one gets tcmbench's
-``InferenceTransform``. Reading, batching, post-processing, caching and
-scoring are therefore the very code a PyTorch checkpoint goes through.
+``train(False)``. It takes the numpy batch itself (``runs_numpy``), so the
+pipeline never imports torch for it, and it may bring ``make_transform``,
+the pre-processing its config asks for
+(:class:`tcmbench.inference.preprocess.OnnxPreprocessor`); a detector
+without one gets tcmbench's ``InferenceTransform``. Reading, batching,
+post-processing, caching and scoring are therefore the very code a
+PyTorch checkpoint goes through.
 
 Two ways in:
 
-- :func:`load_onnx_model` for ``--plugin onnx --weights model.onnx``: the
-  model's config gives pre- and post-processing (DB post-processing, from
-  the DBNet plugin);
-- :func:`load_with_onnxruntime` for ``--plugin P --runtime onnxruntime``: a
-  tcmbench checkpoint (exported on first use, cached) or a model exported
-  from plugin ``P``; pre- and post-processing are ``P``'s, exactly as with
-  ``--runtime torch``.
+- an inference-only plugin's ``load_weights`` (the onnx plugin's, for
+  ``--plugin onnx --weights model.onnx``) opens the session with
+  :func:`open_checked` and wraps it with its own pre- and post-processing;
+- :func:`tcmbench.inference.loading.load_with_onnxruntime` for ``--plugin
+  P --runtime onnxruntime``: a tcmbench checkpoint (exported on first use,
+  cached; this needs torch) or a model exported from plugin ``P``; pre-
+  and post-processing are ``P``'s, exactly as with ``--runtime torch``.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from tcmbench.errors import CheckpointError, PluginError
-from tcmbench_onnx.config import OnnxConfigError, OnnxModelConfig, locate
-from tcmbench_onnx.graph import check_model_file, check_prob_declared, check_prob_map
+from tcmbench.inference.onnx_config import OnnxConfigError
+from tcmbench.inference.onnx_graph import check_model_file, check_prob_map
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,25 @@ def _providers(ort: Any, device: str) -> list[Any]:
     raise PluginError(f"onnxruntime cannot run on device {device!r}; use cpu or cuda[:N]")
 
 
+def resolve_device(name: str = "auto") -> str:
+    """``--device`` for a model onnxruntime runs, without importing torch:
+    ``auto`` is ``cuda`` when this onnxruntime has the CUDA provider, else
+    ``cpu``; ``cpu``, ``cuda`` and ``cuda:N`` are kept (a CUDA device this
+    onnxruntime cannot use is an error when the session opens); anything
+    else is an error naming the choices."""
+    text = (name or "auto").strip().lower()
+    kind, _, index = text.partition(":")
+    if text == "auto":
+        try:
+            import onnxruntime
+        except ImportError:
+            return "cpu"  # require_onnxruntime names the extra when a session opens
+        return "cuda" if "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+    if text == "cpu" or (kind == "cuda" and (not index or index.isdigit())):
+        return text
+    raise PluginError(f"invalid device {name!r}; expected cpu, cuda, cuda:N or auto")
+
+
 def open_session(
     path: Path, device: str = "cpu", threads: int | None = None, *, input_name: str | None = None
 ) -> Any:
@@ -78,12 +100,13 @@ def open_checked(
 ) -> tuple[Any, dict[str, Any]]:
     """(an onnxruntime InferenceSession, the inferred dims of each output).
 
-    The model is checked first (:func:`tcmbench_onnx.graph.check_model_file`:
+    The model is checked first (:func:`tcmbench.inference.onnx_graph.check_model_file`:
     constant and tensor sizes, the image input), so a hostile graph is one
     line before onnxruntime allocates anything; a file that is not a valid
     ONNX model is a CheckpointError naming it. ``threads`` (default: the
     ``OMP_NUM_THREADS`` environment variable, else onnxruntime's choice)
-    caps the intra-op threads, as torch's thread count does."""
+    caps the intra-op threads, as torch's thread count does; idle threads
+    wait passively unless ``OMP_WAIT_POLICY=ACTIVE``."""
     ort = require_onnxruntime()
     output_dims = check_model_file(path, input_name)
     options = ort.SessionOptions()
@@ -92,6 +115,13 @@ def open_checked(
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if os.environ.get("OMP_WAIT_POLICY", "PASSIVE").upper() != "ACTIVE":
+        # Threads that spin between operators, waiting for work, take the
+        # cores from everything else (their own next operator included): on a
+        # shared or oversubscribed CPU the network runs far slower. Passive
+        # waiting, as the CLI asks of OpenMP for torch; ACTIVE restores it.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), options, providers=_providers(ort, device))
@@ -106,7 +136,7 @@ def open_checked(
 def output_keys(names: Sequence[str]) -> list[tuple[str, int | None]]:
     """``(key, level)`` for each ONNX output name: ``prob`` -> ("prob",
     None); ``preds.2`` -> ("preds", 2), a level of a multi-level head
-    (the names :mod:`tcmbench_onnx.export` writes)."""
+    (the names :mod:`tcmbench.inference.onnx_export` writes)."""
     keys: list[tuple[str, int | None]] = []
     for name in names:
         base, dot, tail = name.rpartition(".")
@@ -124,6 +154,8 @@ class OnnxDetector:
     """
 
     training = False
+    #: Takes the pipeline's numpy batch itself (no torch tensors).
+    runs_numpy = True
 
     def __init__(
         self,
@@ -239,166 +271,3 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def _db_postprocessor(cfg: OnnxModelConfig) -> Any:
-    from tcmbench_dbnet.postprocess import DBPostprocessor
-
-    return DBPostprocessor(**cfg.postprocess)
-
-
-def _prob_output(session: Any, cfg: OnnxModelConfig, path: Path) -> str:
-    """The output holding the DB probability map: the config's
-    ``output.name``, else the one called ``prob``, else the only one."""
-    names = [o.name for o in session.get_outputs()]
-    if cfg.output_name is not None:
-        return cfg.output_name
-    if "prob" in names:
-        return "prob"
-    if len(names) == 1:
-        return names[0]
-    raise OnnxConfigError(
-        f"{cfg.where}: the model {path.name} has {len(names)} outputs ({', '.join(names)}); "
-        "set output.name to the probability map"
-    )
-
-
-def load_onnx_model(weights: str, device: str = "cpu") -> Any:
-    """``DetectorSpec.load_weights`` of the onnx plugin: the ONNX model and
-    its config as a LoadedCheckpoint whose recipe is the config's."""
-    from tcmbench.hub import HF_PREFIX, LoadedCheckpoint
-    from tcmbench.models.spec import DetectorConfig
-    from tcmbench_onnx.spec import onnx_spec
-
-    if str(weights).startswith(HF_PREFIX):
-        raise CheckpointError(
-            f"{weights}: the onnx plugin runs local .onnx files; download the model first"
-        )
-    model_path, cfg = locate(Path(weights).expanduser())
-    if cfg.postprocessor != "db":
-        plugin = (cfg.exported_from or {}).get("plugin", cfg.postprocessor)
-        raise OnnxConfigError(
-            f"{cfg.where}: postprocessor {cfg.postprocessor!r}: the onnx plugin post-processes "
-            f"DB probability maps only; this model was exported from plugin {plugin!r}: run it "
-            f"with --plugin {plugin} --runtime onnxruntime"
-        )
-    log.info("ONNX model %s with config %s", model_path, cfg.where)
-    session, output_dims = open_checked(model_path, device, input_name=cfg.input_name)
-    from tcmbench_onnx.preprocess import OnnxPreprocessor
-
-    prob = _prob_output(session, cfg, model_path)
-    check_prob_declared(model_path, prob, output_dims.get(prob))
-    model = OnnxDetector(
-        session,
-        _db_postprocessor(cfg),
-        input_name=cfg.input_name,
-        outputs={prob: "prob"},
-        transform=OnnxPreprocessor(cfg.preprocess),
-        path=model_path,
-        prob_output=prob,
-    )
-    meta = {
-        "plugin": "onnx",
-        "recipe": cfg.recipe(),
-        "config": cfg.where,
-        "datasets": list((cfg.exported_from or {}).get("datasets") or []),
-        "runtime": "onnxruntime",
-    }
-    return LoadedCheckpoint(
-        model,
-        onnx_spec(),
-        DetectorConfig(backbone="onnx"),
-        meta,
-        model_path,
-        file_sha256(model_path),
-    )
-
-
-def load_with_onnxruntime(
-    weights: str, *, spec: Any, device: str = "cpu", expect_tcm: bool | None = None
-) -> Any:
-    """``--runtime onnxruntime`` for a trainable plugin: the checkpoint
-    ``weights`` exported to ONNX (once, cached) or a model exported from
-    ``spec``'s plugin, run with that plugin's postprocessor and recipe."""
-    from tcmbench.checkpoint_schema import check_postprocess
-    from tcmbench.hub import LoadedCheckpoint, load_checkpoint
-    from tcmbench_onnx.config import is_config_path
-
-    text = str(weights)
-    local = Path(text).expanduser()
-    if local.suffix.lower() == ".onnx" or is_config_path(local):
-        model_path, cfg = locate(local)
-        exported = cfg.exported_from
-        if not exported:
-            raise OnnxConfigError(
-                f"{cfg.where}: not exported by tcmbench (no exported_from); run a foreign "
-                "ONNX detector with --plugin onnx"
-            )
-        if exported.get("plugin") != spec.name:
-            raise CheckpointError(
-                f"{model_path} was exported from plugin {exported.get('plugin')!r}, not "
-                f"{spec.name!r}; use --plugin {exported.get('plugin')}"
-            )
-        config = _architecture(exported, cfg.where)
-        if expect_tcm is not None and (config.tcm is not None) != expect_tcm:
-            fix = "add --tcm" if config.tcm is not None else "drop --tcm"
-            raise CheckpointError(f"{model_path} was exported from a {_kind(config)}; {fix}")
-        postprocessor = _plugin_postprocessor(spec, config, cfg.where)
-        check_postprocess(
-            postprocessor,
-            (exported.get("recipe") or {}).get("postprocess"),
-            cfg.where,
-            "exported_from.recipe.postprocess",
-        )
-        meta = {
-            "plugin": spec.name,
-            "recipe": dict(exported.get("recipe") or {}),
-            "datasets": list(exported.get("datasets") or []),
-        }
-        sha = file_sha256(model_path)
-        path = model_path
-    else:
-        ckpt = load_checkpoint(text, device="cpu", plugin=spec.name, expect_tcm=expect_tcm)
-        from tcmbench_onnx.export import cached_export
-
-        model_path = cached_export(ckpt)
-        config, postprocessor = ckpt.config, ckpt.model.postprocessor
-        meta, sha, path = dict(ckpt.meta), ckpt.sha256, ckpt.path
-    session = open_session(model_path, device)
-    model = OnnxDetector(session, postprocessor, as_torch=True, path=model_path)
-    meta["runtime"] = "onnxruntime"
-    meta["onnx_model"] = str(model_path)
-    return LoadedCheckpoint(model, spec, config, meta, path, sha)
-
-
-def _kind(config: Any) -> str:
-    return "TCM checkpoint" if config.tcm is not None else "plain (non-TCM) checkpoint"
-
-
-def _architecture(exported: Mapping[str, Any], where: str) -> Any:
-    from tcmbench.models.spec import DetectorConfig
-
-    arch = exported.get("architecture")
-    if not isinstance(arch, Mapping):
-        raise OnnxConfigError(f"{where}: exported_from.architecture must be a mapping")
-    config = DetectorConfig.from_dict(arch)
-    config.pretrained_backbone = False
-    if config.tcm is not None:
-        config.tcm.clip_pretrained = None
-        config.tcm.clip_weights = None
-    return config
-
-
-def _plugin_postprocessor(spec: Any, config: Any, where: str) -> Any:
-    """The plugin's postprocessor for an exported model: built with the
-    plain parts of its architecture (random weights, never downloaded);
-    only the postprocessor is kept."""
-    from tcmbench.errors import TcmbenchError
-
-    plain = type(config)(
-        backbone=config.backbone, pretrained_backbone=False, tcm=None, options=config.options
-    )
-    try:
-        return spec.build_parts(plain).postprocessor
-    except TcmbenchError as exc:
-        raise OnnxConfigError(f"{where}: exported_from.architecture: {exc}") from None

@@ -5,7 +5,9 @@ All functions take a prediction and its target / mask as (B, H, W) or
 that the shapes agree per image. Nothing is left to broadcasting: the
 official TCM code broadcasts (N, 1, H, W) against (N, H, W), which silently
 compares every image with every other image's target (TCM.md section 5);
-here such a call is a ValueError.
+here such a call is a ValueError. Where a recipe asks for that official
+behaviour, :func:`tcmbench.tcm.loss.broadcast_balanced_bce_loss` writes the
+pairing out explicitly.
 
 Losses are computed in float32 so they stay stable under mixed precision.
 """

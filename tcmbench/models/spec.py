@@ -76,6 +76,10 @@ class TCMConfig:
     aux_weight: float = 1.0
     lr_factor_image: float = 0.1
     lr_factor_text: float = 0.0
+    # How a batch's balanced-BCE auxiliary loss is combined
+    # (tcmbench.tcm.loss.AUX_LOSS_BATCHINGS); None = the recipe's
+    # tcm.aux_loss_batching, else "official_broadcast" (the authors' code).
+    aux_loss_batching: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -168,7 +172,7 @@ class DetectorSpec:
 
         if self.load_weights is not None:
             # An inference-only plugin (onnx) has no recipes at all; its own
-            # "--recipe does not apply" error (inference_settings.resolve_test_recipe) says why.
+            # "--recipe does not apply" error (tcmbench.inference.settings.resolve_test_recipe) says why.
             return name
         if name not in self.recipes:
             raise TcmbenchError(

@@ -37,7 +37,8 @@ from .fuzz_strategies import HOSTILE_JSON, PLACEHOLDER, hostile_json_text
 pytest.importorskip("onnx")
 from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS, DBPostprocessor
 from tcmbench_onnx.config import read_config_file
-from tcmbench_onnx.preprocess import OnnxPreprocessor
+
+from tcmbench.inference.preprocess import OnnxPreprocessor
 
 
 def _shipped() -> Path:

@@ -1,15 +1,12 @@
 """Built-in readers for the official annotation formats.
 
-Each reader lives in its own module; this module registers them through the
-same ``register_dataset_formats`` hook a third-party plugin uses.
+Each reader lives in its own module; :mod:`tcmbench.data.formats.registry`
+registers them through the same ``register_dataset_formats`` hook a
+third-party plugin uses. This package itself stays light (no pluggy):
+``tcmbench score`` reads a built-in format without the plugin machinery.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
-
-from tcmbench.hookspecs import hookimpl
 
 # (format name, "module:function", summary, default file pattern)
 BUILTIN_FORMATS: list[tuple[str, str, str, str]] = [
@@ -98,26 +95,3 @@ BUILTIN_FORMATS: list[tuple[str, str, str, str]] = [
         "*.jsonl",
     ),
 ]
-
-
-def _lazy(target: str) -> Callable[..., Any]:
-    """A reader that imports its module on first call (keeps CLI start fast)."""
-    modname, func = target.split(":")
-
-    def reader(*args: Any, **kwargs: Any) -> Any:
-        import importlib
-
-        return getattr(importlib.import_module(modname), func)(*args, **kwargs)
-
-    reader.__name__ = func
-    reader.__qualname__ = func
-    reader.__doc__ = f"Lazy proxy for {target}."
-    return reader
-
-
-@hookimpl
-def register_dataset_formats(register: Callable[[Any], None]) -> None:
-    from tcmbench.plugins import DatasetFormat
-
-    for name, target, summary, pattern in BUILTIN_FORMATS:
-        register(DatasetFormat(name=name, reader=_lazy(target), summary=summary, pattern=pattern))

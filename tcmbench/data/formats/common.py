@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import logging
 import math
 import os
@@ -31,8 +30,15 @@ from tcmbench.data.schema import (
     limit_hint,
     natural_key,
     polygon_array,
+    polygon_rows,
 )
-from tcmbench.data.source import AnnotationSource, JsonInputError, ParseReport, parse_json
+from tcmbench.data.source import (
+    AnnotationSource,
+    JsonInputError,
+    ParseReport,
+    base_name,
+    parse_json,
+)
 from tcmbench.errors import DatasetNotFoundError, ImageReadError, TcmbenchError
 from tcmbench.paths import resolve_inside
 
@@ -102,7 +108,7 @@ def stem_id(name: str, prefixes: Sequence[str] = ("gt_",)) -> str:
     ``gt_img_17.txt`` -> ``img_17``, ``poly_gt_img12.txt`` -> ``img12``
     (with prefix ``poly_gt_``), ``1001.txt`` -> ``1001``.
     """
-    stem = PurePosixPath(name).name
+    stem = base_name(name)
     stem = stem.rsplit(".", 1)[0] if "." in stem else stem
     for prefix in prefixes:
         if stem.startswith(prefix) and len(stem) > len(prefix):
@@ -118,12 +124,12 @@ def annotation_names(source: AnnotationSource, pattern: str | Sequence[str]) -> 
     if not source.is_zip and not source.path.is_dir():
         return source.names()  # one file named explicitly: read it whatever its name
     names: list[str] = []
+    seen: set[str] = set()
     for pat in patterns:
-        names.extend(
-            n
-            for n in source.names(pat)
-            if n not in names and not PurePosixPath(n).name.startswith(".")  # macOS ._ files
-        )
+        for n in source.names(pat):
+            if n not in seen and not base_name(n).startswith("."):  # macOS ._ files
+                seen.add(n)
+                names.append(n)
     if not names:
         raise DatasetNotFoundError(
             f"no annotation files matching {' or '.join(patterns)} in {source.path}"
@@ -471,6 +477,8 @@ def json_line_of(text: str, path: Sequence[str | int]) -> int | None:
     normal work and this slower walk (which skips sibling values with
     ``raw_decode``) runs just to name the line in the error.
     """
+    import json
+
     dec = json.JSONDecoder()
     ws = re.compile(r"[ \t\n\r]*")
 
@@ -578,6 +586,72 @@ def parse_lines(
             inst = parse_line(line)
         except ValueError as exc:
             report.fail(source.location(name), line_no, expected, str(exc))
+            continue
+        if inst is not None:
+            instances.append(inst)
+    return instances
+
+
+#: A reader's quick look at one line: (coordinates, transcription, don't
+#: care), or None when the line needs the exact parser (anything unusual).
+Tokens = tuple[list[float], "str | None", bool]
+LineTokenizer = Callable[[str], "Tokens | None"]
+
+
+def label(text: str | None, dont_care: Sequence[str] = (DONT_CARE,)) -> tuple[str | None, bool]:
+    """(text, ignore) as :func:`make_instance` stores a transcription."""
+    if text is not None and text in dont_care:
+        return None, True
+    return text, False
+
+
+def parse_lines_fast(
+    lines: Sequence[tuple[int, str]],
+    location: str,
+    report: ParseReport,
+    expected: str,
+    parse_line: LineParser,
+    tokenize: LineTokenizer,
+) -> list[Instance]:
+    """:func:`parse_lines` with the coordinates of all lines turned into one
+    array: ``tokenize`` splits each line cheaply, the polygon rules are
+    checked for all lines at once (:func:`tcmbench.data.schema.polygon_rows`)
+    and the instances hold float32 views of that array. A line the
+    tokenizer is unsure of, or that breaks a rule, goes through
+    ``parse_line`` (the exact parser, which names the problem), in line
+    order, so the result and the errors are what :func:`parse_lines` gives.
+    """
+    values: list[float] = []
+    counts: list[int] = []
+    tokens: list[Tokens | None] = []
+    for _, line in lines:
+        tok = tokenize(line)
+        tokens.append(tok)
+        if tok is not None:
+            values.extend(tok[0])
+            counts.append(len(tok[0]))
+    ok, coords = polygon_rows(values, counts)
+    if counts and len(tokens) == len(counts) and all(ok) and min(counts) == max(counts):
+        # every line well formed, with one size (ICDAR 2015 quads): one reshape
+        rows = coords.reshape(len(counts), -1, 2)
+        return [
+            Instance(rows[k], tok[2], tok[1]) for k, tok in enumerate(tokens) if tok is not None
+        ]
+    instances: list[Instance] = []
+    pos = k = 0
+    for (line_no, line), tok in zip(lines, tokens):
+        if tok is not None:
+            n = counts[k]
+            good = ok[k]
+            k += 1
+            pos += n
+            if good:
+                instances.append(Instance(coords[pos - n : pos].reshape(-1, 2), tok[2], tok[1]))
+                continue
+        try:
+            inst = parse_line(line)
+        except ValueError as exc:
+            report.fail(location, line_no, expected, str(exc))
             continue
         if inst is not None:
             instances.append(inst)

@@ -18,19 +18,22 @@ Per line of a ``NNNN.txt`` file, the shape is recognised from the fields:
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
 from tcmbench.data.formats.common import (
     ImageFinder,
+    Tokens,
     annotation_names,
     attach_image,
     checked_options,
     finalize,
+    is_number,
+    label,
     leading_numbers,
     make_instance,
+    parse_lines_fast,
     parse_numbers,
     shorten,
     stem_id,
@@ -39,7 +42,7 @@ from tcmbench.data.formats.common import (
 )
 from tcmbench.data.ids import file_id
 from tcmbench.data.schema import Instance, Sample
-from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.data.source import AnnotationSource, ParseReport, numbered_lines
 
 TXT_EXPECTED = (
     "SCUT-CTW1500 'xmin,ymin,xmax,ymax,dx1,dy1,...,dx14,dy14' (32 ints), "
@@ -79,6 +82,26 @@ def parse_ctw_line(line: str) -> Instance:
     return make_instance(to_polygon(coords), None if label == "CARE" else label)  # (c)
 
 
+def ctw_tokens(line: str) -> Tokens | None:
+    """The TIoU-style line (coordinates, then CARE, ``###`` or a word that
+    is not a number), split without checks; any other shape is None (the
+    exact parser decides)."""
+    if "####" in line:
+        return None
+    fields = line.split(",")
+    if len(fields) % 2 == 0:
+        return None
+    try:
+        coords = [float(f) for f in fields[:-1]]
+    except ValueError:
+        return None
+    if is_number(fields[-1]):
+        return None
+    word = unquote(fields[-1])
+    text, ignore = label(None if word == "CARE" else word)
+    return coords, text, ignore
+
+
 _BOX_TAG = re.compile(r"<box\b")
 
 
@@ -87,6 +110,8 @@ def _read_xml(
 ) -> list[tuple[str, list[Instance]]]:
     """(image stem, instances) for every ``<image>`` of one XML file. Line
     numbers of boxes come from the raw text (ElementTree keeps none)."""
+    import xml.etree.ElementTree as ET  # only for the XML release: keeps `score` light
+
     text = source.read_text(name)
     loc = source.location(name)
     try:
@@ -147,12 +172,10 @@ def read_ctw1500(
         if name.lower().endswith(".xml"):
             per_image = _read_xml(source, name, report)
         else:
-            instances = []
-            for line_no, line in source.iter_lines(name):
-                try:
-                    instances.append(parse_ctw_line(line))
-                except ValueError as exc:
-                    report.fail(loc, line_no, TXT_EXPECTED, str(exc))
+            lines = numbered_lines(source.read_text(name))
+            instances = parse_lines_fast(
+                lines, loc, report, TXT_EXPECTED, parse_ctw_line, ctw_tokens
+            )
             per_image = [(stem_id(name, ()), instances)]
         for sid, instances in per_image:
             sample = Sample(sid, None, 0, 0, instances)

@@ -13,17 +13,20 @@ from pathlib import Path
 
 from tcmbench.data.formats.common import (
     LineParser,
+    Tokens,
     box_to_polygon,
     checked_options,
+    label,
     make_instance,
     parse_lines,
+    parse_lines_fast,
     parse_numbers,
     read_per_image_files,
     to_polygon,
     unquote,
 )
 from tcmbench.data.schema import Instance, Sample
-from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.data.source import AnnotationSource, ParseReport, numbered_lines
 
 IC15_EXPECTED = "ICDAR 2015 'x1,y1,x2,y2,x3,y3,x4,y4,transcription' (### = don't care)"
 IC13_EXPECTED = (
@@ -31,6 +34,20 @@ IC13_EXPECTED = (
     "(### = don't care)"
 )
 MLT_EXPECTED = "ICDAR 2017 MLT 'x1,y1,x2,y2,x3,y3,x4,y4,script,transcription' (### = don't care)"
+
+
+def ic15_tokens(line: str) -> Tokens | None:
+    """The usual IC15 line, split without checks (:func:`parse_lines_fast`
+    applies them to the whole file; anything unusual is None)."""
+    fields = line.split(",", 8)
+    if len(fields) < 8:
+        return None
+    try:
+        coords = [float(f) for f in fields[:8]]
+    except ValueError:
+        return None
+    text, ignore = label(unquote(fields[8]) if len(fields) == 9 else None)
+    return coords, text, ignore
 
 
 def parse_ic15_line(line: str) -> Instance:
@@ -94,6 +111,17 @@ def _line_reader(
     return parse_file
 
 
+def _read_ic15_file(source: AnnotationSource, name: str, report: ParseReport) -> list[Instance]:
+    return parse_lines_fast(
+        numbered_lines(source.read_text(name)),
+        source.location(name),
+        report,
+        IC15_EXPECTED,
+        parse_ic15_line,
+        ic15_tokens,
+    )
+
+
 @checked_options("icdar2015")
 def read_icdar2015(
     source: AnnotationSource, images: Path | None, report: ParseReport, *, pattern: str = "gt_*.txt"
@@ -104,7 +132,7 @@ def read_icdar2015(
         images,
         report,
         pattern=pattern,
-        parse_file=_line_reader(IC15_EXPECTED, parse_ic15_line),
+        parse_file=_read_ic15_file,
         expected=IC15_EXPECTED,
     )
 

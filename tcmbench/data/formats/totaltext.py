@@ -24,18 +24,21 @@ from typing import Any
 import numpy as np
 
 from tcmbench.data.formats.common import (
+    Tokens,
     checked_options,
+    is_number,
+    label,
     leading_numbers,
     make_instance,
     mat_strings,
-    parse_lines,
+    parse_lines_fast,
     parse_numbers,
     read_per_image_files,
     to_polygon,
     unquote,
 )
 from tcmbench.data.schema import Instance, Sample
-from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.data.source import AnnotationSource, ParseReport, numbered_lines
 
 COMMA_EXPECTED = "Total-Text 'x1,y1,...,xn,yn,transcription' (n >= 3; # or ### = don't care)"
 LEGACY_EXPECTED = (
@@ -68,6 +71,23 @@ def parse_comma_line(line: str) -> Instance:
     rest = fields[k:]
     text = unquote(",".join(rest)) if rest else None
     return make_instance(to_polygon(coords), text, dont_care=DONT_CARE)
+
+
+def comma_tokens(line: str) -> Tokens | None:
+    """The usual comma line (coordinates, then a word that is not a
+    number), split without checks; anything else is None (the exact parser
+    decides)."""
+    fields = line.split(",")
+    if len(fields) % 2 == 0:  # an odd number of coordinates
+        return None
+    try:
+        coords = [float(f) for f in fields[:-1]]
+    except ValueError:
+        return None
+    if is_number(fields[-1]):  # a numeric transcription: the exact rule decides
+        return None
+    text, ignore = label(unquote(fields[-1]), DONT_CARE)
+    return coords, text, ignore
 
 
 # --------------------------------------------------------------------------- legacy records
@@ -187,10 +207,17 @@ def read_totaltext_mat(
 def _parse_file(source: AnnotationSource, name: str, report: ParseReport) -> list[Instance]:
     if name.lower().endswith(".mat"):
         return read_totaltext_mat(source.read_bytes(name), source.location(name), report)
-    head = source.read_text(name).lstrip()
-    if head.startswith("x:"):
+    text = source.read_text(name)
+    if text.lstrip().startswith("x:"):
         return _parse_legacy_file(source, name, report)
-    return parse_lines(source, name, report, COMMA_EXPECTED, parse_comma_line)
+    return parse_lines_fast(
+        numbered_lines(text),
+        source.location(name),
+        report,
+        COMMA_EXPECTED,
+        parse_comma_line,
+        comma_tokens,
+    )
 
 
 @checked_options("totaltext")
