@@ -120,8 +120,8 @@ def latency(size: int, runs: int, warmup: int) -> dict[str, Any]:
 
     from tcmbench import profiling
     from tcmbench.commands.bench import build_for_bench
+    from tcmbench.contract.registry import get_detector
     from tcmbench.data.transforms import MEAN_RGB, STD_RGB
-    from tcmbench.plugins import get_detector
 
     torch.set_num_threads(1)
     spec = get_detector("dbnet")

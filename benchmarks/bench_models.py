@@ -171,10 +171,10 @@ def run_breakdown(resolutions: list[int], device: str, warmup: int, runs: int) -
     import torch
 
     from tcmbench.commands.bench import build_for_bench, recipe_for_model
+    from tcmbench.contract.registry import get_detector
+    from tcmbench.contract.spec import TCMConfig
     from tcmbench.data.transforms import normalization
     from tcmbench.inference.profiling import bench_batch
-    from tcmbench.models.spec import TCMConfig
-    from tcmbench.plugins import get_detector
 
     spec = get_detector("dbnet")
     recipe = spec.recipe(None)
@@ -339,7 +339,7 @@ def main() -> None:
                 doc["latency"][name] = d
                 doc["environment"] = d["environment"]
             from tcmbench.commands.evaluate import embedded_weights
-            from tcmbench.plugins import get_detector
+            from tcmbench.contract.registry import get_detector
 
             shipped = embedded_weights(get_detector("dbnet"))
             if shipped is not None:

@@ -66,15 +66,15 @@ def main() -> None:
 
     import torch
 
+    from tcmbench.contract.registry import get_detector
     from tcmbench.data.dataset import get_dataset_config, load_split
     from tcmbench.eval import evaluate as score
-    from tcmbench.hub import embedded_weights
+    from tcmbench.eval.submission import submitted_predictions
+    from tcmbench.hub.checkpoints import embedded_weights
     from tcmbench.inference import dataset_protocol, predict_samples
     from tcmbench.inference.loading import load_for_inference, resolve_for_checkpoint
     from tcmbench.inference.onnx_runtime import open_session
     from tcmbench.inference.profiling import cpu_name
-    from tcmbench.plugins import get_detector
-    from tcmbench.submission import submitted_predictions
 
     load_before = os.getloadavg()
     spec = get_detector("dbnet")

@@ -217,12 +217,12 @@ def main() -> None:
 
     from rapidocr_onnxruntime.utils import LoadImage  # type: ignore[import-untyped]
 
+    from tcmbench.contract.registry import get_detector
     from tcmbench.data.dataset import get_dataset_config, load_split
     from tcmbench.eval import evaluate as score
+    from tcmbench.eval.submission import submitted_predictions
     from tcmbench.inference import dataset_protocol, predict_samples
     from tcmbench.inference.loading import load_for_inference, resolve_for_checkpoint, tag_runtime
-    from tcmbench.plugins import get_detector
-    from tcmbench.submission import submitted_predictions
 
     load_before = os.getloadavg()
     model = str(Path(opts.model).resolve())

@@ -86,8 +86,8 @@ def test_size(plugin: str, dataset: str) -> tuple[int, int]:
     """(height, width) the network sees for the dataset's typical image:
     the recipe's keep-ratio resize (``InferenceTransform``), padded up to
     the recipe's divisor (32)."""
+    from tcmbench.contract.registry import get_detector
     from tcmbench.data.transforms import test_resize_size
-    from tcmbench.plugins import get_detector
 
     test = get_detector(plugin).recipe(dataset).get("test") or {}
     h, w = TYPICAL[dataset]
@@ -225,7 +225,7 @@ def step_real(out: Path, dry_run: bool, repeats: int = 3, n_td500: int = 3) -> N
 
     from tcmbench.data.torch_data import load_image
     from tcmbench.data.transforms import InferenceTransform
-    from tcmbench.hub import load_checkpoint
+    from tcmbench.hub.checkpoints import load_checkpoint
     from tcmbench.inference import postprocessor_for
 
     torch.set_num_threads(1)

@@ -45,7 +45,7 @@ from tcmbench.data.synthetic.generate import (
     synthesize,
     write_split_files,
 )
-from tcmbench.paths import atomic_dir
+from tcmbench.safety.paths import atomic_dir
 
 
 def bench_generation(cache: Path, n: int) -> dict[str, float]:
@@ -101,7 +101,7 @@ def bench_read(cache: Path, n: int, repeat: int) -> dict[str, float]:
     generate.synthesize = counting
     try:
         api, reader = [], []
-        from tcmbench.plugins import get_dataset_format
+        from tcmbench.contract.registry import get_dataset_format
 
         fmt = get_dataset_format("synthtext-mini")
         for _ in range(repeat):

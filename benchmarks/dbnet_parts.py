@@ -85,11 +85,11 @@ def main() -> None:
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     from tcmbench_dbnet.model import build_parts
-    from tcmbench_dbnet.postprocess import DBPostprocessor
     from tcmbench_dbnet.targets import DBTargetBuilder
 
+    from tcmbench.contract.spec import DetectorConfig
+    from tcmbench.inference.db_postprocess import DBPostprocessor
     from tcmbench.models.detector import Detector
-    from tcmbench.models.spec import DetectorConfig
 
     results: dict[str, Any] = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"

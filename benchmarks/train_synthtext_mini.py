@@ -141,7 +141,7 @@ def main() -> int:
         if size > MAX_BYTES:
             print(f"not installing: {size} bytes > {MAX_BYTES}", file=sys.stderr)
             return 1
-        from tcmbench.paths import atomic_dir
+        from tcmbench.safety.paths import atomic_dir
 
         config = json.loads((out / "final" / "config.json").read_text())
         for key in ("output", "resume", "data_root"):  # no local paths in the package

@@ -91,7 +91,7 @@ class LazyGroup(click.Group):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        from tcmbench.plugins import get_plugin_manager
+        from tcmbench.contract.registry import get_plugin_manager
 
         get_plugin_manager().hook.register_commands(cli=self)
 

@@ -45,10 +45,10 @@ def _isolated_cache(
 @pytest.fixture(autouse=True)
 def _fresh_limits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """tcmbench reads its ``TCMBENCH_*`` limits once per process
-    (:func:`tcmbench.run_limits.env_positive_int`); a test that sets one
+    (:func:`tcmbench.safety.run_limits.env_positive_int`); a test that sets one
     with ``monkeypatch.setenv`` / ``delenv`` sees the new value at once,
     and the next test starts from the environment again."""
-    from tcmbench.run_limits import clear_limit_cache
+    from tcmbench.safety.run_limits import clear_limit_cache
 
     def cleared(method: Callable[..., None]) -> Callable[..., None]:
         def call(*args: Any, **kwargs: Any) -> None:

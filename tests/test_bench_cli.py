@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tcmbench import plugins
 from tcmbench.cli import main
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.inference import profiling
-from tcmbench.models.spec import DetectorConfig
 
 SMALL = "mobilenetv3_small"
 
@@ -251,7 +251,7 @@ def test_plugin_without_a_backbone_is_labelled_by_its_name(
     be labelled with DetectorConfig's default backbone ("NAME-resnet18")."""
     from tiny_data import TINY_SPEC
 
-    from tcmbench.hookspecs import hookimpl
+    from tcmbench.contract.hookspecs import hookimpl
 
     assert "backbone" not in (TINY_SPEC.recipe(None).get("model") or {})
 
@@ -284,7 +284,7 @@ def test_compare_tcm_for_several_plugins_in_one_run(
 ) -> None:
     """--plugin A,B --compare-tcm: every plugin and its TCM variant timed in
     one interleaved run, one ratio per plugin and resolution."""
-    from tcmbench.plugins import detectors
+    from tcmbench.contract.registry import detectors
 
     names = [n for n in ("dbnet", "pan", "fcenet") if n in detectors()]
     assert len(names) >= 2

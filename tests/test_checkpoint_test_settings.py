@@ -19,8 +19,8 @@ import pytest
 from tiny_data import make_ic15_folder
 
 from tcmbench.cli import main
+from tcmbench.contract.registry import get_detector
 from tcmbench.inference.settings import resolve_test_recipe
-from tcmbench.plugins import get_detector
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "plugins" / "tcmbench_dbnet" / "weights"

@@ -15,7 +15,7 @@ def test_cli_reference_is_up_to_date() -> None:
     # add its commands): the onnx plugin contributes `export`.
     env = dict(os.environ, COLUMNS="100", TCMBENCH_LOAD_PLUGINS="dbnet,pan,fcenet,onnx")
     out = subprocess.run(
-        [sys.executable, "-m", "tcmbench.commands._reference"],
+        [sys.executable, "-m", "tcmbench.docgen.cli_reference"],
         capture_output=True,
         text=True,
         env=env,
@@ -24,7 +24,7 @@ def test_cli_reference_is_up_to_date() -> None:
     ).stdout
     doc = (REPO / "docs" / "cli.md").read_text()
     assert doc == out, (
-        "docs/cli.md is stale: run `python -m tcmbench.commands._reference > docs/cli.md`"
+        "docs/cli.md is stale: run `python -m tcmbench.docgen.cli_reference > docs/cli.md`"
     )
     for command in (
         "datasets stats",

@@ -378,7 +378,7 @@ def test_cli_names_the_file_and_line_of_a_malformed_prediction(tmp_path: Path) -
 def test_cli_per_image_files_and_evaluate_folders_give_the_same_answer(tmp_path: Path) -> None:
     from tcmbench.commands.score import score
     from tcmbench.eval.io import read_predictions
-    from tcmbench.submission import write_submission
+    from tcmbench.eval.submission import write_submission
 
     gt_dir, gt = _ic15_set(tmp_path)
     a = _write_rrc(tmp_path / "a", "res_", {k: v[: 1 + k % 3] for k, v in gt.items()}, text=False)

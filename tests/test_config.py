@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, shared_file
 
-from tcmbench import plugins
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.hookspecs import hookimpl
 from tcmbench.data import dataset as ds
 from tcmbench.data.config import (
     DatasetConfigError,
@@ -20,7 +21,6 @@ from tcmbench.data.config import (
 )
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.errors import DatasetNotFoundError, ImageReadError, PluginError
-from tcmbench.hookspecs import hookimpl
 
 BUILTIN = {
     "icdar2013",
@@ -190,7 +190,7 @@ def _cfg(name: str = "icdar2015"):
 
 
 def test_root_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tcmbench.paths import datasets_cache_dir
+    from tcmbench.safety.paths import datasets_cache_dir
 
     cfg = _cfg()
     cache_root = datasets_cache_dir() / "icdar2015"

@@ -209,7 +209,7 @@ def _zip(path: Path, files: dict[str, str | bytes]) -> Path:
 def test_prepare_from_a_zip_then_stats_and_verify(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from tcmbench.paths import datasets_cache_dir
+    from tcmbench.safety.paths import datasets_cache_dir
 
     archive = _zip(
         tmp_path / "my_ic15.zip", {f"icdar2015/test_gts/{k}": v for k, v in IC15_GT.items()}

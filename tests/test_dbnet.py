@@ -12,15 +12,15 @@ import pytest
 import torch
 from shapely.geometry import Polygon
 from tcmbench_dbnet.model import build_parts, build_postprocessor, resolve_options
-from tcmbench_dbnet.postprocess import DBPostprocessor
 from tcmbench_dbnet.recipes import RECIPES
 from tcmbench_dbnet.spec import dbnet_spec
 from tcmbench_dbnet.targets import DBTargetBuilder
 
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.data.schema import Prediction
 from tcmbench.errors import PluginError
+from tcmbench.inference.db_postprocess import DBPostprocessor
 from tcmbench.models.detector import Detector
-from tcmbench.models.spec import DetectorConfig
 
 torch.set_num_threads(1)
 

@@ -11,6 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from tcmbench.contract.registry import get_detector, get_plugin_manager
+from tcmbench.contract.spec import DetectorConfig, TCMConfig
 from tcmbench.inference.profiling import flops_by_module, measure_flops
 from tcmbench.models.backbones import (
     BACKBONES,
@@ -20,8 +22,6 @@ from tcmbench.models.backbones import (
     parse_backbone_name,
 )
 from tcmbench.models.dcn import ModulatedDeformConv2d, convert_resnet_to_dcn
-from tcmbench.models.spec import DetectorConfig, TCMConfig
-from tcmbench.plugins import get_detector, get_plugin_manager
 
 torch.set_num_threads(1)
 
@@ -311,7 +311,7 @@ def test_tcm_replaces_a_dcn_backbone_like_any_other() -> None:
 def test_dcn_checkpoint_round_trip(tmp_path: Path) -> None:
     """The backbone name in config.json rebuilds the DCN network, and the
     learnt offset convs come back from safetensors."""
-    from tcmbench import hub
+    from tcmbench.hub import checkpoints as hub
 
     torch.manual_seed(0)
     spec = get_detector("dbnet")

@@ -65,8 +65,8 @@ def test_the_docs_show_the_paper_commands() -> None:
     ("page", "line"), LINES, ids=[f"{p}:{i}" for i, (p, _) in enumerate(LINES)]
 )
 def test_documented_command_names_exist(page: str, line: str) -> None:
+    from tcmbench.contract.registry import get_detector
     from tcmbench.data.dataset import get_dataset_config
-    from tcmbench.plugins import get_detector
 
     words = shlex.split(line)[1:]  # drop "tcmbench"
     if words[0] == "experiment":

@@ -1,4 +1,4 @@
-"""Docs generated from the program (tcmbench/docgen.py) stay in step with it.
+"""Docs generated from the program (tcmbench/docgen/__init__.py) stay in step with it.
 
 Every ``<!-- generated: KIND ARGS -->`` block under docs/ must equal what
 ``python -m tcmbench.docgen`` writes today: the recipe and option tables
@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from conftest import REPO
 
-from tcmbench import docgen, plugins
-from tcmbench.hookspecs import hookimpl
+from tcmbench import docgen
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.hookspecs import hookimpl
 
 DOCS = REPO / "docs"
 FIX = "run `python -m tcmbench.docgen` and commit the result"
@@ -41,7 +42,7 @@ def _blocks(kind_filter: Callable[[str], bool]) -> list[tuple[Path, str, str]]:
 def test_docs_declare_the_expected_generated_blocks() -> None:
     specs = {(p.name, s) for p, s, _ in _blocks(lambda k: True)}
     assert ("dbnet.md", "recipes dbnet") in specs
-    assert ("dbnet.md", "options tcmbench_dbnet.model:OPTIONS") in specs
+    assert ("dbnet.md", "options tcmbench_dbnet.options:OPTIONS") in specs
     assert any(name == "evaluate.md" and s.startswith("command evaluate") for name, s in specs)
 
 

@@ -674,7 +674,7 @@ def test_invalid_requests_are_protocol_errors() -> None:
 
 
 def test_registered_protocol() -> None:
-    from tcmbench.plugins import get_protocol
+    from tcmbench.contract.registry import get_protocol
 
     spec = get_protocol("totaltext-deteval")
     assert spec.params["tr"] == 0.7 and spec.params["missing_predictions"] == "official"
@@ -869,3 +869,33 @@ def test_fast_kernel_tables_equal_official_geos_tables() -> None:
         ign = np.zeros(len(g), bool)
         for a, b in zip(deteval_tables(f, ign), deteval_tables(s, ign)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_images_scored_together_equal_image_by_image() -> None:
+    """score_images (the don't-care filter, the tables and the one-to-one
+    pass for many images at once) gives what deteval_tables and
+    match_totaltext give image by image: credits in their order, matches,
+    care GTs and kept detections; ratios land on the thresholds often."""
+    from tcmbench.eval.deteval import match_totaltext, score_images
+    from tcmbench.eval.overlaps import ImageOverlap
+
+    rng = np.random.default_rng(4)
+    rule = {"tr": 0.7, "tp": 0.6, "k": 2, "penalty": 0.8}
+    images, ignores = [], []
+    for _ in range(400):
+        g, d = int(rng.integers(0, 6)), int(rng.integers(0, 6))
+        gt_area = rng.choice([0.0, 50.0, 100.0, 200.0], size=g)
+        det_area = rng.choice([0.0, 50.0, 100.0, 120.0], size=d)
+        frac = rng.choice([0.0, 0.0, 0.3, 0.5, 0.6, 0.7, 0.71, 0.9, 1.0], size=(g, d))
+        inter = frac * np.minimum(gt_area[:, None], det_area[None, :])
+        images.append(ImageOverlap(inter, gt_area, det_area, [], [], tag=None))
+        ignores.append(rng.random(g) < 0.2)
+    got = score_images(images, ignores, **rule)
+    kinds = set()
+    for overlap, ignore, (scored, care, kept) in zip(images, ignores, got, strict=True):
+        sigma, tau, want_care, want_kept = deteval_tables(overlap, ignore)
+        want = match_totaltext(sigma, tau, **rule)
+        assert scored == want
+        assert care.tolist() == want_care.tolist() and kept.tolist() == want_kept.tolist()
+        kinds |= {m[0] for m in want.matches}
+    assert kinds == {"one-to-one", "one-to-many", "many-to-one"}  # every pass was exercised

@@ -1269,7 +1269,7 @@ def test_invalid_requests_are_protocol_errors() -> None:
 
 
 def test_registered_protocols() -> None:
-    from tcmbench.plugins import get_protocol
+    from tcmbench.contract.registry import get_protocol
 
     gt, pred = to_inputs(HANDCRAFTED["merge_two"])
     for name in FUNCS:

@@ -17,12 +17,13 @@ from conftest import shared_file
 from shapely.geometry import LinearRing
 from tiny_data import THRESHOLD_SPEC, TINY_SPEC, make_ic15_folder
 
-from tcmbench import hub, plugins
 from tcmbench.cli import main
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.data.schema import Prediction
-from tcmbench.hookspecs import hookimpl
-from tcmbench.models.spec import DetectorConfig
-from tcmbench.submission import rrc_entry_name, rrc_quad, submission_entries, write_submission
+from tcmbench.eval.submission import rrc_entry_name, rrc_quad, submission_entries, write_submission
+from tcmbench.hub import checkpoints as hub
 
 
 class _TinyPlugin:
@@ -322,7 +323,7 @@ def _shard_worker(rank: int, port: int, ic15: str, ckpt: str, out: str) -> None:
 
     from tcmbench.data.dataset import load_split
     from tcmbench.inference import predict_samples
-    from tcmbench.train.distributed import init_distributed
+    from tcmbench.inference.world import init_distributed
 
     init_distributed(torch.device("cpu"))
     try:
@@ -459,8 +460,8 @@ def test_real_rrc_submission_round_trips(tmp_path: Path) -> None:
 
 def test_tcm_options_on_evaluate_must_match_the_checkpoint() -> None:
     from tcmbench.commands.evaluate import check_tcm_matches
+    from tcmbench.contract.spec import TCMConfig
     from tcmbench.errors import CheckpointError
-    from tcmbench.models.spec import TCMConfig
 
     saved = TCMConfig(context_length=32, visual_generator=False)
     check_tcm_matches(TCMConfig(visual_generator=False), saved, context_given=False)
@@ -479,7 +480,7 @@ def test_readme_command_uses_the_embedded_weights(
     """`tcmbench evaluate --plugin dbnet --dataset synthtext-mini` without
     --weights finds the checkpoint shipped in the plugin package (here on
     the first 20 test images; the full figure is in docs/benchmarks)."""
-    from tcmbench.hub import embedded_weights
+    from tcmbench.hub.checkpoints import embedded_weights
 
     folder = embedded_weights(plugins.get_detector("dbnet"))
     assert folder is not None, "plugins/tcmbench_dbnet/weights/ holds no checkpoint"

@@ -23,7 +23,8 @@ from tcmbench.commands.experiment_report import report
 from tcmbench.eval.sweep import LABEL as SWEEP_LABEL
 from tcmbench.eval.sweep import OFFICIAL_LABEL
 from tcmbench.experiment import plots
-from tcmbench.experiment.report import TINY_LABEL, load_experiment, params_from_id
+from tcmbench.experiment.results import load_experiment, params_from_id
+from tcmbench.experiment.shaping import TINY_LABEL
 
 FEWSHOT_BASE = {
     "plugin": "dbnet",
@@ -272,7 +273,7 @@ def test_report_shows_the_official_and_the_papers_figure_each_labelled(tmp_path:
     """Issue 17: a grid reports the papers' figure (mmocr 0.x best
     threshold) beside the official protocol's, each labelled, in every
     format; a test set without a sweep keeps its plain F."""
-    from tcmbench.experiment.report import OFFICIAL_COLUMN, PAPERS_COLUMN, SWEEP_NOTE
+    from tcmbench.experiment.shaping import OFFICIAL_COLUMN, PAPERS_COLUMN, SWEEP_NOTE
 
     out, records = _ablation(tmp_path, [])
     res = _invoke(str(out), "--format", "md,csv,json")

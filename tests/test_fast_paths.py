@@ -21,16 +21,22 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tcmbench.data.formats.common import parse_lines_fast
+from tcmbench.data.formats.common import is_number, parse_lines_fast
 from tcmbench.data.formats.ctw1500 import ctw_tokens, parse_ctw_line
 from tcmbench.data.formats.icdar import ic15_tokens, parse_ic15_line
+from tcmbench.data.formats.lines import LineFile, LineFormat, parse_files_fast
+from tcmbench.data.formats.numbers import float_fields
 from tcmbench.data.formats.totaltext import comma_tokens, parse_comma_line
 from tcmbench.data.schema import Instance, Prediction, limit, polygon_array, polygon_rows
-from tcmbench.data.source import AnnotationSource, ParseReport
+from tcmbench.data.source import AnnotationSource, ParseReport, numbered_lines
 from tcmbench.errors import AnnotationFormatError, ArchiveError, ProtocolError
 from tcmbench.eval.api import evaluate
-from tcmbench.eval.io import _rrc_file_fast, _rrc_line
-from tcmbench.run_limits import clear_limit_cache
+from tcmbench.eval.bounds import _Flat, _small_crossings, crossings
+from tcmbench.eval.io import _ltrb_line, _parse_text_file, _rrc_line, read_ground_truth
+from tcmbench.eval.overlaps import geos_polygons
+from tcmbench.eval.prediction_lines import polygon_files_fast, rrc_files_fast
+from tcmbench.eval.prediction_lines import rrc_file_fast as _rrc_file_fast
+from tcmbench.safety.run_limits import clear_limit_cache
 
 FIELDS = ["12", "-3", "0", "7.5", " 40 ", "1e3", "nan", "inf", "-inf", "1e39", "", "abc", "1_0"]
 WORDS = ["###", "CARE", "word", "1996", '"quoted"', "####tag", "a b", "#", "nan", "$5"]
@@ -293,3 +299,211 @@ def test_limits_are_read_once_per_process() -> None:
         if saved is not None:
             os.environ[name] = saved
         clear_limit_cache()
+
+
+# --------------------------------------------------------------------------- numbers, many files
+
+
+NUMBER_ATOMS = [
+    "0", "7", "-3", "-0", "-05", "1.5", ".5", "5.", "-.5", "1.2.3", "-", "", "  ", "1 2", " 4",
+    "4 ", "- 4", "1e3", "nan", "+1", "99999999999999999999", "9007199254740993", "0.1000000000000000055511151231257827",
+    "3.4e38", "abc", "1_0", "\t5", "\u0663",
+]  # fmt: skip
+
+
+def test_float_fields_equal_float_per_field() -> None:
+    rng = random.Random(5)
+    taken = 0
+    for _ in range(20_000):
+        n = rng.randint(1, 6)
+        fields = [
+            rng.choice(NUMBER_ATOMS) if rng.random() < 0.3 else str(rng.randint(-999, 9999))
+            for _ in range(n)
+        ]
+        text = ",".join(fields)
+        got = float_fields(text, n)
+        if got is None:
+            continue  # not certain: the caller goes field by field
+        want = [float(f) for f in text.split(",")]  # a field float() refuses must give None
+        assert got.dtype == np.float64 and got.tolist() == want, text
+        assert np.array_equal(np.signbit(got), np.signbit(want)), text  # -0.0 stays -0.0
+        taken += 1
+    assert taken > 5_000  # the usual text is taken
+
+
+def _random_file(rng: random.Random) -> str:
+    lines = [random_line(rng) for _ in range(rng.randint(0, 5))]
+    if rng.random() < 0.2:
+        lines.insert(rng.randint(0, len(lines)), "")  # a blank line
+    return "\n".join(lines) + ("\n" if rng.random() < 0.5 else "")
+
+
+@pytest.mark.parametrize(
+    ("tokenize", "parse_line"),
+    [
+        (ic15_tokens, parse_ic15_line),
+        (comma_tokens, parse_comma_line),
+        (ctw_tokens, parse_ctw_line),
+    ],
+    ids=["icdar2015", "totaltext", "ctw1500"],
+)
+@pytest.mark.parametrize("skip_invalid", [False, True])
+def test_many_files_at_once_equal_one_by_one(
+    tokenize: Callable[[str], Any], parse_line: Callable[[str], Any], skip_invalid: bool
+) -> None:
+    """Files parsed together (LineBatch) give the instances and the errors,
+    in file order, that parsing each file alone gives."""
+    rng = random.Random(9)
+    fmt = LineFormat("expected", parse_line, tokenize)
+    for _ in range(150):
+        files = [
+            LineFile(f"f{k}.txt", numbered_lines(_random_file(rng)))
+            for k in range(rng.randint(1, 6))
+        ]
+        if rng.random() < 0.5:  # mostly clean batches too
+            files = [
+                LineFile(f.location, [(n, line) for n, line in f.lines if tokenize(line)])
+                for f in files
+            ]
+        together, alone = ParseReport(skip_invalid), ParseReport(skip_invalid)
+        got = outcome(parse_files_fast, files, together, fmt)
+        want = outcome(_one_by_one, files, alone, fmt)
+        assert got == want
+        assert [str(e) for e in together.skipped] == [str(e) for e in alone.skipped]
+
+
+def _one_by_one(files: list[LineFile], report: ParseReport, fmt: LineFormat) -> list[Any]:
+    return [
+        parse_lines_fast(f.lines, f.location, report, fmt.expected, fmt.parse_line, fmt.tokenize)
+        for f in files
+    ]
+
+
+def test_zip_errors_come_in_file_order(tmp_path: Path) -> None:
+    """A malformed line in an early file is reported before a damaged
+    member later in the zip, as when files were read one at a time."""
+    members = {f"gt_img_{i}.txt": b"1,2,3,4,5,6,7,8,w\n" for i in range(1, 6)}
+    members["gt_img_2.txt"] = b"1,2,3,x,5,6,7,8,w\n"
+    raw = bytearray(_zip(members, zipfile.ZIP_DEFLATED))
+    name = b"gt_img_4.txt"
+    at = raw.index(name) + len(name) + 3  # inside gt_img_4's deflated data
+    raw[at] ^= 0x55
+    path = tmp_path / "gt.zip"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(AnnotationFormatError, match=r"gt_img_2\.txt, line 1"):
+        read_ground_truth(path, "icdar2015")
+    report = read_ground_truth_or_error(path)
+    assert "gt_img_4.txt" in report
+
+
+def read_ground_truth_or_error(path: Path) -> str:
+    try:
+        read_ground_truth(path, "icdar2015", skip_invalid=True)
+    except ArchiveError as exc:
+        return str(exc)
+    return ""
+
+
+def _result_file(rng: random.Random, style: str) -> str:
+    lines = []
+    for _ in range(rng.randint(0, 5)):
+        n = rng.choice([8, 8, 8, 7, 9]) if style == "rrc" else rng.choice([2, 6, 8, 9, 13])
+        values = [rng.choice(NUMBER_ATOMS) if rng.random() < 0.05 else str(rng.randint(-5, 900))]
+        values += [str(rng.randint(-5, 900)) for _ in range(n - 1)]
+        sep = ", " if rng.random() < 0.3 else ","
+        lines.append(sep.join(values))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("style", ["rrc", "polygon", "polygon-yx"])
+def test_result_files_at_once_equal_line_by_line(style: str) -> None:
+    rng = random.Random(13)
+    taken = 0
+    for _ in range(200):
+        texts = [_result_file(rng, style) for _ in range(rng.randint(1, 5))]
+        if style == "rrc":
+            fast = rrc_files_fast(texts)
+        else:
+            fast = polygon_files_fast(texts, yx=style == "polygon-yx")
+        for text, result in zip(texts, fast):
+            if result is None:
+                continue  # handed to the line parser
+            taken += 1
+            report = ParseReport(skip_invalid=True)
+            want, lines = _parse_text_file(text, "f.txt", style, False, report)
+            assert not report.skipped, text  # no malformed line is taken
+            assert result[1] == lines
+            for got, ref in zip(result[0], want, strict=True):
+                assert got.score == ref.score
+                assert got.polygon.dtype == np.float64
+                assert np.array_equal(got.polygon, ref.polygon)
+    assert taken > 100
+
+
+# --------------------------------------------------------------------------- geometry shortcuts
+
+
+def test_numpy_areas_are_geos_areas_bit_for_bit() -> None:
+    """DetEval divides by GEOS's raw areas: computed without GEOS, they
+    must be its bits (random contours, self-intersecting ones included)."""
+    shapely = pytest.importorskip("shapely")
+    rng = np.random.default_rng(1)
+    polygons = [np.array([[0, 0], [1, 0], [0, 0]], float)]  # a 3-point closed ring
+    for _ in range(3000):
+        n = int(rng.integers(3, 30))
+        p = rng.uniform(-1e3, 1e3, (n, 2)) * rng.choice([1, 1e-3, 1e5])
+        kind = rng.integers(0, 4)
+        if kind == 1:
+            p = np.round(p)
+        elif kind == 2:
+            p = np.vstack([p, p[:1]])  # closed already
+        elif kind == 3:
+            p = np.round(rng.uniform(0, 5, (n, 2)))  # repeated points
+        polygons.append(p)
+    got = geos_polygons(polygons)
+    want = shapely.area(got.geoms)
+    assert np.array_equal(got.area, want)  # exact, not approximate
+
+
+def test_small_contours_count_their_crossings_as_one_by_one() -> None:
+    rng = np.random.default_rng(0)
+    polys = [rng.uniform(0, 100, (int(rng.integers(5, 25)), 2)) for _ in range(400)]
+    polys += [np.round(rng.uniform(0, 5, (int(rng.integers(5, 25)), 2))) for _ in range(200)]
+    flat = _Flat(polys)
+    idx = np.arange(len(polys))
+    assert _small_crossings(flat, idx).tolist() == [crossings(p) for p in polys]
+
+
+def test_is_number_is_float_succeeding() -> None:
+    def reads(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    words = [
+        "NaN",
+        "INF",
+        "Infinity",
+        "infinit",
+        "CARE",
+        "###",
+        "#1",
+        " 12 ",
+        "1_0",
+        "\u0663\u0662",
+    ]
+    for text in words + [chr(c) * k for c in range(0x3000) for k in (1, 3)]:
+        assert is_number(text) == reads(text), repr(text)
+
+
+def test_an_infinite_confidence_is_a_malformed_line() -> None:
+    """``float("1" * 400)`` is infinity: found by the fuzz suite on
+    rrc-ltrb lines, a score no comparison can use."""
+    huge = "1" * 400
+    assert _rrc_file_fast(f"0,0,10,0,10,10,0,10,{huge}\n", confidences=True) is None
+    with pytest.raises(ValueError, match="not a finite number"):
+        _rrc_line(f"0,0,10,0,10,10,0,10,{huge}", confidences=True)
+    with pytest.raises(ValueError, match="not a finite number"):
+        _ltrb_line(f"0,0,10,10,{huge}", confidences=True)

@@ -27,10 +27,10 @@ from tcmbench_fcenet.model import build_parts, resolve_options
 from tcmbench_fcenet.postprocess import FCEPostprocessor
 from tcmbench_fcenet.targets import FCETargetBuilder, tcm_sample_target
 
+from tcmbench.contract.registry import get_detector, get_plugin_manager
+from tcmbench.contract.spec import DetectorConfig, TCMConfig
 from tcmbench.errors import PluginError
 from tcmbench.models.detector import Detector
-from tcmbench.models.spec import DetectorConfig, TCMConfig
-from tcmbench.plugins import get_detector, get_plugin_manager
 
 KEYS_FILE = Path(__file__).parent / "data" / "tcm_official_keys_fcenet.txt"
 RANDOM_CLIP = TCMConfig(clip_pretrained=None)
@@ -581,7 +581,7 @@ def test_evaluate_tcm_fcenet_checkpoint_end_to_end(tmp_path):
     random CLIP weights (no download), on a tiny ICDAR 2015-layout set."""
     from tiny_data import make_ic15_folder
 
-    from tcmbench import hub
+    from tcmbench.hub import checkpoints as hub
 
     data = make_ic15_folder(tmp_path / "ic15", n_train=1, n_test=2)
     torch.manual_seed(0)
@@ -613,7 +613,7 @@ def test_shipped_weights_detect_synthtext_mini(tmp_path):
     --weights uses the checkpoint shipped in the package (here on the first
     20 test images; the 200-image figure is in docs/benchmarks/training.md)."""
     from tcmbench.cli import main
-    from tcmbench.hub import embedded_weights
+    from tcmbench.hub.checkpoints import embedded_weights
 
     folder = embedded_weights(get_detector("fcenet"))
     assert folder is not None, "plugins/tcmbench_fcenet/weights/ holds no checkpoint"
@@ -634,7 +634,7 @@ def test_synthetic_official_tcm_fcenet_checkpoint_imports_and_loads(tmp_path):
     from safetensors.torch import load_file
 
     from tcmbench.cli import main
-    from tcmbench.hub import load_checkpoint, read_checkpoint_meta
+    from tcmbench.hub.checkpoints import load_checkpoint, read_checkpoint_meta
     from tcmbench.tcm.importer import map_official_keys
 
     pytest.importorskip("open_clip")

@@ -31,9 +31,9 @@ from tcmbench_fcenet.postprocess import FCEPostprocessor
 from tcmbench_fcenet.targets import FCETargetBuilder
 from tiny_data import make_samples
 
+from tcmbench.contract.registry import get_detector
 from tcmbench.data.transforms import build_augmentation
 from tcmbench.errors import PluginError, TcmbenchError
-from tcmbench.plugins import get_detector
 from tcmbench.train.hyper import TrainConfig, resolve_hyper
 from tcmbench.train.recipe_choice import build_detector_config
 from tcmbench.train.schedule import PolyLR

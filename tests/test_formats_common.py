@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from tcmbench.contract.registry import dataset_formats, get_dataset_format
 from tcmbench.data.formats.api import read_annotations
 from tcmbench.data.formats.common import json_line_of, natural_key, to_polygon, unquote
 from tcmbench.errors import PluginError
-from tcmbench.plugins import dataset_formats, get_dataset_format
 
 FORMATS = [
     "art",
@@ -45,7 +45,7 @@ def test_every_builtin_format_is_registered_with_a_summary() -> None:
 def test_listing_formats_imports_no_reader_module() -> None:
     """Readers load lazily: listing formats (CLI start-up) stays cheap."""
     code = (
-        "import sys; from tcmbench.plugins import dataset_formats; dataset_formats(); "
+        "import sys; from tcmbench.contract.registry import dataset_formats; dataset_formats(); "
         "print(sorted(m for m in sys.modules if m.startswith('tcmbench.data.formats.') or m in ('scipy', 'PIL')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

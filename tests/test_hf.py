@@ -246,9 +246,9 @@ def test_msra_td500_test_round_trips_exactly(tmp_path: Path) -> None:
 
 def test_a_dataset_yaml_can_point_at_exported_parquet(tmp_path: Path) -> None:
     """Format ``hf`` in a (plugin) dataset YAML: load_split reads parquet."""
-    from tcmbench import plugins
+    from tcmbench.contract import registry as plugins
+    from tcmbench.contract.hookspecs import hookimpl
     from tcmbench.data.dataset import load_split
-    from tcmbench.hookspecs import hookimpl
 
     samples = _fixture_samples(tmp_path)
     export_parquet(samples, tmp_path / "root" / "hf_export", split="test", progress=False)

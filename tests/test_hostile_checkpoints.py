@@ -22,12 +22,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from tcmbench import hub, plugins
-from tcmbench.checkpoint_schema import TCM
 from tcmbench.cli import main
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.options import Opt, check_value, resolve_options
+from tcmbench.contract.spec import TCMConfig
 from tcmbench.errors import CheckpointError, PluginError
-from tcmbench.models.options import Opt, check_value, resolve_options
-from tcmbench.models.spec import TCMConfig
+from tcmbench.hub import checkpoints as hub
+from tcmbench.safety.checkpoint_schema import TCM
 
 
 def _embedded() -> Path:
@@ -249,7 +250,7 @@ def test_resolve_options_fills_defaults_and_names_the_option() -> None:
 
 TIMED_CLI = """
 import sys, time
-import huggingface_hub, tcmbench.hub  # imports are not what is timed
+import huggingface_hub, tcmbench.hub.checkpoints  # imports are not what is timed
 from tcmbench.cli import main
 start = time.perf_counter()
 try:
@@ -266,7 +267,7 @@ TIMED_CLIP_THEN_CLI = """
 import sys, time
 import open_clip, torch  # imports are not what is timed
 from tcmbench.errors import CheckpointError
-from tcmbench.models.spec import TCMConfig
+from tcmbench.contract.spec import TCMConfig
 from tcmbench.tcm.weights import load_clip
 start = time.perf_counter()
 try:

@@ -25,9 +25,10 @@ import cv2
 import numpy as np
 import pytest
 
-from tcmbench import hub, plugins
 from tcmbench.cli import main
+from tcmbench.contract import registry as plugins
 from tcmbench.errors import CheckpointError
+from tcmbench.hub import checkpoints as hub
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -234,8 +235,8 @@ def test_a_short_side_alone_cannot_blow_up_a_strip(
 def test_the_recipe_schema_accepts_what_tcmbench_writes(ckpt: Path) -> None:
     """The limits must not refuse a real checkpoint's recipe: the shipped
     one, and the test settings of every plugin's recipes."""
-    from tcmbench.checkpoint_schema import RECIPE
-    from tcmbench.validation import check_document
+    from tcmbench.safety.checkpoint_schema import RECIPE
+    from tcmbench.safety.validation import check_document
 
     meta = hub.read_checkpoint_meta(ckpt)[0]
     assert meta["recipe"]["test"]["pad_divisor"] == 32
@@ -251,7 +252,7 @@ def test_a_recipe_passed_in_directly_is_checked_too() -> None:
     """InferenceTransform, which every inference path uses, checks any recipe
     (a grid's, a plugin's) with the same schema: pad 0 cannot reach ``% 0``."""
     from tcmbench.data.transforms import InferenceTransform
-    from tcmbench.validation import DocumentError
+    from tcmbench.safety.validation import DocumentError
 
     with pytest.raises(DocumentError, match=r"^recipe: test\.pad_divisor must be an integer >= 1"):
         InferenceTransform.from_recipe({"test": {"pad_divisor": 0}})

@@ -21,8 +21,10 @@ from click.testing import CliRunner, Result
 from tcmbench.commands.experiment import experiment
 from tcmbench.commands.experiment_report import report
 from tcmbench.experiment import schema
+from tcmbench.experiment.exports import csv_cell, render_csv
 from tcmbench.experiment.grid import GridError, expand, load_grid, parse_sets, with_sets
-from tcmbench.experiment.report import EDITED_MARK, csv_cell, load_experiment, render_csv
+from tcmbench.experiment.results import load_experiment
+from tcmbench.experiment.shaping import EDITED_MARK
 
 #: Seconds a refused input may take (the bombs hung for minutes before).
 FAST_S = 5.0
@@ -209,7 +211,7 @@ def test_values_from_set_get_the_same_checks(tmp_path: Path) -> None:
 def test_grid_schema_covers_the_trainer_and_tcm_settings() -> None:
     """The grid schema lists every TrainConfig / TCMConfig field, so a field
     added to them cannot be refused (or accepted unchecked) by grids."""
-    from tcmbench.models.spec import TCMConfig
+    from tcmbench.contract.spec import TCMConfig
     from tcmbench.train.hyper import TrainConfig
 
     assert set(schema.TCM.fields) == set(TCMConfig.__dataclass_fields__)

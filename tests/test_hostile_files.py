@@ -564,7 +564,7 @@ def test_prepare_limits_decompression_bombs(
 # SIGKILL (argv[2] == "kill") or sleeps until killed.
 WRITER = r"""
 import os, signal, sys, time
-from tcmbench.paths import atomic_dir
+from tcmbench.safety.paths import atomic_dir
 with atomic_dir(sys.argv[1]) as tmp:
     (tmp / "partial.txt").write_text("half")
     print(tmp, flush=True)
@@ -610,7 +610,7 @@ def test_prepare_cleans_folders_of_killed_runs_not_live_ones(
     finally:
         live.kill()
         live.wait(timeout=60)
-    from tcmbench.paths import clean_stale_temps
+    from tcmbench.safety.paths import clean_stale_temps
 
     assert clean_stale_temps(dest) == [live_tmp]  # its writer is gone now
 
@@ -618,7 +618,7 @@ def test_prepare_cleans_folders_of_killed_runs_not_live_ones(
 def test_run_killed_between_its_renames_is_restored(tmp_path: Path) -> None:
     """Killed after moving the old folder aside, before the new one is in
     place: the old version comes back rather than being deleted."""
-    from tcmbench.paths import clean_stale_temps
+    from tcmbench.safety.paths import clean_stale_temps
 
     dest = tmp_path / "root"
     aside = tmp_path / ".root.abcd.tmp.old"
@@ -701,8 +701,8 @@ def test_hand_edited_cache_entry_is_a_miss(
 def tiny_plugins() -> object:
     from tiny_data import THRESHOLD_SPEC
 
-    from tcmbench import plugins
-    from tcmbench.hookspecs import hookimpl
+    from tcmbench.contract import registry as plugins
+    from tcmbench.contract.hookspecs import hookimpl
 
     class _Plugin:
         @hookimpl
@@ -732,8 +732,9 @@ def test_evaluate_recomputes_over_a_hand_edited_cache_entry(
     # A cache of its own: the session's is shared with every other test.
     monkeypatch.setenv("TCMBENCH_CACHE", str(tmp_path / "cache"))
 
-    from tcmbench import hub, plugins
-    from tcmbench.models.spec import DetectorConfig
+    from tcmbench.contract import registry as plugins
+    from tcmbench.contract.spec import DetectorConfig
+    from tcmbench.hub import checkpoints as hub
 
     ic15 = make_ic15_folder(tmp_path / "ic15", n_train=1, n_test=2)
     model = plugins.get_plugin_manager().hook.build_detector(

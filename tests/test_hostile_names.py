@@ -27,15 +27,17 @@ import scipy.io
 from conftest import REPO, shared_file
 from tiny_data import THRESHOLD_SPEC, TINY_SPEC, make_ic15_folder
 
-from tcmbench import hub, plugins
 from tcmbench.cli import main
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.data.formats.api import read_annotations
 from tcmbench.data.ids import FOLDER_SEPARATOR, check_id, file_id, id_problem, path_id
 from tcmbench.data.schema import Prediction
 from tcmbench.errors import TcmbenchError, UnsafePathError
-from tcmbench.hookspecs import hookimpl
-from tcmbench.models.spec import DetectorConfig
-from tcmbench.paths import (
+from tcmbench.eval.submission import entry_names, write_submission
+from tcmbench.hub import checkpoints as hub
+from tcmbench.safety.paths import (
     atomic_dir,
     cache_dir,
     check_destination,
@@ -43,7 +45,6 @@ from tcmbench.paths import (
     resolve_inside,
     safe_child,
 )
-from tcmbench.submission import entry_names, write_submission
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -728,8 +729,8 @@ def test_canaries_beside_every_target_survive_all_hostile_runs(
 
 
 def test_a_plugin_reader_is_held_to_the_same_id_rule(tmp_path: Path) -> None:
+    from tcmbench.contract.registry import DatasetFormat
     from tcmbench.data.schema import Sample
-    from tcmbench.plugins import DatasetFormat
 
     def reader(source: Any, images: Any, report: Any, **options: Any) -> list[Sample]:
         return [Sample("../../outside/victim", None, 0, 0)]

@@ -31,12 +31,13 @@ from hostile_images import (
     tiff_declaring,
 )
 
-from tcmbench import hub, plugins
 from tcmbench.cli import main
 from tcmbench.commands._options import BoundedInt, FiniteFloat
+from tcmbench.contract import registry as plugins
 from tcmbench.data.image_limits import DEFAULT_MAX_IMAGE_PIXELS, checked_image_size
 from tcmbench.data.torch_data import load_image
 from tcmbench.errors import ImageReadError, TcmbenchError
+from tcmbench.hub import checkpoints as hub
 from tcmbench.inference.profiling import parse_resolutions
 
 GT_LINE = b"0,0,10,0,10,10,0,10,word\n"

@@ -15,10 +15,11 @@ import torch
 from hub_server import LoopbackHub
 from test_plugins import _tiny_parts
 
-from tcmbench import hub, plugins
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench.contract.spec import DetectorConfig, DetectorSpec
 from tcmbench.errors import CheckpointError
-from tcmbench.hookspecs import hookimpl
-from tcmbench.models.spec import DetectorConfig, DetectorSpec
+from tcmbench.hub import checkpoints as hub
 
 SPEC = DetectorSpec(name="tiny-hub-detector", build_parts=_tiny_parts, version="9.9")
 OTHER = DetectorSpec(name="tiny-other-detector", build_parts=_tiny_parts, version="1.0")

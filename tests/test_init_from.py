@@ -23,11 +23,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from tiny_data import make_ic15_folder, make_samples
 
-from tcmbench import hub
 from tcmbench.cli import main
+from tcmbench.contract.registry import get_detector, get_plugin_manager
+from tcmbench.contract.spec import DetectorConfig, TCMConfig
 from tcmbench.errors import CheckpointError
-from tcmbench.models.spec import DetectorConfig, TCMConfig
-from tcmbench.plugins import get_detector, get_plugin_manager
+from tcmbench.hub import checkpoints as hub
 from tcmbench.train.hyper import TrainConfig
 from tcmbench.train.init_from import (
     COUNTER_SUFFIX,

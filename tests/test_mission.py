@@ -67,9 +67,9 @@ def _write_nighttime_art(root: Path) -> int:
 def test_evaluate_tcm_on_the_nighttime_art_layout(tmp_path: Path) -> None:
     import torch
 
-    from tcmbench import hub
-    from tcmbench.models.spec import DetectorConfig, TCMConfig
-    from tcmbench.plugins import get_detector, get_plugin_manager
+    from tcmbench.contract.registry import get_detector, get_plugin_manager
+    from tcmbench.contract.spec import DetectorConfig, TCMConfig
+    from tcmbench.hub import checkpoints as hub
 
     care = _write_nighttime_art(tmp_path / "data")
     torch.manual_seed(0)

@@ -20,7 +20,7 @@ from tcmbench.data.schema import Instance, Prediction
 from tcmbench.errors import ProtocolError
 from tcmbench.eval import evaluate
 from tcmbench.eval.mmocr_iou import NAME, papers_figure
-from tcmbench.submission import rrc_quad, submitted_predictions
+from tcmbench.eval.submission import rrc_quad, submitted_predictions
 
 
 def box(x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
@@ -273,10 +273,11 @@ def test_evaluate_sweep_records_the_papers_figure_protocol(
     JSON and on the printed line."""
     from tiny_data import THRESHOLD_SPEC, make_ic15_folder
 
-    from tcmbench import hub, plugins
     from tcmbench.cli import main
-    from tcmbench.hookspecs import hookimpl
-    from tcmbench.models.spec import DetectorConfig
+    from tcmbench.contract import registry as plugins
+    from tcmbench.contract.hookspecs import hookimpl
+    from tcmbench.contract.spec import DetectorConfig
+    from tcmbench.hub import checkpoints as hub
 
     class _Plugin:
         @hookimpl

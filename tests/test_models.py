@@ -213,8 +213,8 @@ def test_dice_and_masked_l1_values() -> None:
 def test_param_groups_exclude_norms_and_biases_from_weight_decay() -> None:
     from tcmbench_dbnet.model import build_parts
 
+    from tcmbench.contract.spec import DetectorConfig
     from tcmbench.models.detector import Detector
-    from tcmbench.models.spec import DetectorConfig
 
     model = Detector(build_parts(DetectorConfig(backbone="resnet18")))
     model.backbone.lr_factor = 0.1

@@ -22,10 +22,10 @@ from tcmbench_onnx.config import (
 )
 from tiny_data import make_ic15_folder
 
-from tcmbench import plugins
 from tcmbench.cli import main
+from tcmbench.contract import registry as plugins
 from tcmbench.errors import PluginError
-from tcmbench.hub import embedded_weights, load_checkpoint
+from tcmbench.hub.checkpoints import embedded_weights, load_checkpoint
 from tcmbench.inference.preprocess import OnnxPreprocessor, limit_side_size
 
 PPOCR = "models/ch_PP-OCRv3_det_infer.onnx"
@@ -577,8 +577,8 @@ def test_export_keeps_the_clip_attention_pool_size_dynamic(tmp_path: Path) -> No
 def test_export_tcm_dbnet(tmp_path: Path) -> None:
     """A whole TCM-DBNet (random CLIP weights, nothing downloaded) exports
     with dynamic size and matches PyTorch, TCM's score map included."""
+    from tcmbench.contract.spec import DetectorConfig, TCMConfig
     from tcmbench.inference.onnx_export import export_detector
-    from tcmbench.models.spec import DetectorConfig, TCMConfig
 
     spec = plugins.get_detector("dbnet")
     config = DetectorConfig(tcm=TCMConfig(clip_pretrained=None))
@@ -594,8 +594,9 @@ def test_config_takes_every_db_postprocessor_parameter() -> None:
     new parameter lands is refused on load."""
     import dataclasses
 
-    from tcmbench_dbnet.postprocess import DBPostprocessor
     from tcmbench_onnx.config import _DB_POSTPROCESS
+
+    from tcmbench.inference.db_postprocess import DBPostprocessor
 
     fields = {f.name for f in dataclasses.fields(DBPostprocessor) if f.init}
     assert fields == set(_DB_POSTPROCESS)

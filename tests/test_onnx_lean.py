@@ -140,6 +140,101 @@ def test_evaluate_and_predict_with_an_onnx_model_import_no_torch(tmp_path: Path)
     assert len(images) == 2 and all(image["predictions"] for image in images)
 
 
+def _tiny_dbnet_checkpoint(folder: Path) -> Path:
+    """A DBNet checkpoint (MobileNetV3-small, 16-channel neck, random
+    weights) whose recipe thresholds the map at 0: every image yields one
+    region, so a run that post-processes nothing cannot pass for one
+    that works."""
+    torch = pytest.importorskip("torch")
+    from tcmbench.contract.registry import get_detector, get_plugin_manager
+    from tcmbench.contract.spec import DetectorConfig
+    from tcmbench.hub.checkpoints import save_checkpoint
+
+    spec = get_detector("dbnet")
+    config = DetectorConfig(backbone="mobilenetv3_small", options={"lateral_channels": 16})
+    torch.manual_seed(0)
+    model = get_plugin_manager().hook.build_detector(spec=spec, config=config)
+    recipe = spec.recipe("synthtext-mini")
+    recipe["postprocess"] = {"mask_thr": 0.0, "min_score": 0.0}
+    return save_checkpoint(folder, model, spec, config, recipe=recipe)
+
+
+def test_runtime_onnxruntime_on_an_exported_checkpoint_imports_no_torch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--plugin dbnet --runtime onnxruntime --weights CHECKPOINT``: the
+    first run exports the checkpoint (torch allowed, here in-process); once
+    the export is cached, evaluate and predict in fresh processes import no
+    torch, and post-process exactly as the first run did (the postprocessor
+    built by the spec's torch-free ``build_postprocess``)."""
+    from tcmbench.cli import main
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TCMBENCH_CACHE", str(cache))  # inherited by the children
+    weights = _tiny_dbnet_checkpoint(tmp_path / "ckpt")
+    data = make_ic15_folder(tmp_path / "ic15", n_train=0, n_test=2, size=64)
+
+    def evaluate(run: str) -> list[str]:
+        return [
+            "evaluate",
+            "--plugin",
+            "dbnet",
+            "--runtime",
+            "onnxruntime",
+            "--weights",
+            str(weights),
+            "--dataset",
+            "icdar2015",
+            "--data-root",
+            str(data),
+            "--no-cache",
+            "--no-progress",
+            "--json",
+            str(tmp_path / f"{run}.json"),
+            "--save-predictions",
+            str(tmp_path / run),
+        ]
+
+    assert not cache.exists()
+    try:
+        main(evaluate("first"))
+    except SystemExit as exc:  # click's standalone mode
+        assert not exc.code, exc.code
+    assert len(list((cache / "onnx").glob("*/model.onnx"))) == 1  # exported, cached
+    heavy, _ = _heavy_modules(tmp_path, evaluate("second"))
+    assert heavy == []
+    first, second = (json.loads((tmp_path / f"{r}.json").read_text()) for r in ("first", "second"))
+    assert second["runtime"] == "onnxruntime" and second["images"] == 2
+    assert {k: second[k] for k in ("precision", "recall", "hmean")} == {
+        k: first[k] for k in ("precision", "recall", "hmean")
+    }
+    found = [
+        json.loads((tmp_path / r / "predictions.json").read_text())["predictions"]
+        for r in ("first", "second")
+    ]
+    assert found[0] == found[1] and all(found[1].values())  # one region per image, same
+    out = tmp_path / "preds"
+    heavy, _ = _heavy_modules(
+        tmp_path,
+        [
+            "predict",
+            str(data / "test_images"),
+            "--plugin",
+            "dbnet",
+            "--runtime",
+            "onnxruntime",
+            "--weights",
+            str(weights),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+    )
+    assert heavy == []
+    images = json.loads((out / "predictions.json").read_text())["images"]
+    assert len(images) == 2 and all(image["predictions"] for image in images)
+
+
 @pytest.mark.slow  # a PyTorch start-up in a child: about 5 s on 2 cores
 def test_the_child_would_see_torch_if_it_were_imported(tmp_path: Path) -> None:
     """The check itself can fail: the PyTorch path of the same command
@@ -168,8 +263,8 @@ def test_the_child_would_see_torch_if_it_were_imported(tmp_path: Path) -> None:
 
 
 def _dbnet_weights() -> Path:
-    from tcmbench import plugins
-    from tcmbench.hub import embedded_weights
+    from tcmbench.contract import registry as plugins
+    from tcmbench.hub.checkpoints import embedded_weights
 
     folder = embedded_weights(plugins.get_detector("dbnet"))
     assert folder is not None
@@ -260,11 +355,11 @@ def test_one_pass_input_equals_the_separate_passes_bit_for_bit(
 def test_an_unreadable_photo_is_one_line_with_reading_ahead(tmp_path: Path) -> None:
     """The onnxruntime path reads the next photo in a helper thread; a
     broken one still stops the run with the error naming it, in order."""
+    from tcmbench.contract.registry import get_detector
     from tcmbench.data.schema import Sample
     from tcmbench.errors import ImageReadError
     from tcmbench.inference import predict_samples
     from tcmbench.inference.loading import load_for_inference
-    from tcmbench.plugins import get_detector
 
     model = _tiny_db_model(tmp_path / "model")
     data = make_ic15_folder(tmp_path / "ic15", n_train=0, n_test=3, size=64)

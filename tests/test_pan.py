@@ -33,9 +33,9 @@ from tcmbench_pan.neck import FPEMFFM
 from tcmbench_pan.postprocess import PANPostprocessor, pixel_aggregate
 from tcmbench_pan.targets import PANTargetBuilder, area_perimeter, kernel_polygon
 
+from tcmbench.contract.registry import get_detector, get_plugin_manager
+from tcmbench.contract.spec import DetectorConfig, TCMConfig
 from tcmbench.errors import PluginError, TcmbenchError
-from tcmbench.models.spec import DetectorConfig, TCMConfig
-from tcmbench.plugins import get_detector, get_plugin_manager
 
 KEYS_FILE = Path(__file__).parent / "data" / "tcm_official_keys_pan.txt"
 RANDOM = TCMConfig(clip_pretrained=None)
@@ -91,7 +91,7 @@ def build(tcm: TCMConfig | None = None, device: str = "meta", **kwargs):
 def test_registered_and_torch_free():
     code = (
         "import sys, tcmbench_pan\n"
-        "from tcmbench.plugins import augmentations, detectors\n"
+        "from tcmbench.contract.registry import augmentations, detectors\n"
         "assert 'pan' in detectors()\n"
         "assert {'pan_scale_jitter', 'pan_crop_instances'} <= set(augmentations())\n"
         "assert 'torch' not in sys.modules and 'cv2' not in sys.modules, 'heavy import'\n"
@@ -581,8 +581,8 @@ def test_evaluate_tcm_pan_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     pytest.importorskip("open_clip")
     from tiny_data import make_ic15_folder
 
-    from tcmbench import hub
     from tcmbench.cli import main
+    from tcmbench.hub import checkpoints as hub
 
     data = make_ic15_folder(tmp_path / "ic15", n_train=1, n_test=2)
     torch.manual_seed(0)
@@ -616,7 +616,7 @@ def test_shipped_weights_detect_synthtext_mini(tmp_path: Path, capsys: pytest.Ca
     --weights uses the checkpoint in the package (first 20 test images
     here; the full 200-image figure is in docs/benchmarks/training.md)."""
     from tcmbench.cli import main
-    from tcmbench.hub import embedded_weights
+    from tcmbench.hub.checkpoints import embedded_weights
 
     folder = embedded_weights(get_detector("pan"))
     assert folder is not None, "plugins/tcmbench_pan/weights/ holds no checkpoint"

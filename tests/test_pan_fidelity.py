@@ -33,11 +33,11 @@ from tcmbench_pan.recipes import (
 )
 from tcmbench_pan.targets import PANTargetBuilder, official_shrink_offset
 
+from tcmbench.contract.registry import get_detector, get_plugin_manager
+from tcmbench.contract.spec import DetectorConfig, TCMConfig
 from tcmbench.data.transforms import InferenceTransform
 from tcmbench.errors import PluginError
 from tcmbench.models.recipes import IMAGENET_MEAN, IMAGENET_STD, TCM_MEAN
-from tcmbench.models.spec import DetectorConfig, TCMConfig
-from tcmbench.plugins import get_detector, get_plugin_manager
 
 SPEC = get_detector("pan")
 #: Recipes that follow mmocr 0.x / TCM-PAN, and those that follow pan_pp.

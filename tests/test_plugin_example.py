@@ -31,9 +31,9 @@ from shapely.geometry import Polygon
 torch = pytest.importorskip("torch")
 
 from tcmbench.cli import main
+from tcmbench.contract.registry import get_detector, get_plugin_manager
+from tcmbench.contract.spec import DetectorConfig, TCMConfig
 from tcmbench.errors import PluginError
-from tcmbench.models.spec import DetectorConfig, TCMConfig
-from tcmbench.plugins import get_detector, get_plugin_manager
 
 EXAMPLES = REPO / "docs" / "examples"
 PACKAGE = EXAMPLES / "tcmbench_blobs"
@@ -151,7 +151,7 @@ def test_registered_listed_and_torch_free() -> None:
         "import sys\n"
         f"sys.path.insert(0, {str(EXAMPLES)!r})\n"
         "import tcmbench_blobs\n"
-        "from tcmbench.plugins import describe_plugins, detectors, get_plugin_manager\n"
+        "from tcmbench.contract.registry import describe_plugins, detectors, get_plugin_manager\n"
         "get_plugin_manager().register(tcmbench_blobs, name='blobs')\n"
         "spec = detectors()['blobs']\n"
         "assert spec.tcm is not None and 'synthtext-mini' in spec.recipes\n"
@@ -361,7 +361,7 @@ def test_no_shipped_weights_is_one_clear_line(
     blobs: ModuleType, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The example ships no weights/: evaluate says how to make them."""
-    from tcmbench.hub import embedded_weights
+    from tcmbench.hub.checkpoints import embedded_weights
 
     assert embedded_weights(get_detector("blobs")) is None
     code, _, err = run_cli(["evaluate", "--plugin", "blobs", "--dataset", "synthtext-mini"], capsys)

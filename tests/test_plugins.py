@@ -19,11 +19,12 @@ import pluggy
 import pytest
 from click.testing import CliRunner
 
-from tcmbench import hookspecs, plugins
+from tcmbench.contract import hookspecs
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.hookspecs import hookimpl
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, ParseReport
 from tcmbench.errors import AnnotationFormatError, PluginError
-from tcmbench.hookspecs import hookimpl
 
 REPO = Path(__file__).resolve().parent.parent
 HOOK_NAMES = sorted(
@@ -265,7 +266,7 @@ TINY_SPEC_NAME = "tiny-test-detector"
 
 
 def _tiny_spec():
-    from tcmbench.models.spec import DetectorSpec
+    from tcmbench.contract.spec import DetectorSpec
 
     return DetectorSpec(name=TINY_SPEC_NAME, build_parts=_tiny_parts)
 
@@ -295,8 +296,8 @@ def test_hook_build_detector() -> None:
     implementation takes precedence over the default."""
     import torch
 
+    from tcmbench.contract.spec import DetectorConfig, TCMConfig
     from tcmbench.models.detector import Detector
-    from tcmbench.models.spec import DetectorConfig, TCMConfig
 
     spec = _tiny_spec()
     pm = plugins.get_plugin_manager()

@@ -29,7 +29,7 @@ from tcmbench_dbnet.ppocr.recipe import PPOCR_POSTPROCESS, PPOCR_TEST, normalize
 
 from tcmbench.cli import main
 from tcmbench.data.transforms import InferenceTransform
-from tcmbench.hub import load_checkpoint
+from tcmbench.hub.checkpoints import load_checkpoint
 
 PPOCR_V3 = "models/ch_PP-OCRv3_det_infer.onnx"
 V3, V4 = ARCHITECTURES
@@ -123,7 +123,7 @@ def _same_weights(source: Any, imported: Any) -> list[str]:
 def test_ppocr_parts_train_like_any_dbnet(arch: Any) -> None:
     """Selected by architecture.backbone / options.neck; every parameter
     gets a gradient from the DB loss (the threshold branch included)."""
-    from tcmbench.plugins import get_detector, get_plugin_manager
+    from tcmbench.contract.registry import get_detector, get_plugin_manager
 
     model = get_plugin_manager().hook.build_detector(
         spec=get_detector("dbnet"), config=arch.config()
@@ -143,9 +143,9 @@ def test_ppocr_parts_train_like_any_dbnet(arch: Any) -> None:
 
 
 def test_ppocr_backbone_has_no_imagenet_weights() -> None:
+    from tcmbench.contract.registry import get_detector, get_plugin_manager
+    from tcmbench.contract.spec import DetectorConfig
     from tcmbench.errors import PluginError
-    from tcmbench.models.spec import DetectorConfig
-    from tcmbench.plugins import get_detector, get_plugin_manager
 
     config = DetectorConfig(backbone="ppocrv3_mobilenetv3", pretrained_backbone=True)
     with pytest.raises(PluginError, match="import ppocr"):

@@ -15,12 +15,13 @@ import pytest
 import torch
 from tiny_data import THRESHOLD_SPEC
 
-from tcmbench import hub, plugins
 from tcmbench.cli import main
+from tcmbench.contract import registry as plugins
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.data.archives import sha256_file
-from tcmbench.hookspecs import hookimpl
-from tcmbench.models.spec import DetectorConfig
-from tcmbench.visualize import PRED_COLOUR
+from tcmbench.hub import checkpoints as hub
+from tcmbench.report.visualize import PRED_COLOUR
 
 # (height, width) of the two generated test images: different sizes and
 # aspect ratios, both resized (up and down) by the test scale below.
@@ -312,7 +313,7 @@ def test_cuda_without_cuda(
 def test_default_weights(images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Without --weights: the plugin's embedded checkpoint when it ships one,
     otherwise a message saying what to pass."""
-    from tcmbench.hub import embedded_weights
+    from tcmbench.hub.checkpoints import embedded_weights
 
     shipped = embedded_weights(plugins.get_detector("dbnet"))
     out = tmp_path / "out"

@@ -1,6 +1,6 @@
 """What ``evaluate`` prints equals ``tcmbench score`` on what it saved.
 
-One coordinate rule serves both (tcmbench/submission.py:
+One coordinate rule serves both (tcmbench/eval/submission.py:
 ``submitted_polygon``): evaluate scores its detections exactly as
 ``submit.zip`` holds them, and ``score`` gives ``predictions.json`` the same
 rule. Before, evaluate scored float boxes (truncated by the protocol) while
@@ -18,7 +18,7 @@ import pytest
 from conftest import shared_file
 
 from tcmbench.cli import main
-from tcmbench.plugins import get_protocol
+from tcmbench.contract.registry import get_protocol
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("precision", "recall", "hmean")

@@ -19,11 +19,11 @@ from conftest import REPO
 from tcmbench_dbnet.ppocr import is_ppocr_backbone
 
 from tcmbench import docgen
+from tcmbench.contract.registry import get_detector
 from tcmbench.data.dataset import get_dataset_config
 from tcmbench.data.transforms import InferenceTransform, TrainTransform
 from tcmbench.inference.settings import resolve_test_recipe
 from tcmbench.models.backbones import parse_backbone_name
-from tcmbench.plugins import get_detector
 from tcmbench.train.hyper import TrainConfig, resolve_hyper
 from tcmbench.train.recipe_choice import build_detector_config
 

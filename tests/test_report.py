@@ -283,7 +283,7 @@ def test_missing_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 class _ThresholdPlugin:
-    from tcmbench.hookspecs import hookimpl
+    from tcmbench.contract.hookspecs import hookimpl
 
     @hookimpl
     def register_detectors(self, register):
@@ -296,8 +296,9 @@ class _ThresholdPlugin:
 def threshold_ckpt(tmp_path: Path) -> Path:
     from tiny_data import THRESHOLD_SPEC
 
-    from tcmbench import hub, plugins
-    from tcmbench.models.spec import DetectorConfig
+    from tcmbench.contract import registry as plugins
+    from tcmbench.contract.spec import DetectorConfig
+    from tcmbench.hub import checkpoints as hub
 
     pm = plugins.get_plugin_manager()
     plugin = _ThresholdPlugin()

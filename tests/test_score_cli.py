@@ -93,8 +93,8 @@ def test_sweep_is_printed_apart(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "| ctw1500-iou | 0.5000 | 1.0000 | 0.6667 |" in res.stdout
     assert (
-        "Best-threshold sweep (best-threshold sweep (mmocr style), not the official figure)"
-        in res.stdout
+        "Best-threshold sweep at mmocr 0.x's thresholds, matched by ctw1500-iou's rules "
+        "(not the official figure;" in res.stdout
     )
     assert "| 0.4 (best) | 1.0000 | 1.0000 | 1.0000 |" in res.stdout
     data = json.loads(out.read_text())
@@ -262,9 +262,9 @@ def test_help_lists_installed_protocols_including_a_plugins(
     from collections.abc import Callable
     from typing import Any
 
-    from tcmbench import plugins
     from tcmbench.cli import main
-    from tcmbench.hookspecs import hookimpl
+    from tcmbench.contract import registry as plugins
+    from tcmbench.contract.hookspecs import hookimpl
 
     def help_text() -> str:
         capsys.readouterr()

@@ -349,7 +349,7 @@ def test_bad_arguments_are_user_errors(tmp_path: Path) -> None:
 
 
 def test_registered_reader_reads_a_generated_folder(tmp_path: Path) -> None:
-    from tcmbench.plugins import get_dataset_format
+    from tcmbench.contract.registry import get_dataset_format
 
     sizes = {"train": 2, "test": 3}
     samples = {
@@ -386,7 +386,7 @@ def test_registered_reader_reads_a_generated_folder(tmp_path: Path) -> None:
 
 
 def test_reader_names_file_and_line_of_a_malformed_record(tmp_path: Path) -> None:
-    from tcmbench.plugins import get_dataset_format
+    from tcmbench.contract.registry import get_dataset_format
 
     load_synthtext_mini("test", num_images=2, cache_dir=tmp_path)
     ann = split_dir("test", 0, 2, tmp_path) / "test.jsonl"

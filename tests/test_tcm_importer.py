@@ -20,9 +20,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
+from tcmbench.contract.registry import get_detector, get_plugin_manager
+from tcmbench.contract.spec import DetectorConfig, TCMConfig
 from tcmbench.errors import CheckpointError
-from tcmbench.models.spec import DetectorConfig, TCMConfig
-from tcmbench.plugins import get_detector, get_plugin_manager
 from tcmbench.tcm.importer import (
     infer_tcm_config,
     map_official_keys,
@@ -151,7 +151,7 @@ def test_synthetic_official_checkpoint_imports_and_loads(tmp_path):
     from safetensors.torch import load_file
 
     from tcmbench.cli import main
-    from tcmbench.hub import read_checkpoint_meta
+    from tcmbench.hub.checkpoints import read_checkpoint_meta
 
     torch.set_num_threads(1)
     keys = official_keys()
@@ -177,7 +177,7 @@ def test_synthetic_official_checkpoint_imports_and_loads(tmp_path):
     for official, ours in mapping.items():
         assert torch.equal(saved[ours], state[official]), official
     # The folder is a regular tcmbench checkpoint: it rebuilds and loads (no CLIP download).
-    from tcmbench.hub import load_checkpoint
+    from tcmbench.hub.checkpoints import load_checkpoint
 
     loaded = load_checkpoint(out, plugin="dbnet", expect_tcm=True)
     own = loaded.model.state_dict()
@@ -314,7 +314,7 @@ def test_official_checkpoint_round_trip_evaluate_settings(
     the folder it wrote (tcmbench.inference.loading.resolve_for_checkpoint,
     as evaluate calls it): the official config's post-processing."""
     from tcmbench.cli import main
-    from tcmbench.hub import load_checkpoint, read_checkpoint_meta
+    from tcmbench.hub.checkpoints import load_checkpoint, read_checkpoint_meta
     from tcmbench.inference.loading import resolve_for_checkpoint
 
     torch.set_num_threads(1)

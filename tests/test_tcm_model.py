@@ -17,9 +17,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("open_clip")
 
+from tcmbench.contract.registry import get_detector, get_plugin_manager
+from tcmbench.contract.spec import DetectorConfig, DetectorSpec, TCMConfig
 from tcmbench.errors import PluginError
-from tcmbench.models.spec import DetectorConfig, DetectorSpec, TCMConfig
-from tcmbench.plugins import get_detector, get_plugin_manager
 from tcmbench.tcm import count_tcm_params
 from tcmbench.tcm.config import TCMConfigError
 

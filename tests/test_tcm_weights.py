@@ -27,8 +27,8 @@ pytest.importorskip("open_clip")
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from tcmbench.contract.spec import TCMConfig
 from tcmbench.errors import CheckpointError
-from tcmbench.models.spec import TCMConfig
 from tcmbench.tcm.weights import (
     convert_openai_clip,
     expected_clip_shapes,
@@ -82,7 +82,7 @@ def test_pretrained_tag_loads_offline_from_the_hub_cache(clip_state, tmp_path):
         import sys, torch
         from safetensors.torch import load_file
         from tcmbench.errors import CheckpointError
-        from tcmbench.models.spec import TCMConfig
+        from tcmbench.contract.spec import TCMConfig
         from tcmbench.tcm.weights import load_clip
         torch.set_num_threads(1)
         model = load_clip(TCMConfig(clip_pretrained="openai"))

@@ -15,8 +15,8 @@ import pytest
 import torch
 from tiny_data import TINY_RECIPE, TINY_SPEC, make_ic15_folder, make_samples
 
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.errors import CheckpointError, TcmbenchError
-from tcmbench.models.spec import DetectorConfig
 from tcmbench.train.eval_sets import load_train_samples
 from tcmbench.train.hyper import TrainConfig
 from tcmbench.train.optim import Ranger, build_optimizer
@@ -58,7 +58,7 @@ def _cfg(out: Path, **kw) -> TrainConfig:
 
 
 def _dbnet_recipe() -> dict:
-    from tcmbench.plugins import get_detector
+    from tcmbench.contract.registry import get_detector
 
     spec = get_detector("dbnet")
     recipe = spec.recipe("synthtext-mini")
@@ -288,7 +288,7 @@ def test_poly_lr_per_step_and_per_epoch() -> None:
 
 
 def test_lr_factors_carry_through_the_schedule(tmp_path: Path) -> None:
-    from tcmbench.plugins import get_plugin_manager
+    from tcmbench.contract.registry import get_plugin_manager
 
     model = get_plugin_manager().hook.build_detector(spec=TINY_SPEC, config=DetectorConfig())
     model.backbone.lr_factor = 0.1

@@ -17,6 +17,7 @@ import pytest
 import torch
 from tiny_data import TINY_RECIPE, TINY_SPEC, make_ic15_folder, make_samples
 
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.data.transforms import (
     HFlip,
     RandomCrop,
@@ -27,7 +28,6 @@ from tcmbench.data.transforms import (
     normalize_hwc,
 )
 from tcmbench.errors import TcmbenchError
-from tcmbench.models.spec import DetectorConfig
 from tcmbench.train.eval_sets import EvalSet, load_train_splits
 from tcmbench.train.hyper import TrainConfig, resolve_hyper, resolve_no_decay
 from tcmbench.train.sampler import few_shot_subset, holdout_split
@@ -80,9 +80,9 @@ def test_no_decay_kinds_pick_the_named_parameters_of_a_tcm_model() -> None:
     pytest.importorskip("open_clip")
     from torch import nn
 
+    from tcmbench.contract.registry import get_detector, get_plugin_manager
+    from tcmbench.contract.spec import TCMConfig
     from tcmbench.models.detector import _NORM_TYPES
-    from tcmbench.models.spec import TCMConfig
-    from tcmbench.plugins import get_detector, get_plugin_manager
 
     with torch.device("meta"):
         model = get_plugin_manager().hook.build_detector(
@@ -254,7 +254,7 @@ def test_plugin_pipelines_run_on_normalised_pixels(plugin: str) -> None:
     """The plugins' own augmentations (PAN's scale jitter and crop, FCENet's
     scaling, crop, rotation and square pad) on float32 input: the same
     geometry as on uint8 and a float32 batch-ready image."""
-    from tcmbench.plugins import get_detector
+    from tcmbench.contract.registry import get_detector
 
     recipe = get_detector(plugin).recipe("icdar2015")
     train = recipe["train"]
@@ -403,7 +403,7 @@ def test_resume_keeps_the_best_state_and_weights(tmp_path: Path) -> None:
 
 
 class _TinyPlugin:
-    from tcmbench.hookspecs import hookimpl
+    from tcmbench.contract.hookspecs import hookimpl
 
     @hookimpl
     def register_detectors(self, register: Any) -> None:
@@ -413,8 +413,8 @@ class _TinyPlugin:
 def test_cli_val_fraction_prints_roles_and_where_best_came_from(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tcmbench import plugins
     from tcmbench.cli import main
+    from tcmbench.contract import registry as plugins
 
     root = make_ic15_folder(tmp_path / "ic15", n_train=8, n_test=2)
     pm = plugins.get_plugin_manager()
@@ -622,7 +622,7 @@ def test_ddp_rank_zero_writes_evals_best_and_tensorboard_once(tmp_path: Path) ->
 def test_a_run_without_the_recipes_extra_training_data_says_so() -> None:
     """The TD500 recipes train with HUST-TR400: a run on TD500 alone is
     told, with the --dataset that follows the recipe; a run with it is not."""
-    from tcmbench.plugins import get_detector
+    from tcmbench.contract.registry import get_detector
     from tcmbench.train.run import recipe_data_left_out
 
     recipe = get_detector("dbnet").recipe("msra-td500")

@@ -37,9 +37,9 @@ from safetensors.torch import load_file
 from tiny_data import TINY_RECIPE, TINY_SPEC, make_samples
 
 from tcmbench.cli import main
+from tcmbench.contract.registry import get_detector
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.errors import CheckpointError, TcmbenchError
-from tcmbench.models.spec import DetectorConfig
-from tcmbench.plugins import get_detector
 from tcmbench.train.eval_sets import EvalSet
 from tcmbench.train.hyper import (
     DEFAULT_MIN_STEPS,
@@ -525,7 +525,7 @@ def test_norm_eval_keeps_batchnorm_statistics_frozen(tmp_path: Path, norm_eval: 
     trainer = Trainer(spec, config, recipe, cfg, samples, [test])
     trainer.fit()
     torch.manual_seed(3)  # the trainer's initial weights
-    from tcmbench.plugins import get_plugin_manager
+    from tcmbench.contract.registry import get_plugin_manager
 
     start = get_plugin_manager().hook.build_detector(spec=spec, config=config).state_dict()
     final = load_file(str(tmp_path / "run" / "final" / "model.safetensors"))
@@ -559,8 +559,8 @@ def _ppocrv3_standin(path: Path) -> Path:
     from tcmbench_dbnet.ppocr.recipe import ppocr_recipe
     from tcmbench_dbnet.recipes import PPOCRV3_MODEL
 
-    from tcmbench import hub
-    from tcmbench.plugins import get_plugin_manager
+    from tcmbench.contract.registry import get_plugin_manager
+    from tcmbench.hub import checkpoints as hub
 
     spec = get_detector("dbnet")
     config = DetectorConfig.from_dict(PPOCRV3_MODEL)
@@ -628,7 +628,7 @@ def test_train_only_is_checked() -> None:
         with pytest.raises(TcmbenchError, match=why):
             parse(bad)
     _, _, config = _dbnet_small()
-    from tcmbench.plugins import get_plugin_manager
+    from tcmbench.contract.registry import get_plugin_manager
 
     model = get_plugin_manager().hook.build_detector(spec=get_detector("dbnet"), config=config)
     setting = parse({"prefixes": ["head.thr_brnch."], "steps": 3})

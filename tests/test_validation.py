@@ -1,4 +1,4 @@
-"""The one validation layer for untrusted documents (tcmbench/validation.py):
+"""The one validation layer for untrusted documents (tcmbench/safety/validation.py):
 size and depth limits before parsing, YAML without aliases, and schemas
 whose errors name the file, the key path and the allowed values."""
 
@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from tcmbench.contract.options import Opt
 from tcmbench.errors import TcmbenchError
-from tcmbench.models.options import Opt
-from tcmbench.validation import (
+from tcmbench.safety.validation import (
     MAX_DEPTH,
     DocumentError,
     ListOf,

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from tcmbench.contract.spec import DetectorConfig, DetectorSpec
 from tcmbench.data.schema import Instance, Prediction, Sample
 from tcmbench.models.detector import DetectorParts
-from tcmbench.models.spec import DetectorConfig, DetectorSpec
 
 
 def _boxes(rng: np.random.Generator, size: int) -> list[tuple[int, int, int, int]]:

@@ -13,15 +13,15 @@ from typing import Any
 
 import click
 
-from tcmbench.hookspecs import hookimpl
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench_dbnet.spec import VERSION as __version__
+from tcmbench_dbnet.spec import dbnet_spec
 
-__version__ = "0.1.0"
+__all__ = ["__version__"]
 
 
 @hookimpl
 def register_detectors(register: Callable[[Any], None]) -> None:
-    from tcmbench_dbnet.spec import dbnet_spec
-
     register(dbnet_spec())
 
 

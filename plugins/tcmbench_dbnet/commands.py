@@ -41,7 +41,7 @@ def ppocr(model: str, out_dir: str, input_order: str, no_check: bool) -> None:
     PaddleOCR's own test settings as its recipe. Needs the onnx extra:
     pip install 'tcmbench[onnx]'.
     """
-    from tcmbench.paths import check_destination
+    from tcmbench.safety.paths import check_destination
     from tcmbench_dbnet.ppocr.onnx_import import import_ppocr
 
     check_destination(out_dir, "--out")  # a file, device, FIFO or link: one line

@@ -5,14 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tcmbench.models.spec import DetectorConfig, DetectorSpec, TCMSupport
+from tcmbench.contract.spec import DetectorConfig, DetectorSpec, TCMSupport
 from tcmbench.tcm.importer import BN_KEYS as _BN
+
+#: The plugin's version (``tcmbench_dbnet.__version__``, recorded in checkpoints).
+VERSION = "0.1.0"
 
 
 def _build_parts(config: DetectorConfig) -> Any:
     from tcmbench_dbnet.model import build_parts
 
     return build_parts(config)
+
+
+def _build_postprocess(config: DetectorConfig) -> Any:
+    from tcmbench_dbnet.options import build_postprocess
+
+    return build_postprocess(config)
 
 
 def db_aux_target(targets: Mapping[str, Any], score_logits: Any = None) -> tuple[Any, Any]:
@@ -41,14 +50,14 @@ OFFICIAL_RULES: tuple[tuple[str, str], ...] = (
 
 
 def dbnet_spec() -> DetectorSpec:
-    from tcmbench_dbnet import __version__
     from tcmbench_dbnet.recipes import DEFAULT_RECIPE, RECIPES
 
     return DetectorSpec(
         name="dbnet",
         build_parts=_build_parts,
         summary="DBNet: differentiable binarization (Liao et al., AAAI 2020)",
-        version=__version__,
+        version=VERSION,
+        build_postprocess=_build_postprocess,
         recipes=RECIPES,
         default_recipe=DEFAULT_RECIPE,
         tcm=TCMSupport(

@@ -21,31 +21,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import pyclipper
 
-# pyclipper works on integers: coordinates are scaled by this factor so the
-# offset polygons keep sub-pixel precision.
-CLIPPER_SCALE = 16.0
-
-
-def polygon_area_perimeter(poly: np.ndarray) -> tuple[float, float]:
-    """Unsigned shoelace area and perimeter of a closed (N, 2) polygon."""
-    pts = np.ascontiguousarray(poly, dtype=np.float32).reshape(-1, 1, 2)
-    return float(cv2.contourArea(pts)), float(cv2.arcLength(pts, True))
-
-
-def offset_polygon(poly: np.ndarray, distance: float) -> np.ndarray | None:
-    """``poly`` offset outwards by ``distance`` pixels (inwards when
-    negative) with round joins; the largest resulting piece, or None when
-    the offset polygon vanishes."""
-    pco = pyclipper.PyclipperOffset(arc_tolerance=0.25 * CLIPPER_SCALE)
-    path = np.round(np.asarray(poly, dtype=np.float64) * CLIPPER_SCALE).astype(np.int64)
-    pco.AddPath(path.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
-    pieces = pco.Execute(distance * CLIPPER_SCALE)
-    pieces = [np.asarray(p, dtype=np.float64) / CLIPPER_SCALE for p in pieces if len(p) >= 3]
-    if len(pieces) <= 1:
-        return pieces[0] if pieces else None
-    return max(pieces, key=lambda p: polygon_area_perimeter(p)[0])
+# Polygon offsetting is shared with DB post-processing (the core's).
+from tcmbench.inference.db_postprocess import offset_polygon, polygon_area_perimeter
 
 
 def shrink_distance(poly: np.ndarray, ratio: float) -> float:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tcmbench.hookspecs import hookimpl
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench_fcenet.spec import VERSION as __version__
+from tcmbench_fcenet.spec import fcenet_spec
 
-__version__ = "0.1.0"
+__all__ = ["__version__"]
 
 _AUGMENTATIONS = (
     ("fce_color_jitter", "ColorJitter", "brightness, contrast, saturation (torchvision)"),
@@ -31,14 +33,12 @@ _AUGMENTATIONS = (
 
 @hookimpl
 def register_detectors(register: Callable[[Any], None]) -> None:
-    from tcmbench_fcenet.spec import fcenet_spec
-
     register(fcenet_spec())
 
 
 @hookimpl
 def register_augmentations(register: Callable[[Any], None]) -> None:
-    from tcmbench.plugins import AugmentationSpec
+    from tcmbench.contract.registry import AugmentationSpec
 
     for name, attr, summary in _AUGMENTATIONS:
         register(AugmentationSpec(name, f"tcmbench_fcenet.augment:{attr}", summary))

@@ -11,7 +11,7 @@ Torch-free (the spec imports it).
 
 from __future__ import annotations
 
-from tcmbench.models.fidelity import FidelityRow
+from tcmbench.contract.fidelity import FidelityRow
 
 _MMOCR = "open-mmlab/mmocr v0.4.1 (= wenwenyu/TCM mmocr_src)"
 _TRANSFORMS = f"{_MMOCR} mmocr/datasets/pipelines/transforms.py"

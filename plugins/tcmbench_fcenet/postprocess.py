@@ -31,10 +31,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from tcmbench.contract.options import Opt, check_options
 from tcmbench.data.schema import Prediction
 from tcmbench.errors import PluginError
 from tcmbench.models.nms import polygon_nms
-from tcmbench.models.options import Opt, check_options
 from tcmbench_fcenet.fourier import reals_to_polygons, signed_area
 
 OUTPUTS = ("quad", "poly")

@@ -8,7 +8,7 @@ scales, postprocess) and the official TCM-FCENet configs
 (``fcenet_clip_r50att_prompt_gen_vis_fpn*.py``, ``fcenet_pipeline.py``:
 Ranger 1e-3, wd 0, CLIP input 800, Total-Text test scale (1280, 960)).
 Same keys as the DBNet recipes (docs/fcenet.md); ``model.options`` are
-:mod:`tcmbench_fcenet.model`'s options.
+:mod:`tcmbench_fcenet.options`' options.
 
 mmocr's test scale ``img_scale=(a, b)`` with ``keep_ratio=True`` is
 scale = min(max(a, b) / long side, min(a, b) / short side), i.e.

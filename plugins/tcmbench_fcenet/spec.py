@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcmbench.models.spec import DetectorConfig, DetectorSpec, TCMSupport
+from tcmbench.contract.spec import DetectorConfig, DetectorSpec, TCMSupport
+
+#: The plugin's version (``tcmbench_fcenet.__version__``, recorded in checkpoints).
+VERSION = "0.1.0"
 
 
 def _build_parts(config: DetectorConfig) -> Any:
     from tcmbench_fcenet.model import build_parts
 
     return build_parts(config)
+
+
+def _build_postprocess(config: DetectorConfig) -> Any:
+    from tcmbench_fcenet.options import build_postprocess
+
+    return build_postprocess(config)
 
 
 def _sample_target(polygons: Any, ignores: Any, height: int, width: int) -> tuple[Any, Any]:
@@ -31,7 +40,6 @@ OFFICIAL_RULES: tuple[tuple[str, str], ...] = (
 
 
 def fcenet_spec() -> DetectorSpec:
-    from tcmbench_fcenet import __version__
     from tcmbench_fcenet.fidelity import FIDELITY
     from tcmbench_fcenet.recipes import DEFAULT_RECIPE, RECIPES
 
@@ -39,7 +47,8 @@ def fcenet_spec() -> DetectorSpec:
         name="fcenet",
         build_parts=_build_parts,
         summary="FCENet: Fourier contour embedding (Zhu et al., CVPR 2021)",
-        version=__version__,
+        version=VERSION,
+        build_postprocess=_build_postprocess,
         recipes=RECIPES,
         default_recipe=DEFAULT_RECIPE,
         tcm=TCMSupport(

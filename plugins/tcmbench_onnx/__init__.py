@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tcmbench.hookspecs import hookimpl
+from tcmbench.contract.hookspecs import hookimpl
 from tcmbench_onnx.spec import VERSION as __version__
 from tcmbench_onnx.spec import onnx_spec
 

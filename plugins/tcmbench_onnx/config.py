@@ -24,8 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS
-
+from tcmbench.inference.db_postprocess import POSTPROCESS_PARAMS
 from tcmbench.inference.onnx_config import (
     FORMAT,
     Dialect,
@@ -38,7 +37,7 @@ from tcmbench.inference.onnx_config import (
 from tcmbench.inference.onnx_config import locate as _locate
 from tcmbench.inference.onnx_config import parse_config as _parse_config
 from tcmbench.inference.onnx_config import read_config_file as _read_config_file
-from tcmbench.validation import Section
+from tcmbench.safety.validation import Section
 
 __all__ = [
     "BUILTINS",

@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tcmbench.contract.spec import DetectorConfig, DetectorSpec
 from tcmbench.errors import CheckpointError, PluginError
-from tcmbench.models.spec import DetectorConfig, DetectorSpec
 
 VERSION = "0.1.0"
 
@@ -49,9 +49,8 @@ def _prob_output(session: Any, cfg: Any, path: Path) -> str:
 def load_onnx_model(weights: str, device: str = "cpu") -> Any:
     """``DetectorSpec.load_weights``: the ONNX model and its config as a
     LoadedCheckpoint whose recipe is the config's."""
-    from tcmbench_dbnet.postprocess import DBPostprocessor
-
-    from tcmbench.hub import HF_PREFIX, LoadedCheckpoint
+    from tcmbench.hub.checkpoints import HF_PREFIX, LoadedCheckpoint
+    from tcmbench.inference.db_postprocess import DBPostprocessor
     from tcmbench.inference.onnx_config import OnnxConfigError
     from tcmbench.inference.onnx_graph import check_prob_declared
     from tcmbench.inference.onnx_runtime import OnnxDetector, file_sha256, open_checked

@@ -12,21 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tcmbench.hookspecs import hookimpl
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench_pan.spec import VERSION as __version__
+from tcmbench_pan.spec import pan_spec
 
-__version__ = "0.1.0"
+__all__ = ["__version__"]
 
 
 @hookimpl
 def register_detectors(register: Callable[[Any], None]) -> None:
-    from tcmbench_pan.spec import pan_spec
-
     register(pan_spec())
 
 
 @hookimpl
 def register_augmentations(register: Callable[[Any], None]) -> None:
-    from tcmbench.plugins import AugmentationSpec
+    from tcmbench.contract.registry import AugmentationSpec
 
     register(
         AugmentationSpec(

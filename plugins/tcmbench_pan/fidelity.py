@@ -1,7 +1,7 @@
 """Where PANet's recipes follow the authors' code, row by row (torch-free).
 
 The rows of the fidelity issue that concern PANet, as data
-(:class:`tcmbench.models.fidelity.FidelityRow`); ``python -m
+(:class:`tcmbench.contract.fidelity.FidelityRow`); ``python -m
 tcmbench.docgen`` writes them as the table in docs/pan.md, and
 ``tests/test_pan_fidelity.py`` has one test per row, named after it.
 
@@ -23,7 +23,7 @@ choices (column "plain recipes").
 
 from __future__ import annotations
 
-from tcmbench.models.fidelity import FidelityRow
+from tcmbench.contract.fidelity import FidelityRow
 
 _MMOCR = "open-mmlab/mmocr v0.6.3 (= wenwenyu/TCM mmocr_src, mmocr 0.4)"
 _TCM = "wenwenyu/TCM ocrclip/configs"

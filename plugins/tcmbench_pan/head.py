@@ -27,11 +27,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from tcmbench_pan.options import HEAD_INITS  # ``init`` values (module doc)
+
 #: Output channels: text, kernel, 4-d embedding.
 NUM_OUTPUTS = 6
 EMBED_DIM = 4
-#: ``init`` values (module doc).
-HEAD_INITS = ("mmocr", "pan_pp", "pytorch")
 #: mmocr 0.x PANHead: out_conv weights N(0, MMOCR_INIT_STD).
 MMOCR_INIT_STD = 0.01
 

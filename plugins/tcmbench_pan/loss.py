@@ -41,11 +41,8 @@ from torch import Tensor, nn
 
 from tcmbench.models.losses import flatten_per_image
 from tcmbench.tcm.loss import ohem_mask
+from tcmbench_pan.options import DIS_PAIRS, KERNEL_MASKS, TARGET_SAMPLINGS
 
-KERNEL_MASKS = ("gt", "pred")
-DIS_PAIRS = ("unordered", "ordered")
-#: ``target_sampling`` value -> torch interpolation mode.
-TARGET_SAMPLINGS = {"corner": "nearest", "centre": "nearest-exact"}
 _EPS = 1e-12
 
 

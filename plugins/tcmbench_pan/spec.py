@@ -5,14 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tcmbench.models.spec import DetectorConfig, DetectorSpec, TCMSupport
+from tcmbench.contract.spec import DetectorConfig, DetectorSpec, TCMSupport
 from tcmbench.tcm.importer import BN_KEYS as _BN
+
+#: The plugin's version (``tcmbench_pan.__version__``, recorded in checkpoints).
+VERSION = "0.1.0"
 
 
 def _build_parts(config: DetectorConfig) -> Any:
     from tcmbench_pan.model import build_parts
 
     return build_parts(config)
+
+
+def _build_postprocess(config: DetectorConfig) -> Any:
+    from tcmbench_pan.options import build_postprocess
+
+    return build_postprocess(config)
 
 
 def pan_aux_target(targets: Mapping[str, Any], score_logits: Any = None) -> tuple[Any, Any]:
@@ -44,7 +53,6 @@ OFFICIAL_RULES: tuple[tuple[str, str], ...] = (
 
 
 def pan_spec() -> DetectorSpec:
-    from tcmbench_pan import __version__
     from tcmbench_pan.fidelity import ROWS
     from tcmbench_pan.recipes import DEFAULT_RECIPE, RECIPES
 
@@ -52,7 +60,8 @@ def pan_spec() -> DetectorSpec:
         name="pan",
         build_parts=_build_parts,
         summary="PANet: pixel aggregation network (Wang et al., ICCV 2019)",
-        version=__version__,
+        version=VERSION,
+        build_postprocess=_build_postprocess,
         recipes=RECIPES,
         default_recipe=DEFAULT_RECIPE,
         fidelity=ROWS,

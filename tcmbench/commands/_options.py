@@ -1,14 +1,14 @@
 """Command-line options shared by several commands.
 
 :func:`tcm_options` adds the TCM switches to a click command and hands the
-command one ``tcm`` argument: a :class:`~tcmbench.models.spec.TCMConfig`, or
+command one ``tcm`` argument: a :class:`~tcmbench.contract.spec.TCMConfig`, or
 None without ``--tcm``. ``train``, ``evaluate``, ``predict`` and ``bench``
 use it so the switches are spelled the same everywhere.
 
 :class:`FiniteFloat` and :class:`BoundedInt` are the types of numeric
 options: every number a command takes has a range, floats are finite, and
 run sizes have a bound raised through the environment
-(:mod:`tcmbench.run_limits`).
+(:mod:`tcmbench.safety.run_limits`).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def tcm_config_from_options(
     the TCMConfig default (``train`` then takes the recipe's value). A
     sub-switch without ``--tcm`` is a usage error, not silently ignored.
     """
-    from tcmbench.models.spec import TCMConfig
+    from tcmbench.contract.spec import TCMConfig
 
     given = {
         "--tcm-context": tcm_context is not None,
@@ -158,7 +158,7 @@ INT64_MAX = 2**63 - 1
 
 def _bound_text(name: str) -> str:
     from tcmbench.errors import TcmbenchError
-    from tcmbench.run_limits import RUN_BOUNDS, run_bound
+    from tcmbench.safety.run_limits import RUN_BOUNDS, run_bound
 
     try:
         value = run_bound(name)
@@ -176,7 +176,7 @@ def _check_bound(
 ) -> None:
     if name is None:
         return
-    from tcmbench.run_limits import bound_hint, run_bound
+    from tcmbench.safety.run_limits import bound_hint, run_bound
 
     if value > run_bound(name):
         shown = f"{value:g}" if isinstance(value, float) else str(value)
@@ -187,7 +187,7 @@ class FiniteFloat(click.FloatRange):
     """A float option in a range, and finite: click's ``FloatRange`` lets
     ``nan`` through (every comparison with nan is false) and ``inf``
     through an open-ended range. ``bound`` names an upper bound of
-    :mod:`tcmbench.run_limits` (raised through the environment)."""
+    :mod:`tcmbench.safety.run_limits` (raised through the environment)."""
 
     def __init__(
         self,
@@ -215,7 +215,7 @@ class FiniteFloat(click.FloatRange):
 
 class BoundedInt(click.IntRange):
     """An int option at least ``min`` and at most the run bound ``bound``
-    of :mod:`tcmbench.run_limits`: a legal value that would run for days or
+    of :mod:`tcmbench.safety.run_limits`: a legal value that would run for days or
     allocate without end is a usage error saying how to raise the bound."""
 
     def __init__(self, min: int, bound: str) -> None:

@@ -58,8 +58,8 @@ def build_for_bench(
     """(model, DetectorConfig) with random weights: no ImageNet or CLIP
     download (``pretrained_backbone=False``, ``clip_pretrained=None``).
     ``backbone`` None leaves DetectorConfig's default to the plugin."""
-    from tcmbench.models.spec import DetectorConfig
-    from tcmbench.plugins import get_plugin_manager
+    from tcmbench.contract.registry import get_plugin_manager
+    from tcmbench.contract.spec import DetectorConfig
 
     if tcm is not None:
         tcm.clip_pretrained = None  # random CLIP weights: size and speed do not depend on values
@@ -264,9 +264,9 @@ def bench(
 
     import torch
 
+    from tcmbench.contract.registry import get_detector
     from tcmbench.inference import profiling
-    from tcmbench.plugins import get_detector
-    from tcmbench.train.distributed import resolve_device
+    from tcmbench.inference.world import resolve_device
 
     dev = resolve_device(device)  # CUDA asked for without CUDA: a clear error, exit 2
     if threads:
@@ -348,7 +348,7 @@ def bench(
     else:
         doc.update(entries[0])
 
-    from tcmbench.paths import is_stdout, write_report
+    from tcmbench.safety.paths import is_stdout, write_report
 
     to_err = is_stdout(json_out)  # stdout then carries the JSON alone
     click.echo(markdown_params(entries), err=to_err)
@@ -376,7 +376,7 @@ def _tcm_for(spec: Any, recipe_name: str | None, tcm: Any, compare_tcm: bool) ->
     the plugin's recipe (4 tokens, 32 for CTW1500 / Total-Text; PAN 736)."""
     import copy
 
-    from tcmbench.models.spec import TCMConfig
+    from tcmbench.contract.spec import TCMConfig
 
     if tcm is None:
         if not compare_tcm:
@@ -420,11 +420,11 @@ def _models(
 ) -> dict[str, BenchModel]:
     """label -> model: the checkpoint, or random-weight builds (the plain
     detector and / or its TCM variant)."""
-    from tcmbench.models.spec import TCMConfig
+    from tcmbench.contract.spec import TCMConfig
 
     base_recipe = spec.recipe(recipe_name)
     if weights:
-        from tcmbench.hub import load_checkpoint
+        from tcmbench.hub.checkpoints import load_checkpoint
 
         ckpt = load_checkpoint(
             weights, device=str(dev), plugin=spec.name, expect_tcm=True if tcm is not None else None

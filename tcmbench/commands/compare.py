@@ -86,7 +86,7 @@ def _refuse_reports(run: _Run) -> None:
 
 def _submission_style(protocol: str) -> str:
     """The format ``evaluate --save-predictions`` writes ``submit.zip`` in
-    for ``protocol`` (tcmbench/submission.py; curved-text polygons are x,y,
+    for ``protocol`` (tcmbench/eval/submission.py; curved-text polygons are x,y,
     y,x for totaltext-deteval as Deteval.py reads them)."""
     rrc_quads = {"icdar2015", "msra-td500"}
     rrc_ltrb = {"icdar2013", "icdar2013-deteval"}
@@ -423,7 +423,7 @@ def compare(
     )
     bootstrap_s = time.perf_counter() - started
 
-    from tcmbench.paths import is_stdout
+    from tcmbench.safety.paths import is_stdout
 
     click.echo(markdown_report(protocol, boot, runs[0], runs[1]), err=is_stdout(json_out))
     if json_out is not None:
@@ -529,7 +529,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     import json
 
     from tcmbench import __version__
-    from tcmbench.paths import write_report
+    from tcmbench.safety.paths import write_report
 
     data = {**data, "tcmbench_version": __version__}
     write_report(path, json.dumps(data, indent=2) + "\n")

@@ -342,7 +342,7 @@ def export(
     embedded), loadable with datasets.load_dataset and shareable on the Hub."""
     from tcmbench.data.dataset import get_dataset_config, load_split
     from tcmbench.data.hf import dataset_card, export_parquet
-    from tcmbench.paths import atomic_write_text
+    from tcmbench.safety.paths import atomic_write_text
 
     cfg = get_dataset_config(name)
     samples, report = load_split(name, split, data_root=data_root, skip_invalid=skip_invalid)

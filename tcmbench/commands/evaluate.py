@@ -34,7 +34,7 @@ def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
         raise click.UsageError(
             f"plugin {spec.name!r} runs finished models: pass --weights (docs/onnx.md)"
         )
-    from tcmbench.hub import embedded_weights
+    from tcmbench.hub.checkpoints import embedded_weights
 
     found = embedded_weights(spec)
     if dataset != EMBEDDED_WEIGHTS_DATASET:
@@ -226,9 +226,9 @@ def evaluate(
       tcmbench evaluate --plugin dbnet --dataset icdar2015 --weights runs/x/final --sweep --json out.json
       torchrun --nproc_per_node 4 -m tcmbench evaluate --plugin dbnet --dataset ctw1500 --weights hf://org/repo
     """
+    from tcmbench.contract.registry import get_detector
     from tcmbench.inference.loading import prepare_device
     from tcmbench.inference.world import release_world
-    from tcmbench.plugins import get_detector
 
     # torch only where the network runs on it: --plugin onnx never loads it
     dev, w = prepare_device(get_detector(plugin), runtime, device)
@@ -286,8 +286,10 @@ def _evaluate(
     runtime: str | None = None,
 ) -> None:
     from tcmbench import __version__
+    from tcmbench.contract.registry import get_detector
     from tcmbench.data.dataset import get_dataset_config, load_split
     from tcmbench.eval import evaluate as score
+    from tcmbench.eval.submission import submitted_predictions
     from tcmbench.inference import (
         cache_key,
         cached_predict,
@@ -302,8 +304,6 @@ def _evaluate(
         tag_runtime,
     )
     from tcmbench.inference.settings import describe, differs_from_dataset
-    from tcmbench.plugins import get_detector
-    from tcmbench.submission import submitted_predictions
 
     spec = get_detector(plugin)
     if recipe:
@@ -315,7 +315,7 @@ def _evaluate(
 
         require_matplotlib()
         check_report_dir(report_dir)
-    from tcmbench.paths import check_destination, check_names
+    from tcmbench.safety.paths import check_destination, check_names
 
     for option, folder in (("--save-predictions", save_predictions), ("--visualize", visualize)):
         if folder:  # a file, device, FIFO or link: one line, before any work (every rank)
@@ -327,7 +327,7 @@ def _evaluate(
     if limit:
         samples = samples[:limit]
     if save_predictions:  # IMG_0059 and IMG_59 -> one file: say so before inference
-        from tcmbench.submission import entry_names
+        from tcmbench.eval.submission import entry_names
 
         entry_names([s.id for s in samples], protocol)
     if visualize:  # an id no file can be named after: say so before inference
@@ -379,7 +379,7 @@ def _evaluate(
         "recall": result.recall,
         "hmean": result.hmean,
     }
-    from tcmbench.paths import is_stdout, write_report
+    from tcmbench.safety.paths import is_stdout, write_report
 
     to_err = is_stdout(json_out)  # stdout then carries the JSON alone
     click.echo(describe(resolved), err=to_err)  # the table's header: how it was run
@@ -408,14 +408,14 @@ def _evaluate(
         }
         write_report(json_out, json.dumps(doc, indent=2, default=str) + "\n")
     if save_predictions:
-        from tcmbench.submission import write_submission
+        from tcmbench.eval.submission import write_submission
 
         paths = write_submission(save_predictions, preds, protocol, scores=submission_scores)
         click.echo(f"submission: {paths['zip']}", err=True)
     if visualize:
         from tcmbench.data.torch_data import load_image
-        from tcmbench.paths import safe_child
-        from tcmbench.visualize import draw, save_png
+        from tcmbench.report.visualize import draw, save_png
+        from tcmbench.safety.paths import safe_child
 
         out = Path(visualize)
         for s in samples:

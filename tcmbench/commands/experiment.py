@@ -193,7 +193,7 @@ def _run(
         return
     if out is None:
         raise click.UsageError("give --out DIR (the experiment folder), or --dry-run")
-    from tcmbench.paths import check_destination
+    from tcmbench.safety.paths import check_destination
 
     check_destination(out, "--out")  # a file, device, FIFO or link: one line, no work
     all_cells = expand(grid)

@@ -54,7 +54,8 @@ def report(directory: Path, out_dir: Path | None, formats: str, metric: str | No
     machinery check that is not comparable with the paper.
     """
     from tcmbench.errors import TcmbenchError
-    from tcmbench.experiment.report import load_experiment, parse_formats, write_report
+    from tcmbench.experiment.report import parse_formats, write_report
+    from tcmbench.experiment.results import load_experiment
 
     try:
         exp = load_experiment(directory)

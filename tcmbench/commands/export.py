@@ -50,10 +50,10 @@ def export_onnx(plugin: str, weights: str, out: str, recipe: str | None, tcm: bo
       tcmbench export onnx --plugin dbnet --tcm --weights hf://org/tcm-dbnet --out tcm.onnx
       tcmbench evaluate --plugin onnx --weights dbnet.onnx --dataset synthtext-mini
     """
-    from tcmbench.hub import load_checkpoint
+    from tcmbench.contract.registry import get_detector
+    from tcmbench.hub.checkpoints import load_checkpoint
     from tcmbench.inference.onnx_export import ATOL, RTOL, export_checkpoint
     from tcmbench.inference.onnx_runtime import require_onnxruntime
-    from tcmbench.plugins import get_detector
 
     require_onnxruntime()  # the export is checked with it: fail before the work
     spec = get_detector(plugin)

@@ -24,7 +24,7 @@ def push(
     folder: str, repo_id: str, revision: str | None, private: bool, message: str | None
 ) -> None:
     """Upload checkpoint FOLDER (config.json, model.safetensors, README.md) to REPO_ID."""
-    from tcmbench import hub as hub_lib
+    from tcmbench.hub import checkpoints as hub_lib
 
     url = hub_lib.push(folder, repo_id, revision=revision, private=private, commit_message=message)
     click.echo(f"pushed {folder} to {repo_id}: {url}")
@@ -42,8 +42,8 @@ def push(
 )
 def pull(repo_id: str, revision: str | None, out_dir: str | None) -> None:
     """Download checkpoint REPO_ID (hf://REPO_ID also works with --weights)."""
-    from tcmbench import hub as hub_lib
-    from tcmbench.paths import check_destination
+    from tcmbench.hub import checkpoints as hub_lib
+    from tcmbench.safety.paths import check_destination
 
     if out_dir is not None:  # a file, device, FIFO or link: one line, before downloading
         check_destination(out_dir, "--out")

@@ -60,7 +60,7 @@ def tcm_official(
     records the recipe of the official config, so `evaluate` runs the
     authors' post-processing by default.
     """
-    from tcmbench.paths import check_destination
+    from tcmbench.safety.paths import check_destination
     from tcmbench.tcm.importer import import_official_checkpoint
 
     check_destination(out_dir, "--out")  # a file, device, FIFO or link: one line

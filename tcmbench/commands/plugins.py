@@ -11,7 +11,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def plugins(as_json: bool) -> None:
     """List every plugin (core and installed) with its hooks and version."""
-    from tcmbench.plugins import describe_plugins
+    from tcmbench.contract.registry import describe_plugins
 
     rows = describe_plugins()
     if as_json:

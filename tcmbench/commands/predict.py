@@ -102,7 +102,7 @@ def image_ids(paths: Sequence[Path]) -> list[str]:
 def resolve_default_weights(spec: Any) -> str:
     """The plugin's embedded checkpoint, or a CheckpointError saying what to pass."""
     from tcmbench.errors import CheckpointError
-    from tcmbench.hub import embedded_weights
+    from tcmbench.hub.checkpoints import embedded_weights
 
     if spec.load_weights is not None:
         raise click.UsageError(
@@ -231,6 +231,7 @@ def predict(
         raise click.UsageError(
             "--show-prompts draws TCM's prompts; it needs --tcm (and a TCM checkpoint)"
         )
+    from tcmbench.contract.registry import get_detector
     from tcmbench.data.schema import Sample
     from tcmbench.inference import predict_samples, test_settings
     from tcmbench.inference.loading import (
@@ -242,10 +243,9 @@ def predict(
     )
     from tcmbench.inference.pipeline import progress_bar
     from tcmbench.inference.settings import describe
-    from tcmbench.paths import atomic_write_text, check_destination, safe_child
-    from tcmbench.plugins import get_detector
-    from tcmbench.visualize import draw as draw_polygons
-    from tcmbench.visualize import save_png
+    from tcmbench.report.visualize import draw as draw_polygons
+    from tcmbench.report.visualize import save_png
+    from tcmbench.safety.paths import atomic_write_text, check_destination, safe_child
 
     spec = get_detector(plugin)
     # CUDA asked for without CUDA: clear error before any work; torch only

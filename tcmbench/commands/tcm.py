@@ -34,7 +34,7 @@ def convert_clip(src: str, out_dir: str, model_name: str) -> None:
     names and dtypes (lossless) and checks every tensor against the
     architecture.
     """
-    from tcmbench.paths import check_destination
+    from tcmbench.safety.paths import check_destination
     from tcmbench.tcm.weights import convert_openai_clip
 
     check_destination(out_dir, "--out")  # a file, device, FIFO or link: one line

@@ -211,7 +211,7 @@ def train(
       tcmbench train --plugin dbnet --dataset icdar2015 --tcm --eval-every 2000 --save-every 2000
       torchrun --nproc_per_node 4 -m tcmbench train --plugin dbnet --dataset ctw1500 --tcm
     """
-    from tcmbench.train.distributed import shutdown, world
+    from tcmbench.inference.world import shutdown, world
     from tcmbench.train.hyper import TrainConfig
     from tcmbench.train.run import run_training
 
@@ -240,7 +240,7 @@ def train(
         raise click.UsageError("--allow-partial-init applies to --init-from only")
     kwargs["no_decay"] = _csv(kwargs["no_decay"])
     if kwargs["output"] is not None:  # a file, device, FIFO or link: one line, no work
-        from tcmbench.paths import check_destination
+        from tcmbench.safety.paths import check_destination
 
         check_destination(kwargs["output"], "--output")
     cfg = TrainConfig(

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tcmbench.contract.hookspecs import hookimpl
 from tcmbench.errors import TcmbenchError
-from tcmbench.hookspecs import hookimpl
 
 
 class DatasetConfigError(TcmbenchError):

@@ -52,7 +52,7 @@ def list_dataset_configs() -> dict[str, DatasetConfig]:
     Not cached: a plugin registered at run time (tests, notebooks) shows up
     on the next call, and parsing a dozen small YAMLs costs milliseconds.
     """
-    from tcmbench.plugins import dataset_config_paths
+    from tcmbench.contract.registry import dataset_config_paths
 
     configs: dict[str, DatasetConfig] = {}
     for path in config_files(dataset_config_paths()):
@@ -82,7 +82,7 @@ def is_generated(cfg: DatasetConfig) -> bool:
 
 def default_roots(cfg: DatasetConfig) -> list[Path]:
     """Where a dataset is looked for without ``--data-root``, in order."""
-    from tcmbench.paths import datasets_cache_dir
+    from tcmbench.safety.paths import datasets_cache_dir
 
     roots = []
     env = os.environ.get(DATA_ENV)
@@ -154,7 +154,7 @@ class SplitFiles:
 
 
 def _format_pattern(fmt: str) -> str:
-    from tcmbench.plugins import dataset_formats
+    from tcmbench.contract.registry import dataset_formats
 
     spec = dataset_formats().get(fmt)
     return spec.pattern if spec is not None else ""

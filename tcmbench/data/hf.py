@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tcmbench.contract.hookspecs import hookimpl
 from tcmbench.data.ids import check_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import ParseReport
 from tcmbench.errors import AnnotationFormatError, DatasetNotFoundError, ImageReadError
-from tcmbench.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     import datasets
@@ -326,7 +326,7 @@ def _image_root(ref: str, cache_dir: str | None) -> Path:
 def _materialize(data: bytes, folder: Path, filename: str, real_folder: str) -> str:
     """Write image bytes once into the cache so samples have a real path
     (``real_folder``: ``folder`` resolved once for the whole split)."""
-    from tcmbench.paths import atomic_write_bytes, safe_child
+    from tcmbench.safety.paths import atomic_write_bytes, safe_child
 
     path = safe_child(folder, filename, real_folder)
     if not (path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data):
@@ -416,7 +416,7 @@ def load_hf(
     :class:`AnnotationFormatError` naming the row, or are counted with
     ``skip_invalid``.
     """
-    from tcmbench.paths import cache_dir as tcm_cache
+    from tcmbench.safety.paths import cache_dir as tcm_cache
 
     ref = str(path_or_id)
     report = ParseReport(skip_invalid=skip_invalid)
@@ -456,7 +456,7 @@ def _read_hf(
 
 @hookimpl
 def register_dataset_formats(register: Callable[[Any], None]) -> None:
-    from tcmbench.plugins import DatasetFormat
+    from tcmbench.contract.registry import DatasetFormat
 
     register(
         DatasetFormat(

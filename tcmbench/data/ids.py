@@ -11,7 +11,7 @@ everywhere (:func:`id_problem`):
 - an id is one file name: not empty, not ``.`` or ``..``, no ``/`` or
   ``\\``, no NUL or other control character (its length is checked where a
   file is written: a file system takes 255 bytes, see
-  :func:`tcmbench.paths.safe_child`);
+  :func:`tcmbench.safety.paths.safe_child`);
 - a name that keeps folders (SynthText's ``8/ballet_106_0.jpg``, whose stems
   repeat across folders) becomes ``8__ballet_106_0``: its relative path
   without the extension, components joined by :data:`FOLDER_SEPARATOR`
@@ -28,7 +28,7 @@ import re
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from tcmbench.paths import name_problem
+from tcmbench.safety.paths import name_problem
 
 if TYPE_CHECKING:
     from tcmbench.data.schema import Sample

@@ -25,7 +25,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from tcmbench.errors import ImageReadError
-from tcmbench.run_limits import env_positive_int
+from tcmbench.safety.run_limits import env_positive_int
 
 if TYPE_CHECKING:
     from PIL.ImageFile import ImageFile
@@ -59,7 +59,7 @@ _pil_lock = threading.Lock()
 def max_image_pixels() -> int:
     """The pixel limit: ``TCMBENCH_MAX_IMAGE_PIXELS`` when set (a positive
     integer), else :data:`DEFAULT_MAX_IMAGE_PIXELS`. Read once per process
-    (:func:`tcmbench.run_limits.clear_limit_cache` forgets it)."""
+    (:func:`tcmbench.safety.run_limits.clear_limit_cache` forgets it)."""
     return env_positive_int(MAX_IMAGE_PIXELS_ENV, DEFAULT_MAX_IMAGE_PIXELS)
 
 

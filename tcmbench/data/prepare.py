@@ -37,7 +37,7 @@ from tcmbench.data.dataset import (
     is_generated,
 )
 from tcmbench.errors import DatasetNotFoundError
-from tcmbench.paths import atomic_dir, check_destination
+from tcmbench.safety.paths import atomic_dir, check_destination
 
 log = logging.getLogger(__name__)
 

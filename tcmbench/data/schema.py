@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from tcmbench.run_limits import env_positive_int
+from tcmbench.safety.run_limits import env_positive_int
 
 _DIGITS = re.compile(r"(\d+)")
 # Digit runs up to this long become ints in the sort key; Python refuses to
@@ -101,7 +101,7 @@ def limit(name: str) -> int:
     """The value of limit ``name`` (``MAX_POLYGON_POINTS``, ...): the
     ``TCMBENCH_<name>`` environment variable when set to a positive integer,
     else the default constant. Read once per process
-    (:func:`tcmbench.run_limits.clear_limit_cache` forgets it)."""
+    (:func:`tcmbench.safety.run_limits.clear_limit_cache` forgets it)."""
     return env_positive_int(f"TCMBENCH_{name}", _LIMIT_DEFAULTS[name])
 
 
@@ -153,7 +153,7 @@ def polygon_array(
 
 
 def polygon_rows(
-    values: Sequence[float],
+    values: Sequence[float] | np.ndarray,
     counts: Sequence[int],
     *,
     min_points: int = 3,
@@ -169,7 +169,7 @@ def polygon_rows(
     re-parses only the refused lines one by one, for the exact error. The
     usual file (every polygon well formed) costs a few array operations.
     """
-    flat = np.array(values, dtype=np.float64)
+    flat = np.asarray(values, dtype=np.float64)  # a float64 array is used as it is
     n = len(counts)
     if not n:
         return [], flat if keep_float64 else flat.astype(np.float32)

@@ -190,8 +190,8 @@ RAW_ARCHIVE_BYTES = 64 << 20
 
 def env_limit(name: str, default: int) -> int:
     """The positive integer in environment variable ``name``, else
-    ``default`` (:func:`tcmbench.run_limits.env_positive_int`)."""
-    from tcmbench.run_limits import env_positive_int
+    ``default`` (:func:`tcmbench.safety.run_limits.env_positive_int`)."""
+    from tcmbench.safety.run_limits import env_positive_int
 
     return env_positive_int(name, default)
 

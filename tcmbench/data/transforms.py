@@ -53,12 +53,12 @@ def _pair(value: Any) -> tuple[int, int]:
 
 def _recipe_part(recipe: Mapping[str, Any], key: str) -> dict[str, Any]:
     """``recipe[key]`` checked against the checkpoint schema's section of
-    that name (:mod:`tcmbench.checkpoint_schema`, the one validation layer):
+    that name (:mod:`tcmbench.safety.checkpoint_schema`, the one validation layer):
     recipes also come from checkpoints and grids anyone can edit, and a
     ``pad_divisor`` of 0 or a ``std`` of 1e-30 must be one line here, not
     a ZeroDivisionError or an image of +-1e32 later."""
-    from tcmbench.checkpoint_schema import NORMALIZE, TEST
-    from tcmbench.validation import check_document
+    from tcmbench.safety.checkpoint_schema import NORMALIZE, TEST
+    from tcmbench.safety.validation import check_document
 
     schema = {"test": TEST, "normalize": NORMALIZE}[key]
     return check_document(recipe.get(key), schema, "recipe", key) or {}
@@ -385,7 +385,7 @@ def default_augment(crop_size: int | Sequence[int] = 640) -> list[dict[str, Any]
 def _augmentation_factory(name: str) -> Callable[..., Any]:
     """The class of a built-in augmentation, or a plugin's factory
     (``register_augmentations``); a plugin may not shadow a built-in."""
-    from tcmbench.plugins import augmentations
+    from tcmbench.contract.registry import augmentations
 
     contributed = augmentations()
     if name in AUGMENTATIONS:

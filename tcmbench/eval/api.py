@@ -169,18 +169,18 @@ def match_prediction_ids(
 
 
 def get_protocol_spec(name: str) -> Any:
-    """The :class:`~tcmbench.plugins.ProtocolSpec` called ``name``: built-ins
+    """The :class:`~tcmbench.contract.registry.ProtocolSpec` called ``name``: built-ins
     without starting the plugin manager, then installed plugins."""
-    from tcmbench.eval.catalog import IOU_PROTOCOLS, iou_spec
+    from tcmbench.eval.catalog import DETEVAL_PROTOCOLS, IOU_PROTOCOLS, iou_spec
 
-    if name in IOU_PROTOCOLS:
+    if name in IOU_PROTOCOLS or name in DETEVAL_PROTOCOLS:
         return iou_spec(name)
     from tcmbench.eval.protocols import builtin_protocols
 
     specs = builtin_protocols()
     if name in specs:
         return specs[name]
-    from tcmbench.plugins import get_protocol
+    from tcmbench.contract.registry import get_protocol
 
     return get_protocol(name)
 

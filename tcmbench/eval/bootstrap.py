@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from tcmbench.contract.options import Opt
 from tcmbench.data.schema import natural_key
 from tcmbench.errors import ProtocolError
-from tcmbench.models.options import Opt
-from tcmbench.validation import DocumentError, Section, check_document
+from tcmbench.safety.validation import DocumentError, Section, check_document
 
 #: Default number of bootstrap resamples.
 DEFAULT_RESAMPLES = 10_000

@@ -16,19 +16,23 @@ the ground truth's order: the numeric order every protocol walks, as the
 readers sort) are measured in the same pass and their verdicts kept until
 they are asked for. An image whose point counts alone bound it within both
 limits (every ICDAR 2015 image: quads are never repaired) needs no
-geometry; real polygons are shown simple by an O(n) star-shapedness test,
-GEOS and the crossing count only run for the others.
+geometry; real polygons are shown simple by an O(n) star-shapedness test;
+the others have their crossings counted, all the small ones (up to
+:data:`SMALL_CONTOUR_POINTS` points) in a few array operations, the larger
+ones after a GEOS simplicity test (so scoring Total-Text, whose contours are
+small, never imports shapely for the limits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tcmbench.data.schema import image_work, limit, limit_hint
 from tcmbench.errors import ProtocolError
+from tcmbench.eval.polygons import unique
 
 #: Images measured in one pass, and the (ground truth, detection) pairs and
 #: vertices one pass may hold (memory stays bounded).
@@ -167,6 +171,12 @@ def _star_simple(flat: _Flat, idx: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Contours of up to this many points that the star test leaves unsure have
+#: their crossings counted by :func:`_small_crossings` (all of them in a few
+#: array operations); larger ones are first tested by GEOS.
+SMALL_CONTOUR_POINTS = 24
+
+
 def _complexity(flat: _Flat) -> np.ndarray:
     """:func:`polygon_complexity` of the polygons of ``flat``."""
     counts = flat.count.copy()
@@ -176,6 +186,10 @@ def _complexity(flat: _Flat) -> np.ndarray:
     if long.size == 0:
         return counts
     unsure = long[~_star_simple(flat, long)]
+    is_small = flat.count[unsure] <= SMALL_CONTOUR_POINTS
+    small, unsure = unsure[is_small], unsure[~is_small]
+    if small.size:
+        counts[small] += 4 * _small_crossings(flat, small)
     if unsure.size:
         import shapely
 
@@ -192,6 +206,38 @@ def _complexity(flat: _Flat) -> np.ndarray:
         for i in suspects.tolist():
             counts[i] += 4 * crossings(flat.points(i))
     return counts
+
+
+def _small_crossings(flat: _Flat, idx: np.ndarray) -> np.ndarray:
+    """:func:`crossings` of the small contours ``idx``, the contours of one
+    size at once: the same orientation tests on the same numbers (so the
+    same counts), without a Python call per contour (a simple contour
+    counts 0, so no GEOS pre-test is needed)."""
+    out = np.zeros(idx.size, dtype=np.int64)
+    for n in unique(flat.count[idx]).tolist():
+        sel = np.flatnonzero(flat.count[idx] == n)
+        pos = flat.start[idx[sel]][:, None] + np.arange(n)[None, :]
+        a = flat.coords[pos]  # (k, n, 2)
+        b = np.roll(a, -1, axis=1)
+        i = np.arange(n)[:, None]
+        j = np.arange(n)[None, :]
+        pair = (j > i + 1) & ~((i == 0) & (j == n - 1))
+        ai, bi = a[:, :, None, :], b[:, :, None, :]
+        aj, bj = a[:, None, :, :], b[:, None, :, :]
+        with np.errstate(all="ignore"):
+            o1, o2 = _orient(ai, bi, aj), _orient(ai, bi, bj)
+            o3, o4 = _orient(aj, bj, ai), _orient(aj, bj, bi)
+        hit = pair & (o1 * o2 < 0) & (o3 * o4 < 0)
+        out[sel] = hit.sum(axis=(1, 2))
+    return out
+
+
+def _orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Sign of the turn p -> q -> r, as :func:`crossings` computes it."""
+    return np.sign(
+        (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1])
+        - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
+    )
 
 
 def polygon_complexity(polygons: Sequence[np.ndarray]) -> np.ndarray:
@@ -330,6 +376,7 @@ class ImageLimits:
         self.gt = gt
         self.dets = dets
         self.ahead = _in_memory(gt) and _in_memory(dets)
+        self.caps = _Caps.read()
         self._order: list[str] | None = None
         self._pos: dict[str, int] = {}
         self._verdicts: dict[tuple[str, str], Problem | None] = {}
@@ -353,15 +400,17 @@ class ImageLimits:
         ahead must be within the counts on both sides. An image that a
         bound on its point counts alone keeps within both limits (every
         ICDAR 2015 image) needs no geometry at all."""
+        caps = self.caps
         dets = self.dets.get(sample_id)
-        det_counts = _point_counts(dets) if dets is not None else None
+        det_counts = _point_counts(dets, caps) if dets is not None else None
         with_dets = dets is not None and (side == "det" or det_counts is not None)
         if det_counts is None and with_dets:
-            det_counts = [len(getattr(item, "polygon", ())) for item in dets or ()]
-        first = (sample_id, with_dets, _point_counts(self.gt[sample_id]), det_counts)
+            counts = [len(getattr(item, "polygon", ())) for item in dets or ()]
+            det_counts = counts, max(counts, default=0)
+        first = (sample_id, with_dets, _point_counts(self.gt[sample_id], caps), det_counts)
         block: list[tuple[str, bool]] = []
         for sid, use, gt_counts, d_counts in [first, *self._ahead(sample_id)]:
-            if gt_counts is not None and _surely_within(gt_counts, d_counts if use else None):
+            if gt_counts is not None and _surely_within(gt_counts, d_counts if use else None, caps):
                 self._verdicts[(sid, "gt")] = None
                 if use:
                     self._verdicts[(sid, "det")] = None
@@ -372,7 +421,7 @@ class ImageLimits:
         gt_images = [_polygons(self.gt[sid]) for sid, _ in block]
         det_images = [_polygons(self.dets[sid]) if use else [] for sid, use in block]
         measures = _Measures(gt_images, det_images)
-        over = measures.over(limit("MAX_IMAGE_OVERLAPS"), limit("MAX_IMAGE_PAIR_WORK"))
+        over = measures.over(self.caps.overlaps, self.caps.pair_work)
         for k, (sid, use) in enumerate(block):
             if not over[k]:
                 self._verdicts[(sid, "gt")] = None
@@ -384,7 +433,7 @@ class ImageLimits:
             if use:
                 self._verdicts[(sid, "det")] = _limit_problem(pairs, work, gt_repair)
 
-    def _ahead(self, sample_id: str) -> list[tuple[str, bool, list[int] | None, list[int] | None]]:
+    def _ahead(self, sample_id: str) -> list[tuple[str, bool, Counts, Counts]]:
         """The images after ``sample_id`` in numeric order, within the
         counts on both sides and the budget of one pass, not measured yet:
         (id, has a prediction file, GT point counts, detection point counts)."""
@@ -399,57 +448,91 @@ class ImageLimits:
         at = self._pos.get(sample_id)
         if at is None:
             return []
-        out: list[tuple[str, bool, list[int] | None, list[int] | None]] = []
+        out: list[tuple[str, bool, Counts, Counts]] = []
         pairs = vertices = 0
+        caps, verdicts, counted = self.caps, self._verdicts, self.counted
+        no_dets: Counts = ([], 0)
         for sid in self._order[at + 1 : at + BLOCK_IMAGES]:
-            if (sid, "gt") in self._verdicts or (sid, "det") in self._verdicts:
+            if (sid, "gt") in verdicts or (sid, "det") in verdicts:
                 continue
-            gt = self.gt[sid]
             dets = self.dets.get(sid)
-            gt_counts = _point_counts(gt)
-            det_counts = _point_counts(dets) if dets is not None else []
+            gt_counts = _point_counts(self.gt[sid], caps)
+            det_counts = _point_counts(dets, caps) if dets is not None else no_dets
             if gt_counts is None or det_counts is None:
                 continue  # measured alone when asked for, after its own count error
-            self.counted.add((sid, "gt"))
+            counted.add((sid, "gt"))
             if dets is not None:
-                self.counted.add((sid, "det"))
-            pairs += len(gt_counts) * len(det_counts)
-            vertices += sum(gt_counts) + sum(det_counts)
+                counted.add((sid, "det"))
+            pairs += len(gt_counts[0]) * len(det_counts[0])
+            vertices += sum(gt_counts[0]) + sum(det_counts[0])
             if pairs > BLOCK_PAIRS or vertices > BLOCK_VERTICES:
                 break
             out.append((sid, dets is not None, gt_counts, det_counts))
         return out
 
 
-def _surely_within(gt_counts: list[int], det_counts: list[int] | None) -> bool:
+class _Caps(NamedTuple):
+    """The limits one ``evaluate()`` call measures against (read once)."""
+
+    polygons: int  # MAX_IMAGE_POLYGONS
+    points: int  # MAX_POLYGON_POINTS
+    work: int  # MAX_IMAGE_WORK
+    overlaps: int  # MAX_IMAGE_OVERLAPS
+    pair_work: int  # MAX_IMAGE_PAIR_WORK
+
+    @classmethod
+    def read(cls) -> _Caps:
+        return cls(
+            limit("MAX_IMAGE_POLYGONS"),
+            limit("MAX_POLYGON_POINTS"),
+            limit("MAX_IMAGE_WORK"),
+            limit("MAX_IMAGE_OVERLAPS"),
+            limit("MAX_IMAGE_PAIR_WORK"),
+        )
+
+
+#: The point counts of one image's polygons and the largest of them.
+Counts = tuple[list[int], int]
+
+
+def _surely_within(gt: Counts, det: Counts | None, caps: _Caps) -> bool:
     """Whether point counts alone prove an image within MAX_IMAGE_OVERLAPS
-    and MAX_IMAGE_PAIR_WORK (``det_counts`` None: the ground truth's own
-    repair work only). A contour of n > 4 points crosses itself at most
+    and MAX_IMAGE_PAIR_WORK (``det`` None: the ground truth's own repair
+    work only). A contour of n > 4 points crosses itself at most
     n (n - 3) / 2 times, so its complexity is at most n + 2 n (n - 3) and
     its repair at most that squared; contours of up to 4 points count as
-    they are and are never repaired; every (GT, detection) pair may
-    overlap."""
+    they are and are never repaired (quads, every ICDAR 2015 image: one
+    product); every (GT, detection) pair may overlap."""
+    gt_counts, gt_max = gt
+    if det is not None and len(gt_counts) * len(det[0]) > caps.overlaps:
+        return False
+    if gt_max <= 4 and (det is None or det[1] <= 4):
+        work = 0 if det is None else sum(gt_counts) * sum(det[0])
+        return work <= caps.pair_work
     cg = [n if n <= 4 else n + 2 * n * (n - 3) for n in gt_counts]
     work = sum(c * c for c, n in zip(cg, gt_counts) if n > 4)
-    if det_counts is not None:
-        if len(gt_counts) * len(det_counts) > limit("MAX_IMAGE_OVERLAPS"):
-            return False
+    if det is not None:
+        det_counts = det[0]
         cd = [n if n <= 4 else n + 2 * n * (n - 3) for n in det_counts]
         work += sum(cg) * sum(cd) + sum(c * c for c, n in zip(cd, det_counts) if n > 4)
-    return work <= limit("MAX_IMAGE_PAIR_WORK")
+    return work <= caps.pair_work
 
 
-def _point_counts(items: Sequence[Any]) -> list[int] | None:
-    """The points of each of one image's polygons, or None when they break
-    MAX_IMAGE_POLYGONS, MAX_POLYGON_POINTS or MAX_IMAGE_WORK."""
-    if len(items) > limit("MAX_IMAGE_POLYGONS"):
+def _point_counts(items: Sequence[Any], caps: _Caps) -> Counts | None:
+    """The points of each of one image's polygons and the largest, or None
+    when they break MAX_IMAGE_POLYGONS, MAX_POLYGON_POINTS or
+    MAX_IMAGE_WORK."""
+    if len(items) > caps.polygons:
         return None
     counts = [len(getattr(item, "polygon", ())) for item in items]
     if not counts:
-        return counts
-    if max(counts) > limit("MAX_POLYGON_POINTS") or image_work(counts) > limit("MAX_IMAGE_WORK"):
+        return counts, 0
+    top = max(counts)
+    if top > caps.points:
         return None
-    return counts
+    if top * top * len(counts) > caps.work and image_work(counts) > caps.work:
+        return None
+    return counts, top
 
 
 class Bounded(Mapping[str, Sequence[Any]]):

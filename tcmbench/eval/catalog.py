@@ -1,8 +1,10 @@
-"""The IoU-family protocols described without the plugin machinery.
+"""The built-in protocols described without the plugin machinery.
 
 ``tcmbench score`` looks a built-in protocol up here, so scoring never
 imports pluggy or the plugin manager; :mod:`tcmbench.eval.protocols`
-registers the same entries through the ``register_protocols`` hook.
+registers the same entries through the ``register_protocols`` hook. The
+IoU family and the DetEval family are described here (name,
+``module:function``, summary, default parameters).
 """
 
 from __future__ import annotations
@@ -79,6 +81,55 @@ IOU_PROTOCOLS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
+# The DetEval family (tcmbench/eval/deteval.py, tcmbench/eval/icdar2013.py);
+# the defaults equal the modules' DEFAULT_PARAMS (a test checks it).
+_IC13_PARAMS: dict[str, Any] = {
+    "tr": 0.8,
+    "tp": 0.4,
+    "center_diff_thr": 1.0,
+    "mtype_oo_o": 1.0,
+    "mtype_om_o": 0.8,
+    "mtype_om_m": 1.0,
+    "sweep": False,
+    "details": True,
+}
+DETEVAL_PROTOCOLS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "totaltext-deteval": (
+        "tcmbench.eval.deteval:evaluate_totaltext_deteval",
+        (
+            "Total-Text DetEval (official Deteval.py): tr 0.7, tp 0.6, k 2, split/merge penalty "
+            "0.8, sigma/tau rounded to 2 decimals; images without a prediction file are skipped as "
+            "the official script does (missing_predictions=count counts them)"
+        ),
+        {
+            "tr": 0.7,
+            "tp": 0.6,
+            "k": 2,
+            "penalty": 0.8,
+            "missing_predictions": "official",
+            "sweep": False,
+            "details": True,
+        },
+    ),
+    "icdar2013": (
+        "tcmbench.eval.icdar2013:evaluate_icdar2013",
+        (
+            "ICDAR 2013 area rules as ported by the DBNet authors (icdar2013.py): recall 0.8, "
+            "precision 0.4, centre distance < 1, one-to-many 0.8, many-to-one 1.0"
+        ),
+        dict(_IC13_PARAMS),
+    ),
+    "icdar2013-deteval": (
+        "tcmbench.eval.icdar2013:evaluate_icdar2013_deteval",
+        (
+            "ICDAR 2013 with Wolf & Jolion DetEval single-overlap checks as ported by the DBNet "
+            "authors (deteval.py): recall 0.8, precision 0.4, centre distance < 1"
+        ),
+        dict(_IC13_PARAMS),
+    ),
+}
+
+
 def _lazy(target: str, name: str) -> Callable[..., Any]:
     """An evaluate function that imports its module on first call."""
     modname, func = target.split(":")
@@ -97,7 +148,7 @@ def _lazy(target: str, name: str) -> Callable[..., Any]:
 @dataclass(frozen=True)
 class BuiltinSpec:
     """A built-in protocol described without the plugin manager (same
-    fields as :class:`tcmbench.plugins.ProtocolSpec`, which imports
+    fields as :class:`tcmbench.contract.registry.ProtocolSpec`, which imports
     ``importlib.metadata``; ``tcmbench score`` has to start fast)."""
 
     name: str
@@ -107,8 +158,9 @@ class BuiltinSpec:
 
 
 def iou_spec(name: str) -> BuiltinSpec:
-    """The spec of one IoU-family protocol (KeyError if not one)."""
-    target, summary, params = IOU_PROTOCOLS[name]
+    """The spec of one built-in protocol of :data:`IOU_PROTOCOLS` or
+    :data:`DETEVAL_PROTOCOLS` (KeyError if not one)."""
+    target, summary, params = IOU_PROTOCOLS.get(name) or DETEVAL_PROTOCOLS[name]
     return BuiltinSpec(
         name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params)
     )

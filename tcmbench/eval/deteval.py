@@ -247,13 +247,13 @@ def match_totaltext(
 
     # One-to-one. Flags never block here: each matched column has exactly
     # one qualifying row, so the official per-row loop is order-free.
+    # (Boolean sums and .nonzero() rather than np.count_nonzero / flatnonzero:
+    # the same numbers without their Python wrappers, per image.)
     s_ok = sigma > tr
     t_ok = tau > tp
-    rows = np.flatnonzero(
-        (np.count_nonzero(s_ok, axis=1) == 1) & (np.count_nonzero(t_ok, axis=1) == 1)
-    )
+    rows = ((s_ok.sum(axis=1) == 1) & (t_ok.sum(axis=1) == 1)).nonzero()[0]
     if rows.size:
-        col_s, col_t = np.count_nonzero(s_ok, axis=0), np.count_nonzero(t_ok, axis=0)
+        col_s, col_t = s_ok.sum(axis=0), t_ok.sum(axis=0)
         s_col, t_col = s_ok[rows].argmax(axis=1), t_ok[rows].argmax(axis=1)
         one = (col_s[s_col] == 1) & (col_t[t_col] == 1)
         for g, d in zip(rows[one].tolist(), s_col[one].tolist()):
@@ -264,9 +264,9 @@ def match_totaltext(
             matches.append((ONE_TO_ONE, (g,), (d,)))
 
     # One-to-many (splits): G unmatched, >= k detections with sigma > 0.
-    nz_row = np.count_nonzero(sigma > 0, axis=1)
-    for g in np.flatnonzero(~gt_flag & (nz_row >= k)).tolist():
-        cand = np.flatnonzero((tau[g] >= tp) & ~det_flag)
+    nz_row = (sigma > 0).sum(axis=1)
+    for g in (~gt_flag & (nz_row >= k)).nonzero()[0].tolist():
+        cand = ((tau[g] >= tp) & ~det_flag).nonzero()[0]
         n = cand.size
         if n == 1:
             d = int(cand[0])
@@ -285,9 +285,9 @@ def match_totaltext(
 
     # Many-to-one (merges): D unmatched, >= k GTs with tau > 0; candidates
     # use sigma >= tp (the official compares sigma with tp here).
-    nz_col = np.count_nonzero(tau > 0, axis=0)
-    for d in np.flatnonzero(~det_flag & (nz_col >= k)).tolist():
-        cand = np.flatnonzero((sigma[:, d] >= tp) & ~gt_flag)
+    nz_col = (tau > 0).sum(axis=0)
+    for d in (~det_flag & (nz_col >= k)).nonzero()[0].tolist():
+        cand = ((sigma[:, d] >= tp) & ~gt_flag).nonzero()[0]
         n = cand.size
         if n == 1:
             g = int(cand[0])
@@ -383,17 +383,13 @@ def evaluate_totaltext_deteval(
         det_first=True,
         recheck=near_official_ties,
     )
-    for overlap in _progress(overlaps, len(ids)):
-        sample_id, ignore, scores = overlap.tag
-        sigma, tau, care, kept = deteval_tables(overlap, ignore)
-        scored = match_totaltext(sigma, tau, **rule)
-        if sweep is not None:
-            _sweep_image(sweep, sigma, tau, scores[kept], rule)
+    for overlap, (scored, care, kept) in _scored(_progress(overlaps, len(ids)), rule, sweep):
+        sample_id = overlap.tag[0]
         for c in scored.recall_credits:
             acc_r += c
         for c in scored.precision_credits:
             acc_p += c
-        num_gt, num_det = sigma.shape
+        num_gt, num_det = care.size, kept.size
         total_gt += num_gt
         total_det += num_det
         all_gt += overlap.inter.shape[0]
@@ -461,6 +457,131 @@ def evaluate_totaltext_deteval(
             "images_without_predictions": len(skipped),
         },
     )
+
+
+#: Images scored together by :func:`score_images` (their arrays stay small).
+BATCH_IMAGES = 512
+
+Scored = tuple[DetEvalImage, np.ndarray, np.ndarray]
+
+
+def _scored(
+    overlaps: Iterator[ImageOverlap], rule: dict[str, Any], sweep: SweepAccumulator | None
+) -> Iterator[tuple[ImageOverlap, Scored]]:
+    """Each image with (its matching, care GT indices, kept detection
+    indices), in order: batches of images at once, or image by image with
+    the tables the sweep reads."""
+    batch: list[ImageOverlap] = []
+    for overlap in overlaps:
+        if sweep is not None:
+            _, ignore, scores = overlap.tag
+            sigma, tau, care, kept = deteval_tables(overlap, ignore)
+            _sweep_image(sweep, sigma, tau, scores[kept], rule)
+            yield overlap, (match_totaltext(sigma, tau, **rule), care, kept)
+            continue
+        batch.append(overlap)
+        if len(batch) >= BATCH_IMAGES:
+            yield from zip(batch, score_images(batch, [o.tag[1] for o in batch], **rule))
+            batch = []
+    if batch:
+        yield from zip(batch, score_images(batch, [o.tag[1] for o in batch], **rule))
+
+
+def score_images(
+    overlaps: Sequence[ImageOverlap],
+    ignores: Sequence[np.ndarray],
+    *,
+    tr: float,
+    tp: float,
+    k: int,
+    penalty: float,
+) -> list[Scored]:
+    """:func:`deteval_tables` then :func:`match_totaltext` for each image,
+    many images at once: the don't-care filter, sigma / tau and the
+    one-to-one pass over every (GT, detection) pair of the batch in a few
+    array operations. Only an image where a split or merge is possible
+    (an unmatched care GT with ``k`` detections of sigma > 0, or an
+    unmatched kept detection with ``k`` GTs of tau > 0) goes through the
+    per-image passes, whose order matters. Results, credits in their order
+    included, are those of the per-image functions
+    (tests/test_eval_deteval.py compares them)."""
+    n_img = len(overlaps)
+    g_cnt = np.array([o.inter.shape[0] for o in overlaps], dtype=np.int64)
+    d_cnt = np.array([o.inter.shape[1] for o in overlaps], dtype=np.int64)
+    ng, nd = int(g_cnt.sum()), int(d_cnt.sum())
+    g_off, d_off = np.cumsum(g_cnt) - g_cnt, np.cumsum(d_cnt) - d_cnt
+    ignore = np.zeros(ng, dtype=bool)
+    gt_area, det_area = np.zeros(ng), np.zeros(nd)
+    if ng:
+        ignore = np.concatenate([np.asarray(x, dtype=bool).reshape(-1) for x in ignores])
+        gt_area = np.concatenate([o.gt_area for o in overlaps])
+    if nd:
+        det_area = np.concatenate([o.det_area for o in overlaps])
+    # every pair of an image, row after row (the tables' order)
+    per = g_cnt * d_cnt
+    inter = np.concatenate([o.inter.reshape(-1) for o in overlaps]) if per.sum() else np.zeros(0)
+    img = np.repeat(np.arange(n_img), per)
+    local = np.arange(inter.size) - np.repeat(np.cumsum(per) - per, per)
+    pg = g_off[img] + local // np.maximum(d_cnt[img], 1)
+    pd = d_off[img] + local % np.maximum(d_cnt[img], 1)
+    # Don't care: a detection with inter / (area + 1) > 0.5 against an ignored GT.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        absorbed = ignore[pg] & (inter / (det_area[pd] + 1.0) > 0.5)
+    kept_mask = np.bincount(pd[absorbed], minlength=nd) == 0
+    care_mask = ~ignore
+    valid = care_mask[pg] & kept_mask[pd]
+    sigma = np.round(safe_ratio(inter, gt_area[pg]), 2)
+    tau = np.round(safe_ratio(inter, det_area[pd]), 2)
+    # One-to-one: a row with one sigma > tr and one tau > tp, whose columns
+    # have one each.
+    s_ok, t_ok = valid & (sigma > tr), valid & (tau > tp)
+    s_row, t_row = np.bincount(pg[s_ok], minlength=ng), np.bincount(pg[t_ok], minlength=ng)
+    s_colc, t_colc = np.bincount(pd[s_ok], minlength=nd), np.bincount(pd[t_ok], minlength=nd)
+    s_col, t_col = np.zeros(ng, dtype=np.int64), np.zeros(ng, dtype=np.int64)
+    s_col[pg[s_ok]], t_col[pg[t_ok]] = pd[s_ok], pd[t_ok]
+    rows = ((s_row == 1) & (t_row == 1)).nonzero()[0]
+    rows = rows[(s_colc[s_col[rows]] == 1) & (t_colc[t_col[rows]] == 1)]
+    gt_flag, det_flag = np.zeros(ng, dtype=bool), np.zeros(nd, dtype=bool)
+    gt_flag[rows], det_flag[s_col[rows]] = True, True
+    # Images where a split or a merge may follow: the per-image passes. A
+    # pass only acts on a row (column) that has a candidate; flags only
+    # grow, so a row without one after the one-to-one pass never gets one.
+    nz_row = np.bincount(pg[valid & (sigma > 0)], minlength=ng)
+    nz_col = np.bincount(pd[valid & (tau > 0)], minlength=nd)
+    row_cand = np.bincount(pg[valid & (tau >= tp) & ~det_flag[pd]], minlength=ng)
+    col_cand = np.bincount(pd[valid & (sigma >= tp) & ~gt_flag[pg]], minlength=nd)
+    g_img, d_img = np.repeat(np.arange(n_img), g_cnt), np.repeat(np.arange(n_img), d_cnt)
+    split = care_mask & ~gt_flag & (nz_row >= k) & (row_cand > 0)
+    merge = kept_mask & ~det_flag & (nz_col >= k) & (col_cand > 0)
+    more = np.bincount(g_img[split], minlength=n_img) > 0
+    more |= np.bincount(d_img[merge], minlength=n_img) > 0
+    # The matches in table indices (rank among the image's care GTs / kept
+    # detections), image by image.
+    g_before = np.cumsum(care_mask) - care_mask
+    d_before = np.cumsum(kept_mask) - kept_mask
+    m_img = g_img[rows].tolist()
+    m_g = (g_before[rows] - g_before[g_off[g_img[rows]]]).tolist()
+    m_d = (d_before[s_col[rows]] - d_before[d_off[g_img[rows]]]).tolist()
+    out: list[Scored] = []
+    pos = 0
+    for i, overlap in enumerate(overlaps):
+        start = pos
+        while pos < len(m_img) and m_img[pos] == i:
+            pos += 1
+        if more[i]:
+            sigma_i, tau_i, care, kept = deteval_tables(overlap, ignores[i])
+            scored = match_totaltext(sigma_i, tau_i, tr=tr, tp=tp, k=k, penalty=penalty)
+            out.append((scored, care, kept))
+            continue
+        g0, d0 = int(g_off[i]), int(d_off[i])
+        care = care_mask[g0 : g0 + int(g_cnt[i])].nonzero()[0]
+        kept = kept_mask[d0 : d0 + int(d_cnt[i])].nonzero()[0]
+        matches: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = [
+            (ONE_TO_ONE, (m_g[j],), (m_d[j],)) for j in range(start, pos)
+        ]
+        credits = [1.0] * len(matches)
+        out.append((DetEvalImage(credits, list(credits), matches), care, kept))
+    return out
 
 
 def _sweep_image(

@@ -44,7 +44,6 @@ from tcmbench.data.schema import (
     limit,
     limit_hint,
     polygon_array,
-    polygon_rows,
 )
 from tcmbench.data.source import (
     AnnotationSource,
@@ -55,25 +54,30 @@ from tcmbench.data.source import (
     numbered_lines,
     parse_json,
     read_file_bytes,
-    split_lines,
 )
 from tcmbench.errors import AnnotationFormatError, ProtocolError
 from tcmbench.eval.api import canonical_id
+from tcmbench.eval.prediction_lines import (
+    CONFIDENCE_FIELD,
+    RRC_LINE,
+    RRC_LINE_CONF,
+    polygon_file_fast,
+    polygon_files_fast,
+    rrc_file_fast,
+    rrc_files_fast,
+)
 
 STYLES = ("auto", "rrc", "rrc-ltrb", "polygon", "polygon-yx", "mat", "json")
 
-# The RRC scripts' line patterns, written with possessive quantifiers
-# (``*+``, ``++``): they accept exactly the same lines, but never give back
-# what they matched, so a failing line is rejected in one pass. The plain
-# ``\s*,?\s*$`` of the 2013 pattern retried every split of a run of spaces
-# between its two ``\s*`` (20,000 spaces: 10 s).
-_INT = r"\s*+(-?[0-9]++)\s*+"
-_CONF = r"\s*+([0-1].?[0-9]*+)\s*+"
-RRC_LINE = re.compile(r"^" + ",".join([_INT] * 8) + r"$")
-RRC_LINE_CONF = re.compile(r"^" + ",".join([_INT] * 8) + "," + _CONF + r"$")
+# The RRC scripts' line patterns (RRC_LINE / RRC_LINE_CONF live with the
+# fast reader, tcmbench.eval.prediction_lines), written with possessive
+# quantifiers (``*+``, ``++``): they accept exactly the same lines, but never
+# give back what they matched, so a failing line is rejected in one pass.
+# The plain ``\s*,?\s*$`` of the 2013 pattern retried every split of a run
+# of spaces between its two ``\s*`` (20,000 spaces: 10 s).
 _LTRB = r"^\s*+(-?[0-9]++)\s*+,\s*+(-?[0-9]++)\s*+,\s*+([0-9]++)\s*+,\s*+([0-9]++)\s*+,"
 LTRB_LINE = re.compile(_LTRB + r"?\s*+$")
-LTRB_LINE_CONF = re.compile(_LTRB + _CONF + r"$")
+LTRB_LINE_CONF = re.compile(_LTRB + CONFIDENCE_FIELD + r"$")
 RRC_NAME = re.compile(r"res_img_([0-9]+).txt")  # re.match, as the RRC script applies it
 
 RRC_EXPECTED = "ICDAR 2015 result line 'x1,y1,x2,y2,x3,y3,x4,y4' (8 integers)"
@@ -114,7 +118,7 @@ class PredictionFiles(Mapping[str, list[Prediction]]):
     #: The protocol of the ``evaluate --save-predictions`` run whose
     #: ``predictions.json`` this is (None for other files): its float
     #: polygons are scored after the submission's coordinate rule
-    #: (:func:`tcmbench.submission.submitted_predictions`), as evaluate did.
+    #: (:func:`tcmbench.eval.submission.submitted_predictions`), as evaluate did.
     evaluate_protocol: str | None = None
 
     def __getitem__(self, key: str) -> list[Prediction]:
@@ -190,11 +194,10 @@ def read_predictions(
                     f"{source.location(name)}: unexpected entry; expected one .txt result file per image"
                 )
         out = PredictionFiles({}, {}, style)
-        for name in names:
-            base = base_name(name)
-            if style == "mat":
-                from tcmbench.eval.deteval import read_deteval_mat_predictions
+        if style == "mat":
+            from tcmbench.eval.deteval import read_deteval_mat_predictions
 
+            for name in names:
                 location = source.location(name)
                 preds, cells = _checked_cells(
                     read_deteval_mat_predictions(source.read_bytes(name), location),
@@ -202,11 +205,52 @@ def read_predictions(
                     report,
                 )
                 _check_image_limits(location, preds, cells)
-                _put(out, canonical_id(base), preds, location, cells)
-                continue
-            preds, lines = _read_text_file(source, name, style, confidences, report)
-            _put(out, canonical_id(base), preds, source.location(name), lines)
+                _put(out, canonical_id(base_name(name)), preds, location, cells)
+            return out, report
+        # Text files are read in order and parsed in batches (what parsing
+        # each alone gives, errors in file order: a read error first lets the
+        # files before it report theirs).
+        texts: list[tuple[str, str]] = []
+        try:
+            for name in names:
+                texts.append((name, source.read_text(name)))
+                if len(texts) >= TEXT_BATCH_FILES:
+                    _parse_text_files(out, source, texts, style, confidences, report)
+            _parse_text_files(out, source, texts, style, confidences, report)
+        except Exception:
+            _parse_text_files(out, source, texts, style, confidences, report)
+            raise
     return out, report
+
+
+#: Result files parsed in one batch at most (their arrays stay small).
+TEXT_BATCH_FILES = 1024
+
+
+def _parse_text_files(
+    out: PredictionFiles,
+    source: AnnotationSource,
+    texts: list[tuple[str, str]],
+    style: str,
+    confidences: bool,
+    report: ParseReport,
+) -> None:
+    """Parse the queued ``(name, text)`` files into ``out``, in order, and
+    empty the queue: the usual files all at once
+    (:mod:`tcmbench.eval.prediction_lines`), any other file line by line."""
+    batch, texts[:] = list(texts), []
+    fast: list[Any] = [None] * len(batch)
+    if style in ("polygon", "polygon-yx"):
+        fast = polygon_files_fast([t for _, t in batch], yx=style == "polygon-yx")
+    elif style == "rrc" and not confidences:
+        fast = rrc_files_fast([t for _, t in batch])
+    for (name, text), result in zip(batch, fast):
+        location = source.location(name)
+        if result is not None:
+            _check_image_limits(location, *result)
+        else:
+            result = _parse_text_file(text, location, style, confidences, report)
+        _put(out, canonical_id(base_name(name)), result[0], location, result[1])
 
 
 def scored_as_evaluated(preds: PredictionFiles, protocol: str) -> PredictionFiles:
@@ -216,7 +260,7 @@ def scored_as_evaluated(preds: PredictionFiles, protocol: str) -> PredictionFile
     scores); any other file is returned unchanged."""
     if preds.evaluate_protocol is None:
         return preds
-    from tcmbench.submission import submitted_predictions
+    from tcmbench.eval.submission import submitted_predictions
 
     return PredictionFiles(
         submitted_predictions(preds.predictions, protocol), preds.origins, preds.style
@@ -248,16 +292,16 @@ def _guess_style(source: AnnotationSource, names: list[str]) -> str:
     return "polygon"
 
 
-def _read_text_file(
-    source: AnnotationSource, name: str, style: str, confidences: bool, report: ParseReport
+def _parse_text_file(
+    text: str, location: str, style: str, confidences: bool, report: ParseReport
 ) -> tuple[list[Prediction], list[int | None]]:
-    location = source.location(name)
-    text = source.read_text(name)
+    """One result file: its usual form at once, else line by line with the
+    official patterns (a malformed line goes through ``report``)."""
     fast = None
     if style in ("polygon", "polygon-yx"):
-        fast = _polygon_file_fast(text, yx=style == "polygon-yx")
+        fast = polygon_file_fast(text, yx=style == "polygon-yx")
     elif style == "rrc":
-        fast = _rrc_file_fast(text, confidences)
+        fast = rrc_file_fast(text, confidences)
     if fast is not None:
         _check_image_limits(location, *fast)
         return fast
@@ -341,86 +385,6 @@ def _at(location: str, line: int | None) -> str:
     return f"{location}, line {line}" if line is not None else location
 
 
-def _rrc_file_fast(
-    text: str, confidences: bool
-) -> tuple[list[Prediction], list[int | None]] | None:
-    """An RRC result file whose every line is well formed, its quads in one
-    array (the line parser is the fallback that names a malformed line, so
-    any doubt -- a line the pattern refuses, a confidence that is no
-    number, a coordinate beyond float32, a file over an image limit --
-    returns None)."""
-    numbered = numbered_lines(text)
-    n = len(numbered)
-    if n > limit("MAX_IMAGE_POLYGONS") or 16 * n > limit("MAX_IMAGE_WORK"):
-        return None
-    pattern = RRC_LINE_CONF if confidences else RRC_LINE
-    values: list[float] = []
-    scores: list[float | None] = []
-    for _, line in numbered:
-        m = pattern.match(line)
-        if m is None:
-            return None
-        fields = m.groups()
-        values.extend([float(v) for v in fields[:8]])
-        if confidences:
-            try:
-                scores.append(float(fields[8]))
-            except ValueError:
-                return None
-        else:
-            scores.append(None)
-    ok, flat = polygon_rows(values, [8] * n, min_points=4, keep_float64=True)
-    if not all(ok):
-        return None
-    quads = flat.reshape(-1, 4, 2)
-    preds = [Prediction(quads[i], scores[i]) for i in range(n)]
-    return preds, [i for i, _ in numbered]
-
-
-def _polygon_file_fast(text: str, yx: bool) -> tuple[list[Prediction], list[int | None]] | None:
-    """All lines of a polygon result file converted by one numpy call (the
-    per-line parser is the fallback that reports a malformed line, so any
-    doubt -- a field numpy cannot read, a non-finite value, a polygon over
-    the points limit -- returns None)."""
-    numbered = [(i, line) for i, line in enumerate(split_lines(text), start=1) if line.strip()]
-    if not numbered:
-        return [], []
-    counts = [line.count(",") + 1 for _, line in numbered]
-    top = max(counts)
-    if top > 2 * limit("MAX_POLYGON_POINTS") + 1:
-        return None
-    # Over an image limit: the line parser stops at the line crossing it
-    # (the exact sum of squares only when the cheap bound is over).
-    n, work_cap = len(counts), limit("MAX_IMAGE_WORK")
-    if n > limit("MAX_IMAGE_POLYGONS") or (
-        n * (top // 2) ** 2 > work_cap and image_work([c // 2 for c in counts]) > work_cap
-    ):
-        return None
-    try:
-        values = np.array(",".join(line for _, line in numbered).split(","), dtype=np.float64)
-    except (ValueError, OverflowError):
-        return None
-    with np.errstate(over="ignore", invalid="ignore"):
-        if not np.isfinite(values.astype(np.float32)).all():
-            return None
-    preds: list[Prediction] = []
-    pos = 0
-    for c in counts:
-        row = values[pos : pos + c]
-        pos += c
-        if c < 2:
-            return None
-        score = None
-        if c % 2 == 1:
-            score = float(row[-1])
-            row = row[:-1]
-        pts = row.reshape(-1, 2)
-        if yx:
-            pts = pts[:, ::-1]
-        preds.append(Prediction(polygon=pts, score=score))
-    return preds, [i for i, _ in numbered]
-
-
 def _why(line: str) -> str:
     shown = line if len(line) <= 60 else line[:57] + "..."
     return f"got {shown!r}"
@@ -435,11 +399,15 @@ def _points(values: Sequence[Any] | np.ndarray, min_points: int) -> np.ndarray:
 def _score(text: str) -> float:
     """A confidence field the RRC pattern accepted. The pattern (kept as the
     official script has it) lets through ``0x1`` or ``0 5``, on which the
-    script's ``float()`` crashes: a malformed line here."""
+    script's ``float()`` crashes: a malformed line here. So is ``1`` followed
+    by 400 digits, which ``float()`` reads as infinity."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ValueError(f"confidence {text.strip()!r} is not a number") from None
+        raise ValueError(f"confidence {_short(text.strip())!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"confidence {_short(text.strip())!r} is not a finite number")
+    return value
 
 
 def _rrc_line(line: str, confidences: bool) -> Prediction:
@@ -539,7 +507,7 @@ def _read_json(path: Path, report: ParseReport) -> PredictionFiles:
 
 def _is_evaluate_document(data: Mapping[str, Any]) -> bool:
     """Whether ``data`` is the ``predictions.json`` that ``evaluate
-    --save-predictions`` writes (tcmbench/submission.py), not a plain
+    --save-predictions`` writes (tcmbench/eval/submission.py), not a plain
     image id -> predictions mapping."""
     return (
         isinstance(data.get("protocol"), str)
@@ -578,7 +546,7 @@ def write_predictions_json(
     predictions: Mapping[str, list[Prediction]], path: str | os.PathLike[str]
 ) -> None:
     """Write predictions in tcmbench's JSON (atomically)."""
-    from tcmbench.paths import atomic_write_text
+    from tcmbench.safety.paths import atomic_write_text
 
     data = {k: [p.to_dict() for p in v] for k, v in predictions.items()}
     import json

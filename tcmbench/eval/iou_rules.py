@@ -16,8 +16,7 @@ tcmbench rejects the same lines, with the line named, unless
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,9 +30,9 @@ RRC_EXPECTED_POINTS = 4
 BOUND_MARGIN = 1.0 - 1e-9
 
 
-@dataclass(frozen=True)
-class Rules:
-    """What differs between the official scripts of the family."""
+class Rules(NamedTuple):
+    """What differs between the official scripts of the family (a named
+    tuple: a frozen dataclass costs a ``score`` run's start-up more)."""
 
     protocol: str
     coords: CoordMode
@@ -51,8 +50,7 @@ TIOU_CURVED = Rules("tiou", "float32", "curved", tiou_headline=True)
 TIOU_ICDAR2015 = Rules("tiou", "int32", "rrc", ot_tolerance=0.001, tiou_headline=True)
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(NamedTuple):
     iou_threshold: float
     area_precision_threshold: float
     confidences: bool

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tcmbench.eval.intersection import intersection_area
-from tcmbench.eval.polygons import flatten, pack_flat, unique
+from tcmbench.eval.polygons import bucket, flatten, pack_flat, unique
 
 log = logging.getLogger(__name__)
 
@@ -36,71 +36,91 @@ PAIR_BUDGET = 200_000
 WORKERS = min(2, os.cpu_count() or 1)
 
 
-@dataclass
 class GeosPolygons:
-    """Many polygons as shapely 2 arrays.
+    """Many polygons as the official scripts' ``shapely.Polygon(points)``.
 
-    ``geoms[i]`` is None where polygon i cannot be built (fewer than 3
-    points, a non-finite coordinate); ``usable`` marks the others.
-    ``area`` is the raw (unrepaired) area, 0 where unusable. ``bounds`` is
-    (minx, miny, maxx, maxy) from the raw points, NaN where unusable, so a
-    NaN never passes a bounding-box test.
+    ``area`` is the raw (unrepaired) area GEOS gives such a polygon, 0
+    where it cannot be built (fewer than 3 points, a non-finite
+    coordinate; ``usable`` marks the others), computed here bit for bit
+    as GEOS computes it (:func:`geos_ring_areas`), so that scoring needs no
+    GEOS object unless a pair is recomputed the official way: ``geoms``
+    (None where unusable) is built on first use. ``bounds`` is (minx, miny,
+    maxx, maxy) from the raw points, NaN where unusable, so a NaN never
+    passes a bounding-box test.
     """
 
-    geoms: np.ndarray
-    area: np.ndarray
-    bounds: np.ndarray
-    usable: np.ndarray
-    points: list[np.ndarray]  # (N_i, 2) float64 views of ``flat``
-    flat: np.ndarray  # every vertex, polygon after polygon
-    counts: np.ndarray
+    def __init__(
+        self,
+        area: np.ndarray,
+        bounds: np.ndarray,
+        usable: np.ndarray,
+        points: list[np.ndarray],
+        flat: np.ndarray,
+        counts: np.ndarray,
+    ) -> None:
+        self.area = area
+        self.bounds = bounds
+        self.usable = usable
+        self.points = points  # (N_i, 2) float64 views of ``flat``
+        self.flat = flat  # every vertex, polygon after polygon
+        self.counts = counts
+        self._geoms: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.points)
 
+    @property
+    def geoms(self) -> np.ndarray:
+        """Shapely polygons (object array, None where unusable), built once."""
+        if self._geoms is None:
+            geoms = np.full(len(self.points), None, dtype=object)
+            idx = np.flatnonzero(self.usable)
+            if idx.size:
+                flat, starts, sizes = self._usable_rings()
+                geoms[idx] = _closed_polygons(flat, starts, sizes)
+            self._geoms = geoms
+        return self._geoms
+
+    def _usable_rings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The vertices of the usable polygons, their starts and sizes."""
+        flat = self.flat[np.repeat(self.usable, self.counts)]
+        sizes = self.counts[self.usable]
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        return flat, starts, sizes
+
 
 def geos_polygons(polygons: Sequence[np.ndarray]) -> GeosPolygons:
-    """Build shapely polygons for a flat list of N x 2 point arrays at once.
-
-    Rings are built with ``shapely.linearrings(coords, indices=...)``, which
-    closes each ring as ``shapely.Polygon(points)`` does, so areas are
-    bit-identical to the official scripts' per-polygon objects.
-    """
-    import shapely
-
+    """The polygons of a flat list of N x 2 point arrays, at once (see
+    :class:`GeosPolygons`)."""
     n = len(polygons)
     all_flat, counts = flatten(polygons)
     ends = np.cumsum(counts).tolist()
     pts = [all_flat[e - c : e] for e, c in zip(ends, counts.tolist())]
     usable = counts >= 3
-    geoms = np.full(n, None, dtype=object)
     area = np.zeros(n, dtype=np.float64)
     bounds = np.full((n, 4), np.nan, dtype=np.float64)
+    out = GeosPolygons(area, bounds, usable, pts, all_flat, counts)
     if n == 0:
-        return GeosPolygons(geoms, area, bounds, usable, pts, all_flat, counts)
+        return out
     point_ok = np.isfinite(all_flat).all(axis=1)
-    owner = np.repeat(np.arange(n), counts)
-    usable &= np.bincount(owner[~point_ok], minlength=n) == 0
+    if not point_ok.all():
+        owner = np.repeat(np.arange(n), counts)
+        usable &= np.bincount(owner[~point_ok], minlength=n) == 0
     idx = np.flatnonzero(usable)
     if idx.size:
-        flat = all_flat[np.repeat(usable, counts)]
-        sizes = counts[idx]
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        geoms[idx] = _closed_polygons(flat, starts, sizes)
-        area[idx] = shapely.area(geoms[idx])
-        bounds[idx, 0] = np.minimum.reduceat(flat[:, 0], starts)
-        bounds[idx, 1] = np.minimum.reduceat(flat[:, 1], starts)
-        bounds[idx, 2] = np.maximum.reduceat(flat[:, 0], starts)
-        bounds[idx, 3] = np.maximum.reduceat(flat[:, 1], starts)
-    return GeosPolygons(geoms, area, bounds, usable, pts, all_flat, counts)
+        flat, starts, sizes = out._usable_rings()
+        area[idx] = geos_ring_areas(flat, starts, sizes)
+        bounds[idx, :2] = np.minimum.reduceat(flat, starts, axis=0)
+        bounds[idx, 2:] = np.maximum.reduceat(flat, starts, axis=0)
+    return out
 
 
-def _closed_polygons(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Shapely polygons from consecutive rings, closed as
-    ``shapely.Polygon(points)`` closes them (the first point repeated at the
-    end unless it is there already), built in one ragged-array call."""
-    import shapely
-
+def _closed_rings(
+    flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive rings closed as ``shapely.Polygon(points)`` closes them
+    (the first point repeated at the end unless it is there already): the
+    closed coordinates and the ring offsets."""
     last = starts + sizes - 1
     open_ring = ~(flat[starts] == flat[last]).all(axis=1)
     n_out = sizes + open_ring
@@ -110,8 +130,43 @@ def _closed_polygons(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray) ->
     closed[dest] = flat
     closing = ring_offsets[1:][open_ring] - 1
     closed[closing] = flat[starts[open_ring]]
+    return closed, ring_offsets
+
+
+def _closed_polygons(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Shapely polygons of :func:`_closed_rings`, in one ragged-array call."""
+    import shapely
+
+    closed, ring_offsets = _closed_rings(flat, starts, sizes)
     offsets = (ring_offsets, np.arange(sizes.size + 1))
     return shapely.from_ragged_array(shapely.GeometryType.POLYGON, closed, offsets)
+
+
+def geos_ring_areas(flat: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``shapely.area(shapely.Polygon(points))`` of consecutive point lists,
+    bit for bit, without building them: GEOS's shoelace (``Area::ofRing``)
+    on the closed ring, x relative to the first point, terms
+    ``x_i * (y_(i-1) - y_(i+1))`` summed left to right (``np.cumsum`` adds in
+    that order), halved, absolute value. A closed ring of 3 coordinates is
+    padded with its last point, as shapely's ragged-array constructor pads
+    it. The DetEval scripts divide by these areas, so their last bits
+    matter (tests/test_fast_paths.py compares with GEOS)."""
+    closed, offsets = _closed_rings(flat, starts, sizes)
+    length = np.maximum(np.diff(offsets), 4)
+    out = np.zeros(sizes.size, dtype=np.float64)
+    for size in unique(bucket(length)).tolist():
+        group = np.flatnonzero(bucket(length) == size)
+        n = length[group]
+        j = np.arange(size)[None, :]
+        # positions past a ring's end repeat its last coordinate: zero terms
+        pos = offsets[group][:, None] + np.minimum(j, np.diff(offsets)[group][:, None] - 1)
+        x = closed[pos, 0]
+        y = closed[pos, 1]
+        with np.errstate(invalid="ignore", over="ignore"):
+            terms = (x[:, 1:-1] - x[:, :1]) * (y[:, :-2] - y[:, 2:])
+            terms[np.arange(size - 2)[None, :] >= (n - 2)[:, None]] = 0.0
+            out[group] = np.abs(np.cumsum(terms, axis=1)[:, -1] / 2.0)
+    return out
 
 
 @dataclass

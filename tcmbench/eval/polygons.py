@@ -34,7 +34,7 @@ CoordMode = Literal["float64", "float32", "int32"]
 KERNEL_CHUNK_ELEMENTS = 1 << 17
 # Polygons with more vertices than this skip the dense numpy simplicity test
 # (its cost is quadratic) and are checked by GEOS instead.
-DENSE_SIMPLE_TEST_VERTICES = 12
+DENSE_SIMPLE_TEST_VERTICES = 24
 # Relative error bound of an orientation test; see orientation_tolerance.
 ORIENT_REL_TOL = 1e-13
 # Integer coordinates below this (in a pair's local frame) make every

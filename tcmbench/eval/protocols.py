@@ -12,14 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tcmbench.eval.catalog import IOU_PROTOCOLS, BuiltinSpec, _lazy, iou_spec
-from tcmbench.hookspecs import hookimpl
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench.eval.catalog import DETEVAL_PROTOCOLS, IOU_PROTOCOLS, BuiltinSpec, _lazy, iou_spec
 
-__all__ = ["IOU_PROTOCOLS", "BuiltinSpec", "builtin_protocols", "iou_spec", "register_protocols"]
+__all__ = [
+    "DETEVAL_PROTOCOLS",
+    "IOU_PROTOCOLS",
+    "BuiltinSpec",
+    "builtin_protocols",
+    "iou_spec",
+    "register_protocols",
+]
 
 
 def _register_iou_family(register: Callable[[Any], None]) -> None:
-    from tcmbench.plugins import ProtocolSpec
+    from tcmbench.contract.registry import ProtocolSpec
 
     for name, (target, summary, params) in IOU_PROTOCOLS.items():
         register(
@@ -36,7 +43,7 @@ def register_protocols(register: Callable[[Any], None]) -> None:
 
 
 def builtin_protocols() -> dict[str, Any]:
-    """The built-in :class:`~tcmbench.plugins.ProtocolSpec` objects by name."""
+    """The built-in :class:`~tcmbench.contract.registry.ProtocolSpec` objects by name."""
     found: dict[str, Any] = {}
 
     def register(spec: Any) -> None:
@@ -46,57 +53,8 @@ def builtin_protocols() -> dict[str, Any]:
     return found
 
 
-# The DetEval family (tcmbench/eval/deteval.py, tcmbench/eval/icdar2013.py);
-# the defaults equal the modules' DEFAULT_PARAMS (a test checks it).
-_IC13_PARAMS: dict[str, Any] = {
-    "tr": 0.8,
-    "tp": 0.4,
-    "center_diff_thr": 1.0,
-    "mtype_oo_o": 1.0,
-    "mtype_om_o": 0.8,
-    "mtype_om_m": 1.0,
-    "sweep": False,
-    "details": True,
-}
-DETEVAL_PROTOCOLS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "totaltext-deteval": (
-        "tcmbench.eval.deteval:evaluate_totaltext_deteval",
-        (
-            "Total-Text DetEval (official Deteval.py): tr 0.7, tp 0.6, k 2, split/merge penalty "
-            "0.8, sigma/tau rounded to 2 decimals; images without a prediction file are skipped as "
-            "the official script does (missing_predictions=count counts them)"
-        ),
-        {
-            "tr": 0.7,
-            "tp": 0.6,
-            "k": 2,
-            "penalty": 0.8,
-            "missing_predictions": "official",
-            "sweep": False,
-            "details": True,
-        },
-    ),
-    "icdar2013": (
-        "tcmbench.eval.icdar2013:evaluate_icdar2013",
-        (
-            "ICDAR 2013 area rules as ported by the DBNet authors (icdar2013.py): recall 0.8, "
-            "precision 0.4, centre distance < 1, one-to-many 0.8, many-to-one 1.0"
-        ),
-        dict(_IC13_PARAMS),
-    ),
-    "icdar2013-deteval": (
-        "tcmbench.eval.icdar2013:evaluate_icdar2013_deteval",
-        (
-            "ICDAR 2013 with Wolf & Jolion DetEval single-overlap checks as ported by the DBNet "
-            "authors (deteval.py): recall 0.8, precision 0.4, centre distance < 1"
-        ),
-        dict(_IC13_PARAMS),
-    ),
-}
-
-
 def _register_deteval_family(register: Callable[[Any], None]) -> None:
-    from tcmbench.plugins import ProtocolSpec
+    from tcmbench.contract.registry import ProtocolSpec
 
     for name, (target, summary, params) in DETEVAL_PROTOCOLS.items():
         register(

@@ -31,7 +31,7 @@ from typing import Any
 
 from tcmbench.errors import TcmbenchError
 from tcmbench.experiment import schema
-from tcmbench.validation import DocumentError, DocumentLimitError, parse_yaml, read_document
+from tcmbench.safety.validation import DocumentError, DocumentLimitError, parse_yaml, read_document
 
 #: Keys a cell may set, in the order records list them (their types and
 #: ranges: tcmbench.experiment.schema.CELL_FIELDS).
@@ -489,8 +489,8 @@ def _check_complete(p: Mapping[str, Any], source: str, cell_id: str) -> None:
 
 def check_names(cells: Sequence[Cell], source: str) -> None:
     """Plugins and datasets the cells name exist (before anything runs)."""
+    from tcmbench.contract.registry import detectors
     from tcmbench.data.dataset import list_dataset_configs
-    from tcmbench.plugins import detectors
 
     datasets = list_dataset_configs()
     plugins = detectors()

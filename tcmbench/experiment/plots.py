@@ -15,11 +15,11 @@ import textwrap
 from typing import Any
 
 from tcmbench.errors import TcmbenchError
-from tcmbench.experiment.report import (
+from tcmbench.experiment.results import Experiment
+from tcmbench.experiment.shaping import (
     EDITED_MARK,
     METRIC_SHORT,
     TINY_LABEL,
-    Experiment,
     curve_points,
     dataset_infos,
     figure_names,

@@ -153,7 +153,7 @@ def _now() -> str:
 
 
 def _write_json(path: Path, doc: Any) -> None:
-    from tcmbench.paths import atomic_write_text
+    from tcmbench.safety.paths import atomic_write_text
 
     atomic_write_text(path, json.dumps(doc, indent=2, default=str) + "\n")
 
@@ -164,10 +164,10 @@ def _canon(v: Any) -> str:
 
 def _read_json(path: Path) -> Any:
     """A JSON file of the experiment folder, read under the size and depth
-    limits of every document (tcmbench.validation): a record anyone can
+    limits of every document (tcmbench.safety.validation): a record anyone can
     edit must not hang or crash the runner."""
     from tcmbench.experiment.schema import MAX_EXPERIMENT_BYTES
-    from tcmbench.validation import parse_json, read_document
+    from tcmbench.safety.validation import parse_json, read_document
 
     return parse_json(read_document(path, max_bytes=MAX_EXPERIMENT_BYTES), str(path))
 
@@ -175,7 +175,7 @@ def _read_json(path: Path) -> Any:
 def _json_line(line: str, source: str) -> Any:
     """One line of ``train_log.jsonl``, or None when it does not parse (a
     line cut short by a kill, or an edited one)."""
-    from tcmbench.validation import DocumentError, parse_json
+    from tcmbench.safety.validation import DocumentError, parse_json
 
     try:
         return parse_json(line, source)
@@ -217,7 +217,7 @@ def prepare_out(out: Path, grid: Grid, cells: Sequence[Cell]) -> None:
         "cells": [c.entry() for c in cells],
     }
     _write_json(meta_path, meta)
-    from tcmbench.paths import atomic_write_text
+    from tcmbench.safety.paths import atomic_write_text
 
     class _Plain(yaml.SafeDumper):  # values written out: readers refuse YAML aliases
         def ignore_aliases(self, data: Any) -> bool:
@@ -274,7 +274,7 @@ def resolve_init(ref: str | None, spec: Any) -> str | None:
     shipped weights folder."""
     if ref != EMBEDDED:
         return ref
-    from tcmbench.hub import embedded_weights
+    from tcmbench.hub.checkpoints import embedded_weights
 
     found = embedded_weights(spec)
     if found is None:
@@ -326,7 +326,7 @@ def initial_model(
     (model, recipe with its normalisation, what it is)."""
     import torch
 
-    from tcmbench.plugins import get_plugin_manager
+    from tcmbench.contract.registry import get_plugin_manager
 
     _, recipe, config = _detector_parts(p, spec)
     torch.manual_seed(int(p["seed"]))  # as the trainer seeds before building
@@ -466,7 +466,7 @@ def _drop_partial_line(path: Path) -> None:
         return
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
-        from tcmbench.paths import atomic_write_bytes
+        from tcmbench.safety.paths import atomic_write_bytes
 
         atomic_write_bytes(path, data[: data.rfind(b"\n") + 1])
 
@@ -512,10 +512,10 @@ def evaluate_model(
     from tcmbench.data.dataset import get_dataset_config, load_split
     from tcmbench.eval import evaluate
     from tcmbench.eval.mmocr_iou import papers_figure
+    from tcmbench.eval.submission import submitted_predictions
     from tcmbench.eval.sweep import OFFICIAL_LABEL
     from tcmbench.inference import dataset_protocol, predict_samples
     from tcmbench.inference.settings import resolve_test_recipe
-    from tcmbench.submission import submitted_predictions
 
     results = []
     # train_options.data_root names the (single) training dataset's folder;
@@ -577,8 +577,8 @@ def run_cell(
     import torch
 
     from tcmbench import __version__
-    from tcmbench.plugins import get_detector
-    from tcmbench.train.distributed import resolve_device
+    from tcmbench.contract.registry import get_detector
+    from tcmbench.inference.world import resolve_device
 
     cell_dir = out / "cells" / cell.id
     cell_file = cell_dir / CELL_FILE
@@ -643,7 +643,7 @@ def run_cells(
     """Run this process's share of ``cells`` in order, skipping finished
     ones; returns the records (finished earlier or now)."""
     slot = slot or Slot()
-    from tcmbench.train.distributed import resolve_device
+    from tcmbench.inference.world import resolve_device
 
     mine = my_cells(cells, slot)
     dev = str(resolve_device(cell_device(device, slot)))  # a bad --device fails here

@@ -4,10 +4,10 @@ and cell records (``record.json``), with their limits and the records' checksum.
 Why here and not in the code that reads them: a grid, an experiment folder
 and its records are files anyone can edit, and the grid runner, the report
 and the tests must agree on what is valid. Every type, range and known key
-is a :mod:`tcmbench.validation` schema (``Section`` / ``Opt`` / ``Text``...);
+is a :mod:`tcmbench.safety.validation` schema (``Section`` / ``Opt`` / ``Text``...);
 the few rules that relate two keys (a curve needs ``x``, a match cannot
 outnumber its GTs) are small functions beside them. Errors are one
-:class:`~tcmbench.validation.DocumentError` line naming the file, the key
+:class:`~tcmbench.safety.validation.DocumentError` line naming the file, the key
 and what is allowed.
 
 Limits (documented in docs/experiments.md):
@@ -38,10 +38,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tcmbench.models.options import Opt
-from tcmbench.run_limits import RUN_BOUNDS
-from tcmbench.tcm.config import AUX_LOSS_BATCHINGS
-from tcmbench.validation import (
+from tcmbench.contract.options import Opt
+from tcmbench.contract.spec import AUX_LOSS_BATCHINGS
+from tcmbench.safety.run_limits import RUN_BOUNDS
+from tcmbench.safety.validation import (
     Anything,
     DocumentError,
     Field,
@@ -60,7 +60,7 @@ MAX_GRID_BYTES = 1024 * 1024
 #: Cells one grid may expand to: ``cells`` x the product of the axis lengths.
 MAX_CELLS = 10_000
 #: Steps, epochs and batch size of one cell: the bounds `train` applies
-#: (tcmbench.run_limits), so a grid and the command line agree.
+#: (tcmbench.safety.run_limits), so a grid and the command line agree.
 MAX_STEPS = RUN_BOUNDS["MAX_STEPS"][0]
 MAX_EPOCHS = RUN_BOUNDS["MAX_EPOCHS"][0]
 MAX_BATCH_SIZE = RUN_BOUNDS["MAX_BATCH_SIZE"][0]
@@ -94,7 +94,7 @@ _COUNT = Opt(None, "int", ge=0, nullable=True)
 _SECONDS = Opt(None, "float", ge=0.0, nullable=True)
 _DATASETS = OneOf((_NAME, ListOf(_NAME, max_len=100)), help="a dataset name or a list of them")
 
-#: TCMConfig fields a grid's ``tcm`` mapping may set (tcmbench.models.spec).
+#: TCMConfig fields a grid's ``tcm`` mapping may set (tcmbench.contract.spec).
 TCM = Section(
     {
         "context_length": Opt(4, "int", ge=0, le=77, help="learnable context tokens (LP)"),

@@ -15,6 +15,11 @@
   before a session opens (:mod:`~tcmbench.inference.onnx_graph`), its
   one-pass pre-processing (:mod:`~tcmbench.inference.preprocess`) and the
   PyTorch-to-ONNX export (:mod:`~tcmbench.inference.onnx_export`);
+- :mod:`~tcmbench.inference.db_postprocess`: DB-family probability maps
+  to polygons, shared by every DB-family model (the dbnet plugin's, the
+  onnx plugin's foreign ones);
+- :mod:`~tcmbench.inference.world`: this process's place under torchrun,
+  its device and the process-group helpers (training uses them too);
 - :mod:`~tcmbench.inference.profiling`: size and speed of a detector
   (``tcmbench bench``).
 

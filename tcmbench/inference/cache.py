@@ -80,7 +80,7 @@ class PredictionCache:
     """Predictions on disk, one gzip JSON per key."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        from tcmbench.paths import cache_dir
+        from tcmbench.safety.paths import cache_dir
 
         self.root = Path(root) if root is not None else cache_dir() / "predictions"
 
@@ -121,7 +121,7 @@ class PredictionCache:
             return None
 
     def save(self, key: Mapping[str, Any], predictions: Mapping[str, Sequence[Prediction]]) -> Path:
-        from tcmbench.paths import atomic_write_bytes
+        from tcmbench.safety.paths import atomic_write_bytes
 
         raw = {sid: [p.to_dict() for p in preds] for sid, preds in predictions.items()}
         doc = {
@@ -174,7 +174,7 @@ def cached_predict(
         preds = compute()
         cache.save(key, preds)
         return preds, False
-    from tcmbench.train.distributed import barrier, broadcast_object
+    from tcmbench.inference.world import barrier, broadcast_object
 
     hit = cache.load(key) if w.is_main else None
     if broadcast_object(hit is not None):

@@ -47,7 +47,7 @@ def load_for_inference(
     expect_tcm: bool | None = None,
     runtime: str | None = None,
 ) -> Any:
-    """A :class:`tcmbench.hub.LoadedCheckpoint` ready for inference.
+    """A :class:`tcmbench.hub.checkpoints.LoadedCheckpoint` ready for inference.
 
     ``runtime`` None means the plugin's own: PyTorch for a trainable
     plugin, the plugin's loader for an inference-only one.
@@ -72,7 +72,7 @@ def load_for_inference(
         return load_with_onnxruntime(
             str(weights), spec=spec, device=str(device), expect_tcm=expect_tcm
         )
-    from tcmbench.hub import load_checkpoint
+    from tcmbench.hub.checkpoints import load_checkpoint
 
     return load_checkpoint(weights, device=str(device), plugin=spec.name, expect_tcm=expect_tcm)
 
@@ -87,19 +87,19 @@ def runs_on_torch(spec: Any, runtime: str | None) -> bool:
 
 
 def prepare_device(spec: Any, runtime: str | None, device: str) -> tuple[Any, Any]:
-    """(device, :class:`~tcmbench.train.distributed.World`) for ``evaluate``
+    """(device, :class:`~tcmbench.inference.world.World`) for ``evaluate``
     and ``predict``: a torch device, joining the torchrun process group,
     when the network runs on PyTorch or under torchrun (``WORLD_SIZE`` >
     1); otherwise onnxruntime's device name and a single process, without
     importing torch (seconds of start-up for nothing). A bad ``--device``
     is an error before any work either way."""
     if runs_on_torch(spec, runtime) or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
-        from tcmbench.train.distributed import init_distributed, resolve_device
+        from tcmbench.inference.world import init_distributed, resolve_device
 
         dev = resolve_device(device)
         return dev, init_distributed(dev)
     from tcmbench.inference.onnx_runtime import resolve_device as onnx_device
-    from tcmbench.train.distributed import World
+    from tcmbench.inference.world import World
 
     return onnx_device(device), World()
 
@@ -158,11 +158,15 @@ def load_with_onnxruntime(
 ) -> Any:
     """``--runtime onnxruntime`` for a trainable plugin: the checkpoint
     ``weights`` exported to ONNX (once, cached) or a model exported from
-    ``spec``'s plugin, run with that plugin's postprocessor and recipe."""
-    from tcmbench.checkpoint_schema import check_postprocess
-    from tcmbench.hub import LoadedCheckpoint, load_checkpoint
+    ``spec``'s plugin, run with that plugin's postprocessor and recipe.
+
+    Torch is imported only to export the checkpoint (the first run), or
+    to build the postprocessor of a plugin without a torch-free
+    ``DetectorSpec.build_postprocess``."""
+    from tcmbench.hub.checkpoints import LoadedCheckpoint, load_checkpoint
     from tcmbench.inference.onnx_config import OnnxConfigError, is_config_path, locate
     from tcmbench.inference.onnx_runtime import OnnxDetector, file_sha256, open_session
+    from tcmbench.safety.checkpoint_schema import check_postprocess
 
     text = str(weights)
     local = Path(text).expanduser()
@@ -198,17 +202,71 @@ def load_with_onnxruntime(
         sha = file_sha256(model_path)
         path = model_path
     else:
-        ckpt = load_checkpoint(text, device="cpu", plugin=spec.name, expect_tcm=expect_tcm)
-        from tcmbench.inference.onnx_export import cached_export
+        cached = _cached_export(text, spec, expect_tcm)
+        if cached is not None:
+            model_path, config, postprocessor, meta, path, sha = cached
+        else:
+            ckpt = load_checkpoint(text, device="cpu", plugin=spec.name, expect_tcm=expect_tcm)
+            from tcmbench.inference.onnx_export import cached_export
 
-        model_path = cached_export(ckpt)
-        config, postprocessor = ckpt.config, ckpt.model.postprocessor
-        meta, sha, path = dict(ckpt.meta), ckpt.sha256, ckpt.path
+            model_path = cached_export(ckpt)
+            config, postprocessor = ckpt.config, ckpt.model.postprocessor
+            meta, sha, path = dict(ckpt.meta), ckpt.sha256, ckpt.path
     session = open_session(model_path, device)
-    model = OnnxDetector(session, postprocessor, as_torch=True, path=model_path)
+    # A torch-free postprocessor takes numpy maps (DetectorSpec.build_postprocess);
+    # another plugin's may expect torch tensors.
+    as_torch = spec.build_postprocess is None
+    model = OnnxDetector(session, postprocessor, as_torch=as_torch, path=model_path)
     meta["runtime"] = "onnxruntime"
     meta["onnx_model"] = str(model_path)
     return LoadedCheckpoint(model, spec, config, meta, path, sha)
+
+
+def _cached_export(
+    weights: str, spec: Any, expect_tcm: bool | None
+) -> tuple[Path, Any, Any, dict[str, Any], Path, str] | None:
+    """(cached export, architecture, postprocessor, config.json, checkpoint
+    path, weights sha256) of the checkpoint ``weights``, read without
+    importing torch: config.json is checked as
+    :func:`tcmbench.hub.checkpoints.load_checkpoint` checks it and the
+    postprocessor comes from ``spec.build_postprocess``. None when the
+    export is not cached yet or the plugin has no torch-free
+    postprocessor: the checkpoint is then loaded (and exported) with torch."""
+    if spec.build_postprocess is None:
+        return None
+    from tcmbench.data.archives import sha256_file
+    from tcmbench.hub.checkpoints import (
+        CONFIG_NAME,
+        checkpoint_architecture,
+        read_checkpoint_meta,
+        resolve_weights,
+    )
+    from tcmbench.inference.onnx_export import cached_export_path
+    from tcmbench.safety.checkpoint_schema import check_postprocess
+
+    path = resolve_weights(weights)
+    meta, weights_file = read_checkpoint_meta(path)
+    config = checkpoint_architecture(path, meta, plugin=spec.name, expect_tcm=expect_tcm)
+    sha = sha256_file(weights_file)
+    model_path = cached_export_path(sha)
+    if not model_path.is_file():
+        return None
+    config_file = str(weights_file.with_name(CONFIG_NAME))
+    postprocessor = _torch_free_postprocessor(spec, config, config_file, "architecture")
+    recipe = meta.get("recipe") or {}
+    check_postprocess(postprocessor, recipe.get("postprocess"), config_file, "recipe.postprocess")
+    return model_path, config, postprocessor, dict(meta), path, sha
+
+
+def _torch_free_postprocessor(spec: Any, config: Any, where: str, key: str) -> Any:
+    """``spec.build_postprocess(config)``; a bad option is a CheckpointError
+    naming ``where`` and ``key``, as when the network is built."""
+    from tcmbench.errors import TcmbenchError
+
+    try:
+        return spec.build_postprocess(config)
+    except TcmbenchError as exc:
+        raise CheckpointError(f"{where}: {key}: {exc}") from None
 
 
 def _kind(config: Any) -> str:
@@ -216,8 +274,8 @@ def _kind(config: Any) -> str:
 
 
 def _architecture(exported: Mapping[str, Any], where: str) -> Any:
+    from tcmbench.contract.spec import DetectorConfig
     from tcmbench.inference.onnx_config import OnnxConfigError
-    from tcmbench.models.spec import DetectorConfig
 
     arch = exported.get("architecture")
     if not isinstance(arch, Mapping):
@@ -231,9 +289,10 @@ def _architecture(exported: Mapping[str, Any], where: str) -> Any:
 
 
 def _plugin_postprocessor(spec: Any, config: Any, where: str) -> Any:
-    """The plugin's postprocessor for an exported model: built with the
-    plain parts of its architecture (random weights, never downloaded);
-    only the postprocessor is kept."""
+    """The plugin's postprocessor for an exported model: its torch-free
+    ``build_postprocess`` when it has one, else built with the plain parts
+    of its architecture (random weights, never downloaded) of which only
+    the postprocessor is kept."""
     from tcmbench.errors import TcmbenchError
     from tcmbench.inference.onnx_config import OnnxConfigError
 
@@ -241,6 +300,8 @@ def _plugin_postprocessor(spec: Any, config: Any, where: str) -> Any:
         backbone=config.backbone, pretrained_backbone=False, tcm=None, options=config.options
     )
     try:
+        if spec.build_postprocess is not None:
+            return spec.build_postprocess(plain)
         return spec.build_parts(plain).postprocessor
     except TcmbenchError as exc:
         raise OnnxConfigError(f"{where}: exported_from.architecture: {exc}") from None

@@ -43,7 +43,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tcmbench.checkpoint_schema import (
+from tcmbench.contract.options import Opt
+from tcmbench.errors import CheckpointError
+from tcmbench.inference.preprocess import RULE_KEYS, Preprocess
+from tcmbench.safety.checkpoint_schema import (
     ARCHITECTURE_SECTION,
     DIVISOR,
     LIMIT_SIDE_LEN,
@@ -55,10 +58,7 @@ from tcmbench.checkpoint_schema import (
     SIDE,
     STD_CHANNEL,
 )
-from tcmbench.errors import CheckpointError
-from tcmbench.inference.preprocess import RULE_KEYS, Preprocess
-from tcmbench.models.options import Opt
-from tcmbench.validation import (
+from tcmbench.safety.validation import (
     DocumentError,
     ListOf,
     Section,
@@ -314,7 +314,7 @@ def fail(where: str, key: str, problem: str) -> OnnxConfigError:
 
 
 def check(doc: Any, schema: Any, where: str, path: str = "") -> Any:
-    """:func:`~tcmbench.validation.check_document`, its error as an
+    """:func:`~tcmbench.safety.validation.check_document`, its error as an
     OnnxConfigError (a CheckpointError: what ``--weights`` failed on)."""
     try:
         return check_document(doc, schema, where, path)

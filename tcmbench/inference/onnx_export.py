@@ -211,7 +211,7 @@ def export_checkpoint(
     """Export a loaded checkpoint to ``out`` and write its config beside it.
     Returns (model path, config path, export report)."""
     from tcmbench.inference.settings import resolve_test_recipe
-    from tcmbench.paths import atomic_path, atomic_write_text
+    from tcmbench.safety.paths import atomic_path, atomic_write_text
 
     out = Path(out)
     if out.suffix.lower() != ".onnx":
@@ -225,19 +225,39 @@ def export_checkpoint(
     return out, config_path, report
 
 
+def _torch_version() -> str:
+    """The installed torch's version, read from its package metadata: the
+    same string whether or not torch was imported (looking an export up
+    must not import it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return "none"
+
+
+def cached_export_path(sha256: str) -> Path:
+    """Where :func:`cached_export` keeps the export of the checkpoint whose
+    weights have this sha256: ``<cache>/onnx/<sha256[:32]>-tcmbench<v>-torch<v>-op<opset>/model.onnx``
+    (a new tcmbench, torch or opset exports again). Torch-free: whether the
+    file exists says whether ``--runtime onnxruntime`` needs torch at all."""
+    from tcmbench.safety.paths import cache_dir
+
+    key = f"{sha256[:32]}-tcmbench{__version__}-torch{_torch_version()}-op{OPSET}"
+    return cache_dir() / "onnx" / key / "model.onnx"
+
+
 def cached_export(ckpt: Any) -> Path:
-    """The checkpoint exported once under ``<cache>/onnx/`` (keyed by its
-    sha256 and the tcmbench / torch versions); later runs reuse it."""
-    import torch
+    """The checkpoint exported once (:func:`cached_export_path`); later
+    runs reuse it. Exporting needs torch, the loaded checkpoint's model."""
+    from tcmbench.safety.paths import atomic_dir
 
-    from tcmbench.paths import atomic_dir, cache_dir
-
-    key = f"{ckpt.sha256[:32]}-tcmbench{__version__}-torch{torch.__version__}-op{OPSET}"
-    folder = cache_dir() / "onnx" / key
-    model = folder / "model.onnx"
+    model = cached_export_path(ckpt.sha256)
     if model.is_file():
         return model
+    folder = model.parent
     log.info("exporting %s to ONNX (cached in %s)", ckpt.path, folder)
     with atomic_dir(folder) as tmp:
-        export_detector(ckpt.model, tmp / "model.onnx")
+        export_detector(ckpt.model, tmp / model.name)
     return model

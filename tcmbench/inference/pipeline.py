@@ -145,7 +145,7 @@ def predict_samples(
         for stage, seconds in spent.items():
             timings[stage] = timings.get(stage, 0.0) + seconds
     if w.distributed:
-        from tcmbench.train.distributed import all_gather_objects
+        from tcmbench.inference.world import all_gather_objects
 
         merged: dict[str, list[Prediction]] = {}
         for part in all_gather_objects(results):
@@ -223,7 +223,7 @@ def dataset_protocol(cfg: Any, override: str | None) -> tuple[str, dict[str, Any
     loaded dataset the check is therefore off unless the YAML turns it on;
     the matching rules are unchanged. ``tcmbench score`` on files keeps it.
     """
-    from tcmbench.plugins import get_protocol
+    from tcmbench.contract.registry import get_protocol
 
     default = cfg.protocol or "icdar2015"
     name = override or default

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from tcmbench.run_limits import bound_hint, run_bound
+from tcmbench.safety.run_limits import bound_hint, run_bound
 
 log = logging.getLogger(__name__)
 

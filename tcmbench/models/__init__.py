@@ -1,3 +1,3 @@
 """Detector building blocks: backbones, necks and the Detector made of named
-parts. ``tcmbench.models.spec`` is torch-free so plugins can declare
+parts. ``tcmbench.contract.spec`` is torch-free so plugins can declare
 detectors without importing torch at CLI start-up."""

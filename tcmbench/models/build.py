@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcmbench.hookspecs import hookimpl
+from tcmbench.contract.hookspecs import hookimpl
 
 
 @hookimpl(trylast=True)

@@ -39,7 +39,7 @@ DEFAULT_WORST = 12
 def check_report_dir(path: str | Path) -> Path:
     """Refuse, before any work, a target that the report would clobber: an
     existing file, or a non-empty folder that no earlier report wrote."""
-    from tcmbench.paths import check_destination
+    from tcmbench.safety.paths import check_destination
 
     p = check_destination(path, "--report")  # a file, device, FIFO or link: one line
     if p.is_dir() and any(p.iterdir()) and not (p / MARKER).exists():
@@ -81,10 +81,10 @@ def write_evaluation_report(
     from tqdm.auto import tqdm
 
     from tcmbench.data.torch_data import load_image
-    from tcmbench.paths import atomic_dir
     from tcmbench.report import plots
     from tcmbench.report.drawing import draw_outcomes, encode_jpeg
     from tcmbench.report.html import render
+    from tcmbench.safety.paths import atomic_dir
 
     plots.require_matplotlib()
     target = check_report_dir(out_dir)

@@ -1,14 +1,14 @@
 """Validation of TCM switch combinations (torch-free).
 
 The CLI options live in ``tcmbench/commands/_options.py``; whatever builds a
-:class:`~tcmbench.models.spec.TCMConfig` (CLI, recipe, checkpoint) gets the
+:class:`~tcmbench.contract.spec.TCMConfig` (CLI, recipe, checkpoint) gets the
 same one-line errors from :func:`validate_tcm_config` when the model is built.
 """
 
 from __future__ import annotations
 
+from tcmbench.contract.spec import AUX_LOSS_BATCHINGS, TCMConfig
 from tcmbench.errors import TcmbenchError
-from tcmbench.models.spec import TCMConfig
 
 #: CLIP's text positional embedding has 77 rows: prompt + context must fit.
 MAX_SEQUENCE = 77
@@ -16,8 +16,6 @@ MAX_SEQUENCE = 77
 #: ``tcm.aux_loss_batching``: how a batch's balanced-BCE auxiliary loss is
 #: combined (tcmbench.tcm.loss). The first, the authors' code's broadcast, is
 #: the default; ``per_image`` is the loss the paper describes.
-AUX_LOSS_BATCHINGS = ("official_broadcast", "per_image")
-DEFAULT_AUX_LOSS_BATCHING = AUX_LOSS_BATCHINGS[0]
 
 
 class TCMConfigError(TcmbenchError):

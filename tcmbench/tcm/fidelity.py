@@ -15,7 +15,7 @@ open-mmlab/mmocr's 0.x tags. Values are cited, no code is taken (CC BY-NC).
 
 from __future__ import annotations
 
-from tcmbench.models.fidelity import FidelityRow
+from tcmbench.contract.fidelity import FidelityRow
 
 _HEADS = "wenwenyu/TCM `ocrclip/ocrclip/heads.py`"
 _PAN_LOSS = "mmocr 0.x `mmocr/models/textdet/losses/pan_loss.py` (wenwenyu/TCM `mmocr_src`)"

@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any
 
+from tcmbench.contract.hookspecs import hookimpl
 from tcmbench.errors import PluginError
-from tcmbench.hookspecs import hookimpl
 
 
 @hookimpl(wrapper=True)
 def build_detector(spec: Any, config: Any) -> Generator[None, Any, Any]:
     """When ``config.tcm`` is set, turn the detector into its TCM variant.
 
-    A detector that has not declared :class:`~tcmbench.models.spec.TCMSupport`
+    A detector that has not declared :class:`~tcmbench.contract.spec.TCMSupport`
     gets a clear error instead of silently training without TCM.
     """
     if getattr(config, "tcm", None) is None:

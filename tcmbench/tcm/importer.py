@@ -123,7 +123,7 @@ def official_rules(plugin: str) -> list[Rule]:
     """TCM rules plus the plugin's neck/head rules (its
     ``TCMSupport.official_rules``); CheckpointError for a plugin that
     declares none."""
-    from tcmbench.plugins import detectors
+    from tcmbench.contract.registry import detectors
 
     spec = detectors().get(plugin)
     declared = list(getattr(getattr(spec, "tcm", None), "official_rules", ()) or ())
@@ -198,7 +198,7 @@ def infer_tcm_config(
     state: dict[str, Any], prompt: str | None = None, text_context_decoder: bool | None = None
 ) -> Any:
     """The TCM switches an official state dict was trained with."""
-    from tcmbench.models.spec import TCMConfig
+    from tcmbench.contract.spec import TCMConfig
     from tcmbench.tcm.prompts import tokenize_prompt
 
     tcm = TCMConfig()
@@ -361,10 +361,10 @@ def import_official_checkpoint(
     """Convert an official TCM checkpoint into a tcmbench checkpoint folder
     that records the recipe of its official config (:func:`official_recipe`;
     ``recipe`` names another of the plugin's recipes)."""
+    from tcmbench.contract.registry import get_detector, get_plugin_manager
+    from tcmbench.contract.spec import DetectorConfig
     from tcmbench.data.archives import sha256_file
-    from tcmbench.hub import save_checkpoint
-    from tcmbench.models.spec import DetectorConfig
-    from tcmbench.plugins import get_detector, get_plugin_manager
+    from tcmbench.hub.checkpoints import save_checkpoint
 
     ckpt = Path(ckpt)
     spec = get_detector(plugin)

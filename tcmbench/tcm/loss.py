@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tcmbench.contract.spec import AUX_LOSS_BATCHINGS, DEFAULT_AUX_LOSS_BATCHING
 from tcmbench.models.losses import balanced_bce_loss, flatten_per_image
-from tcmbench.tcm.config import AUX_LOSS_BATCHINGS, DEFAULT_AUX_LOSS_BATCHING
 
 AUX_LOSSES = ("balanced_bce", "ohem_dice")
 
@@ -182,7 +182,7 @@ class TCMAuxLoss(nn.Module):
     """The auxiliary loss term ``loss_tcm`` added to the detector's loss.
 
     ``aux_target(targets, score_logits) -> (target, mask)`` comes from the
-    plugin's :class:`~tcmbench.models.spec.TCMSupport`; it receives the
+    plugin's :class:`~tcmbench.contract.spec.TCMSupport`; it receives the
     score logits at 1/32 so that a plugin can build its target at that size
     (FCENet) instead of asking for upsampling. ``batching`` (one of
     :data:`AUX_LOSS_BATCHINGS`) decides how a batch's balanced BCE is

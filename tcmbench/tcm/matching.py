@@ -7,7 +7,7 @@ context decoder updates the text -> score map S = cosine(dense', text') ->
 S concatenated to the declared feature level; S / tau goes to the auxiliary
 loss through ``extras["tcm_score_logits"]``.
 
-Each ablation switch of :class:`~tcmbench.models.spec.TCMConfig` removes its
+Each ablation switch of :class:`~tcmbench.contract.spec.TCMConfig` removes its
 module and its parameters entirely (LG: ``language_prompt_generator``; VG:
 ``visual_prompt_generator`` + ``visual_gamma``; text context decoder:
 ``text_context_decoder`` + ``text_gamma``; LP: ``learnable_context``), so

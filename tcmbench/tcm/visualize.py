@@ -84,7 +84,7 @@ def save_prompt_heatmaps(
     """
     import cv2
 
-    from tcmbench.paths import atomic_write_bytes
+    from tcmbench.safety.paths import atomic_write_bytes
 
     dense, prompt = prompt_heatmaps(model, image_tensor)
     batch = image_tensor if image_tensor.dim() == 4 else image_tensor.unsqueeze(0)

@@ -14,7 +14,7 @@ Sources, in order of precedence (``TCMConfig``):
    ``timm/resnet50_clip.openai`` and the files ``open_clip_model.safetensors``
    then ``open_clip_pytorch_model.bin`` (``open_clip/pretrained.py:
    download_pretrained_from_hf``). tcmbench reads those tables and fetches
-   the file itself through ``huggingface_hub`` (:mod:`tcmbench.hub_fetch`:
+   the file itself through ``huggingface_hub`` (:mod:`tcmbench.hub.fetch`:
    the Hub cache, ``HF_HUB_CACHE`` / ``HF_HOME``, ``HF_ENDPOINT`` and
    ``HF_HUB_OFFLINE=1`` apply), because open_clip's download retries an
    unreachable Hub for about 50 s; open_clip then loads the local file.
@@ -209,7 +209,7 @@ def _load_local(model_name: str, path: Path) -> Any:
 
 
 def _clip_unavailable(model_name: str, tag: str, where: str, reason: str) -> CheckpointError:
-    from tcmbench import hub_fetch
+    from tcmbench.hub import fetch as hub_fetch
 
     again = " (same command without HF_HUB_OFFLINE)" if hub_fetch.offline() else ""
     return CheckpointError(
@@ -222,11 +222,11 @@ def _clip_unavailable(model_name: str, tag: str, where: str, reason: str) -> Che
 def fetch_pretrained_file(model_name: str, tag: str) -> Path:
     """The local file of an open_clip pretrained tag that lives on the Hub:
     from the Hugging Face cache, else downloaded -- failing at once, with
-    one message, when the Hub cannot be reached (see :mod:`tcmbench.hub_fetch`;
+    one message, when the Hub cannot be reached (see :mod:`tcmbench.hub.fetch`;
     open_clip's own download would retry for about 50 s, logging each try)."""
     from huggingface_hub import try_to_load_from_cache
 
-    from tcmbench import hub_fetch
+    from tcmbench.hub import fetch as hub_fetch
 
     source = hub_source(model_name, tag)
     if source is None:
@@ -281,7 +281,7 @@ def _load_pretrained(model_name: str, tag: str) -> Any:
 
 def load_clip(tcm: Any) -> Any:
     """The open_clip ``CLIP`` model TCM takes its encoders from, per
-    ``tcm`` (a :class:`~tcmbench.models.spec.TCMConfig`)."""
+    ``tcm`` (a :class:`~tcmbench.contract.spec.TCMConfig`)."""
     if tcm.clip_weights:
         return _load_local(tcm.clip_model, resolve_clip_weights(tcm.clip_weights))
     if tcm.clip_pretrained:
@@ -303,7 +303,7 @@ def convert_openai_clip(
     """
     from safetensors.torch import save_file
 
-    from tcmbench.paths import atomic_path
+    from tcmbench.safety.paths import atomic_path
 
     src = Path(src)
     if not src.is_file():

@@ -2,7 +2,7 @@
 wrapper in :mod:`tcmbench.tcm.hook`).
 
 Nothing here knows a particular detector: everything plugin-specific comes
-from the spec's :class:`~tcmbench.models.spec.TCMSupport` (which stages the
+from the spec's :class:`~tcmbench.contract.spec.TCMSupport` (which stages the
 neck consumes, where the score map goes, how the auxiliary target is made),
 and the changes go through the seams of
 :class:`~tcmbench.models.detector.Detector`:
@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from tcmbench.contract.spec import DEFAULT_AUX_LOSS_BATCHING
 from tcmbench.errors import PluginError
-from tcmbench.tcm.config import DEFAULT_AUX_LOSS_BATCHING, TCMConfigError, validate_tcm_config
+from tcmbench.tcm.config import TCMConfigError, validate_tcm_config
 
 if TYPE_CHECKING:  # imported where used: they pull in open_clip
     from tcmbench.tcm.image_encoder import CLIPImageEncoder

@@ -19,7 +19,7 @@ infinite weights, ``torch.load(weights_only=True)`` for pickles):
   folder (its ``final/``, else its latest ``checkpoints/step-N``) or a
   ``checkpoints/step-N`` folder;
 - a ``.safetensors`` file (config.json beside it is read when present);
-- ``hf://org/repo[@rev]``, resolved like ``--weights`` (:mod:`tcmbench.hub`);
+- ``hf://org/repo[@rev]``, resolved like ``--weights`` (:mod:`tcmbench.hub.checkpoints`);
 - any other file: an official TCM checkpoint (mmocr / mmcv ``.pth``), its
   keys renamed by the importer's rules (:mod:`tcmbench.tcm.importer`) for
   the run's plugin. Keys no rule covers are reported as unexpected.
@@ -289,7 +289,7 @@ class _Source:
 def _checkpoint_in_folder(folder: Path) -> Path:
     """The checkpoint folder ``folder`` stands for: itself, its ``final/``,
     or its latest ``checkpoints/step-N`` (a run stopped before the end)."""
-    from tcmbench.hub import WEIGHTS_NAME
+    from tcmbench.hub.checkpoints import WEIGHTS_NAME
     from tcmbench.train.state import STEP_DIR_RE
 
     if (folder / WEIGHTS_NAME).is_file():
@@ -316,7 +316,7 @@ def _checkpoint_in_folder(folder: Path) -> Path:
 def _read_safetensors(path: Path) -> _Source:
     """A checkpoint folder or a .safetensors file, with config.json when
     there is one (checked against the schema like ``--weights``)."""
-    from tcmbench.hub import CONFIG_NAME, load_state_dict, read_checkpoint_meta
+    from tcmbench.hub.checkpoints import CONFIG_NAME, load_state_dict, read_checkpoint_meta
 
     if path.is_dir() or path.with_name(CONFIG_NAME).is_file():
         meta, weights_file = read_checkpoint_meta(path)
@@ -366,7 +366,7 @@ def _is_tensor(value: Any) -> bool:
 def _safetensors_path(ref: str) -> tuple[Path, bool]:
     """(resolved path, whether it holds safetensors weights): a checkpoint
     folder or .safetensors file, or another file (an official .pth)."""
-    from tcmbench.hub import resolve_weights
+    from tcmbench.hub.checkpoints import resolve_weights
     from tcmbench.train.state import TRAINING_STATE_NAME
 
     path = resolve_weights(ref)  # downloads hf://; CheckpointError if absent
@@ -382,7 +382,7 @@ def checkpoint_meta(ref: str) -> dict[str, Any] | None:
     against the schema), without reading its weights; None for a bare
     .safetensors file or an official .pth. Lets ``train`` take the
     architecture and recipe from the checkpoint before building the model."""
-    from tcmbench.hub import CONFIG_NAME, read_checkpoint_meta
+    from tcmbench.hub.checkpoints import CONFIG_NAME, read_checkpoint_meta
 
     path, is_safetensors = _safetensors_path(ref)
     if not is_safetensors or not (path.is_dir() or path.with_name(CONFIG_NAME).is_file()):
@@ -435,7 +435,7 @@ def init_weights(
     values would start trained (:func:`check_coverage`); then nothing is
     loaded and nothing logged.
     """
-    from tcmbench.checkpoint_schema import check_tensors
+    from tcmbench.safety.checkpoint_schema import check_tensors
     from tcmbench.tcm.importer import _fit_shapes
 
     source = read_source(ref, spec)

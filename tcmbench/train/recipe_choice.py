@@ -97,7 +97,7 @@ def _architecture(meta: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 def _resumed_choice(resume_dir: Path) -> RecipeChoice | None:
     """The checkpoint-taken recipe a resumed run continues with, or None
     when the run chose its recipe by name (resolved as before)."""
-    from tcmbench.hub import read_checkpoint_meta
+    from tcmbench.hub.checkpoints import read_checkpoint_meta
 
     meta, _ = read_checkpoint_meta(resume_dir)
     record = meta.get(RECORD_KEY)
@@ -288,8 +288,7 @@ def build_detector_config(cfg: Any, recipe: Mapping[str, Any]) -> Any:
     ``model`` section (backbone, pretrained_backbone, options) and its
     ``tcm.context_length`` / ``tcm.input_resolution`` /
     ``tcm.aux_loss_batching``."""
-    from tcmbench.models.spec import DetectorConfig, TCMConfig
-    from tcmbench.tcm.config import DEFAULT_AUX_LOSS_BATCHING
+    from tcmbench.contract.spec import DEFAULT_AUX_LOSS_BATCHING, DetectorConfig, TCMConfig
 
     model = dict(recipe.get("model") or {})
     tcm = None

@@ -59,8 +59,8 @@ def recipe_for(recipe: Mapping[str, Any], detector_config: Any) -> dict[str, Any
 
 def run_training(cfg: TrainConfig, announce: Any = None) -> TrainResult:
     """Resolve the plugin, recipe and data of ``cfg`` and train."""
-    from tcmbench.plugins import get_detector
-    from tcmbench.train.distributed import resolve_device
+    from tcmbench.contract.registry import get_detector
+    from tcmbench.inference.world import resolve_device
     from tcmbench.train.recipe_choice import FROM_DATASET, choose_recipe, normalize_note
 
     resolve_device(cfg.device)  # a bad --device fails before any data is read

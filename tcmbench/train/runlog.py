@@ -71,7 +71,7 @@ def rewind(path: Path, step: int) -> Rewind:
                 continue
         kept.append(line)
     if dropped:
-        from tcmbench.paths import atomic_write_bytes
+        from tcmbench.safety.paths import atomic_write_bytes
 
         atomic_write_bytes(path, b"".join(line + b"\n" for line in kept))
     return Rewind(last, dropped)

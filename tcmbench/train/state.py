@@ -1,7 +1,7 @@
 """Resumable training state.
 
 A training checkpoint is a regular model checkpoint folder
-(:func:`tcmbench.hub.save_checkpoint`: config.json, model.safetensors,
+(:func:`tcmbench.hub.checkpoints.save_checkpoint`: config.json, model.safetensors,
 README.md -- usable with ``--weights`` as is) plus ``training_state.pt``:
 step, optimizer, scheduler, AMP scaler, the RNG states of python / numpy /
 torch (every rank's), and the resolved run configuration. That file holds
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from tcmbench.errors import CheckpointError
-from tcmbench.paths import atomic_dir
+from tcmbench.safety.paths import atomic_dir
 
 TRAINING_STATE_NAME = "training_state.pt"
 STEP_DIR_RE = re.compile(r"^step-(\d+)$")
@@ -84,7 +84,7 @@ def save_training_checkpoint(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Model checkpoint + ``training_state.pt``, the whole folder atomic."""
-    from tcmbench.hub import save_checkpoint
+    from tcmbench.hub.checkpoints import save_checkpoint
 
     step_dir = Path(step_dir)
     with atomic_dir(step_dir) as tmp:
@@ -135,7 +135,7 @@ def load_training_state(step_dir: str | Path) -> dict[str, Any]:
 
 def load_model_weights(model: torch.nn.Module, step_dir: str | Path) -> None:
     """Load the checkpoint's model.safetensors into ``model`` (strict)."""
-    from tcmbench.hub import WEIGHTS_NAME, load_state_dict
+    from tcmbench.hub.checkpoints import WEIGHTS_NAME, load_state_dict
 
     state = load_state_dict(Path(step_dir) / WEIGHTS_NAME)
     try:

@@ -78,7 +78,7 @@ class Trainer:
         eval_sets: Sequence[EvalSet] = (),
         resume_dir: Path | None = None,
     ) -> None:
-        from tcmbench.train.distributed import init_distributed, resolve_device
+        from tcmbench.inference.world import init_distributed, resolve_device
 
         self.spec = spec
         self.detector_config = detector_config
@@ -134,7 +134,7 @@ class Trainer:
     def _build(self) -> None:
         import torch
 
-        from tcmbench.plugins import get_plugin_manager
+        from tcmbench.contract.registry import get_plugin_manager
         from tcmbench.train.optim import build_optimizer
         from tcmbench.train.schedule import PolyLR
 
@@ -557,9 +557,9 @@ class Trainer:
         """Score every eval set; the mean hmean over the validation sets
         chooses best/ (test sets are logged only)."""
         from tcmbench.eval import evaluate
+        from tcmbench.eval.submission import submitted_predictions
         from tcmbench.inference import predict_samples
-        from tcmbench.submission import submitted_predictions
-        from tcmbench.train.distributed import broadcast_object
+        from tcmbench.inference.world import broadcast_object
 
         records = []
         for es in self.eval_sets:
@@ -573,7 +573,7 @@ class Trainer:
             )
             if not self.world.is_main:
                 continue
-            # As submitted (tcmbench.submission): the figure evaluate prints.
+            # As submitted (tcmbench.eval.submission): the figure evaluate prints.
             result = evaluate(
                 es.samples, submitted_predictions(preds, es.protocol), es.protocol, **es.params
             )
@@ -671,7 +671,7 @@ class Trainer:
         return extra
 
     def _save_model(self, path: Path, step: int, more: Mapping[str, Any] | None = None) -> Path:
-        from tcmbench.hub import save_checkpoint
+        from tcmbench.hub.checkpoints import save_checkpoint
 
         return save_checkpoint(
             path,
@@ -683,7 +683,7 @@ class Trainer:
         )
 
     def _save_step(self, step: int) -> None:
-        from tcmbench.train.distributed import all_gather_objects, barrier
+        from tcmbench.inference.world import all_gather_objects, barrier
         from tcmbench.train.state import (
             capture_rng_state,
             prune_checkpoints,
@@ -727,7 +727,7 @@ class Trainer:
 
     def _save_final(self, step: int, short: dict[str, Any] | None = None) -> Path | None:
         """final/: the last step's weights, always (best/ is separate)."""
-        from tcmbench.train.distributed import barrier
+        from tcmbench.inference.world import barrier
 
         path = None
         if self.world.is_main:

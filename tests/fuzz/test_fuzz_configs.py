@@ -26,18 +26,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcmbench import hub, plugins
-from tcmbench.checkpoint_schema import check_postprocess
+from tcmbench.contract import registry as plugins
 from tcmbench.data.image_limits import max_image_pixels
 from tcmbench.data.transforms import InferenceTransform
+from tcmbench.hub import checkpoints as hub
+from tcmbench.safety.checkpoint_schema import check_postprocess
 
 from .conftest import contract, fuzz_settings
 from .fuzz_strategies import HOSTILE_JSON, PLACEHOLDER, hostile_json_text
 
 pytest.importorskip("onnx")
-from tcmbench_dbnet.postprocess import POSTPROCESS_PARAMS, DBPostprocessor
 from tcmbench_onnx.config import read_config_file
 
+from tcmbench.inference.db_postprocess import POSTPROCESS_PARAMS, DBPostprocessor
 from tcmbench.inference.preprocess import OnnxPreprocessor
 
 

@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tcmbench.commands.experiment import dry_run_table
+from tcmbench.contract.options import Opt
 from tcmbench.experiment import schema
 from tcmbench.experiment.grid import (
     CELL_KEYS,
@@ -32,8 +33,7 @@ from tcmbench.experiment.grid import (
     parse_sets,
     with_sets,
 )
-from tcmbench.models.options import Opt
-from tcmbench.validation import check_document
+from tcmbench.safety.validation import check_document
 
 from .conftest import contract, fuzz_settings
 from .fuzz_strategies import HOSTILE_WORDS

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from tcmbench.data.formats.api import read_annotations
 from tcmbench.data.ids import file_id, id_problem, path_id
 from tcmbench.errors import UnsafePathError
-from tcmbench.paths import atomic_dir, atomic_write_bytes, check_destination, safe_child
-from tcmbench.submission import entry_names
+from tcmbench.eval.submission import entry_names
+from tcmbench.safety.paths import atomic_dir, atomic_write_bytes, check_destination, safe_child
 
 from .conftest import contract, fuzz_settings
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tcmbench.contract.registry import protocols
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.eval.api import evaluate
-from tcmbench.plugins import protocols
 
 from .conftest import contract, fuzz_settings
 from .fuzz_strategies import polygon

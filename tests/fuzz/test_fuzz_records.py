@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 
 from tcmbench.commands.compare import _Run, read_per_image_file
 from tcmbench.experiment import schema
-from tcmbench.experiment.report import EDITED_MARK, load_experiment, write_report
+from tcmbench.experiment.report import write_report
+from tcmbench.experiment.results import load_experiment
+from tcmbench.experiment.shaping import EDITED_MARK
 
 from .conftest import contract, fuzz_settings
 from .fuzz_strategies import hostile_json_text

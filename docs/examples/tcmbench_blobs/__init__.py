@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tcmbench.hookspecs import hookimpl
+from tcmbench.contract.hookspecs import hookimpl
+from tcmbench_blobs.spec import VERSION as __version__
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "register_detectors"]
 
 
 @hookimpl

@@ -18,14 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tcmbench.contract.options import Opt, check_options, resolve_options
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.data.schema import Prediction
 from tcmbench.errors import PluginError
 from tcmbench.models.backbones import build_backbone
 from tcmbench.models.detector import DetectorParts
 from tcmbench.models.losses import dice_loss
 from tcmbench.models.necks import FPNC
-from tcmbench.models.options import Opt, check_options, resolve_options
-from tcmbench.models.spec import DetectorConfig
 
 OPTIONS: dict[str, Opt] = {
     "neck_channels": Opt(128, "int", ge=4, le=1024, help="FPNC lateral width (head sees it)"),

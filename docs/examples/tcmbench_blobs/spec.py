@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tcmbench.models.spec import DetectorConfig, DetectorSpec, TCMSupport
+from tcmbench.contract.spec import DetectorConfig, DetectorSpec, TCMSupport
 from tcmbench.tcm import CLIP_MEAN, CLIP_STD
+
+#: The plugin's version (the package re-exports it as ``__version__``).
+VERSION = "0.1.0"
 
 
 def build_parts(config: DetectorConfig) -> Any:
@@ -79,13 +82,12 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def blobs_spec() -> DetectorSpec:
-    from tcmbench_blobs import __version__
 
     return DetectorSpec(
         name="blobs",
         build_parts=build_parts,
         summary="text-probability map + connected components (docs example)",
-        version=__version__,
+        version=VERSION,
         recipes=RECIPES,
         default_recipe="default",
         tcm=TCMSupport(

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tcmbench.contract.spec import DetectorConfig
 from tcmbench.errors import CheckpointError
-from tcmbench.models.spec import DetectorConfig
 from tcmbench_dbnet.ppocr.layers import HardSigmoid, LearnableAffine
 from tcmbench_dbnet.ppocr.onnx_graph import Graph, GraphLayer, UnsupportedGraph, load_model
 from tcmbench_dbnet.ppocr.recipe import ppocr_recipe
@@ -222,7 +222,7 @@ def match_layers(
 
 def build_model(arch: Architecture) -> Any:
     """The DBNet detector of ``arch``, its fresh weights from :data:`SEED`."""
-    from tcmbench.plugins import get_detector, get_plugin_manager
+    from tcmbench.contract.registry import get_detector, get_plugin_manager
 
     spec = get_detector("dbnet")
     with torch.random.fork_rng(devices=[]):
@@ -401,7 +401,7 @@ def import_ppocr(
     conv is reversed to RGB. ``check``: compare with onnxruntime (when
     installed) before writing anything."""
     from tcmbench.data.archives import sha256_file
-    from tcmbench.hub import save_checkpoint
+    from tcmbench.hub.checkpoints import save_checkpoint
 
     path = Path(onnx_path)
     onnx_model = load_model(path)

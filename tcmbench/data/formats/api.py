@@ -30,7 +30,7 @@ def read_annotations(
     :class:`~tcmbench.errors.AnnotationFormatError`. ``options`` go to the
     reader (the ``options`` of a split in a dataset YAML).
     """
-    from tcmbench.plugins import get_dataset_format
+    from tcmbench.contract.registry import get_dataset_format
 
     reader = get_dataset_format(fmt).reader
     report = ParseReport(skip_invalid=skip_invalid)

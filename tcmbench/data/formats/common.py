@@ -3,7 +3,7 @@
 Readers differ only in how one line or record turns into polygons; finding
 files, naming samples, locating images, validating polygons and ordering the
 result are the same everywhere and live here, so every format obeys the
-reader contract (``tcmbench.hookspecs.register_dataset_formats``) the same
+reader contract (``tcmbench.contract.hookspecs.register_dataset_formats``) the same
 way: malformed input goes through :class:`ParseReport`, images are optional,
 samples come back in natural id order.
 """
@@ -22,6 +22,14 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
+from tcmbench.data.formats.lines import (  # noqa: F401  (re-exported: the readers' API)
+    LineBatch,
+    LineFile,
+    LineFormat,
+    LineTokenizer,
+    Tokens,
+    parse_lines_fast,
+)
 from tcmbench.data.ids import id_problem
 from tcmbench.data.schema import (
     Instance,
@@ -30,7 +38,6 @@ from tcmbench.data.schema import (
     limit_hint,
     natural_key,
     polygon_array,
-    polygon_rows,
 )
 from tcmbench.data.source import (
     AnnotationSource,
@@ -40,7 +47,7 @@ from tcmbench.data.source import (
     parse_json,
 )
 from tcmbench.errors import DatasetNotFoundError, ImageReadError, TcmbenchError
-from tcmbench.paths import resolve_inside
+from tcmbench.safety.paths import resolve_inside
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +216,18 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
+#: The only words ``float()`` reads (any case).
+_FLOAT_WORDS = frozenset({"nan", "inf", "infinity"})
+
+
 def is_number(field: str) -> bool:
+    """Whether ``float(field)`` succeeds. Transcriptions (``###``, ``CARE``,
+    words) are decided without the exception: no float holds ``#``, and a
+    word of letters only is a float only if it is nan / inf / infinity."""
+    if "#" in field:
+        return False
+    if field.isalpha():
+        return field.lower() in _FLOAT_WORDS
     try:
         float(field)
     except ValueError:
@@ -592,12 +610,6 @@ def parse_lines(
     return instances
 
 
-#: A reader's quick look at one line: (coordinates, transcription, don't
-#: care), or None when the line needs the exact parser (anything unusual).
-Tokens = tuple[list[float], "str | None", bool]
-LineTokenizer = Callable[[str], "Tokens | None"]
-
-
 def label(text: str | None, dont_care: Sequence[str] = (DONT_CARE,)) -> tuple[str | None, bool]:
     """(text, ignore) as :func:`make_instance` stores a transcription."""
     if text is not None and text in dont_care:
@@ -605,60 +617,7 @@ def label(text: str | None, dont_care: Sequence[str] = (DONT_CARE,)) -> tuple[st
     return text, False
 
 
-def parse_lines_fast(
-    lines: Sequence[tuple[int, str]],
-    location: str,
-    report: ParseReport,
-    expected: str,
-    parse_line: LineParser,
-    tokenize: LineTokenizer,
-) -> list[Instance]:
-    """:func:`parse_lines` with the coordinates of all lines turned into one
-    array: ``tokenize`` splits each line cheaply, the polygon rules are
-    checked for all lines at once (:func:`tcmbench.data.schema.polygon_rows`)
-    and the instances hold float32 views of that array. A line the
-    tokenizer is unsure of, or that breaks a rule, goes through
-    ``parse_line`` (the exact parser, which names the problem), in line
-    order, so the result and the errors are what :func:`parse_lines` gives.
-    """
-    values: list[float] = []
-    counts: list[int] = []
-    tokens: list[Tokens | None] = []
-    for _, line in lines:
-        tok = tokenize(line)
-        tokens.append(tok)
-        if tok is not None:
-            values.extend(tok[0])
-            counts.append(len(tok[0]))
-    ok, coords = polygon_rows(values, counts)
-    if counts and len(tokens) == len(counts) and all(ok) and min(counts) == max(counts):
-        # every line well formed, with one size (ICDAR 2015 quads): one reshape
-        rows = coords.reshape(len(counts), -1, 2)
-        return [
-            Instance(rows[k], tok[2], tok[1]) for k, tok in enumerate(tokens) if tok is not None
-        ]
-    instances: list[Instance] = []
-    pos = k = 0
-    for (line_no, line), tok in zip(lines, tokens):
-        if tok is not None:
-            n = counts[k]
-            good = ok[k]
-            k += 1
-            pos += n
-            if good:
-                instances.append(Instance(coords[pos - n : pos].reshape(-1, 2), tok[2], tok[1]))
-                continue
-        try:
-            inst = parse_line(line)
-        except ValueError as exc:
-            report.fail(location, line_no, expected, str(exc))
-            continue
-        if inst is not None:
-            instances.append(inst)
-    return instances
-
-
-FileParser = Callable[[AnnotationSource, str, ParseReport], "list[Instance] | None"]
+FileParser = Callable[[AnnotationSource, str, ParseReport], "list[Instance] | LineFile | None"]
 
 
 def read_per_image_files(
@@ -671,21 +630,24 @@ def read_per_image_files(
     expected: str,
     id_prefixes: Sequence[str] = ("gt_",),
     images_next_to_annotations: bool = False,
+    line_format: LineFormat | None = None,
 ) -> list[Sample]:
     """The RRC layout: one annotation file per image, id = image stem.
 
     ``images_next_to_annotations``: when no image folder is given and the
     annotations are a folder, look for each image beside its annotation file
     (MSRA-TD500 ships ``IMG_0059.JPG`` next to ``IMG_0059.gt``).
+
+    ``parse_file`` may return a :class:`LineFile` (a file of ``line_format``
+    lines): such files are parsed together (:class:`LineBatch`), which
+    gives what parsing each alone gives, errors in file order.
     """
     names = annotation_names(source, pattern)
     finder = ImageFinder(images) if images is not None else None
     beside: dict[Path, ImageFinder] = {}
-    out: list[tuple[Sample, str]] = []
-    for name in _progress(names, f"reading {source.path.name}"):
-        instances = parse_file(source, name, report)
-        if instances is None:  # the whole file was malformed and skipped
-            continue
+    out: list[tuple[Sample, str] | None] = []
+
+    def add(name: str, instances: list[Instance], slot: int) -> None:
         sample = Sample(stem_id(name, id_prefixes), None, 0, 0, instances)
         path: Path | None = None
         if finder is not None:
@@ -698,8 +660,35 @@ def read_per_image_files(
                     beside[folder] = ImageFinder(folder, required=False)
                 path = beside[folder].find(sample.id)
         attach_image(sample, path)
-        out.append((sample, source.location(name)))
-    return finalize(out, report, expected)
+        out[slot] = (sample, source.location(name))
+
+    batch = LineBatch(line_format, report) if line_format is not None else None
+    # With images to find, each file is finished before the next is read
+    # (an image error comes where it came when files were parsed one by one).
+    one_by_one = finder is not None or images_next_to_annotations
+    try:
+        for name in _progress(names, f"reading {source.path.name}"):
+            instances = parse_file(source, name, report)
+            if instances is None:  # the whole file was malformed and skipped
+                continue
+            out.append(None)
+            if isinstance(instances, LineFile):
+                if batch is None:
+                    raise TypeError("parse_file returned a LineFile without a line_format")
+                batch.add(instances, functools.partial(add, name, slot=len(out) - 1))
+                if one_by_one:
+                    batch.flush()
+                continue
+            if batch is not None:
+                batch.flush()
+            add(name, instances, len(out) - 1)
+        if batch is not None:
+            batch.flush()
+    except Exception:
+        if batch is not None:
+            batch.flush()  # the files before this one report their errors first
+        raise
+    return finalize([x for x in out if x is not None], report, expected)
 
 
 def _progress(items: Sequence[Any], desc: str) -> Iterable[Any]:

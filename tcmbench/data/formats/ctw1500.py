@@ -17,6 +17,7 @@ Per line of a ``NNNN.txt`` file, the shape is recognised from the fields:
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -24,6 +25,9 @@ import numpy as np
 
 from tcmbench.data.formats.common import (
     ImageFinder,
+    LineBatch,
+    LineFile,
+    LineFormat,
     Tokens,
     annotation_names,
     attach_image,
@@ -33,16 +37,16 @@ from tcmbench.data.formats.common import (
     label,
     leading_numbers,
     make_instance,
-    parse_lines_fast,
     parse_numbers,
     shorten,
     stem_id,
     to_polygon,
     unquote,
 )
+from tcmbench.data.formats.lines import split_numbered
 from tcmbench.data.ids import file_id
 from tcmbench.data.schema import Instance, Sample
-from tcmbench.data.source import AnnotationSource, ParseReport, numbered_lines
+from tcmbench.data.source import AnnotationSource, ParseReport
 
 TXT_EXPECTED = (
     "SCUT-CTW1500 'xmin,ymin,xmax,ymax,dx1,dy1,...,dx14,dy14' (32 ints), "
@@ -88,18 +92,13 @@ def ctw_tokens(line: str) -> Tokens | None:
     exact parser decides)."""
     if "####" in line:
         return None
-    fields = line.split(",")
-    if len(fields) % 2 == 0:
-        return None
-    try:
-        coords = [float(f) for f in fields[:-1]]
-    except ValueError:
-        return None
-    if is_number(fields[-1]):
-        return None
-    word = unquote(fields[-1])
+    coords, comma, last = line.rpartition(",")
+    count = coords.count(",") + 1
+    if not comma or count % 2 or is_number(last):
+        return None  # an odd number of coordinates, or a numeric transcription
+    word = unquote(last)
     text, ignore = label(None if word == "CARE" else word)
-    return coords, text, ignore
+    return coords, count, text, ignore
 
 
 _BOX_TAG = re.compile(r"<box\b")
@@ -155,6 +154,9 @@ def _read_xml(
     return out
 
 
+CTW_LINES = LineFormat(TXT_EXPECTED, parse_ctw_line, ctw_tokens)
+
+
 @checked_options("ctw1500")
 def read_ctw1500(
     source: AnnotationSource,
@@ -163,23 +165,40 @@ def read_ctw1500(
     *,
     pattern: str | tuple[str, ...] = ("*.txt", "*.xml"),
 ) -> list[Sample]:
-    """SCUT-CTW1500: ``1001.txt`` (any of the text shapes) or ``0001.xml``."""
+    """SCUT-CTW1500: ``1001.txt`` (any of the text shapes) or ``0001.xml``.
+
+    Text files are parsed together (:class:`LineBatch`); anything that can
+    report an error on its own (an XML file, a read error, an image) first
+    lets the files before it report theirs."""
     names = annotation_names(source, pattern)
     finder = ImageFinder(images) if images is not None else None
-    found: list[tuple[Sample, str]] = []
-    for name in names:
-        loc = source.location(name)
-        if name.lower().endswith(".xml"):
-            per_image = _read_xml(source, name, report)
-        else:
-            lines = numbered_lines(source.read_text(name))
-            instances = parse_lines_fast(
-                lines, loc, report, TXT_EXPECTED, parse_ctw_line, ctw_tokens
-            )
-            per_image = [(stem_id(name, ()), instances)]
-        for sid, instances in per_image:
-            sample = Sample(sid, None, 0, 0, instances)
-            if finder is not None:
-                attach_image(sample, finder.find(sid))
-            found.append((sample, loc))
-    return finalize(found, report, TXT_EXPECTED)
+    found: list[list[tuple[Sample, str]]] = []
+    batch = LineBatch(CTW_LINES, report)
+
+    def add(name: str, loc: str, slot: int, instances: list[Instance]) -> None:
+        sample = Sample(stem_id(name, ()), None, 0, 0, instances)
+        if finder is not None:
+            attach_image(sample, finder.find(sample.id))
+        found[slot] = [(sample, loc)]
+
+    try:
+        for name in names:
+            loc = source.location(name)
+            found.append([])
+            if not name.lower().endswith(".xml"):
+                lines = split_numbered(source.read_text(name))
+                batch.add(LineFile(loc, lines), functools.partial(add, name, loc, len(found) - 1))
+                if finder is not None:
+                    batch.flush()
+                continue
+            batch.flush()
+            for sid, instances in _read_xml(source, name, report):
+                sample = Sample(sid, None, 0, 0, instances)
+                if finder is not None:
+                    attach_image(sample, finder.find(sid))
+                found[-1].append((sample, loc))
+        batch.flush()
+    except Exception:
+        batch.flush()  # the files before this one report their errors first
+        raise
+    return finalize([x for per_file in found for x in per_file], report, TXT_EXPECTED)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tcmbench.data.formats.common import (
+    LineFile,
+    LineFormat,
     LineParser,
     Tokens,
     box_to_polygon,
@@ -19,14 +21,14 @@ from tcmbench.data.formats.common import (
     label,
     make_instance,
     parse_lines,
-    parse_lines_fast,
     parse_numbers,
     read_per_image_files,
     to_polygon,
     unquote,
 )
+from tcmbench.data.formats.lines import split_numbered
 from tcmbench.data.schema import Instance, Sample
-from tcmbench.data.source import AnnotationSource, ParseReport, numbered_lines
+from tcmbench.data.source import AnnotationSource, ParseReport
 
 IC15_EXPECTED = "ICDAR 2015 'x1,y1,x2,y2,x3,y3,x4,y4,transcription' (### = don't care)"
 IC13_EXPECTED = (
@@ -38,16 +40,13 @@ MLT_EXPECTED = "ICDAR 2017 MLT 'x1,y1,x2,y2,x3,y3,x4,y4,script,transcription' (#
 
 def ic15_tokens(line: str) -> Tokens | None:
     """The usual IC15 line, split without checks (:func:`parse_lines_fast`
-    applies them to the whole file; anything unusual is None)."""
+    converts and checks the coordinates of the whole file; anything unusual
+    is None)."""
     fields = line.split(",", 8)
     if len(fields) < 8:
         return None
-    try:
-        coords = [float(f) for f in fields[:8]]
-    except ValueError:
-        return None
     text, ignore = label(unquote(fields[8]) if len(fields) == 9 else None)
-    return coords, text, ignore
+    return ",".join(fields[:8]), 8, text, ignore
 
 
 def parse_ic15_line(line: str) -> Instance:
@@ -111,15 +110,12 @@ def _line_reader(
     return parse_file
 
 
-def _read_ic15_file(source: AnnotationSource, name: str, report: ParseReport) -> list[Instance]:
-    return parse_lines_fast(
-        numbered_lines(source.read_text(name)),
-        source.location(name),
-        report,
-        IC15_EXPECTED,
-        parse_ic15_line,
-        ic15_tokens,
-    )
+IC15_LINES = LineFormat(IC15_EXPECTED, parse_ic15_line, ic15_tokens)
+
+
+def _read_ic15_file(source: AnnotationSource, name: str, report: ParseReport) -> LineFile:
+    """The file's lines, parsed with the files around it (:class:`LineBatch`)."""
+    return LineFile(source.location(name), split_numbered(source.read_text(name)))
 
 
 @checked_options("icdar2015")
@@ -134,6 +130,7 @@ def read_icdar2015(
         pattern=pattern,
         parse_file=_read_ic15_file,
         expected=IC15_EXPECTED,
+        line_format=IC15_LINES,
     )
 
 

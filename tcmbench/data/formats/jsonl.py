@@ -32,7 +32,7 @@ from tcmbench.data.ids import check_id
 from tcmbench.data.schema import Instance, Sample
 from tcmbench.data.source import AnnotationSource, JsonInputError, ParseReport, parse_json
 from tcmbench.errors import DatasetNotFoundError, ImageReadError
-from tcmbench.paths import atomic_write_text
+from tcmbench.safety.paths import atomic_write_text
 
 EXPECTED = (
     'tcmbench JSON lines: one object per line {"id": str, "image": path|null, "width": int, '

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tcmbench.contract.hookspecs import hookimpl
 from tcmbench.data.formats import BUILTIN_FORMATS
-from tcmbench.hookspecs import hookimpl
 
 
 def _lazy(target: str) -> Callable[..., Any]:
@@ -28,7 +28,7 @@ def _lazy(target: str) -> Callable[..., Any]:
 
 @hookimpl
 def register_dataset_formats(register: Callable[[Any], None]) -> None:
-    from tcmbench.plugins import DatasetFormat
+    from tcmbench.contract.registry import DatasetFormat
 
     for name, target, summary, pattern in BUILTIN_FORMATS:
         register(DatasetFormat(name=name, reader=_lazy(target), summary=summary, pattern=pattern))

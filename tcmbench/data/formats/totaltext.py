@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from tcmbench.data.formats.common import (
+    LineFile,
+    LineFormat,
     Tokens,
     checked_options,
     is_number,
@@ -31,14 +33,14 @@ from tcmbench.data.formats.common import (
     leading_numbers,
     make_instance,
     mat_strings,
-    parse_lines_fast,
     parse_numbers,
     read_per_image_files,
     to_polygon,
     unquote,
 )
+from tcmbench.data.formats.lines import split_numbered
 from tcmbench.data.schema import Instance, Sample
-from tcmbench.data.source import AnnotationSource, ParseReport, numbered_lines
+from tcmbench.data.source import AnnotationSource, ParseReport
 
 COMMA_EXPECTED = "Total-Text 'x1,y1,...,xn,yn,transcription' (n >= 3; # or ### = don't care)"
 LEGACY_EXPECTED = (
@@ -77,17 +79,12 @@ def comma_tokens(line: str) -> Tokens | None:
     """The usual comma line (coordinates, then a word that is not a
     number), split without checks; anything else is None (the exact parser
     decides)."""
-    fields = line.split(",")
-    if len(fields) % 2 == 0:  # an odd number of coordinates
-        return None
-    try:
-        coords = [float(f) for f in fields[:-1]]
-    except ValueError:
-        return None
-    if is_number(fields[-1]):  # a numeric transcription: the exact rule decides
-        return None
-    text, ignore = label(unquote(fields[-1]), DONT_CARE)
-    return coords, text, ignore
+    coords, comma, last = line.rpartition(",")
+    count = coords.count(",") + 1
+    if not comma or count % 2 or is_number(last):
+        return None  # an odd number of coordinates, or a numeric transcription
+    text, ignore = label(unquote(last), DONT_CARE)
+    return coords, count, text, ignore
 
 
 # --------------------------------------------------------------------------- legacy records
@@ -204,20 +201,20 @@ def read_totaltext_mat(
 # --------------------------------------------------------------------------- reader
 
 
-def _parse_file(source: AnnotationSource, name: str, report: ParseReport) -> list[Instance]:
+COMMA_LINES = LineFormat(COMMA_EXPECTED, parse_comma_line, comma_tokens)
+
+
+def _parse_file(
+    source: AnnotationSource, name: str, report: ParseReport
+) -> list[Instance] | LineFile:
+    """A .mat or legacy file's instances; a comma file's lines, parsed with
+    the comma files around it (:class:`LineBatch`)."""
     if name.lower().endswith(".mat"):
         return read_totaltext_mat(source.read_bytes(name), source.location(name), report)
     text = source.read_text(name)
     if text.lstrip().startswith("x:"):
         return _parse_legacy_file(source, name, report)
-    return parse_lines_fast(
-        numbered_lines(text),
-        source.location(name),
-        report,
-        COMMA_EXPECTED,
-        parse_comma_line,
-        comma_tokens,
-    )
+    return LineFile(source.location(name), split_numbered(text))
 
 
 @checked_options("totaltext")
@@ -240,4 +237,5 @@ def read_totaltext(
         parse_file=_parse_file,
         expected=COMMA_EXPECTED,
         id_prefixes=ID_PREFIXES,
+        line_format=COMMA_LINES,
     )

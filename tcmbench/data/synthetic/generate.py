@@ -7,7 +7,7 @@ first N images of any generation equal the first N of the full split, and
 nothing depends on global random state.
 
 Cache layout (``root`` = ``cache_dir`` or
-``tcmbench.paths.datasets_cache_dir() / "synthtext-mini"``)::
+``tcmbench.safety.paths.datasets_cache_dir() / "synthtext-mini"``)::
 
     root/v{GENERATOR_VERSION}-seed{seed}/
         train/                  one folder per split, written atomically
@@ -20,7 +20,7 @@ Cache layout (``root`` = ``cache_dir`` or
                                 than the split, and the full split absent)
 
 A split folder is built in a temporary sibling and renamed into place
-(:func:`tcmbench.paths.atomic_dir`), so an interrupted generation leaves no
+(:func:`tcmbench.safety.paths.atomic_dir`), so an interrupted generation leaves no
 folder that a later run would trust. Bump :data:`GENERATOR_VERSION` whenever
 the pixels or the annotations change: old caches are then ignored.
 """
@@ -136,7 +136,7 @@ def encode_jpeg(pixels: np.ndarray, quality: int) -> bytes:
 
 def cache_root(seed: int = 0, cache_dir: Path | None = None) -> Path:
     """``<cache_dir or datasets cache/synthtext-mini>/v{VERSION}-seed{seed}``."""
-    from tcmbench.paths import datasets_cache_dir
+    from tcmbench.safety.paths import datasets_cache_dir
 
     base = Path(cache_dir) if cache_dir is not None else datasets_cache_dir() / NAME
     return base.expanduser().resolve() / f"v{GENERATOR_VERSION}-seed{int(seed)}"
@@ -242,7 +242,7 @@ def load_synthtext_mini(
             return _read_split_file(full_dir, split)[:num_images]
     count = full if num_images is None else num_images
     folder = split_dir(split, seed, num_images, cache_dir)
-    from tcmbench.paths import atomic_dir, clean_stale_temps
+    from tcmbench.safety.paths import atomic_dir, clean_stale_temps
 
     # A killed generation leaves .<split>.XXXX.tmp next to the split folder;
     # clean those up even when the split itself is complete.

@@ -4,7 +4,7 @@ A reproduction is trusted only when each place where it may differ from the
 official code is written down: what the authors' code does (and where, so a
 reader can check), what tcmbench does by default, and which recipe key picks
 the other behaviour. Plugins declare these rows on their
-:class:`~tcmbench.models.spec.DetectorSpec` (``fidelity``); the core keeps the
+:class:`~tcmbench.contract.spec.DetectorSpec` (``fidelity``); the core keeps the
 rows of its own TCM module. ``python -m tcmbench.docgen`` writes them as the
 tables of docs/pan.md, docs/fcenet.md and docs/tcm.md (block kind
 ``fidelity``), so the table cannot drift from the code.

@@ -11,6 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: How the TCM auxiliary loss treats a batch (recipe key ``tcm.aux_loss_batching``):
+#: the official code's broadcast over the batch (default) or per image.
+AUX_LOSS_BATCHINGS = ("official_broadcast", "per_image")
+DEFAULT_AUX_LOSS_BATCHING = AUX_LOSS_BATCHINGS[0]
+
 
 @dataclass(frozen=True)
 class TCMSupport:
@@ -132,7 +137,7 @@ class DetectorSpec:
     None when the detector has not opted into TCM: asking for ``--tcm`` then
     fails with a clear error.
 
-    ``load_weights(weights, device) -> tcmbench.hub.LoadedCheckpoint``
+    ``load_weights(weights, device) -> tcmbench.hub.checkpoints.LoadedCheckpoint``
     (None for a trainable detector) makes an *inference-only* plugin: its
     ``--weights`` are not a tcmbench checkpoint but whatever the plugin
     reads (the ``onnx`` plugin: an ONNX file and its config). ``evaluate``
@@ -142,6 +147,13 @@ class DetectorSpec:
     ``train(False)``, optionally ``make_transform(recipe)``) and
     ``meta["recipe"]`` holds the complete test settings. See
     docs/plugins.md, "Inference-only plugins".
+
+    ``build_postprocess(config) -> postprocessor`` (optional) builds the
+    postprocessor ``build_parts`` would, *without importing torch*; the
+    postprocessor must take numpy maps. With it, ``--runtime onnxruntime``
+    runs a checkpoint whose ONNX export is already cached (or a model
+    exported from this plugin) without importing torch at all; without it
+    that path builds the torch parts to get the postprocessor.
     """
 
     name: str
@@ -152,8 +164,10 @@ class DetectorSpec:
     default_recipe: str = "default"
     tcm: TCMSupport | None = None
     load_weights: Callable[[str, str], Any] | None = None
+    #: The postprocessor without torch (class doc); None: only through build_parts.
+    build_postprocess: Callable[[DetectorConfig], Any] | None = None
     #: Where this detector's paper recipes follow or leave the authors' code
-    #: (:class:`tcmbench.models.fidelity.FidelityRow`); docs/<plugin>.md's
+    #: (:class:`tcmbench.contract.fidelity.FidelityRow`); docs/<plugin>.md's
     #: generated ``fidelity`` table.
     fidelity: tuple[Any, ...] = ()
 

@@ -4,7 +4,7 @@ A checkpoint is a folder following huggingface_hub's ModelHubMixin
 conventions, so it can be pushed to and pulled from the Hub as is:
 
 - ``config.json``: ``library_name`` (tcmbench), plugin name and version,
-  the architecture (:class:`~tcmbench.models.spec.DetectorConfig`, TCM
+  the architecture (:class:`~tcmbench.contract.spec.DetectorConfig`, TCM
   switches included), the training recipe and library versions;
 - ``model.safetensors``: the weights (never a pickle);
 - ``README.md``: a model card with ``library_name: tcmbench`` metadata.
@@ -15,7 +15,7 @@ resolved by ``huggingface_hub`` (its cache, ``HF_HUB_OFFLINE`` and
 ``HF_ENDPOINT`` are honoured because we call the library, not HTTP).
 
 A checkpoint is untrusted input: its config.json is parsed under size and
-depth limits and checked against :mod:`tcmbench.checkpoint_schema` (its
+depth limits and checked against :mod:`tcmbench.safety.checkpoint_schema` (its
 ``architecture.options`` by the plugin's option resolver, its
 ``recipe.postprocess`` by the plugin's postprocessor) before a model is
 built; the safetensors header is size-checked before safetensors parses it
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from tcmbench import __version__
-from tcmbench.checkpoint_schema import check_postprocess, check_tensors, read_config
 from tcmbench.errors import CheckpointError, TcmbenchError
-from tcmbench.paths import _default_mode, atomic_dir
+from tcmbench.safety.checkpoint_schema import check_postprocess, check_tensors, read_config
+from tcmbench.safety.paths import _default_mode, atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +210,11 @@ def download(
     One bounded request asks the Hub for the repo's files; when the Hub
     cannot be used (no network, timeout, redirect loop, dropped connection,
     malformed JSON, server error) the cached copy serves if there is one,
-    else one line says why (see :mod:`tcmbench.hub_fetch`).
+    else one line says why (see :mod:`tcmbench.hub.fetch`).
     """
     from huggingface_hub import constants as hf_constants
 
-    from tcmbench import hub_fetch
+    from tcmbench.hub import fetch as hub_fetch
 
     where = f"{repo_id}@{revision or 'main'}"
     if hub_fetch.offline():
@@ -295,7 +295,7 @@ def check_safetensors_header(weights_file: Path) -> None:
     object under the depth limits, or lists more than
     :data:`MAX_SAFETENSORS_TENSORS` tensors -- before safetensors parses
     it. Everything else (offsets, dtypes) safetensors checks itself."""
-    from tcmbench.validation import DocumentError, parse_json
+    from tcmbench.safety.validation import DocumentError, parse_json
 
     try:
         size = weights_file.stat().st_size
@@ -353,25 +353,22 @@ def load_state_dict(weights_file: Path) -> dict[str, Any]:
         ) from None
 
 
-def load_checkpoint(
-    weights: str | Path,
+def checkpoint_architecture(
+    path: Path,
+    meta: dict[str, Any],
     *,
-    device: str = "cpu",
     plugin: str | None = None,
     expect_tcm: bool | None = None,
-) -> LoadedCheckpoint:
-    """Rebuild the model a checkpoint describes and load its weights.
+) -> Any:
+    """The :class:`~tcmbench.contract.spec.DetectorConfig` a checkpoint's
+    config.json (``meta``) describes, set up to rebuild it for inference:
+    no pretrained backbone or CLIP weights fetched (the checkpoint holds
+    them). A checkpoint of another plugin than ``plugin``, or a TCM / plain
+    one against ``expect_tcm``, is a CheckpointError saying which flag to
+    change. Torch-free (``--runtime onnxruntime`` on an exported checkpoint
+    reads it too)."""
+    from tcmbench.contract.spec import DetectorConfig
 
-    ``plugin``: the plugin the caller asked for; a checkpoint of another
-    plugin is refused with a clear message. ``expect_tcm``: likewise for
-    TCM / plain checkpoints. CLIP weights are not downloaded: the
-    checkpoint holds them.
-    """
-    from tcmbench.models.spec import DetectorConfig
-    from tcmbench.plugins import get_detector, get_plugin_manager
-
-    path = resolve_weights(weights)
-    meta, weights_file = read_checkpoint_meta(path)
     if plugin is not None and meta["plugin"] != plugin:
         raise CheckpointError(
             f"{path} is a checkpoint of plugin {meta['plugin']!r}, not {plugin!r}; "
@@ -386,6 +383,28 @@ def load_checkpoint(
     if config.tcm is not None:
         config.tcm.clip_pretrained = None
         config.tcm.clip_weights = None
+    return config
+
+
+def load_checkpoint(
+    weights: str | Path,
+    *,
+    device: str = "cpu",
+    plugin: str | None = None,
+    expect_tcm: bool | None = None,
+) -> LoadedCheckpoint:
+    """Rebuild the model a checkpoint describes and load its weights.
+
+    ``plugin``: the plugin the caller asked for; a checkpoint of another
+    plugin is refused with a clear message. ``expect_tcm``: likewise for
+    TCM / plain checkpoints. CLIP weights are not downloaded: the
+    checkpoint holds them.
+    """
+    from tcmbench.contract.registry import get_detector, get_plugin_manager
+
+    path = resolve_weights(weights)
+    meta, weights_file = read_checkpoint_meta(path)
+    config = checkpoint_architecture(path, meta, plugin=plugin, expect_tcm=expect_tcm)
     config_file = weights_file.with_name(CONFIG_NAME)
     try:
         spec = get_detector(meta["plugin"])
@@ -446,7 +465,7 @@ def push(
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from tcmbench import hub_fetch
+    from tcmbench.hub import fetch as hub_fetch
 
     folder = Path(folder)
     read_checkpoint_meta(folder)  # refuse to push something that is not a checkpoint

@@ -32,7 +32,7 @@ hookimpl = pluggy.HookimplMarker("tcmbench")
 def register_dataset_formats(register: Callable[[Any], None]) -> None:
     """Contribute readers for on-disk annotation formats.
 
-    Call ``register(tcmbench.plugins.DatasetFormat(name=..., reader=...,
+    Call ``register(tcmbench.contract.registry.DatasetFormat(name=..., reader=...,
     summary=...))``. ``reader(source, images, report, **options)`` receives
     a :class:`tcmbench.data.source.AnnotationSource` (a folder, a zip or one
     file), the image folder or None, a :class:`~tcmbench.data.source.ParseReport`
@@ -59,7 +59,7 @@ def register_datasets(register: Callable[[Any], None]) -> None:
 def register_protocols(register: Callable[[Any], None]) -> None:
     """Contribute evaluation protocols.
 
-    Call ``register(tcmbench.plugins.ProtocolSpec(name=..., evaluate=...,
+    Call ``register(tcmbench.contract.registry.ProtocolSpec(name=..., evaluate=...,
     summary=..., params={...}))``; ``evaluate(gt, predictions, **params)``
     follows :func:`tcmbench.eval.evaluate` and returns a
     :class:`tcmbench.eval.Result`.
@@ -70,7 +70,7 @@ def register_protocols(register: Callable[[Any], None]) -> None:
 def register_detectors(register: Callable[[Any], None]) -> None:
     """Contribute detector architectures.
 
-    Call ``register(tcmbench.models.spec.DetectorSpec(...))``. The spec says
+    Call ``register(tcmbench.contract.spec.DetectorSpec(...))``. The spec says
     how to build the detector's named parts, which recipes it has per
     dataset, and whether (and where) it accepts the TCM module.
     """
@@ -80,7 +80,7 @@ def register_detectors(register: Callable[[Any], None]) -> None:
 def register_augmentations(register: Callable[[Any], None]) -> None:
     """Contribute training augmentations a recipe can name.
 
-    Call ``register(tcmbench.plugins.AugmentationSpec(name=..., factory=...,
+    Call ``register(tcmbench.contract.registry.AugmentationSpec(name=..., factory=...,
     summary=...))``. ``factory(**params)`` receives the recipe entry's
     parameters (``{"name": ..., **params}`` in ``train.augment``) and
     returns a step ``step(image, polygons, ignores, rng) -> (image,

@@ -12,7 +12,7 @@ that happened to read it. This module is the one way they are all checked:
   outright (no tcmbench document needs them, and they are how a 1 kB file
   expands to gigabytes).
 - a document's shape is declared as a :class:`Section` of
-  :class:`~tcmbench.models.options.Opt` fields (types, ranges, finite
+  :class:`~tcmbench.contract.options.Opt` fields (types, ranges, finite
   numbers, choices), nested sections and :class:`ListOf` lists;
   :func:`check_document` checks a parsed document against it and returns the
   normalised data, or raises one :class:`DocumentError` naming the file, the
@@ -33,8 +33,8 @@ from typing import Any
 
 import yaml
 
+from tcmbench.contract.options import Opt, check_value
 from tcmbench.errors import TcmbenchError
-from tcmbench.models.options import Opt, check_value
 
 #: Nesting depth of any document (objects / arrays / mappings / sequences).
 #: Real documents stay far below it: a checkpoint config is 5 deep, a grid 6.

@@ -19,7 +19,7 @@ from typing import Any
 
 import pluggy
 
-from tcmbench import hookspecs
+from tcmbench.contract import hookspecs
 from tcmbench.errors import PluginError
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,11 @@
 """From DB probability maps to polygons in original-image coordinates.
 
+Shared by every DB-family detector: the dbnet plugin's checkpoints (under
+PyTorch or onnxruntime) and the foreign DB-family ONNX models the onnx
+plugin runs (PP-OCR), so it lives in the core's inference layer. It needs
+numpy, OpenCV and pyclipper only: never torch (``--runtime onnxruntime``
+builds it without importing torch).
+
 Per image: crop the map to the resized image (drop the padding), threshold
 it at ``mask_thr``, take external contours, and for each contour
 (largest first, at most ``max_candidates``):
@@ -54,11 +60,36 @@ from typing import Any, ClassVar
 
 import cv2
 import numpy as np
+import pyclipper
 
+from tcmbench.contract.options import Opt, check_options
 from tcmbench.data.schema import Prediction
 from tcmbench.errors import PluginError
-from tcmbench.models.options import Opt, check_options
-from tcmbench_dbnet.targets import offset_polygon, polygon_area_perimeter
+
+# pyclipper works on integers: coordinates are scaled by this factor so the
+# offset polygons keep sub-pixel precision.
+CLIPPER_SCALE = 16.0
+
+
+def polygon_area_perimeter(poly: np.ndarray) -> tuple[float, float]:
+    """Unsigned shoelace area and perimeter of a closed (N, 2) polygon."""
+    pts = np.ascontiguousarray(poly, dtype=np.float32).reshape(-1, 1, 2)
+    return float(cv2.contourArea(pts)), float(cv2.arcLength(pts, True))
+
+
+def offset_polygon(poly: np.ndarray, distance: float) -> np.ndarray | None:
+    """``poly`` offset outwards by ``distance`` pixels (inwards when
+    negative) with round joins; the largest resulting piece, or None when
+    the offset polygon vanishes."""
+    pco = pyclipper.PyclipperOffset(arc_tolerance=0.25 * CLIPPER_SCALE)
+    path = np.round(np.asarray(poly, dtype=np.float64) * CLIPPER_SCALE).astype(np.int64)
+    pco.AddPath(path.tolist(), pyclipper.JT_ROUND, pyclipper.ET_CLOSEDPOLYGON)
+    pieces = pco.Execute(distance * CLIPPER_SCALE)
+    pieces = [np.asarray(p, dtype=np.float64) / CLIPPER_SCALE for p in pieces if len(p) >= 3]
+    if len(pieces) <= 1:
+        return pieces[0] if pieces else None
+    return max(pieces, key=lambda p: polygon_area_perimeter(p)[0])
+
 
 OUTPUTS = ("quad", "poly")
 SCORE_MODES = ("polygon", "fast", "slow")

@@ -50,7 +50,7 @@ def draw(
 
 def save_png(path: str | Path, image: np.ndarray) -> Path:
     """Write an RGB image as PNG (atomically)."""
-    from tcmbench.paths import atomic_write_bytes
+    from tcmbench.safety.paths import atomic_write_bytes
 
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if not ok:

@@ -1,6 +1,6 @@
 """Render the full CLI reference (every command and option) as markdown.
 
-docs/cli.md is generated from this (``python -m tcmbench.commands._reference
+docs/cli.md is generated from this (``python -m tcmbench.docgen.cli_reference
 > docs/cli.md``) and a test fails when the file is out of date, so the
 documentation of every command and option cannot drift from the code.
 """
@@ -31,7 +31,7 @@ def render() -> str:
     lines = [
         "# tcmbench command reference",
         "",
-        "Generated from the CLI itself (`python -m tcmbench.commands._reference > docs/cli.md`);",
+        "Generated from the CLI itself (`python -m tcmbench.docgen.cli_reference > docs/cli.md`);",
         "`tests/test_cli_docs.py` fails when this file is out of date.",
         "",
     ]

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from tcmbench.data.schema import Prediction
-from tcmbench.paths import atomic_write_bytes, atomic_write_text, check_destination
+from tcmbench.safety.paths import atomic_write_bytes, atomic_write_text, check_destination
 
 Predictions = Mapping[str, Sequence[Prediction]]
 
@@ -171,14 +171,14 @@ def entry_name(sample_id: str, protocol: str) -> str:
 
 def entry_names(sample_ids: Iterable[str], protocol: str) -> dict[str, str]:
     """Sample id -> zip member name, checked: every member is one plain
-    file name (:func:`tcmbench.paths.name_problem`: ``res_../../x.txt`` or
+    file name (:func:`tcmbench.safety.paths.name_problem`: ``res_../../x.txt`` or
     ``res_/abs/x.txt`` cannot happen, whatever the ids), and no two ids
     share a member (``IMG_0059`` and ``IMG_59`` both give
     ``res_img_59.txt``). Raises a one-line
     :class:`~tcmbench.errors.TcmbenchError` naming the ids; ``evaluate``
     calls it before inference."""
     from tcmbench.errors import TcmbenchError, UnsafePathError
-    from tcmbench.paths import name_problem
+    from tcmbench.safety.paths import name_problem
 
     names: dict[str, str] = {}
     owner: dict[str, str] = {}

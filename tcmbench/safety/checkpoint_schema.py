@@ -6,14 +6,14 @@ untrusted input: ``"architecture": "dbnet"``, ``"tcm": "yes"``,
 ZeroDivisionError), a ``long_side`` of 1e9 (a 10.9 TiB allocation) or a
 ``normalize.std`` of 1e-30 (no detections at all) used to surface deep in
 model building or inference. :data:`CONFIG` declares every field the loader
-and inference read, as a :class:`~tcmbench.validation.Section` of the one
-validation layer (:mod:`tcmbench.validation`); :func:`read_config` parses the
+and inference read, as a :class:`~tcmbench.safety.validation.Section` of the one
+validation layer (:mod:`tcmbench.safety.validation`); :func:`read_config` parses the
 file under size and depth limits and :func:`validate_meta` checks it before
 anything is built, reporting the first problem as one line naming the file
 and the key (``recipe.test.pad_divisor``) and what is allowed.
 
 Two parts belong to the plugin, not to this schema: ``architecture.options``
-(the plugin's option resolver checks them, :mod:`tcmbench.models.options`)
+(the plugin's option resolver checks them, :mod:`tcmbench.contract.options`)
 and ``recipe.postprocess`` (the plugin's postprocessor checks them against
 its declared parameters: :func:`check_postprocess`, called once the model is
 built).
@@ -36,10 +36,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from tcmbench.contract.options import Opt
+from tcmbench.contract.spec import AUX_LOSS_BATCHINGS
 from tcmbench.errors import CheckpointError, TcmbenchError
-from tcmbench.models.options import Opt
-from tcmbench.tcm.config import AUX_LOSS_BATCHINGS
-from tcmbench.validation import DocumentError, ListOf, Section, check_document, flatten
+from tcmbench.safety.validation import DocumentError, ListOf, Section, check_document, flatten
 
 #: Newest ``format_version`` this tcmbench reads.
 FORMAT_VERSION = 1
@@ -47,7 +47,7 @@ FORMAT_VERSION = 1
 #: provenance included, far below this).
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
-#: ``architecture.tcm`` (:class:`~tcmbench.models.spec.TCMConfig`; a test
+#: ``architecture.tcm`` (:class:`~tcmbench.contract.spec.TCMConfig`; a test
 #: keeps this in step with the dataclass's fields).
 TCM: dict[str, Opt] = {
     "context_length": Opt(4, "int", ge=0, le=77, help="learnable prompt tokens (0: none)"),
@@ -75,7 +75,7 @@ TCM: dict[str, Opt] = {
     ),
 }
 
-#: ``architecture`` (:class:`~tcmbench.models.spec.DetectorConfig`).
+#: ``architecture`` (:class:`~tcmbench.contract.spec.DetectorConfig`).
 ARCHITECTURE_SECTION = Section(
     {
         "backbone": Opt("resnet18", "str", help="backbone name"),
@@ -206,7 +206,7 @@ CONFIG = Section(
 REQUIRED_TOP = CONFIG.required
 
 #: Every declared key of config.json, flattened for docs/formats.md
-#: (``<!-- generated: options tcmbench.checkpoint_schema:CONFIG_KEYS key -->``).
+#: (``<!-- generated: options tcmbench.safety.checkpoint_schema:CONFIG_KEYS key -->``).
 CONFIG_KEYS: dict[str, Opt] = flatten(CONFIG)
 
 
@@ -246,7 +246,7 @@ def validate_meta(meta: Any, config_file: Path | str) -> dict[str, Any]:
 
 def read_config(config_file: Path) -> dict[str, Any]:
     """Read, parse (size and depth limits) and check a config.json."""
-    from tcmbench.validation import parse_json, read_document
+    from tcmbench.safety.validation import parse_json, read_document
 
     try:
         meta = parse_json(

@@ -14,13 +14,13 @@ and is rewritten from the program by ``python -m tcmbench.docgen`` (all
 files under docs/, or those named); ``--check`` only reports the blocks that
 differ and exits 1, which is what the tests do. Block kinds:
 
-- ``recipes PLUGIN``: the recipes of any :class:`~tcmbench.models.spec.DetectorSpec`;
+- ``recipes PLUGIN``: the recipes of any :class:`~tcmbench.contract.spec.DetectorSpec`;
 - ``augment PLUGIN``: the training augmentations of each of its recipes;
 - ``recipe-overview PLUGIN...``: one short row per recipe of each plugin;
 - ``options MODULE:ATTR [HEADING]``: a table of declared options
-  (:class:`~tcmbench.models.options.Opt`: default, type and range, help);
+  (:class:`~tcmbench.contract.options.Opt`: default, type and range, help);
 - ``fidelity PLUGIN|tcm``: where the paper recipes follow or leave the
-  authors' code (:mod:`tcmbench.models.fidelity`);
+  authors' code (:mod:`tcmbench.contract.fidelity`);
 - ``command ARGS...``: ``tcmbench ARGS`` run in-process, with its stdout
   (slow: it really runs; ``--skip-commands`` leaves these blocks alone).
 """
@@ -41,7 +41,7 @@ from typing import Any
 BLOCK = re.compile(
     r"(<!-- generated: (?P<spec>[^\n]+?) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.DOTALL
 )
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 OPTIMIZERS = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "ranger": "Ranger"}
 
 
@@ -67,7 +67,7 @@ def _row(cells: list[str]) -> str:
 
 
 def _spec(plugin: str) -> Any:
-    from tcmbench.plugins import get_detector
+    from tcmbench.contract.registry import get_detector
 
     return get_detector(plugin)
 
@@ -243,7 +243,7 @@ def command_output(*args: str) -> str:
 def fidelity_table(source: str) -> str:
     """The fidelity rows of a plugin (``spec.fidelity``), or of the core TCM
     module (``tcm``: ``tcmbench.tcm.fidelity.ROWS``), as a markdown table."""
-    from tcmbench.models.fidelity import fidelity_markdown
+    from tcmbench.contract.fidelity import fidelity_markdown
 
     if source == "tcm":
         rows = importlib.import_module("tcmbench.tcm.fidelity").ROWS

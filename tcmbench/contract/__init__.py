@@ -1,0 +1,3 @@
+"""The plugin contract in one place: the hook specifications, the registry that
+loads plugins, and the torch-free declarations a plugin registers
+(DetectorSpec, options, fidelity rows)."""

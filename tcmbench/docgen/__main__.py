@@ -1,0 +1,5 @@
+"""``python -m tcmbench.docgen``."""
+
+from tcmbench.docgen import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Checkpoints as folders and Hub repositories: reading, writing, pushing and fetching them."""
