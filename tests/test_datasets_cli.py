@@ -58,7 +58,7 @@ def run_process(*argv: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 
 def stats_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
-    code, out, err = run(capsys, "datasets", "stats", *argv, "--json")
+    code, out, err = run(capsys, "datasets", "stats", *argv, "--json", "-")
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 1, "stats --json must print exactly one JSON object"
@@ -146,7 +146,7 @@ def test_verify_checks_the_sha256_of_a_gt_zip(
 
 
 def test_missing_dataset_message(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "datasets", "stats", "icdar2015", "--split", "test", "--json")
+    code, out, err = run(capsys, "datasets", "stats", "icdar2015", "--split", "test", "--json", "-")
     assert code == 2 and out == ""
     assert err.startswith("Error: dataset 'icdar2015' not found")
     assert "https://rrc.cvc.uab.es/?ch=4" in err
@@ -159,7 +159,7 @@ def test_malformed_annotation_names_file_and_line_without_traceback(tmp_path: Pa
     gt.mkdir()
     (gt / "gt_img_1.txt").write_text("10,10,50,10,50,30,10,30,ok\n10,10,50,ten,50,30,10,30,bad\n")
     proc = run_process(
-        "datasets", "stats", "icdar2015", "--split", "test", "--data-root", str(gt), "--json"
+        "datasets", "stats", "icdar2015", "--split", "test", "--data-root", str(gt), "--json", "-"
     )
     assert proc.returncode != 0
     assert proc.stdout == ""
@@ -178,14 +178,24 @@ def test_skip_invalid_counts_and_reports(
     )
     (gt / "gt_img_2.txt").write_text("0,0,20,0,20,20,0,20,fine\n")
     code, out, err = run(
-        capsys, "datasets", "stats", "icdar2015", "--data-root", str(gt), "--skip-invalid", "--json"
+        capsys,
+        "datasets",
+        "stats",
+        "icdar2015",
+        "--data-root",
+        str(gt),
+        "--skip-invalid",
+        "--json",
+        "-",
     )
     assert code == 0
     st = json.loads(out)
     assert (st["images"], st["instances"], st["ignored"], st["skipped_lines"]) == (2, 3, 1, 2)
     assert "2 malformed line(s) skipped" in err
     # Without the flag the same files fail.
-    code, _, err = run(capsys, "datasets", "stats", "icdar2015", "--data-root", str(gt), "--json")
+    code, _, err = run(
+        capsys, "datasets", "stats", "icdar2015", "--data-root", str(gt), "--json", "-"
+    )
     assert code == 2 and "line 2" in err
 
 
@@ -394,7 +404,7 @@ def test_show_prints_the_yaml_facts_and_root(
     assert "protocol: totaltext-iou (also: totaltext-deteval, tiou)" in out
     assert f"root:     {tmp_path}" in out
     assert "BSD-3-Clause" in out and "@article{CK2019" in out
-    code, out, _ = run(capsys, "datasets", "show", "ctw1500", "--json")
+    code, out, _ = run(capsys, "datasets", "show", "ctw1500", "--json", "-")
     info = json.loads(out)
     assert info["root"].startswith("not found: dataset 'ctw1500' not found")
     assert info["splits"]["test"]["expected"] == {"images": 500, "instances": 3068, "ignored": 0}
@@ -402,7 +412,7 @@ def test_show_prints_the_yaml_facts_and_root(
 
 
 def test_list_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "datasets", "list", "--json")
+    code, out, _ = run(capsys, "datasets", "list", "--json", "-")
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0
     assert rows["totaltext"]["protocol"] == "totaltext-iou" and rows["totaltext"]["present"] == "no"
@@ -455,7 +465,7 @@ assert 'torch' not in sys.modules, 'import tcmbench.commands.datasets imported t
 from tcmbench.cli import main
 main(['datasets', 'list'])
 assert 'torch' not in sys.modules, 'datasets list imported torch'
-main(['datasets', 'stats', 'icdar2015', '--data-root', {str(gt)!r}, '--json'])
+main(['datasets', 'stats', 'icdar2015', '--data-root', {str(gt)!r}, '--json', '-'])
 main(['datasets', 'show', 'icdar2015'])
 assert 'torch' not in sys.modules, 'datasets stats/show imported torch'
 print('NO-TORCH-OK')

@@ -166,7 +166,7 @@ def test_registered_listed_and_torch_free() -> None:
 
 
 def test_plugins_command_lists_it(blobs: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli(["plugins", "--json"], capsys)
+    code, out, err = run_cli(["plugins", "--json", "-"], capsys)
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["blobs"]["hooks"] == ["register_detectors"]

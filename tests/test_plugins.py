@@ -388,12 +388,14 @@ def _run_cli(
 
 
 def test_plugins_command_lists_hooks_and_versions_and_honours_allow_list() -> None:
-    listed = json.loads(_run_cli(["plugins", "--json"]).stdout)
+    listed = json.loads(_run_cli(["plugins", "--json", "-"]).stdout)
     by_name = {p["name"]: p for p in listed}
     assert "dbnet" in by_name and by_name["dbnet"]["version"]
     assert "register_detectors" in by_name["dbnet"]["hooks"]
     assert by_name["tcmbench.tcm.hook"]["core"] is True
-    none_allowed = json.loads(_run_cli(["plugins", "--json"], {"TCMBENCH_LOAD_PLUGINS": ""}).stdout)
+    none_allowed = json.loads(
+        _run_cli(["plugins", "--json", "-"], {"TCMBENCH_LOAD_PLUGINS": ""}).stdout
+    )
     assert "dbnet" not in {p["name"] for p in none_allowed}
     core = {p["name"] for p in none_allowed}
     assert "tcmbench.data.formats.registry" in core  # core always loads

@@ -3,8 +3,8 @@
 Four families, every value cited in the recipe's ``source``:
 
 - the dataset recipes ``icdar2015``, ``msra-td500``, ``ctw1500``,
-  ``totaltext``: the official TCM-DBNet fine-tuning configs (TCM.md
-  section 7; github.com/wenwenyu/TCM, ``ocrclip/configs/textdet/dbnet``),
+  ``totaltext``: the official TCM-DBNet fine-tuning configs (the TCM paper's
+  training settings; github.com/wenwenyu/TCM, ``ocrclip/configs/textdet/dbnet``),
   the defaults for those datasets;
 - ``dbnet-paper-*``: the DBNet paper (Liao et al., "Real-time Scene Text
   Detection with Differentiable Binarization", AAAI 2020, section 4.2
@@ -71,7 +71,7 @@ from tcmbench_dbnet.ppocr.recipe import PPOCR_POSTPROCESS, PPOCR_TEST, normalize
 
 
 def _train_pipeline(crop_size: int) -> list[dict[str, Any]]:
-    """TCM.md section 7 / mmocr DBNet training augmentations, in order."""
+    """The TCM paper's training settings / mmocr DBNet training augmentations, in order."""
     return [
         {"name": "color_jitter", "brightness": 32.0 / 255, "saturation": 0.5},
         {"name": "hflip", "prob": 0.5},
@@ -376,7 +376,7 @@ RECIPES: dict[str, dict[str, Any]] = {
             "all_contours": True,
         },
         tcm={"context_length": 4},
-        source="TCM.md section 7 (official TCM-DBNet IC15 config "
+        source="the TCM paper's training settings (official TCM-DBNet IC15 config "
         "clip_db_r50_fpnc_prompt_gen_vis_1200e_ft_gen_ic15_adam_taiji.py: 'norm' exempt "
         "from decay, DBParamPostprocessor with approxPolyDP 0.001, every contour, >= 4 "
         "points); min_size 3 kept from the earlier recipe (the config: min_text_width 2 "
@@ -402,7 +402,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         },
         tcm={"context_length": 4},
         extra_train_datasets=["hust-tr400"],
-        source="TCM.md section 7 (official TCM-DBNet TD500 config, trained with TR400: "
+        source="the TCM paper's training settings"
+        " (official TCM-DBNet TD500 config, trained with TR400: "
         "clip_db_r50_fpnc_prompt_gen_vis_1200e_ft_td_ranger_post_taiji.py: 'norm' exempt "
         "from decay, DBVisPostprocessor without approxPolyDP, every contour, >= 4 points); "
         "min_size 3 and 3000 candidates kept from the earlier recipe (the config: "
@@ -427,7 +428,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         },
         tcm={"context_length": 32},
         pretrain_recipe="tcm-pretrain-ctx32",
-        source="TCM.md section 7 (official TCM-DBNet CTW1500 config "
+        source="the TCM paper's training settings (official TCM-DBNet CTW1500 config "
         "clip_db_r50_fpnc_prompt_gen_vis_32_1200e_ft_ctw_adamw_taiji.py: 'norm' exempt from "
         "decay, every contour, >= 4 points); kept from the earlier recipe: approxPolyDP "
         "0.002 (the config: 0.0001, near-raw contours that can pass MAX_POLYGON_POINTS at "
@@ -453,7 +454,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         },
         tcm={"context_length": 32},
         pretrain_recipe="tcm-pretrain-ctx32",
-        source="TCM.md section 7 (official TCM-DBNet Total-Text config "
+        source="the TCM paper's training settings (official TCM-DBNet Total-Text config "
         "clip_db_r50_fpnc_prompt_gen_vis_32_1200e_ft_tt_adamw_taiji.py: 'norm' exempt from "
         "decay, approxPolyDP 0.004, every contour, >= 4 points); min_size 3 / 5 kept from "
         "the earlier recipe (the config tests no size on polygons)"

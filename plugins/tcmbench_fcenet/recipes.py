@@ -152,7 +152,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         batch_size=16,
         test={"long_side": 2260, "short_side": 2260},
         postprocess={"output": "poly", "score_thr": 0.3, "nms_thr": 0.1, "alpha": 1.2, "beta": 1.0},
-        source="TCM.md s. 7 / official TCM-FCENet IC15 config fcenet_clip_r50att_prompt_gen_"
+        source="the TCM paper's training settings"
+        " / official TCM-FCENet IC15 config fcenet_clip_r50att_prompt_gen_"
         "vis_fpn_1500e_ft_ic15_taiji.py (Ranger 1e-3, batch 16, total_epochs 1800, test "
         "2260 x 2260, alpha 1.2, beta 1.0, 'norm' exempt from decay; no load_from, and it "
         "trains on ST150K_real_train.py, a file missing from the TCM repository); its "
@@ -164,7 +165,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         test={"long_side": 1080, "short_side": 736},
         postprocess={"output": "poly", "score_thr": 0.3, "nms_thr": 0.1, "alpha": 1.0, "beta": 2.0},
         source="mmocr fcenet_r50dcnv2_fpn_1500e_ctw1500 (test (1080, 736), poly, level ranges); "
-        "Ranger 1e-3 as TCM.md s. 7 gives for FCE ('norm' exempt from decay as the official "
+        "Ranger 1e-3 as the TCM paper's training settings"
+        " give for FCE ('norm' exempt from decay as the official "
         "TCM configs)",
     ),
     "totaltext": _recipe(

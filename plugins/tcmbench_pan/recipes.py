@@ -7,7 +7,7 @@ weights 0.5 / 0.25, delta_agg 0.5, delta_dis 3), mmocr 0.x's PANet configs
 [0.7, 1.3], aspect [0.9, 1.1], RandomCropInstances 736 / 640, kernel
 shrink 0.5 / 0.7 for CTW1500, test (1333, 736) / (3000, 640);
 PANPostprocessor defaults: text / kernel 0.5, mean score 0.85, area 16)
-and the official TCM-PAN configs (TCM.md section 7: Ranger 1e-3, no weight
+and the official TCM-PAN configs (the TCM paper's training settings: Ranger 1e-3, no weight
 decay, poly LR per epoch, 1200 epochs, batch 16, CLIP input resolution 736
 on IC15 / 640 on CTW1500, quad output on IC15, poly on CTW1500, 4 learnable
 context tokens). The keys are those of DBNet's recipes (docs/dbnet.md);
@@ -293,7 +293,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         postprocess={"output": "quad"},
         tcm={"input_resolution": 736},
         pretrain_recipe="tcm-pretrain",
-        source="TCM.md section 7 and the official TCM-PAN IC15 config (Ranger 1e-3, "
+        source="the TCM paper's training settings"
+        " and the official TCM-PAN IC15 config (Ranger 1e-3, "
         "input resolution 736, quad, 'norm' exempt from decay, 1200 epochs, load_from the "
         "TCM-PAN pre-training epoch 20); mmocr PANet IC15 pipeline and test scale (1333, 736)"
         + _MMOCR_FIDELITY,
@@ -308,7 +309,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         test={"long_side": 3000, "short_side": 736},
         postprocess={"output": "quad"},
         extra_train_datasets=["hust-tr400"],
-        source="PAN paper (TD500 test short side 736, quad boxes); TCM.md section 7 "
+        source="PAN paper (TD500 test short side 736, quad boxes); "
+        "the TCM paper's training settings "
         "(Ranger 1e-3, trained with HUST-TR400; the official configs exempt 'norm' from "
         "decay)" + _MMOCR_FIDELITY,
     ),
@@ -349,7 +351,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         test={"long_side": 3000, "short_side": 640},
         postprocess={"output": "poly"},
         tcm={"input_resolution": 640},
-        source="PAN paper (Total-Text test short side 640, polygons); TCM.md section 7 "
+        source="PAN paper (Total-Text test short side 640, polygons); "
+        "the TCM paper's training settings "
         "(Ranger 1e-3; the official configs exempt 'norm' from decay); mmocr's CTW1500 640 "
         "pipeline (no official TCM-PAN Total-Text config)" + _MMOCR_FIDELITY,
     ),

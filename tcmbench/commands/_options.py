@@ -229,3 +229,57 @@ class BoundedInt(click.IntRange):
 
     def _describe_range(self) -> str:
         return f"{self.min}<=x<={_bound_text(self.bound)}"
+
+
+def require_tcm_support(spec: Any, tcm: Any) -> None:
+    """Refuse ``--tcm`` for a plugin that has not opted into TCM, before any work.
+
+    Every command that takes ``--tcm`` calls this right after looking the
+    plugin up, so the user reads the same sentence
+    (:func:`~tcmbench.contract.spec.tcm_not_supported_message`) from
+    ``train``, ``bench``, ``evaluate`` and ``predict`` -- not a complaint
+    about a checkpoint that was never the problem. An inference-only plugin
+    (``load_weights``: the ``onnx`` plugin) is left to its loader, which
+    says why ``--tcm`` does not apply to a finished model.
+    """
+    if tcm is None or getattr(spec, "tcm", None) is not None:
+        return
+    if getattr(spec, "load_weights", None) is not None:
+        return
+    from tcmbench.contract.spec import tcm_not_supported_message
+    from tcmbench.errors import PluginError
+
+    raise PluginError(tcm_not_supported_message(spec.name))
+
+
+_BARE_JSON = "\0--json without a value"
+
+
+def _json_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The ``--json`` path; a bare ``--json`` (the old flag) is a usage error."""
+    if value == _BARE_JSON:
+        raise click.UsageError(
+            "--json takes a path now: --json - prints the JSON on stdout, --json FILE writes it",
+            ctx=ctx,
+        )
+    return value
+
+
+def json_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--json PATH`` as every command spells it: ``-`` for stdout, else a file.
+
+    Hands the command ``json_out`` (a string or None); write it with
+    :func:`tcmbench.safety.paths.write_report` (atomic for a regular file,
+    in place for a device or FIFO). ``what`` names the JSON's content.
+    """
+    return click.option(
+        "--json",
+        "json_out",
+        type=str,
+        default=None,
+        is_flag=False,
+        flag_value=_BARE_JSON,
+        callback=_json_value,
+        metavar="PATH",
+        help=f"Write {what} as JSON to PATH (- for stdout, which then carries the JSON alone).",
+    )

@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from tcmbench.commands._options import BoundedInt, device_option, tcm_options
+from tcmbench.commands._options import BoundedInt, device_option, require_tcm_support, tcm_options
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,7 @@ def bench(
     pairs: dict[str, list[str]] = {}
     for name in names:
         spec = get_detector(name)
+        require_tcm_support(spec, tcm)
         if recipe:
             spec.require_recipe(recipe)
         built = _models(

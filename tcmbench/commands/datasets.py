@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-from tcmbench.commands._options import FiniteFloat
+from tcmbench.commands._options import FiniteFloat, json_option
+from tcmbench.safety.paths import is_stdout, write_report
 
 DATA_ROOT_HELP = (
     "The dataset folder, a folder that directly holds the split's annotation files, "
@@ -23,11 +24,12 @@ DATA_ROOT_HELP = (
 )
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> None:
-    click.echo("| " + " | ".join(headers) + " |")
-    click.echo("|" + "---|" * len(headers))
+def _table(headers: list[str], rows: list[list[str]], err: bool = False) -> None:
+    """A markdown table; on stderr when stdout carries JSON (``--json -``)."""
+    click.echo("| " + " | ".join(headers) + " |", err=err)
+    click.echo("|" + "---|" * len(headers), err=err)
     for row in rows:
-        click.echo("| " + " | ".join(row) + " |")
+        click.echo("| " + " | ".join(row) + " |", err=err)
 
 
 @click.group()
@@ -36,8 +38,8 @@ def datasets() -> None:
 
 
 @datasets.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def list_(as_json: bool) -> None:
+@json_option("the list of datasets")
+def list_(json_out: str | None) -> None:
     """Every dataset (built-in and from plugins) and whether it is present."""
     from tcmbench.data.dataset import find_root, is_generated, list_dataset_configs
 
@@ -60,15 +62,15 @@ def list_(as_json: bool) -> None:
                 "present": present,
             }
         )
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+    if json_out is not None:
+        write_report(json_out, json.dumps(rows, indent=2) + "\n")
     _table(
         ["name", "format", "splits", "protocol", "present"],
         [
             [r["name"], r["format"], ", ".join(r["splits"]), r["protocol"] or "-", r["present"]]
             for r in rows
         ],
+        is_stdout(json_out),
     )
 
 
@@ -114,8 +116,8 @@ def _describe(cfg: Any, root_line: str) -> dict[str, Any]:
 @datasets.command()
 @click.argument("name")
 @click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def show(name: str, data_root: Path | None, as_json: bool) -> None:
+@json_option("the dataset's facts (one object)")
+def show(name: str, data_root: Path | None, json_out: str | None) -> None:
     """The facts of dataset NAME (its YAML) and where its files resolve to."""
     from tcmbench.data.dataset import get_dataset_config, is_generated, resolve_root
     from tcmbench.errors import DatasetNotFoundError
@@ -129,9 +131,10 @@ def show(name: str, data_root: Path | None, as_json: bool) -> None:
         except DatasetNotFoundError as exc:
             root_line = f"not found: {exc}"
     info = _describe(cfg, root_line)
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
+    if json_out is not None:
+        write_report(json_out, json.dumps(info, indent=2) + "\n")
+        if is_stdout(json_out):
+            return  # stdout carries the JSON alone
     click.echo(f"{cfg.name}: {cfg.title}")
     click.echo(f"  format:   {cfg.format}")
     others = f" (also: {', '.join(cfg.other_protocols)})" if cfg.other_protocols else ""
@@ -171,8 +174,10 @@ def show(name: str, data_root: Path | None, as_json: bool) -> None:
 @click.argument("name")
 @click.option("--data-root", type=click.Path(path_type=Path), help=DATA_ROOT_HELP)
 @click.option("--split", "splits", multiple=True, help="Check only this split (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of checks.")
-def verify(name: str, data_root: Path | None, splits: tuple[str, ...], as_json: bool) -> None:
+@json_option("the list of checks")
+def verify(
+    name: str, data_root: Path | None, splits: tuple[str, ...], json_out: str | None
+) -> None:
     """Check that NAME is present and complete: sha256 of the archives that
     are present, and per-split counts against the expected ones. Exits 1 on
     any mismatch."""
@@ -182,15 +187,13 @@ def verify(name: str, data_root: Path | None, splits: tuple[str, ...], as_json: 
     cfg = get_dataset_config(name)
     checks = verify_dataset(cfg, data_root, list(splits) or None)
     failed = [c for c in checks if c.failed]
-    if as_json:
-        click.echo(
-            json.dumps(
-                [{"what": c.what, "status": c.status, "detail": c.detail} for c in checks], indent=2
-            )
-        )
-    else:
-        _table(["check", "status", "detail"], [[c.what, c.status, c.detail] for c in checks])
-        click.echo(f"{name}: {'FAILED (' + str(len(failed)) + ' problem(s))' if failed else 'ok'}")
+    if json_out is not None:
+        rows = [{"what": c.what, "status": c.status, "detail": c.detail} for c in checks]
+        write_report(json_out, json.dumps(rows, indent=2) + "\n")
+    to_err = is_stdout(json_out)  # stdout then carries the JSON alone
+    _table(["check", "status", "detail"], [[c.what, c.status, c.detail] for c in checks], to_err)
+    verdict = f"FAILED ({len(failed)} problem(s))" if failed else "ok"
+    click.echo(f"{name}: {verdict}", err=to_err)
     if failed:
         sys.exit(1)
 
@@ -274,8 +277,10 @@ def prepare(
     is_flag=True,
     help="Skip malformed lines (counted, summary on stderr) instead of failing.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON object on stdout.")
-def stats(name: str, split: str, data_root: Path | None, skip_invalid: bool, as_json: bool) -> None:
+@json_option("the counts (one object)")
+def stats(
+    name: str, split: str, data_root: Path | None, skip_invalid: bool, json_out: str | None
+) -> None:
     """Counts of one split: images, instances, ignored (don't care), points
     per polygon, skipped malformed lines."""
     from tcmbench.data.dataset import load_split, split_stats
@@ -284,9 +289,10 @@ def stats(name: str, split: str, data_root: Path | None, skip_invalid: bool, as_
     st = {"dataset": name, "split": split, **split_stats(samples, report)}
     if report.skipped:
         click.echo(f"{name}/{split}: {report.summary()}", err=True)
-    if as_json:
-        click.echo(json.dumps(st))
-        return
+    if json_out is not None:
+        write_report(json_out, json.dumps(st) + "\n")
+        if is_stdout(json_out):
+            return  # stdout carries exactly one JSON object
     hist = ", ".join(f"{k} pts: {v}" for k, v in st["points_hist"].items()) or "-"
     _table(
         [

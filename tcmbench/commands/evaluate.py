@@ -17,7 +17,13 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from tcmbench.commands._options import INT64_MAX, BoundedInt, device_option, tcm_options
+from tcmbench.commands._options import (
+    INT64_MAX,
+    BoundedInt,
+    device_option,
+    require_tcm_support,
+    tcm_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +312,7 @@ def _evaluate(
     from tcmbench.inference.settings import describe, differs_from_dataset
 
     spec = get_detector(plugin)
+    require_tcm_support(spec, tcm)  # the plugin, not the checkpoint, is the problem
     if recipe:
         spec.require_recipe(recipe)
     weights = resolve_weights_option(weights, spec, dataset)

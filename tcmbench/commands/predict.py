@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from tcmbench.commands._options import BoundedInt, device_option, tcm_options
+from tcmbench.commands._options import BoundedInt, device_option, require_tcm_support, tcm_options
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ def predict(
     from tcmbench.safety.paths import atomic_write_text, check_destination, safe_child
 
     spec = get_detector(plugin)
+    require_tcm_support(spec, tcm)  # the plugin, not the checkpoint, is the problem
     # CUDA asked for without CUDA: clear error before any work; torch only
     # where the network runs on it (--plugin onnx never loads it)
     dev, _ = prepare_device(spec, runtime, device)

@@ -225,6 +225,11 @@ def train(
         raise click.UsageError("give --steps or --epochs, not both")
     tcm_dict = None
     if tcm is not None:
+        from tcmbench.commands._options import require_tcm_support
+        from tcmbench.contract.registry import get_detector
+
+        if plugin is not None:  # a --resume run names its plugin in its config
+            require_tcm_support(get_detector(plugin), tcm)  # before any data or model work
         tcm_dict = tcm.to_dict()
         if (
             ctx.get_parameter_source("tcm_context") == ParameterSource.DEFAULT

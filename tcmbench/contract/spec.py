@@ -19,7 +19,7 @@ DEFAULT_AUX_LOSS_BATCHING = AUX_LOSS_BATCHINGS[0]
 
 @dataclass(frozen=True)
 class TCMSupport:
-    """How a detector opts into TCM (../docs/tcm.md, TCM.md sections 5-6).
+    """How a detector opts into TCM (docs/tcm.md).
 
     ``stages``: which CLIP image-encoder stages the detector's neck consumes,
     as indices into (C2, C3, C4, C5) -- (0, 1, 2, 3) for DBNet / PANet,
@@ -58,6 +58,19 @@ class TCMSupport:
     upsample_score_map: bool = True
     aux_loss: str = "balanced_bce"
     official_rules: tuple[tuple[str, str], ...] = ()
+
+
+def tcm_not_supported_message(name: str) -> str:
+    """The one message for "plugin NAME has not opted into TCM".
+
+    ``train``, ``bench``, ``evaluate`` and ``predict`` (and the TCM build
+    hook) all say it in these words, so a user meets one sentence and one
+    fix whichever command they ran first.
+    """
+    return (
+        f"detector plugin {name!r} has not opted into TCM (its DetectorSpec has no "
+        "`tcm=TCMSupport(...)`); run without --tcm, or see docs/plugins.md 'Opting into TCM'."
+    )
 
 
 @dataclass

@@ -9,6 +9,7 @@ from collections.abc import Generator
 from typing import Any
 
 from tcmbench.contract.hookspecs import hookimpl
+from tcmbench.contract.spec import tcm_not_supported_message
 from tcmbench.errors import PluginError
 
 
@@ -22,11 +23,7 @@ def build_detector(spec: Any, config: Any) -> Generator[None, Any, Any]:
     if getattr(config, "tcm", None) is None:
         return (yield)
     if getattr(spec, "tcm", None) is None:
-        raise PluginError(
-            f"detector plugin {spec.name!r} has not opted into TCM (its DetectorSpec has no "
-            "`tcm=TCMSupport(...)`); run without --tcm, or see docs/plugins.md "
-            "'Opting into TCM'."
-        )
+        raise PluginError(tcm_not_supported_message(spec.name))
     detector = yield
     from tcmbench.tcm.wrap import apply_tcm
 

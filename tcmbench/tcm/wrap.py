@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
-from tcmbench.contract.spec import DEFAULT_AUX_LOSS_BATCHING
+from tcmbench.contract.spec import DEFAULT_AUX_LOSS_BATCHING, tcm_not_supported_message
 from tcmbench.errors import PluginError
 from tcmbench.tcm.config import TCMConfigError, validate_tcm_config
 
@@ -38,7 +38,7 @@ def check_support(spec: Any) -> Any:
     support = getattr(spec, "tcm", None)
     name = getattr(spec, "name", "?")
     if support is None:
-        raise PluginError(f"detector plugin {name!r} has not opted into TCM (see docs/tcm.md)")
+        raise PluginError(tcm_not_supported_message(name))
     stages = tuple(support.stages)
     if not stages or list(stages) != sorted(set(stages)) or any(s not in range(4) for s in stages):
         raise PluginError(
