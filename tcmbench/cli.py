@@ -148,6 +148,9 @@ def cli(verbose: int) -> None:
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Library code reports long work (dataset generation, heartbeats) on this
+    # logger; a user waiting on it sees those lines without -v.
+    logging.getLogger("tcmbench.progress").setLevel(min(level, logging.INFO))
 
 
 #: Commands whose process ends as soon as they return: their output is

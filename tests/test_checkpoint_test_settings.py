@@ -61,9 +61,11 @@ def _evaluate(
         capsys,
     )
     assert code == 0, err
-    # The table (stdout) is headed by where the test settings came from.
+    # The table (stdout) is headed by the model that ran and where the test
+    # settings came from.
     table = out_text.splitlines()
-    assert table[0].startswith("test settings from ") and table[1].startswith("| dataset |")
+    assert table[0].startswith("model: plugin dbnet, TCM off (from the checkpoint), weights ")
+    assert table[1].startswith("test settings from ") and table[2].startswith("| dataset |")
     return json.loads(out.read_text()), out_text + err
 
 

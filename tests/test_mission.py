@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "plugins" / "tcmbench_dbnet" / "weights"
+MISSION = ["evaluate", "--plugin", "dbnet", "--tcm", "--dataset", "nighttime-art"]
 
 
 def _write_nighttime_art(root: Path) -> int:
@@ -64,6 +66,7 @@ def _write_nighttime_art(root: Path) -> int:
     return care
 
 
+@pytest.mark.slow
 def test_evaluate_tcm_on_the_nighttime_art_layout(tmp_path: Path) -> None:
     import torch
 
@@ -104,7 +107,12 @@ def test_evaluate_tcm_on_the_nighttime_art_layout(tmp_path: Path) -> None:
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| nighttime-art |" in done.stdout
+    # The table's header says what ran: the TCM state is the checkpoint's.
+    header = done.stdout.splitlines()[0]
+    assert header.startswith("model: plugin dbnet, TCM on (from the checkpoint)"), header
+    assert f"weights {weights}" in header
     result = json.loads(out.read_text())
+    assert result["tcm"] is True and result["plugin"] == "dbnet"
     assert result["dataset"] == "nighttime-art" and result["images"] == 2
     assert result["protocol"] == "ctw1500-iou"
     for key in ("precision", "recall", "hmean"):
@@ -157,3 +165,130 @@ def test_evaluate_tcm_on_the_nighttime_art_layout(tmp_path: Path) -> None:
     refused = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=600)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "drop --tcm" in refused.stderr
+
+    # ... and, the other way round, the TCM checkpoint without --tcm too.
+    cmd[cmd.index(str(plain_weights))] = str(weights)
+    cmd.remove("--tcm")
+    refused = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "is a TCM checkpoint; add --tcm" in refused.stderr
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from tcmbench.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _empty_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No dataset anywhere: an empty cache and no $TCMBENCH_DATA."""
+    monkeypatch.setenv("TCMBENCH_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("TCMBENCH_DATA", raising=False)
+
+
+def _says_how_to_get_tcm_weights(err: str) -> None:
+    assert "tcmbench train --plugin dbnet --tcm --dataset nighttime-art" in err
+    assert "tcmbench tcm convert-clip" in err and "open_clip" in err
+    assert "tcmbench import tcm-official CKPT.pth --plugin dbnet --out DIR" in err
+    assert "--weights hf://ORG/NAME (an example name" in err
+    # The shipped weights are plain: --tcm would refuse them, so never offered.
+    assert "tcmbench_dbnet/weights" not in err and str(SHIPPED) not in err
+
+
+def test_the_mission_command_lists_everything_missing_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No data and no weights: one message naming the dataset with its
+    prepare command and the three ways to get a TCM checkpoint, said
+    before torch is imported (so before any model is built)."""
+    _empty_data_env(tmp_path, monkeypatch)
+    probe = (
+        "import sys\n"
+        "from tcmbench.cli import main\n"
+        "try:\n"
+        f"    main({MISSION!r})\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.split() == ["exit", "2", "False"], done.stdout + done.stderr
+    err = done.stderr
+    assert err.count("Error:") == 1 and "Traceback" not in err
+    assert "dataset 'nighttime-art' not found" in err
+    assert "tcmbench datasets prepare nighttime-art --from" in err
+    _says_how_to_get_tcm_weights(err)
+
+
+def test_the_mission_command_with_the_shipped_plain_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--tcm with a plain checkpoint and no data: both problems in one
+    message, the checkpoint's named as plain, with the ways to a TCM one."""
+    _empty_data_env(tmp_path, monkeypatch)
+    code, _, err = _cli([*MISSION, "--weights", str(SHIPPED)], capsys)
+    assert code == 2 and err.count("Error:") == 1 and "Traceback" not in err
+    assert "tcmbench datasets prepare nighttime-art" in err
+    assert f"--weights {SHIPPED} is a plain (non-TCM) checkpoint" in err
+    assert "tcmbench import tcm-official" in err and "hf://ORG/NAME" in err
+
+
+def test_only_the_weights_missing_is_said_with_the_data_present(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the data in place only the weights are asked for (the data
+    item is not listed), with the same three ways."""
+    _write_nighttime_art(tmp_path / "data")
+    code, _, err = _cli([*MISSION, "--data-root", str(tmp_path / "data")], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "the dataset:" not in err and "tcmbench datasets prepare" not in err
+    _says_how_to_get_tcm_weights(err)
+
+
+def test_a_tcm_checkpoint_without_tcm_is_refused_like_the_reverse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint whose TCM state differs from the flags is refused in
+    both directions, each naming the flag to change, before its weights
+    are read (the weights file here is empty)."""
+    from tiny_data import make_ic15_folder
+
+    from tcmbench.contract.spec import TCMConfig
+
+    data = make_ic15_folder(tmp_path / "ic15", n_train=0, n_test=1)
+    fake = tmp_path / "tcm-ckpt"
+    fake.mkdir()
+    meta = json.loads((SHIPPED / "config.json").read_text())
+    meta["architecture"]["tcm"] = TCMConfig(clip_pretrained=None).to_dict()
+    (fake / "config.json").write_text(json.dumps(meta))
+    (fake / "model.safetensors").write_bytes(b"")
+    base = ["evaluate", "--plugin", "dbnet", "--dataset", "icdar2015", "--data-root", str(data)]
+    base += ["--device", "cpu", "--no-progress"]
+    code, _, err = _cli([*base, "--weights", str(fake)], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "is a TCM checkpoint; add --tcm" in err
+    code, _, err = _cli([*base, "--tcm", "--weights", str(SHIPPED)], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert "is a plain (non-TCM) checkpoint; drop --tcm" in err
+
+
+def test_a_plain_run_lists_a_missing_dataset_and_weights_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --tcm too: a --weights path that does not exist and the
+    missing dataset come in one message, before any model is built."""
+    _empty_data_env(tmp_path, monkeypatch)
+    gone = tmp_path / "no-such-checkpoint"
+    args = ["evaluate", "--plugin", "dbnet", "--dataset", "nighttime-art", "--weights", str(gone)]
+    code, _, err = _cli(args, capsys)
+    assert code == 2 and err.count("Error:") == 1 and "Traceback" not in err
+    assert "1. the dataset: dataset 'nighttime-art' not found" in err
+    assert f"2. the weights: --weights {gone}: not found" in err
+    assert "hf://ORG/NAME" not in err  # the TCM ways are for --tcm runs

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -315,6 +317,35 @@ def test_interrupted_generation_leaves_no_cache(
     samples = load_synthtext_mini("test", num_images=4, cache_dir=tmp_path)
     assert len(samples) == 4
     assert len(list((split_dir("test", 0, 4, tmp_path) / "images").iterdir())) == 4
+
+
+def test_generation_says_what_it_makes_and_where_without_v(tmp_path: Path) -> None:
+    """A run whose stderr is no terminal (no bar) still sees one line at the
+    start of a generation, through the CLI's default logging (no -v), and
+    none when the cache already holds the split."""
+    code = (
+        "import sys\n"
+        "from tcmbench.cli import cli\n"
+        "from tcmbench.data.synthetic.generate import load_synthtext_mini\n"
+        "cli(['plugins'], standalone_mode=False)\n"  # the CLI's logging set-up
+        "load_synthtext_mini('test', num_images=2, cache_dir=sys.argv[1])\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr
+    folder = split_dir("test", 0, 2, tmp_path)
+    lines = [ln for ln in runs[0].stderr.splitlines() if "generating" in ln]
+    expected = f"generating synthtext-mini test: 2 images (seed 0), cached in {folder}"
+    assert lines == [f"INFO tcmbench.progress: {expected}"]
+    assert "generating" not in runs[1].stderr  # read from the cache: nothing to announce
 
 
 def test_default_cache_location_follows_tcmbench_cache(

@@ -83,6 +83,15 @@ def recipe_for_model(recipe: dict[str, Any], config: Any) -> dict[str, Any]:
     return out
 
 
+def timing_note(runs: int, warmup: int) -> str:
+    """How the latencies were taken, in words that agree with the counts
+    ("1 run", "median of 5 runs")."""
+    if not runs:
+        return "no timing (--runs 0)"
+    timed = "1 run" if runs == 1 else f"median of {runs} runs"
+    return f"{timed} after {warmup} warm-up run{'' if warmup == 1 else 's'}"
+
+
 def markdown_params(entries: list[dict[str, Any]]) -> str:
     lines = ["| model | params | params without text encoder |", "|---|---|---|"]
     for e in entries:
@@ -261,7 +270,9 @@ def bench(
         )
     if compare_tcm and runs == 0 and not params_only:
         raise click.UsageError("--compare-tcm compares latency; --runs must be >= 1")
+    from tcmbench.commands._announce import announce_start
 
+    announce_start("bench", f"{plugin}{' (TCM)' if tcm else ''} at {resolutions}")
     import torch
 
     from tcmbench.contract.registry import get_detector
@@ -360,7 +371,7 @@ def bench(
             click.echo("", err=to_err)
             click.echo(markdown_ratio(pairs, by_label, ratios, ratios_min), err=to_err)
         env = doc["environment"]
-        timing = f"median of {runs} runs after {warmup} warm-up" if runs else "no timing (--runs 0)"
+        timing = timing_note(runs, warmup)
         click.echo(
             f"\n{env.get('gpu') or env['cpu']} ({env['device']}, {env['threads']} threads), "
             f"batch {batch_size}, {timing}",

@@ -64,6 +64,55 @@ def resolve_weights_option(weights: str | None, spec: Any, dataset: str) -> str:
     return str(found)
 
 
+def check_inputs(
+    spec: Any, tcm: Any, dataset: str, split: str, weights: str | None, data_root: str | None
+) -> None:
+    """Before torch or any model: the plugin's TCM support, then one error
+    naming everything missing (dataset, weights) with the command for each
+    (:func:`tcmbench.commands._missing.check_evaluate_inputs`)."""
+    from tcmbench.commands._missing import check_evaluate_inputs
+    from tcmbench.errors import TcmbenchError
+
+    require_tcm_support(spec, tcm)
+    plain = None
+    if tcm is None or spec.load_weights is not None:
+        try:
+            resolve_weights_option(weights, spec, dataset)
+        except click.UsageError as exc:
+            plain = exc.message
+        except TcmbenchError as exc:
+            plain = str(exc)
+    check_evaluate_inputs(spec, tcm is not None, dataset, split, weights, data_root, plain)
+
+
+def checkpoint_tcm(spec: Any, ckpt: Any) -> bool | None:
+    """Whether the model that ran has the TCM module, read from the
+    checkpoint's architecture (the flags only insist); None for a finished
+    model of an inference-only plugin, which does not record it."""
+    if spec.load_weights is not None:
+        return None
+    return getattr(ckpt.config, "tcm", None) is not None
+
+
+def tcm_words(tcm: bool | None) -> str:
+    if tcm is None:
+        return "not recorded (a finished model)"
+    return "on (from the checkpoint)" if tcm else "off (from the checkpoint)"
+
+
+def what_ran(spec: Any, ckpt: Any, weights: str, shipped: bool) -> str:
+    """The line above the results table naming the model: plugin, TCM on
+    or off as the checkpoint says, weights (the shipped ones by package,
+    so the line reads the same on every machine) and runtime; the test
+    settings and the protocol follow (the next line, the table)."""
+    shown = f"{Path(weights).parent.name}/{Path(weights).name} (shipped)" if shipped else weights
+    runtime = ckpt.meta.get("runtime", "torch")
+    return (
+        f"model: plugin {spec.name}, TCM {tcm_words(checkpoint_tcm(spec, ckpt))}, "
+        f"weights {shown}, runtime {runtime}"
+    )
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| dataset | split | protocol | images | precision | recall | hmean |",
@@ -232,12 +281,17 @@ def evaluate(
       tcmbench evaluate --plugin dbnet --dataset icdar2015 --weights runs/x/final --sweep --json out.json
       torchrun --nproc_per_node 4 -m tcmbench evaluate --plugin dbnet --dataset ctw1500 --weights hf://org/repo
     """
+    from tcmbench.commands._announce import announce_start
     from tcmbench.contract.registry import get_detector
+
+    spec = get_detector(plugin)
+    check_inputs(spec, tcm, dataset, split, weights, data_root)  # all that is missing, at once
+    announce_start("evaluate", f"{plugin}{' (TCM)' if tcm else ''} on {dataset} {split}")
     from tcmbench.inference.loading import prepare_device
     from tcmbench.inference.world import release_world
 
     # torch only where the network runs on it: --plugin onnx never loads it
-    dev, w = prepare_device(get_detector(plugin), runtime, device)
+    dev, w = prepare_device(spec, runtime, device)
     try:
         _evaluate(
             w,
@@ -315,6 +369,7 @@ def _evaluate(
     require_tcm_support(spec, tcm)  # the plugin, not the checkpoint, is the problem
     if recipe:
         spec.require_recipe(recipe)
+    shipped = not weights  # the plugin's embedded weights, said so in the header
     weights = resolve_weights_option(weights, spec, dataset)
     if report_dir and w.is_main:  # fail before inference: matplotlib missing, folder in use
         from tcmbench.report import check_report_dir
@@ -343,7 +398,7 @@ def _evaluate(
         weights,
         spec=spec,
         device=str(dev),
-        expect_tcm=True if tcm is not None else None,
+        expect_tcm=tcm is not None,  # a mismatch either way is refused, naming the flag
         runtime=runtime,
     )
     warning = synthetic_weights_warning(ckpt, dataset)
@@ -363,7 +418,13 @@ def _evaluate(
     preds, hit = cached_predict(
         key,
         lambda: predict_samples(
-            ckpt.model, samples, test_recipe, dev, batch_size=batch_size, progress=progress
+            ckpt.model,
+            samples,
+            test_recipe,
+            dev,
+            batch_size=batch_size,
+            progress=progress,
+            announce=lambda line: click.echo(line, err=True),  # --no-progress: a heartbeat
         ),
     )
     seconds = time.monotonic() - t0
@@ -389,7 +450,9 @@ def _evaluate(
     from tcmbench.safety.paths import is_stdout, write_report
 
     to_err = is_stdout(json_out)  # stdout then carries the JSON alone
-    click.echo(describe(resolved), err=to_err)  # the table's header: how it was run
+    # The table's header: what ran (plugin, TCM, weights, runtime), then how (test settings).
+    click.echo(what_ran(spec, ckpt, weights, shipped), err=to_err)
+    click.echo(describe(resolved), err=to_err)
     click.echo(markdown_table([row]), err=to_err)
     if result.sweep:
         line = sweep_line(result.sweep)
@@ -402,6 +465,7 @@ def _evaluate(
             "split": split,
             "images": len(samples),
             "plugin": plugin,
+            "tcm": checkpoint_tcm(spec, ckpt),
             "weights": str(weights),
             "checkpoint_sha256": ckpt.sha256,
             "test": test_settings(test_recipe),
@@ -444,6 +508,7 @@ def _evaluate(
                 "split": split,
                 "images": len(samples),
                 "plugin": plugin,
+                "TCM": tcm_words(checkpoint_tcm(spec, ckpt)),
                 "weights": str(weights),
                 "checkpoint sha256": ckpt.sha256,
                 "test settings (recipe)": test_settings(test_recipe),

@@ -231,6 +231,9 @@ def predict(
         raise click.UsageError(
             "--show-prompts draws TCM's prompts; it needs --tcm (and a TCM checkpoint)"
         )
+    from tcmbench.commands._announce import announce_start
+
+    announce_start("predict", f"{plugin}{' (TCM)' if tcm else ''} on {', '.join(inputs)}")
     from tcmbench.contract.registry import get_detector
     from tcmbench.data.schema import Sample
     from tcmbench.inference import predict_samples, test_settings
@@ -261,7 +264,7 @@ def predict(
         weights,
         spec=spec,
         device=str(dev),
-        expect_tcm=True if tcm is not None else None,
+        expect_tcm=tcm is not None,  # a mismatch either way is refused, as in evaluate
         runtime=runtime,
     )
     warning = synthetic_weights_warning(ckpt)
@@ -277,6 +280,12 @@ def predict(
     records: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     bar = progress_bar(len(paths), enabled=progress)
+    from tcmbench.inference.heartbeat import Heartbeat
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    beat = Heartbeat("predict: image", len(paths), say, enabled=not progress)
     try:
         for start in range(0, len(paths), batch_size):
             chunk = list(zip(ids[start : start + batch_size], paths[start : start + batch_size]))
@@ -305,6 +314,7 @@ def predict(
                             safe_child(out, f"{sid}_prompts.png"),
                         )
             bar.update(len(chunk))
+            beat.update(min(start + batch_size, len(paths)))
     finally:
         bar.close()
 

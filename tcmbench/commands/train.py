@@ -211,6 +211,10 @@ def train(
       tcmbench train --plugin dbnet --dataset icdar2015 --tcm --eval-every 2000 --save-every 2000
       torchrun --nproc_per_node 4 -m tcmbench train --plugin dbnet --dataset ctw1500 --tcm
     """
+    from tcmbench.commands._announce import announce_start
+
+    what = f"resuming {kwargs['resume']}" if kwargs["resume"] else f"{plugin} on {datasets}"
+    announce_start("train", what + (" (TCM)" if tcm else ""))
     from tcmbench.inference.world import shutdown, world
     from tcmbench.train.hyper import TrainConfig
     from tcmbench.train.run import run_training

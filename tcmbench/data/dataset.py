@@ -257,6 +257,29 @@ def check_images(samples: list[Sample]) -> None:
             raise ImageReadError(f"image of sample {s.id!r} not found: {s.image_path:.300}")
 
 
+def split_missing(
+    name: str, split: str = "test", data_root: str | os.PathLike[str] | None = None
+) -> str | None:
+    """What :func:`load_split` (with images) would say is missing -- the
+    dataset's root, the split's annotations or its images, with the exact
+    ``prepare`` command -- or None when the files are there. Reads no
+    annotation, so a command can list everything missing before any work."""
+    cfg = get_dataset_config(name)
+    if is_generated(cfg):
+        return None
+    try:
+        root = resolve_root(cfg, data_root)
+        files = locate_split(cfg, split, root)
+    except DatasetNotFoundError as exc:
+        return str(exc)
+    if files.images is None:
+        return (
+            f"images of {cfg.name} split {split!r} not found under {root}; "
+            f"run `{cfg.prepare_command()}` with the image archive"
+        )
+    return None
+
+
 def load_split(
     name: str,
     split: str = "test",

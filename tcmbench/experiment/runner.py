@@ -504,6 +504,7 @@ def evaluate_model(
     spec: Any,
     device: Any,
     progress: bool,
+    announce: Callable[[str], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Score ``model`` on each of the cell's test sets (first ``eval_limit``
     images of ``eval_split``) with the dataset's protocol and the test
@@ -531,7 +532,7 @@ def evaluate_model(
         protocol, params = dataset_protocol(get_dataset_config(name), None)
         resolved = resolve_test_recipe(spec, norm_recipe, None, name)
         recipe = resolved.recipe
-        raw = predict_samples(model, samples, recipe, device, progress=progress)
+        raw = predict_samples(model, samples, recipe, device, progress=progress, announce=announce)
         preds = submitted_predictions(raw, protocol)  # the figures evaluate prints
         result = evaluate(samples, preds, protocol, **params)
         # The papers' figure: mmocr-hmean-iou on the polygons as output (evaluate --sweep).
@@ -602,7 +603,7 @@ def run_cell(
     else:
         model, norm, init = initial_model(p, spec, dev, announce)
         weights = init["source"]
-    results = evaluate_model(model, norm, p, spec, dev, progress)
+    results = evaluate_model(model, norm, p, spec, dev, progress, announce)
     for r in results:
         r["weights"] = weights
     record = {

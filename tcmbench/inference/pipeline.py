@@ -18,6 +18,7 @@ never imports torch. The prediction cache is :mod:`tcmbench.inference.cache`.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
@@ -26,6 +27,9 @@ import numpy as np
 
 from tcmbench.data.schema import Prediction, Sample
 from tcmbench.inference.world import current_world
+
+# Heartbeats go here by default: the CLI shows this logger without -v.
+progress_log = logging.getLogger("tcmbench.progress")
 
 #: The stages :func:`predict_samples` times when asked (``timings``).
 STAGES = ("read", "preprocess", "network", "postprocess")
@@ -58,6 +62,7 @@ def predict_samples(
     *,
     images: Mapping[str, np.ndarray] | None = None,
     timings: MutableMapping[str, float] | None = None,
+    announce: Callable[[str], Any] | None = None,
 ) -> dict[str, list[Prediction]]:
     """Predictions for ``samples`` keyed by sample id (all of them, on every
     rank when distributed). The model is put in eval mode for the call and
@@ -77,9 +82,13 @@ def predict_samples(
     numpy batches itself (onnxruntime, which releases the GIL) the next
     images are read and pre-processed in a helper thread while the network
     runs, so those stages overlap it and the shares may add up to more than
-    the wall time."""
+    the wall time.
+    ``announce``: where the heartbeat lines go when ``progress`` is off
+    (:mod:`tcmbench.inference.heartbeat`; the CLI passes ``click.echo``),
+    by default the ``tcmbench.progress`` log."""
     from tcmbench.data.torch_data import load_image, pad_batch
     from tcmbench.data.transforms import InferenceTransform
+    from tcmbench.inference.heartbeat import Heartbeat
 
     net = getattr(model, "module", model)  # unwrap DDP
     # A model may bring its own pre-processing (an ONNX detector's config:
@@ -103,6 +112,8 @@ def predict_samples(
     net.eval()
     results: dict[str, list[Prediction]] = {}
     bar = progress_bar(len(mine), enabled=progress and w.is_main)
+    say = announce if announce is not None else progress_log.info
+    beat = Heartbeat("predict: image", len(mine), say, enabled=not progress and w.is_main)
 
     def prepare(chunk: Sequence[Sample]) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         inputs, metas = [], []
@@ -138,6 +149,7 @@ def predict_samples(
             spent["network"] += t1 - t0
             spent["postprocess"] += clock() - t1
             bar.update(len(chunk))
+            beat.update(len(results))
     finally:
         bar.close()
         net.train(was_training)

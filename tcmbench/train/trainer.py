@@ -405,6 +405,8 @@ class Trainer:
     def _loop(self, short: dict[str, Any] | None) -> TrainResult:
         from tqdm.auto import tqdm
 
+        from tcmbench.inference.heartbeat import Heartbeat
+
         h, w = self.hyper, self.world
         self._train_mode()
         batches = iter(self._loader())
@@ -417,6 +419,14 @@ class Trainer:
             disable=not (self.cfg.progress and w.is_main),
             dynamic_ncols=True,
             bar_format=_BAR_FORMAT,
+        )
+        # Without the bar, a line now and then (at most every 30 s by default).
+        beat = Heartbeat(
+            "train: step",
+            h.total_steps,
+            self.announce,
+            enabled=not self.cfg.progress and w.is_main,
+            start=self.start_step,
         )
         last_losses: dict[str, float] = {}
         window: dict[str, Any] = {}
@@ -435,6 +445,7 @@ class Trainer:
                 # no cross-process reduction every step).
                 bar.set_postfix(self._postfix(window["loss"] / window_n, lr), refresh=False)
                 bar.update(1)
+                beat.update(step, f"loss {window['loss'] / window_n:.4f}, lr {lr:.2e}")
                 if step % max(1, self.cfg.log_every) == 0 or step == h.total_steps:
                     last_losses = self._reduce({k: v / window_n for k, v in window.items()})
                     window, window_n = {}, 0
@@ -570,6 +581,7 @@ class Trainer:
                 self.device,
                 batch_size=self.cfg.eval_batch_size,
                 progress=self.cfg.progress,
+                announce=self.announce,
             )
             if not self.world.is_main:
                 continue

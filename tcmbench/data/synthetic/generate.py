@@ -42,6 +42,9 @@ from tcmbench.data.source import AnnotationSource, ParseReport
 from tcmbench.errors import DatasetNotFoundError
 
 log = logging.getLogger(__name__)
+# Lines a user waiting on a long job should see even without -v (the CLI
+# shows this logger's INFO records): where the minutes go, and where to.
+progress_log = logging.getLogger("tcmbench.progress")
 
 NAME = "synthtext-mini"
 GENERATOR_VERSION = 1
@@ -248,7 +251,9 @@ def load_synthtext_mini(
     # clean those up even when the split itself is complete.
     clean_stale_temps(folder)
     if not _is_complete(folder, split, seed, count):
-        log.info("generating %s %s (%d images, seed %d) into %s", NAME, split, count, seed, folder)
+        progress_log.info(
+            "generating %s %s: %d images (seed %d), cached in %s", NAME, split, count, seed, folder
+        )
         with atomic_dir(folder) as tmp:
             generate_split(tmp, split, seed, count)
     return _read_split_file(folder, split)
