@@ -5,6 +5,7 @@ bench's timing note in words that agree with its counts."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -228,6 +229,8 @@ def test_the_first_line_comes_before_torch_is_imported(
     proc = subprocess.run(
         [sys.executable, "-c", _WATCH, *args],
         cwd=tmp_path,
+        # The line is for a terminal; a captured stderr gets it when asked.
+        env={**os.environ, "TCMBENCH_ANNOUNCE": "1"},
         check=False,
         capture_output=True,
         text=True,

@@ -117,5 +117,10 @@ def check_evaluate_inputs(
         items.append(f"the weights: --weights {weights}: not found")
     if not items:
         return
+    if not data and not tcm and spec.load_weights is None and len(items) == 1:
+        # Only a plain run's weights are wrong, and the data is there: the
+        # checks that need the data (output folders, ids that would share a
+        # submission file) come first, as before; loading says what is wrong.
+        return
     head = f"evaluate cannot run on {dataset} {split} yet; missing:"
     raise MissingInputsError(head + "".join(f"\n  {i}. {item}" for i, item in enumerate(items, 1)))
