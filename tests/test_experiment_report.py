@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -170,16 +172,24 @@ def _count_colour(px: np.ndarray, hex_colour: str) -> int:
 
 def test_curve_report_tables_equal_the_records(
     fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out, records, ids = fewshot
+    monkeypatch.chdir(tmp_path)
     res = _invoke(str(out))
     assert res.exit_code == 0, res.output
     folder = out / "report"
     written = {
         line.split(" ", 1)[1] for line in res.output.splitlines() if line.startswith("wrote ")
     }
-    expected = {"results.md", "results.csv", "results.json", "fewshot_synthtext-mini.png"}
-    assert written == {str(folder / name) for name in expected}
+    stem = "fewshot_synthtext-mini"
+    expected = {"results.md", "results.csv", "results.json"} | {
+        f"{stem}.{ext}" for ext in ("png", "svg", "pdf")
+    }
+    # printed relative to the current directory, never as absolute paths
+    assert written == {str((folder / name).relative_to(tmp_path)) for name in expected}
+    assert all((tmp_path / name).is_file() for name in written)
 
     # CSV and JSON: the records' own values, every cell, the pending one too.
     with (folder / "results.csv").open() as f:
@@ -239,8 +249,8 @@ def test_metric_option_and_formats(
     first = records[next(iter(records))]["results"][0]
     dbnet = next(line for line in md.splitlines() if line.startswith("| DBNet |"))
     assert dbnet.split(" | ")[1] == f"{100 * first['precision']:.1f}"
-    bad = CliRunner().invoke(report, [str(out), "--format", "md,pdf"])
-    assert bad.exit_code == 2 and "--format" in bad.output
+    bad = CliRunner().invoke(report, [str(out), "--format", "md,gif"])
+    assert bad.exit_code == 2 and "--format" in bad.output and "svg, pdf" in bad.output
 
 
 def _ablation(tmp_path: Path, paper_values: list[dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
@@ -437,7 +447,8 @@ def test_without_matplotlib_tables_still_written(
 
 
 def test_curve_cells_sharing_a_point_are_all_shown(tmp_path: Path) -> None:
-    """Two seeds at one ratio: both figures in the table (none overwritten)."""
+    """Two seeds at one ratio: both figures in the table (none overwritten),
+    after their mean ± sample std and n."""
     cells = []
     for i, (ratio, seed) in enumerate([(0.0, 0), (0.5, 0), (0.5, 1)]):
         params = {**FEWSHOT_BASE, "train_fraction": ratio, "tcm": False, "seed": seed}
@@ -449,8 +460,9 @@ def test_curve_cells_sharing_a_point_are_all_shown(tmp_path: Path) -> None:
     records = _write_experiment(out, "seeds", spec, cells, FEWSHOT_BASE, tiny=True)
     res = _invoke(str(out), "--format", "md,png")
     assert res.exit_code == 0, res.output
-    h = [rec["results"][0]["hmean"] for rec in records.values()]
-    row = f"| DBNet | {100 * h[0]:.1f} | {100 * h[1]:.1f} / {100 * h[2]:.1f} |"
+    h = [100 * rec["results"][0]["hmean"] for rec in records.values()]
+    mean, std = statistics.fmean(h[1:]), statistics.stdev(h[1:])
+    row = f"| DBNet | {h[0]:.1f} | {mean:.1f} ± {std:.1f} (n=2: {h[1]:.1f} / {h[2]:.1f}) |"
     assert row in (out / "report" / "results.md").read_text()
     assert (
         _count_colour(_pixels(out / "report" / "curve_synthtext-mini.png"), plots.COLOURS[0]) > 100
@@ -553,3 +565,225 @@ def test_experiment_run_then_report(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "full (" in md and TINY_LABEL not in md
     px = _pixels(out / "report" / "curve_icdar2015.png")
     assert _count_colour(px, plots.COLOURS[0]) > 100
+
+
+# ----------------------------------------------------------------- issue 19: plots for a paper
+
+PLOT_EXTS = ("png", "svg", "pdf")
+
+
+def _seeded_curve(tmp_path: Path, seeds_at: dict[float, int]) -> tuple[Path, dict[str, Any]]:
+    """A curve grid whose ratio r is run with seeds 0..seeds_at[r]-1, for
+    DBNet and TCM-DBNet; figures differ per seed so a spread shows."""
+    cells = []
+    i = 0
+    for ratio, n in seeds_at.items():
+        for tcm in (False, True):
+            for seed in range(n):
+                params = {**FEWSHOT_BASE, "train_fraction": ratio, "tcm": tcm, "seed": seed}
+                p = 0.2 + 0.4 * ratio + 0.05 * tcm + 0.03 * seed * (1 + i % 3)
+                cell = f"{i:03d}-train_fraction={ratio}-tcm={str(tcm).lower()}-seed={seed}"
+                cells.append((cell, params, [_result("synthtext-mini", p, p - 0.02, "icdar2015")]))
+                i += 1
+    out = tmp_path / "seeded"
+    spec = {"kind": "curve", "x": "train_fraction", "series": "tcm", "metric": "hmean"}
+    records = _write_experiment(out, "few-shot", spec, cells, FEWSHOT_BASE, tiny=True)
+    return out, records
+
+
+def _errorbars(fig: Any) -> list[tuple[float, float, float]]:
+    """(x, low, high) of every error bar drawn on the figure's plot axes."""
+    from matplotlib.container import ErrorbarContainer
+
+    bars = []
+    for container in fig.axes[0].containers:
+        if isinstance(container, ErrorbarContainer):
+            for collection in container.lines[2]:
+                for seg in collection.get_segments():
+                    (x0, y0), (x1, y1) = seg
+                    assert x0 == x1
+                    bars.append((float(x0), float(min(y0, y1)), float(max(y0, y1))))
+    return sorted(bars)
+
+
+def test_plots_in_png_svg_pdf_linked_and_identical_on_rerun(
+    fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]],
+) -> None:
+    import xml.etree.ElementTree as ET
+
+    out, _, _ = fewshot
+    folder = out / "report"
+    stem = "fewshot_synthtext-mini"
+    assert _invoke(str(out)).exit_code == 0
+    first = {ext: (folder / f"{stem}.{ext}").read_bytes() for ext in PLOT_EXTS}
+    svg = ET.fromstring(first["svg"])
+    assert svg.tag.endswith("svg") and b"<svg" in first["svg"]
+    assert len(list(svg.iter())) > 100  # drawn, not an empty canvas
+    assert first["pdf"].startswith(b"%PDF-") and first["pdf"].rstrip().endswith(b"%%EOF")
+    assert b"CreationDate" not in first["pdf"]
+    md = (folder / "results.md").read_text()
+    assert f"![{stem}]({stem}.png)" in md
+    assert f"[SVG]({stem}.svg)" in md and f"[PDF]({stem}.pdf)" in md
+    assert json.loads((folder / "results.json").read_text())["figures"] == [
+        f"{stem}.{ext}" for ext in PLOT_EXTS
+    ]
+    # written again from the same records: the same bytes in every format
+    assert _invoke(str(out)).exit_code == 0
+    again = {ext: (folder / f"{stem}.{ext}").read_bytes() for ext in PLOT_EXTS}
+    assert again == first
+
+    # only the vector form asked for: the markdown shows the SVG
+    dest = out.parent / "svg-only"
+    assert _invoke(str(out), "--out", str(dest), "--format", "md,svg").exit_code == 0
+    assert sorted(p.name for p in dest.iterdir()) == [f"{stem}.svg", "results.md"]
+    assert f"![{stem}]({stem}.svg)" in (dest / "results.md").read_text()
+
+
+def test_repeated_seeds_get_error_bars_on_the_curve_and_mean_std_in_tables(
+    tmp_path: Path,
+) -> None:
+    seeds_at = {0.0: 1, 0.5: 3, 1.0: 2}
+    out, records = _seeded_curve(tmp_path, seeds_at)
+    exp = load_experiment(out)
+    fig = plots.curve_figure(exp, "synthtext-mini", "hmean")
+    try:
+        got = _errorbars(fig)
+        legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    want = []
+    for tcm in (False, True):
+        for ratio, n in seeds_at.items():
+            h = [
+                100 * rec["results"][0]["hmean"]
+                for rec in records.values()
+                if rec["params"]["train_fraction"] == ratio and rec["params"]["tcm"] is tcm
+            ]
+            assert len(h) == n
+            if n > 1:  # a single seed has no error bar
+                m, s = statistics.fmean(h), statistics.stdev(h)
+                want.append((100 * ratio, m - s, m + s))
+    assert len(got) == len(want) == 4
+    for g, w in zip(got, sorted(want)):
+        assert g == pytest.approx(w)
+    assert all("n=2-3 seeds" in text and "std" in text for text in legend[:2])
+
+    res = _invoke(str(out), "--format", "md,png")
+    assert res.exit_code == 0, res.output
+    md = (out / "report" / "results.md").read_text()
+    dbnet_50 = [
+        r["results"][0]
+        for r in records.values()
+        if r["params"]["train_fraction"] == 0.5 and not r["params"]["tcm"]
+    ]
+    h = [100 * r["hmean"] for r in dbnet_50]
+    cell = f"{statistics.fmean(h):.1f} ± {statistics.stdev(h):.1f} (n=3: "
+    assert cell + " / ".join(f"{v:.1f}" for v in h) + ")" in md
+    assert "## Repeated seeds (mean ± sample std)" in md and "sample standard deviation" in md
+    p = [100 * r["precision"] for r in dbnet_50]
+    row = next(line for line in md.splitlines() if line.startswith("| DBNet, 50% |"))
+    spread = f"{statistics.fmean(p):.1f} ± {statistics.stdev(p):.1f}"
+    assert row.split(" | ")[1:4] == ["3", "0, 1, 2", spread]
+    assert "| DBNet, 0% |" not in md  # one seed: not a repeat
+
+
+def test_single_seed_cells_have_no_error_bars(
+    fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]], tmp_path: Path
+) -> None:
+    out, _, _ = fewshot
+    fig = plots.curve_figure(load_experiment(out), "synthtext-mini", "hmean")
+    assert _errorbars(fig) == []
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    bars_out, _ = _ablation(tmp_path, [PAPER_VG])
+    fig = plots.bars_figure(load_experiment(bars_out), "hmean")
+    assert _errorbars(fig) == []
+    assert len(fig.axes[0].patches) == 6  # 3 finished cells x 2 test sets, one bar each
+    plt.close(fig)
+    assert _invoke(str(out), "--format", "md").exit_code == 0
+    md = (out / "report" / "results.md").read_text()
+    assert "±" not in md and "Repeated seeds" not in md
+
+
+def test_repeated_seeds_share_one_bar_with_an_error_bar(tmp_path: Path) -> None:
+    base = {"plugin": "dbnet", "tcm": True, "train_datasets": ["icdar2015"]}
+    cells = []
+    for i, (label, seed) in enumerate([("PP only", 0), ("PP only", 1), ("PP only", 2), ("VG", 0)]):
+        results = [
+            _result("icdar2015", 0.7 + 0.05 * seed + 0.1 * (label == "VG"), 0.6, "icdar2015")
+        ]
+        cells.append((f"{i:03d}-label={label}-seed={seed}", {**base, "label": label, "seed": seed},
+                      results))  # fmt: skip
+    out = tmp_path / "bars"
+    spec = {"kind": "bars", "rows": ["label"], "metric": "hmean"}
+    records = _write_experiment(out, "ablations", spec, cells, base, False)
+    fig = plots.bars_figure(load_experiment(out), "hmean")
+    ax = fig.axes[0]
+    h = [100 * r["results"][0]["hmean"] for r in records.values()]
+    m, s = statistics.fmean(h[:3]), statistics.stdev(h[:3])
+    assert _errorbars(fig) == [pytest.approx((0.0, m - s, m + s))]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([m, h[3]])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["PP only\n(3 seeds)", "VG"]
+    assert any(t.get_text() == plots.ERRORBAR_LEGEND for t in ax.get_legend().get_texts())
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    assert _invoke(str(out), "--format", "md").exit_code == 0
+    md = (out / "report" / "results.md").read_text()
+    p = [100 * r["results"][0]["precision"] for r in records.values()][:3]
+    p_spread = f"{statistics.fmean(p):.1f} ± {statistics.stdev(p):.1f}"
+    assert f"| PP only | 3 | 0, 1, 2 | {p_spread} | 60.0 ± 0.0 | {m:.1f} ± {s:.1f} |" in md
+    assert "| VG |" not in md.split("## Repeated seeds")[1]  # one seed: not a repeat
+
+
+def test_nothing_written_or_printed_names_an_absolute_path(
+    fewshot: tuple[Path, dict[str, dict[str, Any]], list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The report's footer named the absolute path of the checkout the grid
+    was read from; the paths in the outputs are now relative to the report's
+    folder, those printed relative to the current directory."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    import tcmbench
+    from tcmbench.experiment.grid import shipped_grids
+
+    out, _, _ = fewshot
+    checkout = str(Path(tcmbench.__file__).resolve().parent.parent)
+    user_grid = tmp_path / "grids" / "mine.yaml"
+    user_grid.parent.mkdir()
+    user_grid.write_text("name: few-shot\n")
+    meta_path = out / "experiment.json"
+    meta = json.loads(meta_path.read_text())
+    started_in = str(Path.cwd())
+    monkeypatch.chdir(tmp_path)
+    for grid_file, shown in (
+        (str(shipped_grids()["few-shot"]), "shipped grid file few-shot.yaml"),
+        (str(user_grid), "from ../../grids/mine.yaml"),
+    ):
+        meta["grid_file"] = grid_file
+        meta_path.write_text(json.dumps(meta))
+        for dest in (out / "report", tmp_path / "paper" / "fig5"):
+            # the plots' footers are checked on the figure (its text), the rest as written
+            res = _invoke(str(out), "--out", str(dest), "--format", "md,csv,json")
+            assert res.exit_code == 0, res.output
+            texts = {"output": res.output}
+            texts |= {p.name: p.read_text() for p in dest.iterdir()}
+            fig = plots.curve_figure(load_experiment(out), "synthtext-mini", "hmean", dest)
+            texts["figure"] = "\n".join(t.get_text() for t in fig.findobj(Text))
+            plt.close(fig)
+            for name, text in texts.items():
+                for absolute in (str(tmp_path), checkout, started_in):
+                    assert absolute not in text, (name, absolute)
+            md = texts["results.md"]
+            assert "as run: " + os.path.relpath(out / "grid.yaml", dest) in md
+            assert "as run: " + os.path.relpath(out / "grid.yaml", dest) in texts["figure"]
+            if dest == out / "report":
+                assert shown in md and shown in texts["figure"]
+                if shown.startswith("from "):  # the relative path leads to the grid file
+                    assert (dest / shown[len("from ") :]).resolve() == user_grid.resolve()

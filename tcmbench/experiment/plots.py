@@ -1,31 +1,43 @@
 """The experiment report's figures: the few-shot curve (TCM paper Fig. 5)
-and the ablation bars (Table 6), drawn with matplotlib into PNG bytes.
+and the ablation bars (Table 6), drawn with matplotlib into PNG, SVG and
+PDF bytes (the vector forms for a paper).
 
 matplotlib is optional (the ``experiment`` / ``report`` extras): it is
 imported here on first use, on the Agg backend (no display). Every figure
 carries the same facts as the markdown (grid, paper figure, tiny or full,
-protocol, test images, steps, versions) in its title and footer, so a PNG
-copied out of its folder still says what it is.
+protocol, test images, steps, versions) in its title and footer, so a file
+copied out of its folder still says what it is; paths in the footer are
+relative to the report's folder. Cells that differ only in their seed are
+drawn as their mean with a ± 1 sample-std error bar, each seed a dot.
+
+The files are byte-identical when the report is written again from the
+same records: no dates in the metadata, a fixed SVG id salt.
 """
 
 from __future__ import annotations
 
 import io
 import textwrap
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from tcmbench.errors import TcmbenchError
-from tcmbench.experiment.results import Experiment
+from tcmbench.experiment.results import Cell, Experiment
 from tcmbench.experiment.shaping import (
     EDITED_MARK,
     METRIC_SHORT,
     TINY_LABEL,
+    Spread,
+    are_repeats,
     curve_points,
     dataset_infos,
-    figure_names,
+    figure_stems,
+    group_label,
     header_lines,
     is_percent_axis,
     paper_value_for,
+    repeat_groups,
     x_text,
 )
 
@@ -43,6 +55,29 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 TINY_COLOUR = "#b00000"
 #: The cross drawn over a figure whose record was edited after the run.
 EDITED_COLOUR = "#ff0000"
+#: The formats each figure is written in, in this order.
+PLOT_FORMATS = ("png", "svg", "pdf")
+#: Settings that make reruns byte-identical and the vector files fit for a
+#: paper: no dates in the metadata, a fixed salt for the SVG's ids, fonts
+#: embedded as TrueType (Type 3 fonts are refused by some publishers), text
+#: in the SVG as paths (it looks the same without the fonts installed), and
+#: a "$" in a label never starting TeX math (an unbalanced one would stop
+#: the report with a parse error).
+RC = {
+    "text.parse_math": False,
+    "svg.hashsalt": "tcmbench-experiment-report",
+    "svg.fonttype": "path",
+    "pdf.fonttype": 42,
+}
+METADATA = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": None},
+    "pdf": {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None},
+}
+#: How far apart (points) the error bars of two series at one x are drawn.
+DODGE_POINTS = 4.0
+#: How the error bars are named in the legends (the markdown says it in full).
+ERRORBAR_LEGEND = "error bar: ± 1 sample std over the seeds; dots: each seed"
 
 
 class MatplotlibMissing(TcmbenchError):
@@ -60,14 +95,16 @@ def _pyplot() -> Any:
     return plt
 
 
-def _figure(exp: Experiment, metric: str, subject: str) -> tuple[Any, Any]:
+def _figure(
+    exp: Experiment, metric: str, subject: str, report_dir: str | Path | None
+) -> tuple[Any, Any]:
     """A figure with the title block (what it is) and a footer panel (how
     it was measured) laid out by matplotlib's constrained layout, so long
     tick labels never run into the footer; returns (figure, axes)."""
     plt = _pyplot()
     footer = [
         line
-        for line in header_lines(exp, metric)
+        for line in header_lines(exp, metric, report_dir)
         if not line.startswith(("Reproduces:", "Run:", "Metric:"))
     ]
     wrapped = "\n".join(textwrap.fill(line, 140, subsequent_indent="    ") for line in footer)
@@ -94,12 +131,40 @@ def _figure(exp: Experiment, metric: str, subject: str) -> tuple[Any, Any]:
     return fig, ax
 
 
-def _png(fig: Any) -> bytes:
+def save(fig: Any, formats: Sequence[str] = PLOT_FORMATS) -> dict[str, bytes]:
+    """The figure in each format (extension -> bytes), then closed. Call it
+    inside :func:`settings` (the rc settings apply when saving)."""
     plt = _pyplot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    plt.close(fig)
-    return buf.getvalue()
+    out = {}
+    try:
+        for fmt in formats:
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=DPI, metadata=METADATA[fmt])
+            out[fmt] = buf.getvalue()
+    finally:
+        plt.close(fig)
+    return out
+
+
+def settings() -> Any:
+    """The rc context every figure is drawn and saved in (:data:`RC`)."""
+    _pyplot()
+    import matplotlib
+
+    rc: Any = RC  # plain keys; matplotlib's stubs want its literal names
+    return matplotlib.rc_context(rc)
+
+
+def _by_x(pts: Sequence[tuple[float, Cell, float]]) -> dict[float, list[tuple[Cell, float]]]:
+    at_x: dict[float, list[tuple[Cell, float]]] = {}
+    for x, cell, v in pts:
+        at_x.setdefault(x, []).append((cell, v))
+    return dict(sorted(at_x.items()))
+
+
+def _n_text(counts: Sequence[int]) -> str:
+    lo, hi = min(counts), max(counts)
+    return f"n={lo}" if lo == hi else f"n={lo}-{hi}"
 
 
 def _top(values: list[float]) -> float:
@@ -114,33 +179,66 @@ def _y_limits(ax: Any, values: list[float]) -> None:
     ax.set_ylim(-0.02 * top, top)
 
 
-def curve_png(exp: Experiment, column: str, metric: str) -> bytes:
-    """Metric (%) against x, one line per series, for one test set."""
+def curve_figure(
+    exp: Experiment, column: str, metric: str, report_dir: str | Path | None = None
+) -> Any:
+    """Metric (%) against x, one line per series, for one test set; where
+    the cells at a point are repeats (they differ only in seed) the line
+    goes through their mean and an error bar shows ± 1 sample std. Returns
+    the matplotlib figure (:func:`save` writes it)."""
     x_key = str(exp.spec["x"])
     points = curve_points(exp, column, metric)
-    fig, ax = _figure(exp, metric, f"test set: {column}")
+    fig, ax = _figure(exp, metric, f"test set: {column}", report_dir)
     values: list[float] = []
     xs_all: set[float] = set()
     last_x = max((x for pts in points.values() for x, _, _ in pts), default=None)
+    from matplotlib.transforms import offset_copy
+
     for i, (name, pts) in enumerate(points.items()):
         colour, marker = COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]
-        done = [(x, 100.0 * v) for x, cell, v in pts if cell.done and v is not None]
+        done = [(x, cell, 100.0 * v) for x, cell, v in pts if cell.done and v is not None]
+        # The series' error bars and seed dots a few points aside of the
+        # others' (the data stay where they are): overlapping bars of two
+        # series at one x stay apart.
+        dodge = (i - (len(points) - 1) / 2) * DODGE_POINTS
+        aside = offset_copy(ax.transData, fig=fig, x=dodge, y=0.0, units="points")
         xs_all.update(x for x, _, _ in pts)
         if done:
-            # Several cells at one x (seeds): the line joins their means and
-            # every value is drawn as a small dot.
-            at_x: dict[float, list[float]] = {}
-            for x, v in done:
-                at_x.setdefault(x, []).append(v)
-            line = [(x, sum(vs) / len(vs)) for x, vs in sorted(at_x.items())]
-            ax.plot(*zip(*line), marker=marker, color=colour, lw=2, ms=7, label=name)
-            if any(len(vs) > 1 for vs in at_x.values()):
-                ax.plot(*zip(*done), ls="none", marker=".", color=colour, ms=5)
-            values += [v for _, v in done]
-            edited = [(x, 100.0 * v) for x, cell, v in pts if cell.edited and v is not None]
-            if edited:
-                ax.plot(*zip(*edited), ls="none", marker="x", color=EDITED_COLOUR, ms=14, mew=3,
-                        label=f"{name}: {EDITED_MARK} record (not the run's figure)")  # fmt: skip
+            # Several cells at one x: the line joins their means and every
+            # value is drawn as a small dot; repeats (seeds) get an error bar.
+            at_x = _by_x(done)
+            line = [(x, sum(v for _, v in here) / len(here)) for x, here in at_x.items()]
+            bars = [
+                (x, Spread(tuple(v for _, v in here)))
+                for x, here in at_x.items()
+                if are_repeats([c for c, _ in here])
+            ]
+            label = name
+            if bars:
+                label += f" (mean of {_n_text([s.n for _, s in bars])} seeds ± 1 sample std)"
+            ax.plot(*zip(*line), marker=marker, color=colour, lw=2, ms=7, label=label)
+            if bars:
+                ax.errorbar(
+                    [x for x, _ in bars], [s.mean for _, s in bars], yerr=[s.std for _, s in bars],
+                    fmt="none", ecolor=colour, elinewidth=1.5, capsize=5, capthick=1.5, zorder=3,
+                    transform=aside,
+                )  # fmt: skip
+                values += [s.mean + s.std for _, s in bars]
+            dots = [(x, v) for x, _, v in done if len(at_x[x]) > 1]
+            if dots:
+                ax.plot(*zip(*dots), ls="none", marker=".", color=colour, ms=5,
+                        transform=aside)  # fmt: skip
+            values += [v for _, _, v in done]
+            edited = [(x, v) for x, cell, v in done if cell.edited]
+            marked = False
+            for at in (ax.transData, aside):  # on the line's point / on a seed's dot
+                crosses = [(x, v) for x, v in edited if (len(at_x[x]) > 1) == (at is aside)]
+                if crosses:
+                    ax.plot(*zip(*crosses), ls="none", marker="x", color=EDITED_COLOUR,
+                            ms=14, mew=3, transform=at,
+                            label=None if marked else
+                            f"{name}: {EDITED_MARK} record (not the run's figure)")  # fmt: skip
+                    marked = True
         pending = [(x, cell.status) for x, cell, _ in pts if not cell.done]
         if pending:
             # On the x axis (axes coordinates in y), never at a value of 0.
@@ -200,62 +298,106 @@ def curve_png(exp: Experiment, column: str, metric: str) -> bytes:
         ax.legend(loc="best", fontsize=9, framealpha=0.9)
     else:
         ax.text(0.5, 0.5, "no cell has a value for x yet", ha="center", transform=ax.transAxes)
-    return _png(fig)
+    return fig
 
 
-def bars_png(exp: Experiment, metric: str) -> bytes:
+def _bar_value(cells: Sequence[Cell], column: str, metric: str) -> Spread:
+    """The figures (%) of a bar's finished cells on one test set."""
+    values = []
+    for cell in cells:
+        res = cell.result(column) if cell.done else None
+        value = res.metric(metric) if res is not None else None
+        if value is not None:
+            values.append(100.0 * value)
+    return Spread(tuple(values))
+
+
+def bars_figure(exp: Experiment, metric: str, report_dir: str | Path | None = None) -> Any:
     """The metric (%) per cell label, one bar per test set, the paper's
-    figure as a black tick where the grid gives one."""
+    figure as a black tick where the grid gives one. Repeats (cells that
+    differ only in seed) share one bar: their mean, an error bar of ± 1
+    sample std, each seed a dot, and the number of seeds under the label.
+    Returns the matplotlib figure (:func:`save` writes it)."""
     infos = dataset_infos(exp)
     names = ", ".join(info.column for info in infos) or "not known yet"
-    fig, ax = _figure(exp, metric, f"test set{'s' if len(infos) > 1 else ''}: {names}")
+    fig, ax = _figure(exp, metric, f"test set{'s' if len(infos) > 1 else ''}: {names}", report_dir)
     n = max(1, len(infos))
     width = 0.8 / n
     values: list[float] = []
-    labels = [c.label + (f"\n[{EDITED_MARK}]" if c.edited else "") for c in exp.cells]
-    paper_labelled = False
+    groups = repeat_groups(exp.cells)
+    labels = []
+    for group in groups:
+        label = group_label(group, [c.label for c in group])
+        if len(group) > 1:
+            label += f"\n({len(group)} seeds)"
+        if any(c.edited for c in group):
+            label += f"\n[{EDITED_MARK}]"
+        labels.append(label)
+    paper_labelled = spread_labelled = False
     labelled: set[str] = set()
+    spreads = {
+        (g, info.column): _bar_value(group, info.column, metric)
+        for g, group in enumerate(groups)
+        for info in infos
+    }
     top = _top(
-        [
-            100.0 * v
-            for c in exp.cells
-            for r in c.results
-            for v in [r.metric(metric)]
-            if v is not None
-        ]
+        [v for s in spreads.values() for v in s.values]
+        + [s.mean + s.std for s in spreads.values() if s.n > 1]
         + [100.0 * v for pv in exp.paper_values for k, v in pv.values.items() if k == metric]
     )
     for j, info in enumerate(infos):
         colour = COLOURS[j % len(COLOURS)]
         offset = (j - (n - 1) / 2) * width
-        for i, cell in enumerate(exp.cells):
-            x = i + offset
-            if not cell.tested_on(info.column):
+        for g, group in enumerate(groups):
+            x = g + offset
+            tested = [c for c in group if c.tested_on(info.column)]
+            if not tested:
                 continue
-            res = cell.result(info.column) if cell.done else None
-            value = res.metric(metric) if res is not None else None
-            if value is None:
+            spread = spreads[(g, info.column)]
+            if not spread.n:
+                status = next((c.status for c in tested if not c.done), tested[0].status)
                 ax.text(
-                    x, 0.5, cell.status, rotation=90, ha="center", va="bottom",
+                    x, 0.5, status, rotation=90, ha="center", va="bottom",
                     fontsize=8, color="#777777",
                 )  # fmt: skip
             else:
-                v = 100.0 * value
-                values.append(v)
-                inside = v >= 0.12 * top
-                label = info.column if n > 1 and info.column not in labelled else None
+                v = spread.mean
+                values += list(spread.values)
+                edited = any(c.edited for c in tested)
+                legend = info.column if n > 1 and info.column not in labelled else None
                 labelled.add(info.column)
-                ax.bar(x, v, width * 0.92, color=colour, label=label,
-                       hatch="xx" if cell.edited else None,
-                       edgecolor=EDITED_COLOUR if cell.edited else None)  # fmt: skip
-                # Inside the bar's top when it is tall enough: the paper's tick
-                # above the bar then never covers the figure.
-                ax.annotate(
-                    f"{v:.1f}", (x, v), xytext=(0, -3 if inside else 2),
-                    textcoords="offset points", ha="center", va="top" if inside else "bottom",
-                    fontsize=8, color="white" if inside else "black",
-                )  # fmt: skip
-            pv = paper_value_for(exp, cell, info.column)
+                ax.bar(x, v, width * 0.92, color=colour, label=legend,
+                       hatch="xx" if edited else None,
+                       edgecolor=EDITED_COLOUR if edited else None)  # fmt: skip
+                if spread.n > 1:
+                    ax.errorbar(
+                        [x], [v], yerr=[spread.std], fmt="none", ecolor="black", elinewidth=1.3,
+                        capsize=5, capthick=1.3, zorder=3,
+                        label=None if spread_labelled else ERRORBAR_LEGEND,
+                    )  # fmt: skip
+                    ax.plot([x] * spread.n, list(spread.values), ls="none", marker=".",
+                            color="black", ms=5, zorder=4)  # fmt: skip
+                    spread_labelled = True
+                    values.append(v + spread.std)
+                    # Above the error bar: "mean ± std" does not fit inside.
+                    ax.annotate(
+                        f"{v:.1f} ± {spread.std:.1f}", (x, v + spread.std), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=7.5,
+                    )  # fmt: skip
+                else:
+                    # Inside the bar's top when it is tall enough: the paper's
+                    # tick above the bar then never covers the figure.
+                    inside = v >= 0.12 * top
+                    ax.annotate(
+                        f"{v:.1f}", (x, v), xytext=(0, -3 if inside else 2),
+                        textcoords="offset points", ha="center",
+                        va="top" if inside else "bottom",
+                        fontsize=8, color="white" if inside else "black",
+                    )  # fmt: skip
+            pv = next(
+                (p for c in tested if (p := paper_value_for(exp, c, info.column)) is not None),
+                None,
+            )
             if pv is not None and metric in pv.values:
                 pvalue = 100.0 * pv.values[metric]
                 values.append(pvalue)
@@ -276,24 +418,35 @@ def bars_png(exp: Experiment, metric: str) -> bytes:
     )
     _y_limits(ax, values)
     ax.grid(True, axis="y", color="#dddddd", lw=0.8)
-    if n > 1 or paper_labelled:
+    if n > 1 or paper_labelled or spread_labelled:
         ax.legend(loc="best", fontsize=9, framealpha=0.9)
-    return _png(fig)
+    return fig
 
 
-def draw(exp: Experiment, metric: str) -> dict[str, bytes]:
-    """File name -> PNG bytes for every figure of this experiment's kind."""
-    names = figure_names(exp)
-    _pyplot()
-    import matplotlib
-
-    # Labels and titles come from the grid: a "$" must not start TeX math
-    # (an unbalanced one would stop the report with a parse error).
-    with matplotlib.rc_context({"text.parse_math": False}):
+def draw(
+    exp: Experiment,
+    metric: str,
+    formats: Sequence[str] = PLOT_FORMATS,
+    report_dir: str | Path | None = None,
+) -> dict[str, bytes]:
+    """File name -> bytes for every figure of this experiment's kind, in
+    each of ``formats`` (png, svg, pdf); paths in the footers are relative
+    to ``report_dir`` (default ``DIR/report``)."""
+    stems = figure_stems(exp)
+    bad = [f for f in formats if f not in PLOT_FORMATS]
+    if bad:
+        raise ValueError(f"plot formats {bad}: expected some of {', '.join(PLOT_FORMATS)}")
+    out: dict[str, bytes] = {}
+    with settings():
+        figures: list[tuple[str, Any]] = []
         if exp.kind == "curve":
-            return {
-                name: curve_png(exp, column, metric) for name, column in zip(names, exp.columns())
-            }
-        if exp.kind == "bars":
-            return {names[0]: bars_png(exp, metric)}
-    return {}
+            figures = [
+                (stem, lambda c=column: curve_figure(exp, c, metric, report_dir))
+                for stem, column in zip(stems, exp.columns())
+            ]
+        elif exp.kind == "bars":
+            figures = [(stems[0], lambda: bars_figure(exp, metric, report_dir))]
+        for stem, make in figures:
+            for fmt, data in save(make(), formats).items():
+                out[f"{stem}.{fmt}"] = data
+    return out

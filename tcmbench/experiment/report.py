@@ -4,7 +4,9 @@ Reads what ``tcmbench experiment run`` wrote (``OUT/experiment.json``, the
 grid as run in ``OUT/grid.yaml`` and one ``OUT/cells/<id>/record.json`` per
 finished cell; the contract is ``notes/experiment-schema.md``) and writes
 ``results.md``, ``results.csv``, ``results.json`` and the figures
-(:mod:`tcmbench.experiment.plots`) into ``OUT/report/``.
+(:mod:`tcmbench.experiment.plots`; PNG, and SVG and PDF for a paper) into
+``OUT/report/``. Nothing written names an absolute path: paths are relative
+to the report's folder.
 
 The work is split by responsibility: :mod:`~tcmbench.experiment.results`
 reads the folder, :mod:`~tcmbench.experiment.shaping` says what every
@@ -35,17 +37,19 @@ from pathlib import Path
 
 from tcmbench.experiment.exports import render_csv, render_json
 from tcmbench.experiment.results import METRICS, Experiment, ExperimentReportError
-from tcmbench.experiment.shaping import figure_names
+from tcmbench.experiment.shaping import figure_stems, relative_to
 from tcmbench.experiment.tables import render_markdown
 from tcmbench.safety.paths import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("md", "csv", "json", "png")
+FORMATS = ("md", "csv", "json", "png", "svg", "pdf")
+#: The formats that are plots (tcmbench.experiment.plots.PLOT_FORMATS).
+PLOT_FORMATS = ("png", "svg", "pdf")
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
-    """``md,csv,json,png`` -> a tuple; unknown names are a TcmbenchError."""
+    """``md,csv,json,png,svg,pdf`` -> a tuple; unknown names are a TcmbenchError."""
     names = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
     bad = [n for n in names if n not in FORMATS]
     if bad or not names:
@@ -83,11 +87,12 @@ def write_report(
     written: list[Path] = []
     figures: list[str] = []
     skipped = None
-    if "png" in formats and figure_names(exp):
+    plot_formats = [f for f in PLOT_FORMATS if f in formats]
+    if plot_formats and figure_stems(exp):
         from tcmbench.experiment import plots
 
         try:
-            drawn = plots.draw(exp, metric)
+            drawn = plots.draw(exp, metric, plot_formats, out)
         except plots.MatplotlibMissing as exc:
             skipped = str(exc)
         else:
@@ -95,7 +100,7 @@ def write_report(
                 atomic_write_bytes(out / name, data)
                 written.append(out / name)
                 figures.append(name)
-    markdown = render_markdown(exp, metric, figures)
+    markdown = render_markdown(exp, metric, figures, out)
     if "md" in formats:
         atomic_write_text(out / "results.md", markdown)
         written.append(out / "results.md")
@@ -106,5 +111,9 @@ def write_report(
         text = json.dumps(render_json(exp, metric, figures), indent=2, sort_keys=False)
         atomic_write_text(out / "results.json", text + "\n")
         written.append(out / "results.json")
-    log.info("experiment report of %s: %s", exp.root, ", ".join(str(p) for p in written))
+    log.info(
+        "experiment report of %s: %s",
+        relative_to(exp.root, "."),
+        ", ".join(relative_to(p, ".") for p in written),
+    )
     return ReportOutput(markdown=markdown, written=written, plots_skipped=skipped)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tcmbench.errors import TcmbenchError
@@ -247,15 +250,58 @@ def _steps_text(steps: Sequence[int]) -> str:
     return "; ".join(text)
 
 
-def header_lines(exp: Experiment, metric: str) -> list[str]:
+def relative_to(path: str | Path, start: str | Path) -> str:
+    """``path`` relative to the folder ``start`` (both absolute, or both
+    relative to the current directory), with ``/`` separators: what a
+    report writes must not carry the absolute path of the machine it was
+    made on (a checkout, a home folder). The bare file name where no
+    relative path exists (another drive on Windows)."""
+    try:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(start))
+    except ValueError:
+        return Path(path).name
+    return rel.replace(os.sep, "/")
+
+
+_FOREIGN_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:[\\/]|[\\/]{2}|/)")
+
+
+def grid_origin(exp: Experiment, report_dir: str | Path | None = None) -> str:
+    """Where the grid came from, with no absolute path in it: a shipped grid
+    by its file name (the checkout or site-packages it was read from says
+    nothing to a reader of the report), a user's grid file relative to the
+    report's folder, and the copy as run (``DIR/grid.yaml``), which is what
+    the report reads."""
+    out = Path(report_dir) if report_dir is not None else exp.root / "report"
+    parts = []
+    source = exp.grid_file
+    if source:
+        pieces = [p for p in re.split(r"[\\/]+", source) if p]
+        if pieces[-4:-1] == ["tcmbench", "experiment", "grids"]:
+            parts.append(f"shipped grid file {pieces[-1]}")
+        elif os.path.isabs(source):
+            parts.append(f"from {relative_to(source, out)}")
+        elif _FOREIGN_ABSOLUTE.match(source):  # written on another system
+            parts.append(f"from {pieces[-1] if pieces else source}")
+        else:  # as typed, relative to where `experiment run` ran
+            parts.append(f"from {source}")
+    as_run = exp.root / "grid.yaml"
+    if as_run.is_file():
+        parts.append(f"as run: {relative_to(as_run, out)}")
+    return "; ".join(parts)
+
+
+def header_lines(exp: Experiment, metric: str, report_dir: str | Path | None = None) -> list[str]:
     """One line each: what this is, as plain text (markdown list items and
-    plot footers are made from these)."""
+    plot footers are made from these). Paths in them are relative to
+    ``report_dir`` (default ``DIR/report``), where these outputs live."""
     facts = run_facts(exp)
     counts = ", ".join(f"{n} {s}" for s, n in facts["status_counts"].items())
+    origin = grid_origin(exp, report_dir)
     lines = [
         f"Reproduces: {exp.paper or 'no paper figure named by the grid'}",
         f"Run: {facts['run']}",
-        f"Grid: {exp.name} ({exp.grid_file or 'grid.yaml'}), {facts['cells']} cells: {counts}",
+        f"Grid: {exp.name}{f' ({origin})' if origin else ''}, {facts['cells']} cells: {counts}",
     ]
     lines += [f"Test set: {info.describe()}" for info in dataset_infos(exp)]
     lines += [
@@ -315,15 +361,113 @@ def curve_points(
     return out
 
 
+# --------------------------------------------------------------------------- repeats
+
+#: The cell key that repeats a cell: cells whose parameters differ only in it
+#: (their labels too, but for a ``seed=N`` part) are repeats of one
+#: configuration.
+SEED_KEY = "seed"
+#: What the error bars and the "±" of the tables are, as every output says it.
+SPREAD_NOTE = (
+    "Cells that differ only in their seed are repeats: tables give mean ± sample standard "
+    "deviation (n - 1 in the denominator) over the seeds and n, the number of seeds with a "
+    "figure; plots draw the mean with an error bar of ± 1 sample standard deviation and each "
+    "seed as a dot. A cell run once has no error bar."
+)
+_SEED_PART = re.compile(rf"\s*,?\s*\b{SEED_KEY}=\d+\b")
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The figures of repeated cells (fractions)."""
+
+    values: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (n - 1), the usual one for a few seeds; 0 for one value."""
+        return statistics.stdev(self.values) if self.n > 1 else 0.0
+
+    def text(self) -> str:
+        """``40.0 ± 7.1`` (percent); one value as it is, none as ""."""
+        if not self.values:
+            return ""
+        if self.n == 1:
+            return pct(self.values[0])
+        return f"{pct(self.mean)} ± {pct(self.std)}"
+
+
+def _unseeded(label: str) -> str:
+    """A label without its ``seed=N`` part (the grid names cells by their
+    varying keys when it gives no label)."""
+    return _SEED_PART.sub("", label).strip(" ,")
+
+
+def _repeat_key(cell: Cell) -> str:
+    """The cell's parameters but the seed; its label without the seed, so
+    two cells the grid labels apart are never taken for repeats."""
+    rest = {k: v for k, v in cell.params.items() if k not in (SEED_KEY, "label")}
+    return json.dumps([_unseeded(cell.label), rest], sort_keys=True, default=str)
+
+
+def _seed(cell: Cell) -> str:
+    return json.dumps(cell.params.get(SEED_KEY, 0), default=str)  # the grid's default seed is 0
+
+
+def repeat_groups(cells: Sequence[Cell]) -> list[list[Cell]]:
+    """The cells in groups of repeats (same parameters but for the seed, each
+    seed once), in the order of their first cell; every other cell alone. A
+    cell whose parameters are not known (pending, not listed with params) is
+    alone too: it cannot be told a repeat."""
+    by: dict[str, list[Cell]] = {}
+    for cell in cells:
+        key = _repeat_key(cell) if cell.params_known else "\0" + cell.id
+        by.setdefault(key, []).append(cell)
+    groups: list[list[Cell]] = []
+    for members in by.values():
+        if len({_seed(m) for m in members}) == len(members):
+            groups.append(members)
+        else:  # the same seed twice: not repeats of one run, so kept apart
+            groups += [[m] for m in members]
+    first = {cell.id: i for i, cell in enumerate(cells)}
+    return sorted(groups, key=lambda g: first[g[0].id])
+
+
+def are_repeats(cells: Sequence[Cell]) -> bool:
+    """Two or more cells that differ only in their seed."""
+    return len(cells) > 1 and len(repeat_groups(cells)) == 1
+
+
+def seeds_text(cells: Sequence[Cell]) -> str:
+    return ", ".join(str(plain(c.params.get(SEED_KEY, 0))) for c in cells)
+
+
+def group_label(cells: Sequence[Cell], labels: Sequence[str]) -> str:
+    """One label for repeats: the one they share, else the first without its
+    ``seed=N`` part (the label the grid made from the varying keys)."""
+    if len(set(labels)) == 1:
+        return labels[0]
+    return _unseeded(labels[0]) or "seeds"
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "dataset"
 
 
-def figure_names(exp: Experiment) -> list[str]:
-    """The PNG files this experiment's kind draws."""
+def figure_stems(exp: Experiment) -> list[str]:
+    """The figures this experiment's kind draws, without their extension
+    (each is written as ``.png``, ``.svg`` and ``.pdf``)."""
     if exp.kind == "curve":
         prefix = "fewshot" if "few" in exp.name.replace("-", "").replace("_", "") else "curve"
-        return [f"{prefix}_{_safe_name(c)}.png" for c in exp.columns()]
+        return [f"{prefix}_{_safe_name(c)}" for c in exp.columns()]
     if exp.kind == "bars":
-        return ["bars.png"]
+        return ["bars"]
     return []
