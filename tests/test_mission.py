@@ -292,3 +292,55 @@ def test_a_plain_run_lists_a_missing_dataset_and_weights_together(
     assert "1. the dataset: dataset 'nighttime-art' not found" in err
     assert f"2. the weights: --weights {gone}: not found" in err
     assert "hf://ORG/NAME" not in err  # the TCM ways are for --tcm runs
+
+
+@pytest.mark.slow
+def test_following_the_message_reaches_a_running_evaluate_tcm(tmp_path: Path) -> None:
+    """A new user's path, taken literally: the mission command with no
+    data and no weights; then the message's own commands (the tiny
+    NightTime-ArT grid's TCM cell, run from the current folder), the
+    prepared data, and the mission command again with the weights the
+    message named: it runs as TCM and prints its table."""
+    import re
+    import shlex
+
+    # Datasets the user prepares go to this test's own folder; the session
+    # cache keeps only the generated synthtext-mini.
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", TCMBENCH_DATA=str(tmp_path / "data"))
+    tcmbench = [sys.executable, "-m", "tcmbench"]
+
+    def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*tcmbench, *args],
+            check=False,  # the test reads the exit status
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=600,
+        )
+
+    first = run(MISSION)
+    assert first.returncode == 2 and first.stderr.count("Error:") == 1, first.stderr
+    hint = first.stderr[first.stderr.index("Or, to see the command run first") :]
+    grid_cmd = re.search(r"`tcmbench (experiment run [^`]+)`", hint)
+    weights = re.search(r"--weights (\S+) \(a random CLIP encoder", hint)
+    prepare = re.search(
+        r"`tcmbench (datasets prepare nighttime-art --from) ARCHIVE_OR_DIR`", first.stderr
+    )
+    assert grid_cmd and weights and prepare, first.stderr
+
+    trained = run([*shlex.split(grid_cmd.group(1)), "--no-progress"])
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert (tmp_path / weights.group(1) / "config.json").is_file()
+
+    # The archive a user downloads, laid out as the authors ship it.
+    _write_nighttime_art(tmp_path / "archive")
+    prepared = run([*shlex.split(prepare.group(1)), str(tmp_path / "archive")])
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+
+    done = run([*MISSION, "--weights", weights.group(1), "--no-progress"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("model: plugin dbnet, TCM on (from the checkpoint)"), done.stdout
+    assert "| nighttime-art | test |" in done.stdout
+    assert (tmp_path / "data" / "nighttime-art").is_dir()

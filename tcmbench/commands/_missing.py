@@ -45,6 +45,29 @@ def tcm_checkpoint_ways(plugin: str, dataset: str) -> list[str]:
     return [train, official, hub]
 
 
+#: The shipped grid whose tiny form trains a TCM checkpoint with no data and
+#: no CLIP download, and the id of that cell (per plugin).
+TINY_TCM_GRID = "nighttime-art"
+TINY_TCM_CELLS = {"dbnet": "002-tcm-dbnet"}
+
+
+def tiny_tcm_checkpoint_hint(plugin: str) -> str | None:
+    """How to make a throw-away TCM checkpoint of ``plugin`` in about a
+    minute on a CPU, to see the command run before the real data and
+    weights are at hand; None when no shipped tiny grid has such a cell.
+    Says plainly that it finds nothing: a random CLIP encoder, 4 steps."""
+    cell = TINY_TCM_CELLS.get(plugin)
+    if cell is None:
+        return None
+    out = f"runs/{TINY_TCM_GRID}-tiny"
+    return (
+        "to see the command run first (no data, no CLIP download, about a minute on a CPU): "
+        f"`tcmbench experiment run {TINY_TCM_GRID} --tiny --only {cell} --out {out}`, then "
+        f"--weights {out}/cells/{cell}/run/final (a random CLIP encoder trained 4 steps on "
+        "synthetic images: a pipeline check that finds nothing, not a detector)"
+    )
+
+
 def _is_hub(weights: str) -> bool:
     from tcmbench.hub.checkpoints import HF_PREFIX
 
@@ -111,6 +134,9 @@ def check_evaluate_inputs(
                 f"a TCM checkpoint: {problem}. Get one of three ways:\n"
                 + "\n".join(f"     {'abc'[i]}) {way}" for i, way in enumerate(ways))
             )
+            hint = tiny_tcm_checkpoint_hint(spec.name)
+            if hint:
+                items[-1] += f"\n     Or, {hint}"
     elif plain_weights_problem:
         items.append(f"the weights: {plain_weights_problem}")
     elif weights and not _is_hub(weights) and not Path(weights).expanduser().exists():
