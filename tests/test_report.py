@@ -7,14 +7,16 @@ test_report_browser.py.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
-from report_scene import N_IMAGES, box, expected_errors, scene, write_scene_report
+from report_scene import HEIGHT, N_IMAGES, WIDTH, box, expected_errors, scene, write_scene_report
 
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.errors import TcmbenchError
@@ -22,13 +24,17 @@ from tcmbench.eval import evaluate
 from tcmbench.report.breakdown import (
     ANGLE_EDGES_DEG,
     SIZE_EDGES_PX,
+    Bin,
+    Breakdown,
     angle_bin,
     breakdowns,
     curvature_bin,
     edge_bin,
+    left_out_reason,
     measure,
 )
 from tcmbench.report.build import MARKER, check_report_dir, worst_images
+from tcmbench.report.curve import DEFAULT_THRESHOLDS, model_box_threshold, sweep_thresholds
 from tcmbench.report.drawing import COLOURS, LEGEND, draw_outcomes
 from tcmbench.report.outcomes import DC, FN, FP, TP, ImageOutcome, image_outcomes
 
@@ -112,6 +118,77 @@ def test_breakdown_counts_care_gts_and_their_recall_per_bin() -> None:
     assert by_angle["0-5 deg"] == (2, 1) and by_angle["60-75 deg"] == (1, 1)
     assert [(b.gt, b.matched) for b in curve.bins] == [(3, 2), (0, 0), (0, 0), (0, 0)]
     assert sum(b.gt for b in size.bins) == sum(b.gt for b in angle.bins) == 3
+
+
+def test_a_breakdown_with_one_filled_bin_is_left_out_with_its_reason() -> None:
+    def part(*counts: int) -> Breakdown:
+        return Breakdown("curvature", "", [Bin(f"bin {i}", n, n) for i, n in enumerate(counts)])
+
+    assert left_out_reason(part(3, 1, 0)) is None  # two bins: recall per bin says something
+    reason = left_out_reason(part(0, 7, 0))
+    assert reason is not None and reason.startswith("curvature: left out")
+    assert "all 7 care GTs" in reason and "'bin 1'" in reason
+    assert "the one care GT" in (left_out_reason(part(1, 0)) or "")
+    assert "no care ground truth" in (left_out_reason(part(0, 0)) or "")
+
+
+# --------------------------------------------------------------------------- the sweep's start
+
+
+def test_the_model_box_threshold_is_read_from_the_run_settings() -> None:
+    assert model_box_threshold({"postprocess": {"mask_thr": 0.3, "min_score": 0.6}}) == (
+        "postprocess.min_score",
+        0.6,
+    )
+    assert model_box_threshold({"postprocess": {"score_thr": 0.3}}) == (
+        "postprocess.score_thr",
+        0.3,
+    )
+    for recipe in (None, {}, {"postprocess": {}}, {"postprocess": {"mask_thr": 0.3}}):
+        assert model_box_threshold(recipe) is None, recipe
+    for bad in (0, 0.0, 1.0, True, "0.6", None):  # no floor, not a number, or no detection left
+        assert model_box_threshold({"postprocess": {"min_score": bad}}) is None, bad
+
+
+@pytest.mark.parametrize("start", [0.05, 0.3, 0.6, 0.85, 0.6000000000000001])
+def test_the_sweep_starts_at_the_threshold_with_enough_points(start: float) -> None:
+    ts = sweep_thresholds(start)
+    assert ts[0] == start and ts == sorted(set(ts)) and ts[-1] < 1
+    assert 10 <= len(ts) <= 20
+    steps = {round(b - a, 6) for a, b in itertools.pairwise(ts[1:])}
+    assert len(steps) == 1  # one step after the start
+    assert ts[1] - start <= steps.pop() + 1e-9  # no gap between the start and the grid
+    assert sweep_thresholds(None) == sweep_thresholds(0) == list(DEFAULT_THRESHOLDS)
+
+
+def test_report_sweep_starts_at_the_model_threshold(tmp_path: Path) -> None:
+    """The scene's lowest score is 0.4: a model threshold of 0.4 is a floor."""
+    page = write_scene_report(tmp_path, model_threshold=("postprocess.min_score", 0.4))
+    doc = json.loads((page.parent / "report.json").read_text())
+    curve = doc["threshold_curve"]
+    assert curve["model_threshold"] == {"key": "postprocess.min_score", "value": 0.4}
+    assert curve["thresholds"][0] == 0.4 and min(curve["thresholds"]) == 0.4
+    # its first point keeps every detection: the official figures
+    assert curve["precision"][0] == pytest.approx(doc["figures"]["precision"])
+    assert curve["recall"][0] == pytest.approx(doc["figures"]["recall"])
+    assert curve["detections"][0] == sum(len(p) for p in scene(tmp_path / "again")[1].values())
+    html = page.read_text()
+    assert (
+        "Detections below the model&#x27;s box threshold 0.4 (postprocess.min_score of the "
+        "run&#x27;s test settings) were never produced; the sweep starts there." in html
+    )
+    assert "except at t = 0.4 (every detection)" in html
+
+
+def test_a_threshold_some_detection_scores_below_is_not_a_floor(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="tcmbench.report.curve"):
+        page = write_scene_report(tmp_path, model_threshold=("postprocess.min_score", 0.45))
+    assert "a detection scores 0.4" in caplog.text
+    curve = json.loads((page.parent / "report.json").read_text())["threshold_curve"]
+    assert curve["model_threshold"] is None and curve["thresholds"][0] == 0.0
+    assert "sweep starts there" not in page.read_text()
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -233,10 +310,36 @@ def test_report_folder_page_and_numbers(tmp_path: Path) -> None:
     assert sum(s.startswith("thumbs/") for s in srcs) == N_IMAGES - 1  # img_1 has no error
     for s in srcs:
         assert (root / s).is_file() and (root / s).stat().st_size > 0, s
+    # every row of the per-image table links to its own drawn image
+    links = re.findall(r"<a class=open href='([^']+)' data-caption='([^']*)'>([^<]+)</a>", html)
+    assert [name for _, _, name in links] == [f"img_{k + 1}" for k in range(N_IMAGES)]
+    assert len({href for href, _, _ in links}) == N_IMAGES
+    assert {s for s in srcs if s.startswith("thumbs/")} <= {href for href, _, _ in links}
+    assert sorted(p.name for p in (root / "thumbs").iterdir()) == sorted(
+        Path(href).name for href, _, _ in links
+    )
+    for href, caption, name in links:
+        image = cv2.imread(str(root / href))
+        assert image is not None and image.shape[:2] == (HEIGHT, WIDTH), href
+        k = int(name.split("_")[1]) - 1
+        assert caption.startswith(f"{name}: {expected_errors(k)} errors")
     assert "NOT OFFICIAL" in html and "best-threshold sweep" in html
     doc = json.loads((root / "report.json").read_text())
     assert doc["per_image"]["img_6"]["fp"] == 5 and doc["per_image"]["img_6"]["fn"] == 1
     assert doc["worst"][0] == "img_6"
+    assert doc["per_image"]["img_6"]["image"] in {href for href, _, _ in links}
+    # the scene's GTs are horizontal quadrilaterals of two heights: only the size
+    # breakdown is shown, the two others are left out, each with one line
+    left = {b["name"]: b["left_out"] for b in doc["breakdowns"]}
+    assert left["size"] is None
+    care = 2 * N_IMAGES
+    assert left["curvature"] == (
+        f"curvature: left out, all {care} care GTs are in one bin ('quadrilateral'), "
+        "so its recall is the overall recall"
+    )
+    assert left["orientation"].startswith(f"orientation: left out, all {care} care GTs")
+    assert "<h2>Recall by size</h2>" in html and "<h3>curvature</h3>" not in html
+    assert html.count("left out, all") == 2
     curve = doc["threshold_curve"]
     # t = 0 keeps every detection: the official figures; at t = 0.5 the FPs are gone
     assert curve["precision"][0] == pytest.approx(doc["figures"]["precision"])
@@ -248,6 +351,17 @@ def test_report_folder_page_and_numbers(tmp_path: Path) -> None:
         i = curve["thresholds"].index(t)
         assert (curve["precision"][i], curve["recall"][i]) == pytest.approx((p, r))
     assert (root / MARKER).is_file()
+
+
+def test_a_hostile_sample_id_is_escaped_in_the_page(tmp_path: Path) -> None:
+    hostile = "<script>alert(1)</script>' onclick='x\" &amp;"
+    page = write_scene_report(tmp_path, rename={"img_2": hostile})
+    html = page.read_text()
+    assert "<script>alert" not in html and "' onclick='x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&#x27; onclick=&#x27;x&quot; &amp;amp;" in html
+    doc = json.loads((page.parent / "report.json").read_text())
+    assert not any(hostile in p for p in map(str, (page.parent / "thumbs").iterdir()))
+    assert (page.parent / doc["per_image"][hostile]["image"]).is_file()
 
 
 def test_report_without_sweep_has_no_unofficial_row(tmp_path: Path) -> None:
@@ -345,7 +459,8 @@ def test_evaluate_report_option(
     code, _, err = _evaluate([*base, "--report", str(tmp_path / "rep")], capsys)
     assert code == 0, err
     page = tmp_path / "rep" / "index.html"
-    assert f"report: {page}" in err
+    assert f"report: {page} (3 images drawn, " in err  # and the folder's size
+    assert len(list((tmp_path / "rep" / "thumbs").iterdir())) == 3  # none had an error
     html = page.read_text()
     assert "icdar2015" in html and html.count("1.0000") >= 3  # the perfect detector's P/R/H
     assert "No image has a false positive or a miss" in html

@@ -2,7 +2,9 @@
 
 Checks what only a browser can: the page renders from file:// with no
 network, every <img> decodes (naturalWidth > 0), the plots are there, and
-a click on the error-count header sorts the per-image table. The checker
+a click on the error-count header sorts the per-image table, a click on
+any row (not only the worst images') opens that image drawn in the page's
+viewer, with no console error, also for a hostile sample id. The checker
 is shown to catch a broken thumbnail and a corrupt plot, so a passing run
 means something.
 
@@ -14,20 +16,27 @@ Environment:
   by ``tcmbench evaluate --report``);
 * ``TCMBENCH_REPORT_SCREENSHOT``: where to save the screenshot of that
   report (default: the test's temporary folder; docs/report-screenshot.png
-  is made this way, see docs/evaluate.md).
+  is made this way, see docs/evaluate.md);
+* ``TCMBENCH_VIEWER_SCREENSHOT``: where to save a screenshot of the page
+  with a drawn image open in the viewer (of TCMBENCH_REPORT_DIR when set,
+  else of the scene).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from report_scene import N_IMAGES, expected_errors, write_scene_report
+from report_scene import HEIGHT, N_IMAGES, WIDTH, expected_errors, write_scene_report
+
+from tcmbench.report.drawing import COLOURS
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT_MAX_BYTES = 400_000
@@ -69,11 +78,18 @@ def scene_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_scene_report(tmp_path_factory.mktemp("scene"))
 
 
-def open_report(browser: Any, page_path: Path, width: int = 1300) -> tuple[Any, list[str]]:
-    """Load the page from file://; returns it and every URL it requested."""
+def open_report(
+    browser: Any, page_path: Path, width: int = 1300, errors: list[str] | None = None
+) -> tuple[Any, list[str]]:
+    """Load the page from file://; returns it and every URL it requested.
+    ``errors`` collects the page's console errors and uncaught exceptions."""
     page = browser.new_page(viewport={"width": width, "height": 1000})
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
+    if errors is not None:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))
     page.goto(page_path.resolve().as_uri(), wait_until="load")
     return page, requested
 
@@ -107,7 +123,8 @@ def test_scene_report_renders_offline_with_every_image(browser: Any, scene_repor
     try:
         srcs = [i["src"] for i in page.evaluate(IMAGES_JS)]
         assert sum(s.startswith("thumbs/") for s in srcs) == N_IMAGES - 1
-        assert page.locator(".legend").is_visible()
+        assert page.locator("#legend").is_visible()
+        assert page.locator("#viewer").is_hidden()  # opens on a click only
         assert "NOT OFFICIAL" in page.inner_text("#figures")
         assert len(requested) == len(srcs) + 1  # the page and its images, nothing else
     finally:
@@ -154,8 +171,10 @@ def test_the_check_catches_an_image_that_does_not_load(
     copy = tmp_path / "copy"
     shutil.copytree(scene_report.parent, copy)
     if breakage == "missing thumbnail":
-        (copy / "thumbs" / "000.jpg").unlink()
-        culprit = "thumbs/000.jpg"
+        culprit = re.findall(
+            r"<figure id='thumb-0'><a href='([^']+)'", (copy / "index.html").read_text()
+        )[0]
+        (copy / culprit).unlink()
     elif breakage == "corrupt plot":
         (copy / "plots" / "pr_curve.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
         culprit = "plots/pr_curve.png"
@@ -165,6 +184,101 @@ def test_the_check_catches_an_image_that_does_not_load(
         culprit = "plots/nope.png"
     problems = page_problems(browser, copy / "index.html")
     assert problems == [f"image did not load: {culprit}"]
+
+
+VIEWER_JS = """function () {
+  var img = document.getElementById('viewer-img');
+  return img && {src: img.getAttribute('src'), width: img.naturalWidth, height: img.naturalHeight,
+                 complete: img.complete};
+}"""
+
+
+def row_of(page: Any, sample_id: str) -> Any:
+    return page.locator("#per-image tbody tr").filter(
+        has=page.locator("a.open").get_by_text(sample_id, exact=True)
+    )
+
+
+def colours_seen(png: bytes, keys: list[str], tolerance: int = 40) -> dict[str, int]:
+    """How many pixels of a screenshot are within ``tolerance`` (per
+    channel) of each outcome colour (JPEG blurs a line's colour a little)."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return {
+        k: int((np.abs(rgb - np.array(COLOURS[k])).max(axis=2) <= tolerance).sum()) for k in keys
+    }
+
+
+def wait_for_viewer(page: Any, src: str) -> dict[str, Any]:
+    """The viewer's image once ``src`` has loaded in it."""
+    page.wait_for_function(
+        "function (src) { var i = document.getElementById('viewer-img');"
+        " return i && i.getAttribute('src') === src && i.complete && i.naturalWidth > 0; }",
+        arg=src,
+    )
+    return page.evaluate(VIEWER_JS)
+
+
+def open_in_viewer(page: Any, sample_id: str, cell: int = 4) -> dict[str, Any]:
+    """Click a cell of the row of ``sample_id`` (not its link); returns the
+    viewer's image once it has loaded."""
+    row = row_of(page, sample_id)
+    src = row.locator("a.open").get_attribute("href")
+    row.locator("td").nth(cell).click()
+    return wait_for_viewer(page, src)
+
+
+def test_any_row_opens_its_image_drawn(browser: Any, tmp_path: Path) -> None:
+    """With two worst images only, img_2 (one FP, one miss) and img_1 (no
+    error) are drawn in no gallery: a click on their rows shows them drawn."""
+    page_path = write_scene_report(tmp_path, worst=2)
+    errors: list[str] = []
+    page, requested = open_report(browser, page_path, errors=errors)
+    try:
+        gallery = [i["src"] for i in page.evaluate(IMAGES_JS) if not i["plot"]]
+        assert len(gallery) == 2 and page.evaluate(VIEWER_JS) is None  # nothing else loaded
+        shown = open_in_viewer(page, "img_2")
+        assert shown["src"] not in gallery and (page_path.parent / shown["src"]).is_file()
+        assert (shown["width"], shown["height"]) == (WIDTH, HEIGHT)  # never enlarged
+        assert page.locator("#viewer").is_visible()
+        assert page.inner_text("#viewer-caption").startswith("img_2: 2 errors (1 FP, 1 FN)")
+        # the miss, the false positive and the true positive, each in its colour (the
+        # found GT lies under its detection, 1 px away: not checked)
+        seen = colours_seen(page.locator("#viewer-img").screenshot(), ["gt_fn", "det_tp", "det_fp"])
+        assert all(n >= 20 for n in seen.values()), seen
+        # the arrow keys follow the table's order; Escape closes
+        page.keyboard.press("ArrowRight")
+        nxt = wait_for_viewer(page, row_of(page, "img_3").locator("a.open").get_attribute("href"))
+        assert page.inner_text("#viewer-caption").startswith("img_3: 2 errors (2 FP, 0 FN)")
+        assert nxt["src"] != shown["src"]
+        page.keyboard.press("Escape")
+        assert page.locator("#viewer").is_hidden()
+        perfect = open_in_viewer(page, "img_1", cell=0)
+        assert perfect["src"] not in (shown["src"], nxt["src"])
+        seen = colours_seen(page.locator("#viewer-img").screenshot(), ["gt_fn", "det_fp"])
+        assert seen == {"gt_fn": 0, "det_fp": 0}  # the check can fail: no error, no error colour
+        page.keyboard.press("Escape")
+        assert page.locator("#viewer").is_hidden()
+        assert errors == []
+        assert all(u.startswith("file://") for u in requested)
+    finally:
+        page.close()
+
+
+def test_a_hostile_sample_id_is_shown_as_text(browser: Any, tmp_path: Path) -> None:
+    hostile = "<img src=x onerror=alert(1)>'\"&amp;"
+    page_path = write_scene_report(tmp_path, worst=0, rename={"img_3": hostile})
+    errors: list[str] = []
+    page, _ = open_report(browser, page_path, errors=errors)
+    try:
+        shown = open_in_viewer(page, hostile)
+        assert shown["width"] == WIDTH
+        assert page.inner_text("#viewer-caption").startswith(hostile + ": 2 errors")
+        assert page.locator("#viewer img").count() == 1 and errors == []
+    finally:
+        page.close()
 
 
 def save_screenshot(browser: Any, page_path: Path, out: Path) -> int:
@@ -198,6 +312,18 @@ def save_screenshot(browser: Any, page_path: Path, out: Path) -> int:
     return buf.tell()
 
 
+def save_viewer_screenshot(browser: Any, page_path: Path, out: Path, sample_id: str) -> None:
+    """The page with ``sample_id``'s drawn image open in the viewer."""
+    page, _ = open_report(browser, page_path)
+    try:
+        page.evaluate("document.getElementById('per-image').scrollIntoView()")
+        open_in_viewer(page, sample_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out))
+    finally:
+        page.close()
+
+
 def test_screenshot(browser: Any, scene_report: Path, tmp_path: Path) -> None:
     """The screenshot of TCMBENCH_REPORT_DIR when set, else of the scene."""
     given = os.environ.get("TCMBENCH_REPORT_DIR")
@@ -207,3 +333,10 @@ def test_screenshot(browser: Any, scene_report: Path, tmp_path: Path) -> None:
     out = Path(os.environ.get("TCMBENCH_REPORT_SCREENSHOT") or tmp_path / "report-screenshot.png")
     size = save_screenshot(browser, page_path, out)
     assert 0 < size < SCREENSHOT_MAX_BYTES and out.stat().st_size == size
+    viewer_out = os.environ.get("TCMBENCH_VIEWER_SCREENSHOT")
+    if viewer_out:
+        doc = json.loads((page_path.parent / "report.json").read_text())
+        # the first image in dataset order that is not among the worst (one with errors)
+        others = [sid for sid in doc["per_image"] if sid not in doc["worst"]]
+        wrong = [sid for sid in others if doc["per_image"][sid]["fp"] + doc["per_image"][sid]["fn"]]
+        save_viewer_screenshot(browser, page_path, Path(viewer_out), (wrong or others)[0])

@@ -228,8 +228,8 @@ def check_tcm_matches(asked: Any, saved: Any, context_given: bool) -> None:
     type=click.Path(file_okay=False),
     default=None,
     help="Write an HTML report here: figures, PR / threshold plots, recall by text size, "
-    "orientation and curvature, worst images drawn, sortable per-image table (needs "
-    "tcmbench[report]).",
+    "orientation and curvature, worst images drawn, sortable per-image table whose every "
+    "row opens its image drawn (needs tcmbench[report]).",
 )
 @click.option(
     "--limit", type=click.IntRange(1, INT64_MAX), default=None, help="Only the first N images."
@@ -497,11 +497,13 @@ def _evaluate(
         click.echo(f"visualisations: {out}", err=True)
     if report_dir:
         from tcmbench.report import write_evaluation_report
+        from tcmbench.report.curve import model_box_threshold
 
         page = write_evaluation_report(
             report_dir,
             samples,
-            preds,
+            # what the figures scored: the curve's first point is the official figure
+            submitted_predictions(preds, protocol),
             result,
             {
                 "dataset": dataset,
@@ -517,5 +519,7 @@ def _evaluate(
                 "tcmbench version": __version__,
             },
             progress=progress,
+            model_threshold=model_box_threshold(test_recipe),  # the sweep starts there
         )
-        click.echo(f"report: {page}", err=True)
+        size = sum(f.stat().st_size for f in page.parent.rglob("*") if f.is_file())
+        click.echo(f"report: {page} ({len(samples)} images drawn, {size / 1e6:.1f} MB)", err=True)

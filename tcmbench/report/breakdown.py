@@ -14,6 +14,11 @@ truth is described by its minimum-area rectangle (``cv2.minAreaRect``):
   since the rectangle contains the polygon): close to 1 means a straight
   line drawn with many points, low means a curved one.
 
+A breakdown whose care GTs all fall in one bin (curvature on a
+quadrilateral-only dataset, orientation on horizontal text) says nothing
+the overall recall does not: the report leaves it out and prints one line
+saying which and why (:func:`left_out_reason`).
+
 Recall per bin counts matched care GTs (any match kind) over care GTs in the
 bin. It is a count, so the partial credits of DetEval's splits and merges
 are not in it; the official recall is the one in the figures table.
@@ -87,6 +92,22 @@ class Breakdown:
                 for b in self.bins
             ],
         }
+
+
+def left_out_reason(part: Breakdown) -> str | None:
+    """Why ``part`` carries no information on this dataset (no care GT, or
+    every care GT in one bin), as one sentence; None when it does."""
+    filled = [b for b in part.bins if b.gt]
+    if not filled:
+        return f"{part.name}: left out, no care ground truth was scored"
+    if len(filled) == 1:
+        n = filled[0].gt
+        every = "the one care GT is" if n == 1 else f"all {n} care GTs are"
+        return (
+            f"{part.name}: left out, {every} in one bin ({filled[0].label!r}), "
+            "so its recall is the overall recall"
+        )
+    return None
 
 
 def measure(polygon: np.ndarray) -> Shape:

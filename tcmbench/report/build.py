@@ -5,9 +5,31 @@ moved, zipped or opened from a file manager without a network)::
 
     DIR/index.html          the page (inline CSS and JS, no external asset)
     DIR/plots/*.png         precision-recall, threshold sweep, breakdowns
-    DIR/thumbs/NNN.jpg      the worst images, outcomes drawn
+    DIR/thumbs/NNNN.jpg     every image, outcomes drawn (NNNN: dataset order)
     DIR/report.json         the report's numbers (curve, breakdowns, per image)
     DIR/.tcmbench-report    marks the folder as a report that may be replaced
+
+Every image of the per-image table can be opened drawn. The page shows the
+worst ones at once and loads any other only when its row is clicked (a
+viewer in the page; without JavaScript the row's link opens the JPEG).
+The drawings are JPEGs written here, not geometry drawn by the browser
+over the dataset's own files, because:
+
+* the report must stay readable when moved or zipped, away from the
+  dataset, so the pixels have to be inside the folder anyway -- and a
+  thumbnail of the original costs the same bytes drawn or not;
+* a browser applies a JPEG's EXIF rotation, the annotations do not (two
+  MSRA-TD500 test images would be drawn misaligned), and may not decode
+  every dataset format (16-bit PNG, TIFF); the thumbnail is decoded the
+  way the model saw the image (:func:`tcmbench.data.torch_data.load_image`);
+* a drawn JPEG needs no script, works from ``file://`` in every browser
+  and image viewer, and is the same picture as the worst-images gallery
+  (:func:`tcmbench.report.drawing.draw_outcomes`, one colour scheme).
+
+The cost, measured on the 200 MSRA-TD500 test photos (720 px, JPEG
+quality :data:`THUMB_QUALITY`, PP-OCRv3's outcomes): 10.6 MB for the
+whole folder and about 12 s on a loaded 2-core machine (decoding the
+photos is most of it); ``evaluate`` prints the folder's size.
 
 The folder is assembled in a temporary sibling and renamed into place, so a
 reader never sees half a report and a re-run leaves no stale thumbnail. A
@@ -26,7 +48,7 @@ from typing import Any
 from tcmbench.data.schema import Prediction, Sample
 from tcmbench.errors import TcmbenchError
 from tcmbench.eval.result import Result
-from tcmbench.report.breakdown import breakdowns
+from tcmbench.report.breakdown import breakdowns, left_out_reason
 from tcmbench.report.curve import has_scores, threshold_curve
 from tcmbench.report.outcomes import ImageOutcome, image_outcomes
 
@@ -34,6 +56,9 @@ log = logging.getLogger(__name__)
 
 MARKER = ".tcmbench-report"
 DEFAULT_WORST = 12
+#: JPEG quality of the drawn images: 80 keeps the coloured outlines sharp
+#: at ~52 kB per drawn 720 px photo (85: ~62 kB).
+THUMB_QUALITY = 80
 
 
 def check_report_dir(path: str | Path) -> Path:
@@ -71,12 +96,16 @@ def write_evaluation_report(
     *,
     worst: int = DEFAULT_WORST,
     progress: bool = True,
+    model_threshold: tuple[str, float] | None = None,
 ) -> Path:
     """Write the report of ``result`` (scored from ``samples`` and
     ``predictions``) into ``out_dir``; returns the path of ``index.html``.
 
     ``meta`` holds what the page shows about the run (dataset, split,
     plugin, weights, checkpoint sha256, test settings, ...), in order.
+    ``model_threshold`` is the run's box threshold as
+    :func:`tcmbench.report.curve.model_box_threshold` gives it: the
+    threshold sweep starts there.
     """
     from tqdm.auto import tqdm
 
@@ -89,13 +118,21 @@ def write_evaluation_report(
     plots.require_matplotlib()
     target = check_report_dir(out_dir)
     gt = {s.id: s.instances for s in samples}
-    by_id = {s.id: s for s in samples}
     preds = {s.id: list(predictions.get(s.id, ())) for s in samples}
     outcomes = image_outcomes(gt, preds, result.per_image)
     parts = breakdowns(gt, outcomes)
+    left_out = {p.name: left_out_reason(p) for p in parts}
+    shown = [p for p in parts if left_out[p.name] is None]
     curve = None
     if has_scores(preds):
-        curve = threshold_curve(samples, preds, result.protocol, result.params, progress=progress)
+        curve = threshold_curve(
+            samples,
+            preds,
+            result.protocol,
+            result.params,
+            progress=progress,
+            model_threshold=model_threshold,
+        )
     else:
         log.warning("detections carry no scores: the report has no threshold curve")
     sweep_best = None
@@ -120,36 +157,52 @@ def write_evaluation_report(
             (tmp / "plots" / "thresholds.png").write_bytes(plots.threshold_png(curve, sweep_best))
             plot_files["pr"] = "plots/pr_curve.png"
             plot_files["thresholds"] = "plots/thresholds.png"
-        (tmp / "plots" / "breakdown.png").write_bytes(plots.breakdown_png(parts))
-        plot_files["breakdown"] = "plots/breakdown.png"
-        thumbs: list[tuple[ImageOutcome, str]] = []
-        for k, o in enumerate(
-            tqdm(chosen, desc="report thumbnails", unit="img", disable=not progress, leave=False)
+        if shown:
+            (tmp / "plots" / "breakdown.png").write_bytes(plots.breakdown_png(shown))
+            plot_files["breakdown"] = "plots/breakdown.png"
+        drawn: dict[str, str] = {}
+        size = 0
+        for k, s in enumerate(
+            tqdm(samples, desc="report images", unit="img", disable=not progress, leave=False)
         ):
-            s = by_id[o.sample_id]
+            o = outcomes[s.id]
             image = load_image(s.image_path, s.id)
-            drawn = draw_outcomes(image, s.instances, o.gt, preds[s.id], o.det)
-            name = f"thumbs/{k:03d}.jpg"
-            (tmp / name).write_bytes(encode_jpeg(drawn))
-            thumbs.append((o, name))
+            jpeg = encode_jpeg(
+                draw_outcomes(image, s.instances, o.gt, preds[s.id], o.det), THUMB_QUALITY
+            )
+            name = f"thumbs/{k:04d}.jpg"  # a name is never the sample id (ids are not paths)
+            (tmp / name).write_bytes(jpeg)
+            drawn[s.id] = name
+            size += len(jpeg)
+        log.info("report: %d drawn images, %.1f MB", len(drawn), size / 1e6)
+        thumbs = [(o, drawn[o.sample_id]) for o in chosen]
         html = render(
             result=result,
             meta=meta,
             outcomes=outcomes,
-            parts=parts,
+            parts=shown,
+            left_out=[r for r in left_out.values() if r is not None],
             curve=curve,
             plot_files=plot_files,
             thumbs=thumbs,
+            drawn=drawn,
         )
         (tmp / "index.html").write_text(html, encoding="utf-8")
         doc = {
             "figures": result.summary(),
             "meta": dict(meta),
             "threshold_curve": None if curve is None else curve.as_dict(),
-            "breakdowns": [p.as_dict() for p in parts],
+            "breakdowns": [{**p.as_dict(), "left_out": left_out[p.name]} for p in parts],
             "worst": [o.sample_id for o in chosen],
             "per_image": {
-                sid: {"tp": o.tp, "fp": o.fp, "fn": o.fn, "gt": o.gt, "det": o.det}
+                sid: {
+                    "tp": o.tp,
+                    "fp": o.fp,
+                    "fn": o.fn,
+                    "gt": o.gt,
+                    "det": o.det,
+                    "image": drawn[sid],
+                }
                 for sid, o in outcomes.items()
             },
         }

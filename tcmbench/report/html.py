@@ -4,7 +4,15 @@ Nothing is fetched from a network (no CDN, fonts or scripts): the page must
 open on an air-gapped machine, and a report that needs the internet to be
 read is a report that stops being readable. Images are relative links into
 the report folder. Every string that comes from data (ids, paths, settings)
-is escaped.
+is escaped, and the script reads data only from attributes and writes it
+only as text (``textContent``), never as markup.
+
+Every row of the per-image table links to its drawn image
+(``thumbs/NNNN.jpg``, see :mod:`tcmbench.report.build`). A click on a row
+opens it in a viewer on the page (arrow keys: the previous / next row in
+the table's current order; Escape closes); the image is fetched only
+then, so a page of thousands of rows loads as fast as one of ten. Without
+JavaScript the link opens the JPEG itself.
 """
 
 from __future__ import annotations
@@ -49,6 +57,16 @@ table.sortable th[aria-sort=descending]::after{content:" \\25BC"}
 table.sortable th[aria-sort=ascending]::after{content:" \\25B2"}
 .bar{display:inline-block;height:9px;background:#e69f00;vertical-align:middle}
 .note{color:#555;font-size:12px;max-width:1000px}
+#per-image tbody tr{cursor:pointer}#per-image tbody tr:hover{background:#f3f7ff}
+#per-image tbody tr.current{background:#e3ecff}
+#viewer{position:fixed;inset:0;background:rgba(0,0,0,.55);display:flex;align-items:center;
+justify-content:center;z-index:10}#viewer[hidden]{display:none}
+#viewer .vbox{background:#fff;padding:8px 12px;border-radius:4px;max-width:96vw;max-height:96vh;
+overflow:auto}
+#viewer .vbar{display:flex;gap:12px;align-items:center;justify-content:space-between}
+#viewer .vbar b{word-break:break-all}#viewer button{font-size:16px;min-width:32px}
+#viewer .legend{max-width:760px}
+#viewer-frame img{display:block;max-width:92vw;max-height:78vh;width:auto;height:auto}
 """
 
 # Sorting: a click on a header sorts by that column, numbers from the
@@ -84,6 +102,60 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
     });
   });
 });
+(function () {
+  var viewer = document.getElementById('viewer');
+  var body = document.querySelector('#per-image tbody');
+  if (!viewer || !body) { return; }
+  var frame = document.getElementById('viewer-frame');
+  var caption = document.getElementById('viewer-caption');
+  var current = null;
+  var links = function () {
+    return Array.prototype.slice.call(body.querySelectorAll('a.open'));
+  };
+  var show = function (a) {
+    if (current) { current.closest('tr').classList.remove('current'); }
+    current = a;
+    a.closest('tr').classList.add('current');
+    var img = frame.querySelector('img');
+    if (!img) {
+      img = document.createElement('img');
+      img.id = 'viewer-img';
+      frame.appendChild(img);
+    }
+    img.alt = a.dataset.caption;
+    img.src = a.getAttribute('href');
+    caption.textContent = a.dataset.caption;
+    viewer.hidden = false;
+    document.getElementById('viewer-close').focus();
+  };
+  var close = function () {
+    viewer.hidden = true;
+    if (current) { current.focus(); }
+  };
+  var step = function (d) {
+    var all = links();
+    var i = all.indexOf(current);
+    if (i >= 0 && i + d >= 0 && i + d < all.length) { show(all[i + d]); }
+  };
+  body.addEventListener('click', function (e) {
+    if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey) { return; }
+    var tr = e.target.closest('tr');
+    var a = tr ? tr.querySelector('a.open') : null;
+    if (!a) { return; }
+    e.preventDefault();
+    show(a);
+  });
+  document.getElementById('viewer-close').addEventListener('click', close);
+  document.getElementById('viewer-prev').addEventListener('click', function () { step(-1); });
+  document.getElementById('viewer-next').addEventListener('click', function () { step(1); });
+  viewer.addEventListener('click', function (e) { if (e.target === viewer) { close(); } });
+  document.addEventListener('keydown', function (e) {
+    if (viewer.hidden) { return; }
+    if (e.key === 'Escape') { close(); }
+    else if (e.key === 'ArrowLeft') { step(-1); }
+    else if (e.key === 'ArrowRight') { step(1); }
+  });
+})();
 """
 
 PR_CAPTION = (
@@ -92,7 +164,11 @@ PR_CAPTION = (
 )
 SWEEP_CAPTION = (
     "Precision, recall and hmean against the score threshold: not official figures, except at "
-    "t = 0 (every detection)."
+    "t = {start:g} (every detection)."
+)
+SWEEP_START = (
+    "Detections below the model's box threshold {value:g} ({key} of the run's test settings) "
+    "were never produced; the sweep starts there."
 )
 
 
@@ -190,12 +266,13 @@ def _plots(plot_files: Mapping[str, str], curve: Curve | None) -> str:
                 PR_CAPTION,
             )
         )
+    start = curve.thresholds[0] if curve is not None and curve.thresholds else 0.0
     if "thresholds" in plot_files:
         items.append(
             (
                 plot_files["thresholds"],
                 "threshold sweep",
-                SWEEP_CAPTION,
+                SWEEP_CAPTION.format(start=start),
             )
         )
     out = "".join(
@@ -205,15 +282,29 @@ def _plots(plot_files: Mapping[str, str], curve: Curve | None) -> str:
     )
     if curve is None:
         out += "<p class=note>No threshold curve: the detections carry no scores.</p>"
-    return f"<div class=plots id=plots>{out}</div>"
+    lead = ""
+    if curve is not None and curve.model_threshold is not None:
+        key, value = curve.model_threshold
+        lead = (
+            f"<p class=note id=sweep-start>{escape(SWEEP_START.format(key=key, value=value))}</p>"
+        )
+    return f"{lead}<div class=plots id=plots>{out}</div>"
 
 
-def _breakdowns(parts: Sequence[Breakdown], plot_files: Mapping[str, str]) -> str:
+def _names(parts: Sequence[Breakdown]) -> str:
+    """'size', 'size and curvature', 'size, orientation and curvature'."""
+    names = [p.name for p in parts]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
+def _breakdowns(
+    parts: Sequence[Breakdown], plot_files: Mapping[str, str], left_out: Sequence[str] = ()
+) -> str:
     img = ""
     if "breakdown" in plot_files:
         img = (
             f"<div class=plots><figure><img src='{escape(plot_files['breakdown'], quote=True)}' "
-            "alt='recall by size, orientation and curvature' class=plot></figure></div>"
+            f"alt='{escape('recall by ' + _names(parts), quote=True)}' class=plot></figure></div>"
         )
     tables = []
     for part in parts:
@@ -233,37 +324,48 @@ def _breakdowns(parts: Sequence[Breakdown], plot_files: Mapping[str, str]) -> st
         "<p class=note>Recall per bin counts found care GTs over care GTs (any match kind); "
         "DetEval's partial credits are not in it. The official recall is the one above.</p>"
     )
+    if left_out:
+        lines = "<br>".join(escape(line) for line in left_out)
+        note += f"<p class=note id=left-out>{lines}</p>"
     return f"{img}<div class=top id=breakdowns>{''.join(tables)}</div>{note}"
 
 
-def _legend() -> str:
+def _legend(html_id: str = "legend") -> str:
     items = "".join(
         f"<span><span class=sw style='border-color:rgb{COLOURS[k]};"
         f"background:rgba{(*COLOURS[k], 0.25) if k in ('gt_fn', 'det_fp') else (255, 255, 255, 0)}'>"
         f"</span>{escape(text)}</span>"
         for k, text in LEGEND.items()
     )
-    return f"<div class=legend id=legend>{items}</div>"
+    return f"<div class=legend id={html_id}>{items}</div>"
+
+
+def _caption(o: ImageOutcome) -> str:
+    """One line about an image, as plain text (escaped where it is used)."""
+    if not o.scored:
+        return f"{o.sample_id}: not scored by the protocol"
+    return (
+        f"{o.sample_id}: {o.errors} error{'' if o.errors == 1 else 's'} ({o.fp} FP, {o.fn} FN); "
+        f"{o.tp}/{o.num_gt_care} care GT found"
+    )
 
 
 def _thumbs(thumbs: Sequence[tuple[ImageOutcome, str]]) -> str:
+    more = "<p class=note>Click a row of the per-image table below to open any image drawn.</p>"
     if not thumbs:
-        return "<p class=note>No image has a false positive or a miss.</p>"
+        return f"<p class=note>No image has a false positive or a miss.</p>{more}"
     figs = "".join(
         f"<figure id='thumb-{k}'><a href='{escape(src, quote=True)}'>"
         f"<img src='{escape(src, quote=True)}' alt='{escape(o.sample_id, quote=True)}' "
         "loading=eager></a>"
-        f"<figcaption><b>{escape(o.sample_id)}</b>: <span class=err>{o.errors} errors</span> "
+        f"<figcaption><b>{escape(o.sample_id)}</b>: <span class=err>{o.errors} error{'' if o.errors == 1 else 's'}</span> "
         f"({o.fp} FP, {o.fn} FN); {o.tp}/{o.num_gt_care} care GT found</figcaption></figure>"
         for k, (o, src) in enumerate(thumbs)
     )
-    return f"{_legend()}<div class=thumbs id=worst>{figs}</div>"
+    return f"{_legend()}<div class=thumbs id=worst>{figs}</div>{more}"
 
 
-def _per_image(
-    outcomes: Mapping[str, ImageOutcome], thumbs: Sequence[tuple[ImageOutcome, str]]
-) -> str:
-    anchor = {o.sample_id: k for k, (o, _) in enumerate(thumbs)}
+def _per_image(outcomes: Mapping[str, ImageOutcome], drawn: Mapping[str, str]) -> str:
     heads = [
         ("#", "num"),
         ("image", "text"),
@@ -286,8 +388,11 @@ def _per_image(
     for i, (sid, o) in enumerate(outcomes.items()):
         e = o.entry
         name = escape(sid)
-        if sid in anchor:
-            name = f"<a href='#thumb-{anchor[sid]}'>{name}</a>"
+        if sid in drawn:
+            name = (
+                f"<a class=open href='{escape(drawn[sid], quote=True)}' "
+                f"data-caption='{escape(_caption(o), quote=True)}'>{name}</a>"
+            )
         if not o.scored:
             name += " <span class=note>(not scored)</span>"
         cells = [i + 1, None, o.num_gt_care, o.num_det_care, o.tp, o.fp, o.fn, o.errors]
@@ -301,10 +406,24 @@ def _per_image(
             f"{nums}{figs}</tr>"
         )
     return (
-        "<p class=note>Click a column header to sort (numbers: largest first, click again to "
+        "<p class=note>Click a row to open its image drawn (arrow keys: previous / next row, "
+        "Escape closes). Click a column header to sort (numbers: largest first, click again to "
         "reverse). Per-image precision / recall / hmean are the protocol's own.</p>"
         f"<table class=sortable id=per-image><thead><tr>{head}</tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _viewer() -> str:
+    """The viewer a row click opens; its <img> is made by the script on the
+    first click, so the page holds no image without a source."""
+    return (
+        "<div id=viewer hidden role=dialog aria-modal=true aria-label='drawn image'>"
+        "<div class=vbox><div class=vbar><b id=viewer-caption></b><span>"
+        "<button id=viewer-prev title='previous row (left arrow)'>&larr;</button> "
+        "<button id=viewer-next title='next row (right arrow)'>&rarr;</button> "
+        "<button id=viewer-close title='close (Escape)' aria-label=close>&times;</button>"
+        f"</span></div>{_legend('viewer-legend')}<div id=viewer-frame></div></div></div>"
     )
 
 
@@ -317,9 +436,14 @@ def render(
     curve: Curve | None,
     plot_files: Mapping[str, str],
     thumbs: Sequence[tuple[ImageOutcome, str]],
+    drawn: Mapping[str, str] | None = None,
+    left_out: Sequence[str] = (),
 ) -> str:
-    """The whole page as a string."""
+    """The whole page as a string. ``drawn`` maps a sample id to its drawn
+    image in the folder; ``left_out`` holds one line per breakdown left
+    out (:func:`tcmbench.report.breakdown.left_out_reason`)."""
     title = " ".join(str(meta.get(k, "")) for k in ("dataset", "split") if meta.get(k))
+    breakdown_title = f"Recall by {_names(parts)}" if parts else "Recall breakdowns"
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         "<meta name=viewport content='width=device-width,initial-scale=1'>"
@@ -329,7 +453,7 @@ def render(
         "</div>"
         f"<h2>Precision-recall and threshold sweep</h2>{_plots(plot_files, curve)}"
         f"<h2>Worst images ({len(thumbs)}, by false positives + misses)</h2>{_thumbs(thumbs)}"
-        f"<h2>Recall by text size, orientation and curvature</h2>{_breakdowns(parts, plot_files)}"
-        f"<h2>Per image</h2>{_per_image(outcomes, thumbs)}"
+        f"<h2>{escape(breakdown_title)}</h2>{_breakdowns(parts, plot_files, left_out)}"
+        f"<h2>Per image</h2>{_per_image(outcomes, drawn or {})}{_viewer()}"
         f"<script>{JS}</script></body></html>\n"
     )

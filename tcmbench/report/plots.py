@@ -56,29 +56,47 @@ def pr_curve_png(
     ``official`` is (precision, recall); ``sweep_best`` (precision, recall,
     threshold).
     """
+    return _png(pr_curve_figure(curve, official, sweep_best))
+
+
+def pr_curve_figure(
+    curve: Curve,
+    official: tuple[float, float],
+    sweep_best: tuple[float, float, float] | None = None,
+) -> Any:
+    """The figure of :func:`pr_curve_png`, its layout final and its
+    threshold labels placed (:mod:`tcmbench.report.plot_labels`)."""
+    from tcmbench.report import plot_labels
+
     plt = require_matplotlib()
     import numpy as np
 
     fig, ax = plt.subplots(figsize=(5.2, 5.0), layout="constrained")
     grid = np.linspace(0.01, 1, 200)
+    iso_labels = []
     for h in (0.2, 0.4, 0.6, 0.8):
         # the iso-hmean line H: precision as a function of recall
         iso_r = grid[grid > h / 2 + 1e-9]
         iso_p = h * iso_r / (2 * iso_r - h)
         ok = (iso_p > 0) & (iso_p <= 1)
         ax.plot(iso_r[ok], iso_p[ok], color="#cccccc", lw=0.8, zorder=0)
-        ax.annotate(f"H={h}", (iso_r[ok][-1], iso_p[ok][-1]), fontsize=7, color="#999999")
+        iso_labels.append(
+            ax.annotate(f"H={h}", (iso_r[ok][-1], iso_p[ok][-1]), fontsize=7, color="#999999")
+        )
+    # A threshold above every score keeps no detection: its precision is
+    # undefined (0 by the protocols' convention), not a point of the curve.
+    kept = [i for i, n in enumerate(curve.detections) if n > 0]
+    ts = [curve.thresholds[i] for i in kept]
+    recall = [curve.recall[i] for i in kept]
+    precision = [curve.precision[i] for i in kept]
     ax.plot(
-        curve.recall,
-        curve.precision,
+        recall,
+        precision,
         "-o",
         ms=3,
         color=LINE_COLOURS["precision"],
         label="score >= t (re-scored by the protocol)",
     )
-    for t, r, p in zip(curve.thresholds, curve.recall, curve.precision):
-        if round(t * 100) % 20 == 0:
-            ax.annotate(f"{t:.1f}", (r, p), textcoords="offset points", xytext=(4, 3), fontsize=7)
     ax.plot(
         [official[1]],
         [official[0]],
@@ -103,7 +121,22 @@ def pr_curve_png(
     ax.set_title("precision-recall (labels: score threshold t)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
-    return _png(fig)
+    # Threshold labels are placed in pixels: lay the figure out first, then
+    # freeze that layout so the labels' places stay true when it is saved.
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    renderer = fig.canvas.get_renderer()
+    markers = [plot_labels.marker_box(ax, official[1], official[0], 14)]
+    if sweep_best is not None:
+        markers.append(plot_labels.marker_box(ax, sweep_best[1], sweep_best[0], 8))
+    points = plot_labels.group_points(ts, recall, precision, ax.transData.transform)
+    plot_labels.place_annotations(
+        ax,
+        points,
+        obstacles=[a.get_window_extent(renderer) for a in iso_labels] + markers,
+        soft=[plot_labels.marker_box(ax, r, p, 4) for r, p in zip(recall, precision)],
+    )
+    return fig
 
 
 def threshold_png(curve: Curve, sweep_best: tuple[float, float, float] | None = None) -> bytes:
@@ -114,19 +147,31 @@ def threshold_png(curve: Curve, sweep_best: tuple[float, float, float] | None = 
         ax.plot(
             curve.thresholds, getattr(curve, name), "-o", ms=3, color=LINE_COLOURS[name], label=name
         )
-    if sweep_best is not None:
+    start = curve.thresholds[0] if curve.thresholds else 0.0
+    if curve.model_threshold is not None:  # the sweep starts at the model's own threshold
         ax.axvline(
-            sweep_best[2],
+            start,
+            color=OFFICIAL_COLOUR,
+            ls=":",
+            lw=1.2,
+            label=f"model's box threshold {start:g}: every detection (official)",
+        )
+    if sweep_best is not None:
+        # below the start every threshold keeps every detection: drawn at the start
+        below = sweep_best[2] < start
+        ax.axvline(
+            max(sweep_best[2], start),
             color=SWEEP_COLOUR,
             ls="--",
             lw=1,
-            label=f"best-threshold sweep t={sweep_best[2]:g} (not official)",
+            label=f"best-threshold sweep t={sweep_best[2]:g} (not official"
+            + (f"; below {start:g}: every detection)" if below else ")"),
         )
-    ax.set_xlim(-0.02, 1.0)
+    ax.set_xlim(start - 0.02, 1.0)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("score threshold t (detections with score < t dropped)")
     ax.set_ylabel("figure")
-    ax.set_title("threshold sweep (t = 0: the official figure)")
+    ax.set_title(f"threshold sweep (t = {start:g}: the official figure)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     return _png(fig)
