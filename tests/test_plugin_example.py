@@ -1,20 +1,28 @@
 """The example detector of docs/plugins.md ("Writing a detector"),
 ``docs/examples/tcmbench_blobs``, tested like the built-in detectors.
 
-It is registered the way its entry point would register it
-(``pm.register`` of the package module, unregistered in ``finally``),
-then listed, built plain and with TCM (random CLIP weights, 64-px
-inputs), its post-processing is checked on perfect maps, it trains a few
-steps through ``tcmbench train`` and its checkpoint is scored by
-``tcmbench evaluate --weights``. The docs' excerpts of it must be
-verbatim copies of its files, so that the guide cannot drift from code
-that is known to work.
+The example is a project a reader installs as it stands
+(``pip install docs/examples/tcmbench_blobs``): its ``pyproject.toml``
+registers the package ``tcmbench_blobs`` in the ``tcmbench`` entry-point
+group and ships ``weights/``, trained by its ``make_weights.py``. The slow
+test does exactly that install, into a fresh virtual environment, and runs
+the installed plugin's shipped weights. The other tests register the
+package the way its entry point would (``pm.register`` of the package
+module, unregistered in ``finally``): it is listed, built plain and with
+TCM (random CLIP weights, 64-px inputs), its post-processing is checked
+on perfect maps, it trains a few steps through ``tcmbench train`` (warned
+as too short by the default minimum: its recipes set none) and its
+checkpoint is scored by ``tcmbench evaluate --weights``. The docs'
+excerpts of it must be verbatim copies of its files, so that the guide
+cannot drift from code that is known to work.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,8 +43,9 @@ from tcmbench.contract.registry import get_detector, get_plugin_manager
 from tcmbench.contract.spec import DetectorConfig, TCMConfig
 from tcmbench.errors import PluginError
 
-EXAMPLES = REPO / "docs" / "examples"
-PACKAGE = EXAMPLES / "tcmbench_blobs"
+#: The example project: pyproject.toml, make_weights.py, the package tcmbench_blobs/.
+PROJECT = REPO / "docs" / "examples" / "tcmbench_blobs"
+PACKAGE = PROJECT / "tcmbench_blobs"
 DOC = REPO / "docs" / "plugins.md"
 SECTION = "## Writing a detector"
 EXAMPLE_MARK = re.compile(r"<!-- example: (?P<file>\S+) -->")
@@ -47,7 +56,7 @@ SMALL = {"backbone": "mobilenetv3_small", "options": {"neck_channels": 32}}
 @pytest.fixture(scope="module")
 def blobs() -> Iterator[ModuleType]:
     """The example package, registered as its entry point would be."""
-    sys.path.insert(0, str(EXAMPLES))
+    sys.path.insert(0, str(PROJECT))
     try:
         import tcmbench_blobs
 
@@ -58,7 +67,7 @@ def blobs() -> Iterator[ModuleType]:
         finally:
             pm.unregister(tcmbench_blobs)
     finally:
-        sys.path.remove(str(EXAMPLES))
+        sys.path.remove(str(PROJECT))
 
 
 @pytest.fixture(autouse=True)
@@ -124,21 +133,29 @@ def test_docs_excerpts_are_verbatim_copies_of_the_example() -> None:
         mark = EXAMPLE_MARK.fullmatch(before)
         first = block["code"].splitlines()[0]
         assert mark is not None, f"python block {first!r} is not marked <!-- example: FILE -->"
-        source = (EXAMPLES / mark["file"]).read_text()
+        source = (PROJECT / mark["file"]).read_text()
         assert block["code"] in source, f"block {first!r} differs from {mark['file']}"
         quoted.add(mark["file"])
     files = {f"tcmbench_blobs/{n}" for n in ("__init__.py", "spec.py", "model.py")}
     assert quoted == files, f"the guide quotes {sorted(quoted)}, expected {sorted(files)}"
 
 
-def test_docs_pyproject_registers_the_package_and_ships_weights() -> None:
+def test_pyproject_registers_the_package_ships_weights_and_is_quoted_whole() -> None:
+    """The project's pyproject.toml puts the package in the ``tcmbench``
+    entry-point group and its weights in the wheel; the guide shows the
+    whole file, marked ``<!-- example: pyproject.toml -->``."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    block = re.search(r"```toml\n(?P<toml>.*?)```", _section(), re.DOTALL)
-    assert block is not None
-    doc = tomllib.loads(block["toml"])
-    assert doc["project"]["entry-points"]["tcmbench"] == {"blobs": "tcmbench_blobs"}
-    assert "weights/*" in doc["tool"]["setuptools"]["package-data"]["tcmbench_blobs"]
+    text = (PROJECT / "pyproject.toml").read_text()
+    project = tomllib.loads(text)
+    assert project["project"]["entry-points"]["tcmbench"] == {"blobs": "tcmbench_blobs"}
+    assert project["tool"]["setuptools"]["packages"] == ["tcmbench_blobs"]
+    assert "weights/*" in project["tool"]["setuptools"]["package-data"]["tcmbench_blobs"]
     assert (PACKAGE / "__init__.py").is_file()
+    section = _section()
+    block = re.search(r"(?P<mark>[^\n]*)\n```toml\n(?P<toml>.*?)```", section, re.DOTALL)
+    assert block is not None, "the guide shows no pyproject.toml"
+    assert block["mark"].strip() == "<!-- example: pyproject.toml -->"
+    assert block["toml"] == text, "the guide's pyproject.toml differs from the example's"
 
 
 # ---------------------------------------------------------------- the plugin
@@ -149,7 +166,7 @@ def test_registered_listed_and_torch_free() -> None:
     detectors; nothing heavy may be imported on the way."""
     code = (
         "import sys\n"
-        f"sys.path.insert(0, {str(EXAMPLES)!r})\n"
+        f"sys.path.insert(0, {str(PROJECT)!r})\n"
         "import tcmbench_blobs\n"
         "from tcmbench.contract.registry import describe_plugins, detectors, get_plugin_manager\n"
         "get_plugin_manager().register(tcmbench_blobs, name='blobs')\n"
@@ -331,6 +348,8 @@ def test_train_then_evaluate_the_checkpoint(
     )
     assert code == 0, err[-2000:]
     assert "trained 3 steps" in out
+    # The recipe sets no min_steps: the default minimum warns (from scratch, 6 images).
+    assert "warning: this run is too short to learn: 3 steps x 2 images" in out + err
     meta = json.loads((run / "final" / "config.json").read_text())
     assert meta["plugin"] == "blobs"
     assert meta["architecture"]["options"] == {"neck_channels": 64}
@@ -357,13 +376,182 @@ def test_train_then_evaluate_the_checkpoint(
     assert all(0.0 <= doc[k] <= 1.0 for k in ("precision", "recall", "hmean"))
 
 
-def test_no_shipped_weights_is_one_clear_line(
-    blobs: ModuleType, capsys: pytest.CaptureFixture[str]
+def test_a_60_step_run_is_warned_too_short_by_the_default_minimum(
+    blobs: ModuleType, tmp_path: Path
 ) -> None:
-    """The example ships no weights/: evaluate says how to make them."""
+    """Issue 19: a 60-step run of a new plugin scored 0.0000 with no
+    warning. The example's recipes set no ``train_loop.min_steps``, so the
+    default minimum applies: ``train --plugin blobs --dataset synthtext-mini
+    --steps 60`` (batch 8: 480 images) is warned before its first step and
+    its start event is flagged. ``Trainer.begin`` (build, log, warn)
+    stands for the run: no step is trained."""
+    from tiny_data import make_samples
+
+    from tcmbench.train.hyper import DEFAULT_MIN_STEPS, DEFAULT_MIN_STEPS_BATCH, TrainConfig
+    from tcmbench.train.recipe_choice import build_detector_config, choose_recipe
+    from tcmbench.train.run import recipe_for
+    from tcmbench.train.trainer import Trainer
+
+    spec = get_detector("blobs")
+    assert not any("min_steps" in (r.get("train_loop") or {}) for r in spec.recipes.values())
+    cfg = TrainConfig(
+        plugin="blobs",
+        datasets=["synthtext-mini"],
+        steps=60,
+        device="cpu",
+        workers=0,
+        progress=False,
+        tensorboard=False,
+        output=str(tmp_path / "run"),
+    )
+    choice = choose_recipe(cfg, spec)
+    config = build_detector_config(cfg, choice.recipe)
+    samples = make_samples(tmp_path / "data", n=2)
+    trainer = Trainer(spec, config, recipe_for(choice.recipe, config), cfg, samples)
+    said: list[str] = []
+    trainer.announce = said.append
+    short = trainer.begin()
+    batch = spec.recipes["synthtext-mini"]["batch_size"]
+    assert short is not None and short["min_steps_from"] == "default"
+    (warning,) = [s for s in said if "too short" in s]
+    assert warning.startswith(
+        f"warning: this run is too short to learn: 60 steps x {batch} images = {60 * batch} "
+    )
+    images = DEFAULT_MIN_STEPS * DEFAULT_MIN_STEPS_BATCH
+    assert (
+        "the recipe sets no train_loop.min_steps, so the default minimum applies: "
+        f"{DEFAULT_MIN_STEPS} steps x {DEFAULT_MIN_STEPS_BATCH} = {images}" in warning
+    )
+    assert f"({-(-images // batch)} steps at this batch size)" in warning
+    start = json.loads((tmp_path / "run" / "train_log.jsonl").read_text().splitlines()[0])
+    assert start["event"] == "start" and start["too_short"] is True
+    assert start["min_steps"] == DEFAULT_MIN_STEPS and start["min_steps_from"] == "default"
+
+
+def test_shipped_weights_are_found_and_say_they_are_synthetic(
+    blobs: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The example ships ``weights/`` (made by its make_weights.py): the
+    default of ``evaluate --dataset synthtext-mini``. Their config.json
+    records a full run of the ``synthtext-mini`` recipe on synthetic images
+    only and its test figures, and no path of the machine that made them;
+    so on another dataset ``evaluate`` names the folder instead of taking
+    it, and run there anyway they are warned as synthetic-trained, as the
+    built-ins' are."""
+    from tiny_data import make_ic15_folder
+
     from tcmbench.hub.checkpoints import embedded_weights
 
-    assert embedded_weights(get_detector("blobs")) is None
-    code, _, err = run_cli(["evaluate", "--plugin", "blobs", "--dataset", "synthtext-mini"], capsys)
-    assert code == 2 and "ships no default weights" in err and "Traceback" not in err
-    assert "tcmbench train --plugin blobs --dataset synthtext-mini" in err
+    spec = get_detector("blobs")
+    folder = embedded_weights(spec)
+    assert folder == PACKAGE / "weights"
+    assert (folder / "model.safetensors").stat().st_size <= 10 * 1024 * 1024
+    text = (folder / "config.json").read_text()
+    meta = json.loads(text)
+    recipe = spec.recipes["synthtext-mini"]
+    assert meta["plugin"] == "blobs" and meta["datasets"] == ["synthtext-mini"]
+    assert meta["recipe"]["model"] == recipe["model"]
+    assert meta["step"] == meta["hyper"]["total_steps"] == recipe["steps"]
+    assert "too_short" not in meta  # the recipe's length is above the default minimum
+    (result,) = meta["results"]
+    assert result["dataset"] == "synthtext-mini" and result["protocol"] == "icdar2015"
+    assert 0.0 <= result["hmean"] <= 1.0
+    assert str(REPO) not in text and "/tmp/" not in text and meta["train"]["output"] is None
+
+    data = make_ic15_folder(tmp_path / "ic15", n_train=1, n_test=2)
+    common = ["evaluate", "--plugin", "blobs", "--dataset", "icdar2015", "--data-root", str(data)]
+    code, _, err = run_cli(common, capsys)
+    assert code == 2 and "Traceback" not in err
+    assert f"--weights {folder}" in err and "trained on synthetic images only" in err
+    report = tmp_path / "r.json"
+    args = [*common, "--weights", str(folder), "--device", "cpu", "--no-progress"]
+    code, out, err = run_cli([*args, "--json", str(report)], capsys)
+    assert code == 0, err[-2000:]
+    assert f"the weights {folder} were trained on synthetic images only" in out + err
+    assert json.loads(report.read_text())["weights"] == str(folder)
+
+
+def _fresh_venv(root: Path) -> tuple[Path, Path]:
+    """A new virtual environment that also sees this one's packages
+    (torch, tcmbench, pip, setuptools), so that nothing is downloaded:
+    ``--system-site-packages`` reaches only the base interpreter's, so a
+    .pth line adds this environment's site directories (``addsitedir``
+    also runs their .pth files: an editable tcmbench's finder). Its
+    python and its own site-packages."""
+    import site
+
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(root)],
+        check=True,
+        timeout=120,
+    )
+    python = root / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    user = [site.getusersitepackages()] if site.ENABLE_USER_SITE else []
+    dirs = [d for d in (*site.getsitepackages(), *user) if Path(d).is_dir()]
+    line = "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in dirs)
+    (Path(purelib) / "_parent_environment.pth").write_text(line + "\n")
+    return python, Path(purelib)
+
+
+@pytest.mark.slow
+def test_pip_install_of_the_example_as_it_stands(tmp_path: Path) -> None:
+    """``pip install docs/examples/tcmbench_blobs`` (a copy: pip builds in
+    the folder) into a fresh virtual environment, offline
+    (``--no-deps --no-build-isolation``: tcmbench, torch and setuptools come
+    from this environment). Its python then lists the plugin, loaded
+    through the entry point from the installed package, and
+    ``evaluate --plugin blobs --dataset synthtext-mini`` without
+    ``--weights`` runs the weights the wheel installed, which detect the
+    synthetic text (first 20 test images)."""
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns("__pycache__", "build", "*.egg-info")
+    shutil.copytree(PROJECT, project, ignore=ignore)
+    python, purelib = _fresh_venv(tmp_path / "venv")
+    work = tmp_path / "work"  # the commands' folder: nothing importable in it
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TCMBENCH_LOAD_PLUGINS"}
+    env.update(PIP_NO_INDEX="1", PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    env.update(OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(tmp_path))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(python), *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        return done
+
+    run("-m", "pip", "install", "--no-deps", "--no-build-isolation", str(project))
+    installed = purelib / "tcmbench_blobs"
+    assert (installed / "weights" / "model.safetensors").is_file()  # package-data in the wheel
+    assert not (installed.parent / "make_weights.py").exists()
+
+    rows = {
+        r["name"]: r for r in json.loads(run("-m", "tcmbench", "plugins", "--json", "-").stdout)
+    }
+    assert rows["blobs"]["hooks"] == ["register_detectors"] and rows["blobs"]["core"] is False
+    assert rows["blobs"]["version"] == "0.1.0"
+    where = run("-c", "import tcmbench_blobs; print(tcmbench_blobs.__file__)").stdout.strip()
+    assert Path(where).parent == installed
+
+    report = tmp_path / "r.json"
+    run(
+        "-m", "tcmbench", "evaluate", "--plugin", "blobs", "--dataset", "synthtext-mini",
+        "--limit", "20", "--device", "cpu", "--no-progress", "--json", str(report),
+    )  # fmt: skip
+    doc = json.loads(report.read_text())
+    assert doc["plugin"] == "blobs" and doc["images"] == 20
+    assert doc["weights"] == str(installed / "weights")
+    assert doc["hmean"] >= 0.5
