@@ -573,6 +573,15 @@ def test_killed_run_resumes_to_the_same_records(
         proc.wait()
     assert (out / "cells" / "000-train_fraction=0.0" / "record.json").is_file()
     assert not (out / "cells" / "001-train_fraction=0.5" / "record.json").exists()
+    # `experiment status` sees the killed cell's process gone: preempted
+    status = CliRunner().invoke(experiment, ["status", str(out), "--json", "-"])
+    assert status.exit_code == 0, status.output
+    states = {c["cell"]: c["state"] for c in json.loads(status.stdout)["cells"]}
+    assert states == {
+        "000-train_fraction=0.0": "done",
+        "001-train_fraction=0.5": "preempted",
+        "002-train_fraction=1.0": "pending",
+    }
     done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "000-train_fraction=0.0: done earlier, skipped" in done.stdout

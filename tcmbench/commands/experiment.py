@@ -4,8 +4,10 @@
 (a YAML file or a shipped grid's name, ``experiment list``) into DIR,
 resumably; ``experiment report DIR`` (its own module) turns the records
 into the paper-shaped tables and plots. Under ``torchrun`` the cells are
-shared out between the processes. Format and shipped grids:
-docs/experiments.md.
+shared out between the processes; ``--launcher slurm`` submits each cell as
+a SLURM job (tcmbench.commands.experiment_launch), and ``experiment status
+DIR`` (its own module) says where each cell stands. Format and shipped
+grids: docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 import click
 
 from tcmbench.commands._options import device_option
+from tcmbench.commands.experiment_launch import Launch, launcher_options, submit_and_follow
+from tcmbench.commands.experiment_status import status as _status
 from tcmbench.errors import TcmbenchError
 
 
@@ -129,6 +133,7 @@ def dry_run_table(grid: Any, cells: list[Any], all_cells: list[Any]) -> str:
     help="CPU threads for torch (default: torch's choice).",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@launcher_options
 def run(
     grid_ref: str,
     out: Path | None,
@@ -139,12 +144,15 @@ def run(
     dry_run: bool,
     threads: int | None,
     progress: bool,
+    launch: Launch,
 ) -> None:
     """Run the cells of GRID (a YAML file or a shipped grid's name, see
     `tcmbench experiment list`) one after another into --out. A finished
     cell (record.json) is skipped; a killed one resumes from its last
     checkpoint. Under torchrun each process takes every N-th cell on its
-    own GPU (training stays single-process).
+    own GPU (training stays single-process). With --launcher slurm each
+    cell becomes a SLURM job (DDP over its GPUs, requeued and resumed on
+    preemption); `tcmbench experiment status DIR` follows them.
 
     \b
     Examples:
@@ -152,9 +160,11 @@ def run(
       tcmbench experiment run few-shot --out runs/fewshot --set dbnet_pretrained=runs/st/final \\
           --set tcm_dbnet_pretrained=runs/st-tcm/final
       torchrun --nproc_per_node 8 -m tcmbench experiment run ablations --out runs/ablations
+      tcmbench experiment run ablations --out runs/ablations --launcher slurm \\
+          --partition gpu --gpus-per-cell 4 --time 2-00:00:00
     """
     try:
-        _run(grid_ref, out, tiny, device, only, sets, dry_run, threads, progress)
+        _run(grid_ref, out, tiny, device, only, sets, dry_run, threads, progress, launch)
     except TcmbenchError as exc:
         raise _UserError(str(exc)) from None
 
@@ -169,6 +179,7 @@ def _run(
     dry_run: bool,
     threads: int | None,
     progress: bool,
+    launch: Launch | None = None,
 ) -> None:
     from tcmbench.experiment.grid import (
         apply_tiny,
@@ -181,6 +192,9 @@ def _run(
     from tcmbench.experiment.runner import prepare_out, run_cells, torchrun_slot
 
     slot = torchrun_slot()
+    launch = launch or Launch("local")
+    if launch.launcher != "local" and slot.spread:
+        raise click.UsageError("--launcher slurm submits jobs: run it once, not under torchrun")
     grid = load_grid(grid_ref)
     if tiny:
         grid = apply_tiny(grid)
@@ -190,12 +204,18 @@ def _run(
         cells = select_cells(every, _split_only(only), grid.source)
         if slot.rank == 0:
             click.echo(dry_run_table(grid, cells, every))
+            if launch.slurm is not None:
+                click.echo(f"\neach cell one SLURM job: {launch.slurm.describe()}")
         return
     if out is None:
         raise click.UsageError("give --out DIR (the experiment folder), or --dry-run")
     from tcmbench.safety.paths import check_destination
 
     check_destination(out, "--out")  # a file, device, FIFO or link: one line, no work
+    if launch.slurm is not None:
+        from tcmbench.experiment.slurm import require_submitit
+
+        require_submitit()  # before anything is written
     all_cells = expand(grid)
     check_names(all_cells, grid.source)
     cells = select_cells(all_cells, _split_only(only), grid.source)
@@ -204,6 +224,13 @@ def _run(
 
         torch.set_num_threads(threads)
     prepare_out(out, grid, all_cells)
+    if launch.slurm is not None:
+        click.echo(
+            f"grid {grid.name}{' (tiny)' if grid.tiny else ''}: {len(cells)} of "
+            f"{len(all_cells)} cells into {out}"
+        )
+        submit_and_follow(grid, cells, out, launch, device, threads)
+        return
     share = (
         f"; this process (rank {slot.rank} of {slot.world_size}) takes every {slot.world_size}-th"
         if slot.spread
@@ -247,6 +274,8 @@ except ImportError:  # pragma: no cover - before that module exists
     pass
 else:
     experiment.add_command(_report, "report")
+
+experiment.add_command(_status, "status")
 
 
 def main() -> None:

@@ -19,6 +19,14 @@ Spreading over processes: under ``torchrun`` each process takes every
 own device (``cuda:LOCAL_RANK``, else the CPU): :func:`single_process_env`
 hides the torchrun variables from the trainer so that no DDP process group
 is formed. No process waits for another, so no scheduler is needed.
+
+On a cluster, ``experiment run --launcher slurm`` (tcmbench.experiment.slurm)
+submits each cell as a job that calls :func:`run_cell` itself; a cell with
+several GPUs then trains as one DDP process group (the process group is
+joined before :func:`run_cell`, which lets rank 0 alone touch the folder
+and evaluate). Every launcher records in ``cells/<id>/state.json`` what the
+cell is doing (tcmbench.experiment.cellstate) and in the record how it ran
+(``launch``), for ``experiment status``.
 """
 
 from __future__ import annotations
@@ -431,18 +439,23 @@ def train_cell(
     cell: Cell, cell_dir: Path, spec: Any, device: str, progress: bool, announce: Any
 ) -> dict[str, Any]:
     """Train (or continue training) a cell; its ``train`` record."""
+    from tcmbench.inference.world import barrier, current_world
     from tcmbench.train.run import run_training
 
     run_dir = cell_dir / "run"
     cfg = train_config(cell.params, spec, run_dir, device, progress)
     resumed = has_checkpoint(run_dir)
+    main = current_world().is_main  # a DDP cell: rank 0 alone changes the folder
+    barrier()  # every rank has looked before rank 0 changes anything
     if resumed:
         cfg.resume = str(run_dir)
         cfg.init_from = None  # the checkpoint holds the weights
-        _drop_partial_line(run_dir / "train_log.jsonl")
-        announce(f"{cell.id}: stopped before it finished; continuing from its last checkpoint")
-    elif run_dir.exists():
+        if main:
+            _drop_partial_line(run_dir / "train_log.jsonl")
+            announce(f"{cell.id}: stopped before it finished; continuing from its last checkpoint")
+    elif main and run_dir.exists():
         shutil.rmtree(run_dir)  # killed before its first checkpoint: start again
+    barrier()
     result = run_training(cfg, announce=announce)
     start = _resume_step(run_dir)
     out_dir = cell_dir.parent.parent
@@ -573,20 +586,28 @@ def run_cell(
     device: str,
     progress: bool = True,
     announce: Callable[[str], Any] = log.info,
-) -> dict[str, Any]:
-    """Run one cell (resuming what a killed run left) and write its record."""
+    launch: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """Run one cell (resuming what a killed run left) and write its record
+    (``launch``: how it runs, tcmbench.experiment.cellstate.launch_info).
+
+    Inside a DDP process group (a SLURM cell with several GPUs) every rank
+    trains; then the group is left and rank 0 alone evaluates and writes
+    the record: the other ranks return None."""
     import torch
 
     from tcmbench import __version__
     from tcmbench.contract.registry import get_detector
-    from tcmbench.inference.world import resolve_device
+    from tcmbench.inference.world import current_world, resolve_device, shutdown
 
+    w = current_world()
     cell_dir = out / "cells" / cell.id
     cell_file = cell_dir / CELL_FILE
-    if cell_file.is_file():
+    if cell_file.is_file():  # every rank checks: all refuse alike, none waits
         _check_same_params(cell_file, cell, "was started")
-    cell_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(cell_file, {"schema": SCHEMA, "cell": cell.id, "params": cell.params})
+    if w.is_main:
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(cell_file, {"schema": SCHEMA, "cell": cell.id, "params": cell.params})
     started, t0 = _now(), time.monotonic()
     p = cell.params
     spec = get_detector(p["plugin"])
@@ -595,6 +616,10 @@ def run_cell(
     init: dict[str, Any] | None = None
     if float(p["train_fraction"]) > 0:
         train = train_cell(cell, cell_dir, spec, device, progress, announce)
+        if w.distributed:
+            shutdown()  # the evaluation is one process's, on rank 0
+            if not w.is_main:
+                return None
         from tcmbench.inference.loading import load_for_inference
 
         ckpt = load_for_inference(out / str(train["final"]), spec=spec, device=str(dev))
@@ -622,6 +647,7 @@ def run_cell(
         "finished": _now(),
         "versions": {"tcmbench": __version__, "torch": torch.__version__},
         "device": str(dev),
+        "launch": dict(launch) if launch is not None else None,
     }
     # JSON values only, with the checksum of its figures (schema 2): an
     # edit shows in `experiment report`.
@@ -644,8 +670,10 @@ def run_cells(
     """Run this process's share of ``cells`` in order, skipping finished
     ones; returns the records (finished earlier or now)."""
     slot = slot or Slot()
+    from tcmbench.experiment.cellstate import launch_info, write_state
     from tcmbench.inference.world import resolve_device
 
+    launch = launch_info("torchrun" if slot.spread else "local")
     mine = my_cells(cells, slot)
     dev = str(resolve_device(cell_device(device, slot)))  # a bad --device fails here
     who = f"rank {slot.rank}/{slot.world_size}: " if slot.spread else ""
@@ -662,8 +690,17 @@ def run_cells(
             continue
         echo(f"{head} ({cell.label}) on {dev} ...")
         t0 = time.monotonic()
-        with single_process_env():
-            rec = run_cell(cell, out, grid, dev, progress=progress, announce=echo)
+        write_state(cell_dir, cell.id, "running", launch)
+        try:
+            with single_process_env():
+                rec = run_cell(
+                    cell, out, grid, dev, progress=progress, announce=echo, launch=launch
+                )
+        except Exception as exc:  # recorded for `experiment status`, then raised as before
+            write_state(cell_dir, cell.id, "failed", launch, error=_one_line(exc))
+            raise
+        assert rec is not None  # a single process writes the record
+        write_state(cell_dir, cell.id, "done", launch)
         figures = ", ".join(f"{r['dataset']} hmean {r['hmean']:.4f}" for r in rec["results"])
         echo(
             f"{head}: {figures} ({time.monotonic() - t0:.0f} s; "
@@ -671,3 +708,10 @@ def run_cells(
         )
         records.append(rec)
     return records
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as ``experiment status`` shows it: a TcmbenchError's own
+    line, anything else with its type."""
+    text = str(exc).strip() or type(exc).__name__
+    return text if isinstance(exc, TcmbenchError) else f"{type(exc).__name__}: {text}"

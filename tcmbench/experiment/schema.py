@@ -487,6 +487,26 @@ TRAIN_RECORD = Section(
     },
     nullable=True,
 )
+#: How a cell was run: the launcher (local, torchrun, slurm), the SLURM
+#: job and its logs, the processes it trained with. Not a figure: records of
+#: the same cell run by different launchers differ here and in their times.
+LAUNCHERS = ("local", "torchrun", "slurm")
+_JOB_ID = Text(1, 200, pattern=r"[0-9A-Za-z_.+-]+", words="a scheduler's job id", nullable=True)
+_PATH = Text(0, 4096, nullable=True)
+_TIME = Text(0, 100, nullable=True)
+LAUNCH = Section(
+    {
+        "launcher": Opt("local", "str", choices=LAUNCHERS),
+        "job_id": _JOB_ID,
+        "stdout": _PATH,
+        "stderr": _PATH,
+        "host": Text(0, 255, nullable=True),
+        "world_size": Opt(1, "int", ge=1, le=1_000_000),
+        "restarts": _COUNT,
+    },
+    nullable=True,
+    help="launcher, job_id, stdout, stderr, host, world_size, restarts",
+)
 RECORD = Section(
     {
         "schema": Opt(RECORD_SCHEMA, "int", choices=RECORD_SCHEMAS),
@@ -504,10 +524,41 @@ RECORD = Section(
         "finished": Text(0, 100, nullable=True),
         "versions": MapOf(Text(0, 200), max_len=100, nullable=True),
         "device": Text(0, 200, nullable=True),
+        "launch": LAUNCH,
         "checksum": Text(pattern=r"sha256:[0-9a-f]{64}", words="sha256: and 64 hex digits"),
     },
     required=("schema", "status", "params"),
     help="a cell record of `tcmbench experiment run`",
+)
+
+#: ``cells/<id>/state.json``: what the process running a cell last said
+#: (tcmbench.experiment.cellstate); ``record.json`` still decides "done".
+CELL_STATES = ("running", "failed", "preempted", "done")
+CELL_STATE = Section(
+    {
+        "schema": Opt(1, "int", choices=(1,)),
+        "cell": CELL_ID,
+        "state": Opt("running", "str", choices=CELL_STATES),
+        "started": _TIME,
+        "ended": _TIME,
+        "pid": Opt(None, "int", ge=0, nullable=True),
+        "error": Text(0, 100_000, nullable=True),
+        "launch": LAUNCH,
+    },
+    required=("schema", "cell", "state"),
+    help="cells/<id>/state.json of `tcmbench experiment run`",
+)
+#: ``cells/<id>/launch.json``: the submission of a cell as a scheduler job.
+CELL_LAUNCH = Section(
+    {
+        "schema": Opt(1, "int", choices=(1,)),
+        "cell": CELL_ID,
+        "submitted": _TIME,
+        "launch": LAUNCH,
+        "resources": Opt({}, "dict", nullable=True),
+    },
+    required=("schema", "cell", "launch"),
+    help="cells/<id>/launch.json of `tcmbench experiment run --launcher slurm`",
 )
 
 VERIFIED = "verified"
