@@ -344,3 +344,5 @@ def test_following_the_message_reaches_a_running_evaluate_tcm(tmp_path: Path) ->
     assert done.stdout.startswith("model: plugin dbnet, TCM on (from the checkpoint)"), done.stdout
     assert "| nighttime-art | test |" in done.stdout
     assert (tmp_path / "data" / "nighttime-art").is_dir()
+    # The 4-step checkpoint is said to be a pipeline check, not a detector.
+    assert "come from a run too short to learn" in done.stderr, done.stderr

@@ -637,3 +637,41 @@ def test_train_only_is_checked() -> None:
     held = held_parameters(model, parse({"prefixes": ["head."], "steps": 3}))
     names = {id(p): n for n, p in model.named_parameters()}
     assert held and all(not names[id(p)].startswith("head.") for p in held)
+
+
+def test_weights_from_a_too_short_run_are_warned_at_evaluate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint whose training the trainer flagged too short (the tiny
+    grids' cells, a 60-step run) is said so by evaluate, so its hmean 0
+    is read as the run's length; the shipped weights are not flagged."""
+    from tiny_data import make_ic15_folder
+
+    from tcmbench.contract.registry import get_plugin_manager
+    from tcmbench.hub import checkpoints as hub
+
+    spec = get_detector("dbnet")
+    config = DetectorConfig(backbone="mobilenetv3_small", pretrained_backbone=False)
+    model = get_plugin_manager().hook.build_detector(spec=spec, config=config)
+    extra = {
+        "step": 4,
+        "hyper": {"batch_size": 2, "min_steps": 600, "min_steps_batch": 8},
+        "too_short": True,
+        "min_steps": 600,
+    }
+    short = hub.save_checkpoint(
+        tmp_path / "short", model, spec, config, recipe=spec.recipe("synthtext-mini"), extra=extra
+    )
+    data = make_ic15_folder(tmp_path / "ic15", n_train=0, n_test=1)
+    base = ["evaluate", "--plugin", "dbnet", "--dataset", "icdar2015", "--data-root", str(data)]
+    base += ["--device", "cpu", "--no-progress", "--no-cache"]
+    for weights, flagged in ((short, True), (SHIPPED, False)):
+        try:
+            main([*base, "--weights", str(weights)])
+        except SystemExit as exc:
+            assert not exc.code, capsys.readouterr().err
+        err = capsys.readouterr().err
+        said = f"warning: the weights {weights} come from a run too short to learn: 4 steps x 2"
+        assert (said in err) is flagged, err
+        if flagged:
+            assert "(the minimum: 600 steps x 8)" in err and "hmean 0" in err

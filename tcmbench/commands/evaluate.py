@@ -360,8 +360,8 @@ def _evaluate(
     from tcmbench.inference.loading import (
         load_for_inference,
         resolve_for_checkpoint,
-        synthetic_weights_warning,
         tag_runtime,
+        weights_warnings,
     )
     from tcmbench.inference.settings import describe, differs_from_dataset
 
@@ -401,8 +401,7 @@ def _evaluate(
         expect_tcm=tcm is not None,  # a mismatch either way is refused, naming the flag
         runtime=runtime,
     )
-    warning = synthetic_weights_warning(ckpt, dataset)
-    if warning and w.is_main:
+    for warning in weights_warnings(ckpt, dataset) if w.is_main else []:
         click.echo(warning, err=True)
     ctx = click.get_current_context()
     check_tcm_matches(

@@ -241,8 +241,8 @@ def predict(
         load_for_inference,
         prepare_device,
         resolve_for_checkpoint,
-        synthetic_weights_warning,
         tag_runtime,
+        weights_warnings,
     )
     from tcmbench.inference.pipeline import progress_bar
     from tcmbench.inference.settings import describe
@@ -267,8 +267,7 @@ def predict(
         expect_tcm=tcm is not None,  # a mismatch either way is refused, as in evaluate
         runtime=runtime,
     )
-    warning = synthetic_weights_warning(ckpt)
-    if warning:
+    for warning in weights_warnings(ckpt):
         click.echo(warning, err=True)
     resolved = resolve_for_checkpoint(spec, ckpt, recipe)
     click.echo(describe(resolved), err=True)

@@ -153,6 +153,35 @@ def synthetic_weights_warning(ckpt: Any, dataset: str | None = None) -> str | No
     )
 
 
+def short_training_warning(ckpt: Any) -> str | None:
+    """A warning when the checkpoint's own training run was too short to
+    learn (the trainer records ``too_short`` in config.json: fewer
+    training images than the recipe's, or the default, minimum), so a
+    figure of 0 is read as the run's length, not the detector's worth;
+    None otherwise (a fine-tune is never flagged by the trainer)."""
+    meta = ckpt.meta
+    if not meta.get("too_short"):
+        return None
+    hyper = meta.get("hyper") or {}
+    steps = meta.get("step")
+    batch = hyper.get("batch_size")
+    seen = f"{steps} steps x {batch} images" if steps and batch else "fewer steps"
+    minimum = meta.get("min_steps") or hyper.get("min_steps")
+    min_batch = hyper.get("min_steps_batch") or batch
+    needed = f" (the minimum: {minimum} steps x {min_batch})" if minimum and min_batch else ""
+    return (
+        f"warning: the weights {ckpt.path} come from a run too short to learn: {seen}{needed}; "
+        "such weights typically find nothing (hmean 0): they check the pipeline, not the detector"
+    )
+
+
+def weights_warnings(ckpt: Any, dataset: str | None = None) -> list[str]:
+    """Everything about ``ckpt`` a figure could silently mislead about:
+    synthetic-only training used on real images, a run too short to learn."""
+    found = (synthetic_weights_warning(ckpt, dataset), short_training_warning(ckpt))
+    return [w for w in found if w]
+
+
 def load_with_onnxruntime(
     weights: str, *, spec: Any, device: str = "cpu", expect_tcm: bool | None = None
 ) -> Any:
