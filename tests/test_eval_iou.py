@@ -263,6 +263,28 @@ def test_tiou_outlier_area_with_overlapping_ground_truth() -> None:
     assert r.tiou_precision == pytest.approx(100 * (1 - 10 / 120) / 120)
 
 
+def test_tiou_outlier_area_below_one_percent_and_above() -> None:
+    # D = [0,100]x[0,10] (area 1000) matched with G0 = [0,100]x[1,10]: inter
+    # 900, union 1000. A triangle G1 whose box covers 5% of D's box but which
+    # meets D in 20/3 (0.67% of |D|): f(Ot / |D|) = 1 whatever Ot is (G1 also
+    # overlaps G0, so Ot itself would need their overlap).
+    g0 = curved_box(0, 1, 100, 10)
+    tri = np.array([[90.0, -20.0], [90.0, 4.0], [110.0, -20.0]])  # not is_ccw
+    r = score_one("ctw1500-iou", gt(g0, tri), dets(curved_box(0, 0, 100, 10)))
+    assert r.extra["num_matched"] == 1
+    assert r.tiou_precision == pytest.approx(0.9)
+    # G1 = [80,110]x[-20,5]: |D & G1| = 100, |D & G0 & G1| = 80 -> Ot = 20 (2%).
+    r = score_one(
+        "ctw1500-iou", gt(g0, curved_box(80, -20, 110, 5)), dets(curved_box(0, 0, 100, 10))
+    )
+    assert r.tiou_precision == pytest.approx(900 * (1 - 20 / 1000) / 1000)
+    # G1 = [90,110]x[-20,5]: |D & G1| = 50 (5%), Ot = 50 - 40 = 10: exactly 1%, f = 1.
+    r = score_one(
+        "ctw1500-iou", gt(g0, curved_box(90, -20, 110, 5)), dets(curved_box(0, 0, 100, 10))
+    )
+    assert r.tiou_precision == 0.9
+
+
 def test_tiou_icdar2015_rules() -> None:
     g = gt(rrc_box(0, 0, 10, 10))
     r = score_one("tiou", g, dets(rrc_box(0, 0, 10, 8)), rules="icdar2015")
