@@ -132,6 +132,9 @@ def score(
     Prints a markdown table of the official figures (and the TIoU / AP
     figures where the protocol defines them).
     """
+    from tcmbench.commands._heap import keep_freed_pages
+
+    keep_freed_pages()  # this process is the command's: numpy temporaries reuse mapped pages
     from tcmbench.commands.score_run import run
 
     try:

@@ -1,12 +1,9 @@
 """What ``tcmbench score`` does, without click.
 
-:mod:`tcmbench.commands.score` declares the command's options with click;
-:mod:`tcmbench.commands.score_fast` parses the usual command line itself, so
-that a ``score`` run never imports click (a tenth of its start-up, which
-counts: its speed is measured against the official scripts). Both call
-:func:`run`. A usage mistake found here is a :class:`ScoreUsage`, which the
-click command turns into click's usage error (the fast path hands such a
-command line to click, which reports it).
+:mod:`tcmbench.commands.score` declares the command's options with click
+and calls :func:`run`, which imports the scoring modules only once the
+command line is parsed. A usage mistake found here is a :class:`ScoreUsage`,
+which the click command turns into click's usage error.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ the ground truth's order: the numeric order every protocol walks, as the
 readers sort) are measured in the same pass and their verdicts kept until
 they are asked for. An image whose point counts alone bound it within both
 limits (every ICDAR 2015 image: quads are never repaired) needs no
-geometry; real polygons are shown simple by an O(n) star-shapedness test;
+geometry; real polygons are shown simple by an O(n) star-shapedness test
+or, for curved bands, the monotone test of :mod:`tcmbench.eval.monotone`;
 the others have their crossings counted, all the small ones (up to
 :data:`SMALL_CONTOUR_POINTS` points) in a few array operations, the larger
 ones after a GEOS simplicity test (so scoring Total-Text, whose contours are
@@ -26,12 +27,14 @@ small, never imports shapely for the limits).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from itertools import compress
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from tcmbench.data.schema import image_work, limit, limit_hint
 from tcmbench.errors import ProtocolError
+from tcmbench.eval.monotone import chunks, monotone_simple
 from tcmbench.eval.polygons import unique
 
 #: Images measured in one pass, and the (ground truth, detection) pairs and
@@ -177,15 +180,26 @@ def _star_simple(flat: _Flat, idx: np.ndarray) -> np.ndarray:
 SMALL_CONTOUR_POINTS = 24
 
 
-def _complexity(flat: _Flat) -> np.ndarray:
-    """:func:`polygon_complexity` of the polygons of ``flat``."""
+def _complexity(flat: _Flat, certified: np.ndarray | None = None) -> np.ndarray:
+    """:func:`polygon_complexity` of the polygons of ``flat``; where given,
+    ``certified`` is set True for the polygons the star or monotone test
+    showed robustly simple (exactly these coordinates; others stay False)."""
     counts = flat.count.copy()
     # Polygons with non-finite points are void for every protocol (built in
     # code; the readers refuse them): nothing to repair.
     long = np.flatnonzero((counts > 4) & flat.finite())
     if long.size == 0:
         return counts
-    unsure = long[~_star_simple(flat, long)]
+    sure = np.zeros(long.size, dtype=bool)
+    for lo, hi in chunks(flat.count[long]):  # a few cache-sized passes
+        part = long[lo:hi]
+        star = _star_simple(flat, part)
+        # Curved bands that are not star-shaped: monotone along an axis.
+        star[~star] = monotone_simple(flat.coords, flat.start, flat.count, part[~star])
+        sure[lo:hi] = star
+    if certified is not None:
+        certified[long[sure]] = True
+    unsure = long[~sure]
     is_small = flat.count[unsure] <= SMALL_CONTOUR_POINTS
     small, unsure = unsure[is_small], unsure[~is_small]
     if small.size:
@@ -267,9 +281,12 @@ class _Measures:
         n_img = len(gt_images)
         self.gt_count = np.fromiter(map(len, gt_images), dtype=np.int64, count=n_img)
         self.det_count = np.fromiter(map(len, det_images), dtype=np.int64, count=n_img)
-        g = _Flat([p for im in gt_images for p in im])
-        d = _Flat([p for im in det_images for p in im])
-        cg, cd = _complexity(g), _complexity(d)
+        self.gt_polygons = [p for im in gt_images for p in im]
+        self.det_polygons = [p for im in det_images for p in im]
+        g, d = _Flat(self.gt_polygons), _Flat(self.det_polygons)
+        self.gt_simple = np.zeros(len(g), dtype=bool)
+        self.det_simple = np.zeros(len(d), dtype=bool)
+        cg, cd = _complexity(g, self.gt_simple), _complexity(d, self.det_simple)
         self.gt_repair = _group_sums(np.where(cg > g.count, cg * cg, 0), self.gt_count)
         det_repair = np.where(cd > d.count, cd * cd, 0).astype(np.int64)
         self.pairs = np.zeros(len(d), dtype=np.int64)
@@ -382,6 +399,9 @@ class ImageLimits:
         self._verdicts: dict[tuple[str, str], Problem | None] = {}
         #: (sample id, side) whose counts the look-ahead found within the limits
         self.counted: set[tuple[str, str]] = set()
+        #: id -> polygon array for the polygons measured here and certified
+        #: robustly simple (the array kept, so its id cannot be reused)
+        self._simple: dict[int, Any] = {}
 
     def verdict(self, sample_id: str, side: str) -> Problem | None:
         """The problem of ``sample_id`` for ``side`` ("gt" or "det")."""
@@ -421,6 +441,12 @@ class ImageLimits:
         gt_images = [_polygons(self.gt[sid]) for sid, _ in block]
         det_images = [_polygons(self.dets[sid]) if use else [] for sid, use in block]
         measures = _Measures(gt_images, det_images)
+        for polys, sure in (
+            (measures.gt_polygons, measures.gt_simple),
+            (measures.det_polygons, measures.det_simple),
+        ):
+            picked = list(compress(polys, sure.tolist()))
+            self._simple.update(zip(map(id, picked), picked))
         over = measures.over(self.caps.overlaps, self.caps.pair_work)
         for k, (sid, use) in enumerate(block):
             if not over[k]:
@@ -432,6 +458,17 @@ class ImageLimits:
             self._verdicts[(sid, "gt")] = _limit_problem(pairs[:0], work[:0], gt_repair)
             if use:
                 self._verdicts[(sid, "det")] = _limit_problem(pairs, work, gt_repair)
+
+    def certified_simple(self, polygons: Sequence[Any]) -> np.ndarray | None:
+        """Per polygon, whether the limits' own simplicity test (star-shaped
+        or monotone, robust) already showed this very array simple, so that
+        packing it need not test it again; None when nothing was measured.
+        The arrays are the ones the mappings hold, not mutated while one
+        ``evaluate()`` runs."""
+        if not self._simple:
+            return None
+        get = self._simple.get
+        return np.fromiter((get(id(p)) is p for p in polygons), dtype=bool, count=len(polygons))
 
     def _ahead(self, sample_id: str) -> list[tuple[str, bool, Counts, Counts]]:
         """The images after ``sample_id`` in numeric order, within the
@@ -581,6 +618,10 @@ class Bounded(Mapping[str, Sequence[Any]]):
 
     def __contains__(self, sample_id: object) -> bool:
         return sample_id in self._items
+
+    def certified_simple(self, polygons: Sequence[Any]) -> np.ndarray | None:
+        """:meth:`ImageLimits.certified_simple` (for the protocols' packing)."""
+        return self._limits.certified_simple(polygons)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)

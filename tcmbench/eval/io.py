@@ -27,6 +27,7 @@ with its file, line number and the expected format.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -59,25 +60,31 @@ from tcmbench.errors import AnnotationFormatError, ProtocolError
 from tcmbench.eval.api import canonical_id
 from tcmbench.eval.prediction_lines import (
     CONFIDENCE_FIELD,
-    RRC_LINE,
-    RRC_LINE_CONF,
     polygon_file_fast,
     polygon_files_fast,
     rrc_file_fast,
     rrc_files_fast,
+    rrc_line,
 )
 
 STYLES = ("auto", "rrc", "rrc-ltrb", "polygon", "polygon-yx", "mat", "json")
 
-# The RRC scripts' line patterns (RRC_LINE / RRC_LINE_CONF live with the
+# The RRC scripts' line patterns (the 2015 one, rrc_line, lives with the
 # fast reader, tcmbench.eval.prediction_lines), written with possessive
 # quantifiers (``*+``, ``++``): they accept exactly the same lines, but never
 # give back what they matched, so a failing line is rejected in one pass.
 # The plain ``\s*,?\s*$`` of the 2013 pattern retried every split of a run
 # of spaces between its two ``\s*`` (20,000 spaces: 10 s).
+# Compiled on first use: only ICDAR 2013 submissions need them.
 _LTRB = r"^\s*+(-?[0-9]++)\s*+,\s*+(-?[0-9]++)\s*+,\s*+([0-9]++)\s*+,\s*+([0-9]++)\s*+,"
-LTRB_LINE = re.compile(_LTRB + r"?\s*+$")
-LTRB_LINE_CONF = re.compile(_LTRB + CONFIDENCE_FIELD + r"$")
+
+
+@functools.cache
+def ltrb_line(confidences: bool) -> re.Pattern[str]:
+    """The RRC 2013 line pattern, with the confidence field or without."""
+    return re.compile(_LTRB + (CONFIDENCE_FIELD + r"$" if confidences else r"?\s*+$"))
+
+
 RRC_NAME = re.compile(r"res_img_([0-9]+).txt")  # re.match, as the RRC script applies it
 
 RRC_EXPECTED = "ICDAR 2015 result line 'x1,y1,x2,y2,x3,y3,x4,y4' (8 integers)"
@@ -411,7 +418,7 @@ def _score(text: str) -> float:
 
 
 def _rrc_line(line: str, confidences: bool) -> Prediction:
-    m = (RRC_LINE_CONF if confidences else RRC_LINE).match(line)
+    m = rrc_line(confidences).match(line)
     if m is None:
         raise ValueError("")
     pts = _points([float(m.group(i)) for i in range(1, 9)], 4)
@@ -420,7 +427,7 @@ def _rrc_line(line: str, confidences: bool) -> Prediction:
 
 
 def _ltrb_line(line: str, confidences: bool) -> Prediction:
-    m = (LTRB_LINE_CONF if confidences else LTRB_LINE).match(line)
+    m = ltrb_line(confidences).match(line)
     if m is None:
         raise ValueError("")
     # float, not the script's int(): equal for every number a float32 holds,

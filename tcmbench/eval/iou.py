@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,6 +162,8 @@ def score(
     totals = _Totals()
     sweep = SweepAccumulator() if p.sweep else None
     per_image: dict[str, dict[str, Any]] = {}
+    # The geometry limits (tcmbench.eval.bounds) test simplicity first: reuse it.
+    certified = getattr(gt, "certified_simple", None)
     chunk: list[tuple[str, Sequence[Instance], Sequence[Prediction] | None]] = []
     pending = 0
     for sid in _progress(ids, rules.protocol):
@@ -170,11 +172,11 @@ def score(
         chunk.append((sid, instances, dets))
         pending += len(instances) + (len(dets) if dets is not None else 0)
         if pending >= CHUNK_POLYGONS:
-            _score_chunk(chunk, rules, p, totals, sweep, per_image)
+            _score_chunk(chunk, rules, p, totals, sweep, per_image, certified)
             chunk = []
             pending = 0
     if chunk:
-        _score_chunk(chunk, rules, p, totals, sweep, per_image)
+        _score_chunk(chunk, rules, p, totals, sweep, per_image, certified)
     return _result(rules, p, totals, sweep, per_image)
 
 
@@ -274,6 +276,7 @@ def _score_chunk(
     totals: _Totals,
     sweep: SweepAccumulator | None,
     per_image: dict[str, dict[str, Any]],
+    certified: Callable[[Sequence[Any]], np.ndarray | None] | None = None,
 ) -> None:
     n_img = len(chunk)
     gt_polys: list[np.ndarray] = []
@@ -322,8 +325,10 @@ def _score_chunk(
         validate_rrc(rules, det_polys, Owners(ids, det_img), det_local_input, "detection")
     if rules.gt_round:
         gt_polys = [np.round(g) for g in gt_polys]
-    G = pack(gt_polys, rules.coords)
-    D = pack(det_polys, rules.coords)
+    G = pack(
+        gt_polys, rules.coords, None if rules.gt_round or not certified else certified(gt_polys)
+    )
+    D = pack(det_polys, rules.coords, certified(det_polys) if certified else None)
     if p.validate and rules.validation == "curved":
         validate_curved(rules, G, Owners(ids, gt_img), gt_local, "ground-truth polygon")
         det_local_input = (

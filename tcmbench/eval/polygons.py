@@ -13,8 +13,9 @@ A :class:`PolygonBatch` holds the vertices of many polygons in one array
 (coordinates stored as the official script stores them: ``int()`` into
 int32, float32 or float64), so that every step is a handful of numpy calls
 per batch, not Python work per polygon. :func:`pack` also certifies which
-polygons are *simple* (robustly: an O(n) star-shapedness test, a dense
-edge-pair test for small polygons, GEOS for the rest): only pairs of
+polygons are *simple* (robustly: an O(n) star-shapedness test, then the
+monotone-band test of :mod:`tcmbench.eval.monotone`, a dense edge-pair
+test for small polygons, GEOS for the rest): only pairs of
 simple polygons take the exact numpy intersection kernel. The robust
 orientation helpers the kernel shares live here too.
 """
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+
+from tcmbench.eval.monotone import chunks, monotone_simple
 
 CoordMode = Literal["float64", "float32", "int32"]
 
@@ -124,7 +127,11 @@ class PolygonBatch:
         return self.coords[s : s + int(self.count[i])]
 
 
-def pack(polygons: Sequence[np.ndarray], coords: CoordMode = "float64") -> PolygonBatch:
+def pack(
+    polygons: Sequence[np.ndarray],
+    coords: CoordMode = "float64",
+    known_simple: np.ndarray | None = None,
+) -> PolygonBatch:
     """Pack (N_i, 2) vertex arrays into a :class:`PolygonBatch`.
 
     ``coords`` says how the official script stores coordinates: ``int32``
@@ -134,9 +141,14 @@ def pack(polygons: Sequence[np.ndarray], coords: CoordMode = "float64") -> Polyg
     no intersection with anything (Polygon3 gives NaN, inf or raises for
     them, which every official comparison turns into "no match, not
     don't-care").
+
+    ``known_simple`` (optional, per polygon): True where a robust test has
+    already shown the polygon, with exactly these coordinates, simple (the
+    geometry limits test the same arrays first); it is trusted only where
+    storing the coordinates as ``coords`` changes none of them.
     """
     flat, counts = flatten(polygons)
-    return pack_flat(flat, counts, coords)
+    return pack_flat(flat, counts, coords, known_simple)
 
 
 def flatten(polygons: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -159,12 +171,65 @@ def flatten(polygons: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     return flat, counts
 
 
-def pack_flat(flat: np.ndarray, counts: np.ndarray, coords: CoordMode = "float64") -> PolygonBatch:
-    """:func:`pack` of polygons already flattened (:func:`flatten`)."""
+def pack_flat(
+    flat: np.ndarray,
+    counts: np.ndarray,
+    coords: CoordMode = "float64",
+    known_simple: np.ndarray | None = None,
+) -> PolygonBatch:
+    """:func:`pack` of polygons already flattened (:func:`flatten`).
+
+    Many polygons are packed a cache-sized run at a time and the runs joined:
+    the same per-polygon results, with a tenth of the temporaries alive at
+    once (fresh memory costs a page fault per page)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    parts = chunks(counts)
+    if len(parts) <= 1:
+        return _pack_part(flat, counts, coords, known_simple)
+    ends = np.concatenate(([0], np.cumsum(counts)))
+    done = [
+        _pack_part(
+            flat[ends[lo] : ends[hi]],
+            counts[lo:hi],
+            coords,
+            None if known_simple is None else known_simple[lo:hi],
+        )
+        for lo, hi in parts
+    ]
+    sizes = np.array([b.coords.shape[0] for b in done], dtype=np.int64)
+    offsets = np.repeat(np.cumsum(sizes) - sizes, [len(b) for b in done])
+    return PolygonBatch(
+        coords=np.concatenate([b.coords for b in done]),
+        start=np.concatenate([b.start for b in done]) + offsets,
+        count=np.concatenate([b.count for b in done]),
+        signed_area=np.concatenate([b.signed_area for b in done]),
+        area=np.concatenate([b.area for b in done]),
+        bbox=np.concatenate([b.bbox for b in done]),
+        void=np.concatenate([b.void for b in done]),
+        simple=np.concatenate([b.simple for b in done]),
+        integral=np.concatenate([b.integral for b in done]),
+    )
+
+
+def _pack_part(
+    flat: np.ndarray,
+    counts: np.ndarray,
+    coords: CoordMode,
+    known_simple: np.ndarray | None = None,
+) -> PolygonBatch:
+    """:func:`pack_flat` of one run of polygons."""
     n = int(counts.size)
     total = int(counts.sum())
-    flat = convert_coords(flat, coords)
+    raw = np.asarray(flat, dtype=np.float64)
+    flat = convert_coords(raw, coords)
     owner = np.repeat(np.arange(n, dtype=np.int64), counts)
+    known = None
+    if known_simple is not None and known_simple.any():
+        known = np.asarray(known_simple, dtype=bool).copy()
+        if flat is not raw:  # a certificate holds for the very coordinates it saw
+            with np.errstate(invalid="ignore"):
+                moved = (flat != raw).any(axis=1)  # NaN counts as moved
+            known &= np.bincount(owner[moved], minlength=n) == 0
     # Beyond 1e150 a squared coordinate overflows float64: such polygons get
     # an infinite area from Polygon3, which no comparison accepts -- void.
     with np.errstate(invalid="ignore"):
@@ -247,7 +312,7 @@ def pack_flat(flat: np.ndarray, counts: np.ndarray, coords: CoordMode = "float64
         simple=np.zeros(n, dtype=bool),
         integral=integral,
     )
-    batch.simple = _certainly_simple(batch)
+    batch.simple = _certainly_simple(batch, None if known is None else known & ~void)
     return batch
 
 
@@ -286,12 +351,33 @@ def orientation_tolerance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return ORIENT_REL_TOL * scale * scale
 
 
-def _certainly_simple(batch: PolygonBatch) -> np.ndarray:
+def _certainly_simple(batch: PolygonBatch, known: np.ndarray | None = None) -> np.ndarray:
     """True where a polygon is robustly simple (GEOS would call it valid):
     no two non-adjacent edges touch, no two adjacent edges fold back onto
     each other, non-zero area. False means "not certain": such polygons go
-    through GEOS, which decides exactly."""
-    out = _star_shaped(batch)
+    through GEOS, which decides exactly. ``known``: polygons already shown
+    robustly simple (:func:`pack`'s ``known_simple``), not tested again."""
+    if known is None or not known.any():
+        out = np.zeros(len(batch), dtype=bool)
+        todo = None
+        tested = batch
+    else:
+        out = known.copy()
+        todo = np.flatnonzero(~known)
+        tested = _subset(batch, todo)
+    sure = np.zeros(len(tested), dtype=bool)
+    for lo, hi in chunks(tested.count):  # a few cache-sized passes
+        part = _view(tested, lo, hi)
+        star = _star_shaped(part)
+        # Curved bands that are not star-shaped: monotone along an axis.
+        unsure = np.flatnonzero(~star & ~part.void & (part.area > 0))
+        if unsure.size:
+            star[unsure] = monotone_simple(part.coords, part.start, part.count, unsure)
+        sure[lo:hi] = star
+    if todo is None:
+        out = sure
+    else:
+        out[todo] = sure
     rest = ~out & ~batch.void & (batch.area > 0)
     # Larger polygons: GEOS's O(n log n) validity test beats the dense one.
     big = np.flatnonzero(rest & (batch.count > DENSE_SIMPLE_TEST_VERTICES))
@@ -309,6 +395,42 @@ def _certainly_simple(batch: PolygonBatch) -> np.ndarray:
             idx = group[lo : lo + per]
             out[idx] = _simple_chunk(batch, idx, size)
     return out
+
+
+def _subset(batch: PolygonBatch, idx: np.ndarray) -> PolygonBatch:
+    """Polygons ``idx`` of ``batch`` as a batch of their own (copies)."""
+    cnt = batch.count[idx]
+    first = np.cumsum(cnt) - cnt
+    pos = np.repeat(batch.start[idx] - first, cnt) + np.arange(int(cnt.sum()), dtype=np.int64)
+    return PolygonBatch(
+        coords=batch.coords[pos],
+        start=first,
+        count=cnt,
+        signed_area=batch.signed_area[idx],
+        area=batch.area[idx],
+        bbox=batch.bbox[idx],
+        void=batch.void[idx],
+        simple=batch.simple[idx],
+        integral=batch.integral[idx],
+    )
+
+
+def _view(batch: PolygonBatch, lo: int, hi: int) -> PolygonBatch:
+    """Polygons ``lo`` to ``hi - 1`` of ``batch`` as a batch of their own
+    (views, no copies: a batch's polygons are stored back to back)."""
+    s0 = int(batch.start[lo]) if hi > lo else 0
+    s1 = int(batch.start[hi - 1] + batch.count[hi - 1]) if hi > lo else 0
+    return PolygonBatch(
+        coords=batch.coords[s0:s1],
+        start=batch.start[lo:hi] - s0,
+        count=batch.count[lo:hi],
+        signed_area=batch.signed_area[lo:hi],
+        area=batch.area[lo:hi],
+        bbox=batch.bbox[lo:hi],
+        void=batch.void[lo:hi],
+        simple=batch.simple[lo:hi],
+        integral=batch.integral[lo:hi],
+    )
 
 
 def _star_shaped(batch: PolygonBatch) -> np.ndarray:

@@ -15,6 +15,7 @@ the line parser's (tests/test_fast_paths.py).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -27,8 +28,15 @@ from tcmbench.data.schema import Prediction, image_work, limit, polygon_rows
 # The RRC scripts' line patterns, possessive (see tcmbench.eval.io).
 _INT = r"\s*+(-?[0-9]++)\s*+"
 CONFIDENCE_FIELD = r"\s*+([0-1].?[0-9]*+)\s*+"
-RRC_LINE = re.compile(r"^" + ",".join([_INT] * 8) + r"$")
-RRC_LINE_CONF = re.compile(r"^" + ",".join([_INT] * 8) + "," + CONFIDENCE_FIELD + r"$")
+_RRC = r"^" + ",".join([_INT] * 8)
+
+
+@functools.cache
+def rrc_line(confidences: bool) -> re.Pattern[str]:
+    """The RRC line pattern, with the confidence field or without,
+    compiled on first use (a curved-text ``score`` never needs it)."""
+    return re.compile(_RRC + ("," + CONFIDENCE_FIELD if confidences else "") + r"$")
+
 
 #: (predictions, line numbers) of one file, or None: read it line by line.
 FileResult = tuple[list[Prediction], list[int | None]] | None
@@ -45,7 +53,7 @@ def rrc_file_fast(text: str, confidences: bool) -> FileResult:
     n = len(numbered)
     if not _rrc_within_limits(n):
         return None
-    pattern = RRC_LINE_CONF if confidences else RRC_LINE
+    pattern = rrc_line(confidences)
     values: list[float] = []
     scores: list[float | None] = []
     for _, line in numbered:

@@ -23,10 +23,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -75,6 +73,8 @@ def datasets_cache_dir() -> Path:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
+    import tempfile  # here, not at the top: a `score` run that writes nothing never needs it
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -100,6 +100,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path next to ``path``; on success it replaces
     ``path`` atomically (for libraries that insist on writing to a path,
     e.g. ``safetensors.torch.save_file``)."""
+    import tempfile  # here, not at the top: a `score` run that writes nothing never needs it
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -136,6 +138,9 @@ def atomic_dir(path: str | os.PathLike[str], *, fill_existing: bool = False) -> 
     :func:`clean_stale_temps` (run here first) can tell a folder left by a
     killed run from one a live run is still writing.
     """
+    import shutil
+    import tempfile
+
     path = Path(path)
     _refuse_non_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -315,6 +320,8 @@ def clean_stale_temps(
                 os.replace(entry, path)
                 log.warning("restored %s from %s, left by an interrupted run", path, entry)
                 continue
+            import shutil
+
             shutil.rmtree(entry, ignore_errors=True)
             if not entry.exists():
                 removed.append(entry)
