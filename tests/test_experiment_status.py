@@ -175,3 +175,41 @@ def test_dry_run_describes_the_jobs(tmp_path: Path) -> None:
         "each cell one SLURM job: 2 node(s) x 4 task(s), 8 GPU(s), time 2160 min, "
         "partition gpu, --qos=high, --exclusive"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        '{"schema": 1, "state": NaN}',
+        "[" * 10_000 + "]" * 10_000,
+        '{"schema": 1, "state": "done", "started": 1e39}',
+        "\x00\xff" * 100,
+    ],
+    ids=["truncated", "nan", "deep", "huge-number", "binary"],
+)
+def test_hostile_state_and_launch_files_are_named_and_ignored(
+    states_run: tuple[Path, Any],
+    tmp_path: Path,
+    text: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cell's state.json / launch.json that does not parse or fit its
+    schema is one logged line naming the file; the status still comes
+    from the record (the finished cell stays done), without a traceback."""
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(states_run[0], out)
+    cell = next(d for d in (out / "cells").iterdir() if d.name.endswith("trains"))
+    for name in ("state.json", "launch.json"):
+        (cell / name).write_text(text, encoding="utf-8", errors="surrogateescape")
+    with caplog.at_level("WARNING"):
+        result = _status(str(out), "--no-scheduler", "--json", "-")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    states = {c["cell"]: c["state"] for c in json.loads(result.stdout)["cells"]}
+    assert states[cell.name] == "done"
+    named = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    for name in ("state.json", "launch.json"):
+        assert any(str(cell / name) in m and "(ignored)" in m for m in named), named
