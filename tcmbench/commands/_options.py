@@ -33,6 +33,13 @@ _TCM_KEYS = (
 )
 
 
+class OneLineError(click.ClickException):
+    """A TcmbenchError shown as one line with exit code 2, also when a
+    command group is invoked on its own (click's test runner, ``python -m``)."""
+
+    exit_code = 2
+
+
 def tcm_config_from_options(
     tcm_enabled: bool = False,
     tcm_context: int | None = None,

@@ -18,17 +18,10 @@ from typing import Any
 
 import click
 
-from tcmbench.commands._options import device_option
+from tcmbench.commands._options import OneLineError, device_option
 from tcmbench.commands.experiment_launch import Launch, launcher_options, submit_and_follow
 from tcmbench.commands.experiment_status import status as _status
 from tcmbench.errors import TcmbenchError
-
-
-class _UserError(click.ClickException):
-    """A TcmbenchError as one line and exit code 2, also when this group is
-    invoked on its own (click's test runner, ``python -m``)."""
-
-    exit_code = 2
 
 
 @click.group()
@@ -166,7 +159,7 @@ def run(
     try:
         _run(grid_ref, out, tiny, device, only, sets, dry_run, threads, progress, launch)
     except TcmbenchError as exc:
-        raise _UserError(str(exc)) from None
+        raise OneLineError(str(exc)) from None
 
 
 def _run(
@@ -265,7 +258,7 @@ def list_grids() -> None:
             g = load_grid(name)
             click.echo(f"| {name} | {g.paper} | {g.title} | {'yes' if g.has_tiny else 'no'} |")
     except TcmbenchError as exc:
-        raise _UserError(str(exc)) from None
+        raise OneLineError(str(exc)) from None
 
 
 try:  # `experiment report` lives in its own module (another part of issue 9)

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import click
 
-
-class _ReportError(click.ClickException):
-    exit_code = 2
+from tcmbench.commands._options import OneLineError
 
 
 @click.command("report")
@@ -66,7 +64,7 @@ def report(directory: Path, out_dir: Path | None, formats: str, metric: str | No
         exp = load_experiment(directory)
         out = write_report(exp, out_dir, parse_formats(formats), metric)
     except TcmbenchError as exc:
-        raise _ReportError(str(exc)) from None
+        raise OneLineError(str(exc)) from None
     click.echo(out.markdown, nl=False)
     if out.plots_skipped:
         click.echo(f"No plots: {out.plots_skipped}", err=True)

@@ -13,11 +13,7 @@ from pathlib import Path
 
 import click
 
-from tcmbench.commands._options import json_option
-
-
-class _StatusError(click.ClickException):
-    exit_code = 2
+from tcmbench.commands._options import OneLineError, json_option
 
 
 @click.command("status")
@@ -59,5 +55,5 @@ def status(directory: Path, ask: bool, json_out: str | None) -> None:
         if json_out is not None:
             write_report(json_out, json.dumps(result.to_dict(), indent=2) + "\n")
     except TcmbenchError as exc:
-        raise _StatusError(str(exc)) from None
+        raise OneLineError(str(exc)) from None
     click.echo(render(result), err=is_stdout(json_out))
