@@ -24,6 +24,20 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, str]:
         raise click.BadParameter(exc.message, param_hint=exc.param) from None
 
 
+def _workers(value: str) -> int:
+    """``--workers``: ``auto`` or a count of at least 1."""
+    from tcmbench.eval.workers import auto_workers
+
+    text = value.strip().lower()
+    if text == "auto":
+        return auto_workers()
+    if text.isdigit() and 1 <= int(text) <= 1024:
+        return int(text)
+    raise click.BadParameter(
+        f"{value!r}: expected auto or a whole number from 1 to 1024", param_hint="--workers"
+    )
+
+
 class ProtocolOption(click.Option):
     """``--protocol``, whose help lists the protocols installed when the help
     is shown (built-ins and every plugin's), not a list written beside the
@@ -111,6 +125,17 @@ class ProtocolOption(click.Option):
 @click.option(
     "--skip-invalid", is_flag=True, help="Skip malformed lines (counted) instead of stopping."
 )
+@click.option(
+    "--workers",
+    default="auto",
+    show_default=True,
+    metavar="N|auto",
+    help=(
+        "Processes for a large run (Linux): one reads the predictions while another reads the "
+        "ground truth, and the images are split between them; the figures are the same. "
+        "auto: this machine's CPUs, at most 4; 1: one process."
+    ),
+)
 def score(
     protocol: str | None,
     gt_path: Path | None,
@@ -126,6 +151,7 @@ def score(
     split: str,
     data_root: str | None,
     skip_invalid: bool,
+    workers: str,
 ) -> None:
     """Score prediction files against ground truth with an official protocol.
 
@@ -136,6 +162,8 @@ def score(
 
     keep_freed_pages()  # this process is the command's: numpy temporaries reuse mapped pages
     from tcmbench.commands.score_run import run
+
+    processes = _workers(workers)
 
     try:
         run(
@@ -154,6 +182,7 @@ def score(
             split=split,
             data_root=data_root,
             skip_invalid=skip_invalid,
+            workers=processes,
         )
     except ScoreUsage as exc:
         if exc.param is not None:

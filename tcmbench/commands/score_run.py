@@ -122,9 +122,13 @@ def run(
     split: str = "test",
     data_root: str | None = None,
     skip_invalid: bool = False,
+    workers: int = 1,
 ) -> None:
     """Score ``pred_path`` against the ground truth and print the table
-    through ``echo`` (the options are ``tcmbench score``'s)."""
+    through ``echo`` (the options are ``tcmbench score``'s). With
+    ``workers`` > 1 a forked process reads the predictions while this one
+    reads the ground truth, and the protocol may split the images over
+    that many processes (:mod:`tcmbench.eval.workers`)."""
     import os
     import sys
 
@@ -134,6 +138,7 @@ def run(
         # more of a run that takes a few hundred). A value the user set wins.
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from tcmbench.errors import ProtocolError, TcmbenchError
+    from tcmbench.eval import workers as worker_pool
     from tcmbench.eval.api import (
         check_params,
         evaluate,
@@ -143,9 +148,9 @@ def run(
     )
     from tcmbench.eval.io import (
         PROTOCOL_INPUTS,
-        guess_gt_format,
-        read_ground_truth,
         read_predictions,
+        read_predictions_ahead,
+        received_predictions,
         scored_as_evaluated,
     )
 
@@ -168,41 +173,58 @@ def run(
         kwargs["details"] = False  # per-image matches are only written with --per-image
     confidences = parse_bool(kwargs.get("confidences", False), "confidences", protocol)
 
-    # Ground truth.
-    if gt_path is not None:
-        fmt = (
-            gt_format
-            or (cfg.format if cfg is not None else None)
-            or guess_gt_format(gt_path, protocol)
-        )
-        samples, gt_report = read_ground_truth(gt_path, fmt, skip_invalid=skip_invalid)
-    elif cfg is not None:
-        from tcmbench.data.dataset import load_split
-
-        samples, gt_report = load_split(
-            cfg.name, split, data_root=data_root, skip_invalid=skip_invalid
-        )
-    else:
-        raise ScoreUsage("pass --gt (or --dataset to read that dataset's ground truth)")
-
-    # Predictions.
     style = pred_format or PROTOCOL_INPUTS.get(protocol, ("auto", None))[0]
     if pred_path.is_file() and pred_path.suffix.lower() == ".json":
         style = "json"
     if pred_order is not None and style in ("polygon", "polygon-yx"):
         style = "polygon-yx" if pred_order == "yx" else "polygon"
-    preds, pred_report = read_predictions(
-        pred_path,
-        style=style,
-        confidences=confidences,
-        skip_invalid=skip_invalid,
+    # The predictions are read in a forked process while this one reads the
+    # ground truth (with --skip-invalid, whose warnings must not repeat, in
+    # this one only).
+    ahead = None
+    if (
+        workers > 1
+        and not skip_invalid
+        and _worth_reading_ahead(pred_path)
+        and worker_pool.can_fork()
+    ):
+        ahead = worker_pool.start(
+            lambda: read_predictions_ahead(pred_path, style=style, confidences=confidences)
+        )
+    try:
+        samples, gt_report = _read_gt(
+            gt_path, gt_format, cfg, protocol, dataset, split, data_root, skip_invalid
+        )
         # The RRC scripts' entry-name check, where the GT is numbered as theirs is.
-        rrc_names=any(numeric_key(s.id) is not None for s in samples),
-    )
+        rrc_names = any(numeric_key(s.id) is not None for s in samples)
+        received = None
+        if ahead is not None:
+            from tcmbench.eval.catalog import preload
+
+            preload(protocol)  # while the worker still reads
+            ok, value = ahead.result()
+            received = received_predictions(value, rrc_names) if ok else None
+            import logging
+
+            logging.getLogger(__name__).debug(
+                "predictions %s", "read by a worker process" if received else "to be read here"
+            )
+    finally:
+        if ahead is not None:
+            ahead.close()
+    if received is None:  # read here: a worker failed, or its error must come from here
+        received = read_predictions(
+            pred_path,
+            style=style,
+            confidences=confidences,
+            skip_invalid=skip_invalid,
+            rrc_names=rrc_names,
+        )
+    preds, pred_report = received
     preds = scored_as_evaluated(preds, protocol)
 
     try:
-        result = evaluate(samples, preds, protocol, **kwargs)
+        result = evaluate(samples, preds, protocol, workers=workers, **kwargs)
     except ProtocolError as exc:
         where = None
         if getattr(exc, "role", None) == "detection":
@@ -227,6 +249,47 @@ def run(
         write_json(json_out, result)
     if per_image_out is not None:
         write_per_image(per_image_out, result)
+
+
+#: Prediction files smaller than this are read in this process: a fork
+#: and a pickled result would cost more than reading them.
+AHEAD_MIN_BYTES = 64 << 10
+
+
+def _worth_reading_ahead(pred_path: Path) -> bool:
+    """Whether reading ``pred_path`` in a worker pays (a folder: always)."""
+    try:
+        return not pred_path.is_file() or pred_path.stat().st_size >= AHEAD_MIN_BYTES
+    except OSError:
+        return False
+
+
+def _read_gt(
+    gt_path: Path | None,
+    gt_format: str | None,
+    cfg: Any,
+    protocol: str,
+    dataset: str | None,
+    split: str,
+    data_root: str | None,
+    skip_invalid: bool,
+) -> tuple[list[Any], Any]:
+    """The ground truth ``tcmbench score`` was pointed at: ``--gt`` (its
+    format given, the dataset's or guessed) or the ``--dataset`` split."""
+    from tcmbench.eval.io import guess_gt_format, read_ground_truth
+
+    if gt_path is not None:
+        fmt = (
+            gt_format
+            or (cfg.format if cfg is not None else None)
+            or guess_gt_format(gt_path, protocol)
+        )
+        return read_ground_truth(gt_path, fmt, skip_invalid=skip_invalid)
+    if cfg is not None:
+        from tcmbench.data.dataset import load_split
+
+        return load_split(cfg.name, split, data_root=data_root, skip_invalid=skip_invalid)
+    raise ScoreUsage("pass --gt (or --dataset to read that dataset's ground truth)")
 
 
 def write_json(path: Path, result: Any) -> None:

@@ -189,6 +189,8 @@ def evaluate(
     gt: Sequence[Sample] | Mapping[str, Sequence[Instance]] | Iterable[Sample],
     predictions: Mapping[str, Sequence[Prediction]],
     protocol: str = "icdar2015",
+    *,
+    workers: int = 1,
     **params: Any,
 ) -> Result:
     """Score ``predictions`` against ``gt`` with ``protocol``.
@@ -199,19 +201,23 @@ def evaluate(
     prediction file" and an empty list "a file with no detections".
     ``params`` are the protocol's parameters (see ``docs/protocols.md``;
     ``sweep=True`` adds the labelled best-threshold sweep where the
-    protocol supports it).
+    protocol supports it). ``workers`` > 1 lets the built-in engines split
+    a large run over that many processes on Linux
+    (:mod:`tcmbench.eval.workers`; the figures are the same).
     """
+    from tcmbench.eval import workers as worker_pool
     from tcmbench.eval.bounds import Bounded, ImageLimits
 
     spec = get_protocol_spec(protocol)
     gt_map = gt_mapping(gt)
     preds = match_prediction_ids(gt_map, predictions, protocol)
     limits = ImageLimits(gt_map, preds)
-    return spec.evaluate(
-        Bounded(gt_map, protocol, "ground-truth polygon", limits),
-        Bounded(preds, protocol, "detection", limits),
-        **params,
-    )
+    with worker_pool.use(workers):
+        return spec.evaluate(
+            Bounded(gt_map, protocol, "ground-truth polygon", limits),
+            Bounded(preds, protocol, "detection", limits),
+            **params,
+        )
 
 
 # --------------------------------------------------------------------------- parameters

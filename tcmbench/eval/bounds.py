@@ -459,6 +459,13 @@ class ImageLimits:
             if use:
                 self._verdicts[(sid, "det")] = _limit_problem(pairs, work, gt_repair)
 
+    def restrict(self, ids: Sequence[str]) -> None:
+        """Measure ahead only within ``ids`` (the images of one worker's part,
+        :mod:`tcmbench.eval.workers`): images of another part are that
+        worker's to measure."""
+        self._order = list(ids)
+        self._pos = {sid: i for i, sid in enumerate(self._order)}
+
     def certified_simple(self, polygons: Sequence[Any]) -> np.ndarray | None:
         """Per polygon, whether the limits' own simplicity test (star-shaped
         or monotone, robust) already showed this very array simple, so that
@@ -622,6 +629,15 @@ class Bounded(Mapping[str, Sequence[Any]]):
     def certified_simple(self, polygons: Sequence[Any]) -> np.ndarray | None:
         """:meth:`ImageLimits.certified_simple` (for the protocols' packing)."""
         return self._limits.certified_simple(polygons)
+
+    def restrict(self, ids: Sequence[str]) -> None:
+        """:meth:`ImageLimits.restrict` (a worker's part of the images)."""
+        self._limits.restrict(ids)
+
+    def size(self, sample_id: str) -> int:
+        """How many polygons ``sample_id`` has, without checking it (to
+        weigh the images when the work is split over processes)."""
+        return len(self._items[sample_id])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)

@@ -164,3 +164,25 @@ def iou_spec(name: str) -> BuiltinSpec:
     return BuiltinSpec(
         name=name, evaluate=_lazy(target, name), summary=summary, params=dict(params)
     )
+
+
+#: Built-in protocols that call GEOS (shapely) on every real input: the
+#: curved script's validation and TIoU figures, mmocr's shapely IoU.
+GEOS_PROTOCOLS = frozenset({"totaltext-iou", "ctw1500-iou", "tiou", "mmocr-hmean-iou"})
+
+
+def preload(name: str) -> None:
+    """Import what scoring with the built-in protocol ``name`` imports
+    anyway (its engine; shapely where :data:`GEOS_PROTOCOLS` says so).
+    ``tcmbench score`` calls it while a worker process still reads the
+    predictions, so that the imports cost no waiting and the processes the
+    images are then split over inherit them instead of each importing them
+    again. Unknown names are left alone."""
+    import importlib
+
+    entry = IOU_PROTOCOLS.get(name) or DETEVAL_PROTOCOLS.get(name)
+    if entry is None:
+        return
+    importlib.import_module(entry[0].split(":")[0])
+    if name in GEOS_PROTOCOLS:
+        import shapely  # noqa: F401 - imported for its side effect: loaded once, here

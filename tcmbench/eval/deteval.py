@@ -65,6 +65,7 @@ import numpy as np
 
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.errors import ProtocolError
+from tcmbench.eval import workers
 from tcmbench.eval.api import check_params, natural_key, parse_bool
 from tcmbench.eval.overlaps import (
     ImageInput,
@@ -368,6 +369,22 @@ def evaluate_totaltext_deteval(
         ids = all_ids
     skipped = [i for i in all_ids if i not in predictions]
 
+    rule = {k: p[k] for k in ("tr", "tp", "k", "penalty")}
+    sweep = SweepAccumulator() if p["sweep"] else None
+    parts = [(0, len(ids))]
+    if sweep is None and workers.wanted():  # the sweep's float credits stay in one process
+        size = getattr(gt, "size", None) or (lambda sid: len(gt[sid]))
+        dsize = getattr(predictions, "size", None) or (lambda sid: len(predictions[sid]))
+        weights = [size(sid) + (dsize(sid) if sid in predictions else 0) for sid in ids]
+        parts = workers.ranges(weights, workers.MIN_PART_POLYGONS)
+
+    def part(start: int, stop: int) -> list[_ImageScore]:
+        if len(parts) > 1:  # the limits measure images ahead: only this part's
+            restrict = getattr(gt, "restrict", None)
+            if restrict is not None:
+                restrict(ids[start:stop])
+        return _score_part(gt, predictions, ids[start:stop], rule, sweep, p["details"], start == 0)
+
     acc_r = 0.0
     acc_p = 0.0
     total_gt = 0  # care GTs (the official total_num_gt)
@@ -375,46 +392,18 @@ def evaluate_totaltext_deteval(
     all_gt = 0
     all_det = 0
     per_image: dict[str, dict[str, Any]] = {}
-    rule = {k: p[k] for k in ("tr", "tp", "k", "penalty")}
-    sweep = SweepAccumulator() if p["sweep"] else None
-    overlaps = iter_image_overlaps(
-        _load(gt, predictions, ids, sweep is not None),
-        repair=True,
-        det_first=True,
-        recheck=near_official_ties,
-    )
-    for overlap, (scored, care, kept) in _scored(_progress(overlaps, len(ids)), rule, sweep):
-        sample_id = overlap.tag[0]
-        for c in scored.recall_credits:
-            acc_r += c
-        for c in scored.precision_credits:
-            acc_p += c
-        num_gt, num_det = care.size, kept.size
-        total_gt += num_gt
-        total_det += num_det
-        all_gt += overlap.inter.shape[0]
-        all_det += overlap.inter.shape[1]
-        local_r = sum(scored.recall_credits)
-        local_p = sum(scored.precision_credits)
-        entry: dict[str, Any] = {
-            "precision": local_p / num_det if num_det else 0.0,
-            "recall": local_r / num_gt if num_gt else 0.0,
-            "num_gt": int(overlap.inter.shape[0]),
-            "num_gt_care": num_gt,
-            "num_det": int(overlap.inter.shape[1]),
-            "num_det_care": num_det,
-            "recall_credit": local_r,
-            "precision_credit": local_p,
-        }
-        if sample_id not in predictions:
-            entry["missing_prediction_file"] = True
-        if p["details"]:
-            # [kind, GT indices, detection indices] into the caller's lists
-            entry["matches"] = [
-                [kind, [int(care[g]) for g in gs], [int(kept[d]) for d in ds]]
-                for kind, gs, ds in scored.matches
-            ]
-        per_image[sample_id] = entry
+    for images in workers.run_parts(parts, part):
+        # one image after the other, as the official script sums
+        for sample_id, recall_credits, precision_credits, entry in images:
+            for c in recall_credits:
+                acc_r += c
+            for c in precision_credits:
+                acc_p += c
+            total_gt += entry["num_gt_care"]
+            total_det += entry["num_det_care"]
+            all_gt += entry["num_gt"]
+            all_det += entry["num_det"]
+            per_image[sample_id] = entry
     skipped_gt = 0
     for sample_id in skipped:
         if p["missing_predictions"] == "official":
@@ -457,6 +446,57 @@ def evaluate_totaltext_deteval(
             "images_without_predictions": len(skipped),
         },
     )
+
+
+#: One image's (sample id, recall credits, precision credits, per-image entry).
+_ImageScore = tuple[str, list[float], list[float], dict[str, Any]]
+
+
+def _score_part(
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    ids: Sequence[str],
+    rule: dict[str, Any],
+    sweep: SweepAccumulator | None,
+    details: bool,
+    progress: bool = True,
+) -> list[_ImageScore]:
+    """The matchings of the images ``ids``, in order, with their credits
+    (summed by the caller in the official order)."""
+    overlaps = iter_image_overlaps(
+        _load(gt, predictions, ids, sweep is not None),
+        repair=True,
+        det_first=True,
+        recheck=near_official_ties,
+    )
+    out: list[_ImageScore] = []
+    if progress:
+        overlaps = _progress(overlaps, len(ids))
+    for overlap, (scored, care, kept) in _scored(overlaps, rule, sweep):
+        sample_id = overlap.tag[0]
+        num_gt, num_det = care.size, kept.size
+        local_r = sum(scored.recall_credits)
+        local_p = sum(scored.precision_credits)
+        entry: dict[str, Any] = {
+            "precision": local_p / num_det if num_det else 0.0,
+            "recall": local_r / num_gt if num_gt else 0.0,
+            "num_gt": int(overlap.inter.shape[0]),
+            "num_gt_care": num_gt,
+            "num_det": int(overlap.inter.shape[1]),
+            "num_det_care": num_det,
+            "recall_credit": local_r,
+            "precision_credit": local_p,
+        }
+        if sample_id not in predictions:
+            entry["missing_prediction_file"] = True
+        if details:
+            # [kind, GT indices, detection indices] into the caller's lists
+            entry["matches"] = [
+                [kind, [int(care[g]) for g in gs], [int(kept[d]) for d in ds]]
+                for kind, gs, ds in scored.matches
+            ]
+        out.append((sample_id, list(scored.recall_credits), list(scored.precision_credits), entry))
+    return out
 
 
 #: Images scored together by :func:`score_images` (their arrays stay small).

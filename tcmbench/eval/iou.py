@@ -46,6 +46,7 @@ import numpy as np
 
 from tcmbench.data.schema import Instance, Prediction
 from tcmbench.errors import ProtocolError
+from tcmbench.eval import workers
 from tcmbench.eval.api import natural_key
 from tcmbench.eval.intersection import intersection_area
 from tcmbench.eval.iou_rules import (
@@ -138,6 +139,8 @@ def evaluate_tiou(
 
 @dataclass
 class _Totals:
+    """What the chunks of one part add up (merged across parts in order)."""
+
     matched: int = 0
     gt_care: int = 0
     det_care: int = 0
@@ -145,10 +148,20 @@ class _Totals:
     det: int = 0
     images: int = 0
     missing: int = 0
-    tiou_recall: float = 0.0
-    tiou_precision: float = 0.0
+    #: TIoU recall / precision of the matched pairs, chunk by chunk (summed
+    #: once at the end: how the images were chunked or split over worker
+    #: processes cannot change the sum)
+    tiou_r: list[np.ndarray] = field(default_factory=list)
+    tiou_p: list[np.ndarray] = field(default_factory=list)
     conf: list[np.ndarray] = field(default_factory=list)
     match: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, other: _Totals) -> None:
+        """Append ``other``, the totals of the images that follow."""
+        for name in ("matched", "gt_care", "det_care", "gt", "det", "images", "missing"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("tiou_r", "tiou_p", "conf", "match"):
+            getattr(self, name).extend(getattr(other, name))
 
 
 def score(
@@ -157,8 +170,44 @@ def score(
     rules: Rules,
     p: Params,
 ) -> Result:
-    """Score every image of ``gt`` (in numeric id order) chunk by chunk."""
+    """Score every image of ``gt`` (in numeric id order) chunk by chunk,
+    contiguous runs of images in worker processes where
+    :func:`tcmbench.eval.workers.use` allows it."""
     ids = sorted(gt, key=natural_key)
+    parts = [(0, len(ids))]
+    if workers.wanted():
+        size = getattr(gt, "size", None) or (lambda sid: len(gt[sid]))
+        dsize = getattr(predictions, "size", None) or (lambda sid: len(predictions[sid]))
+        weights = [size(sid) + (dsize(sid) if sid in predictions else 0) for sid in ids]
+        parts = workers.ranges(weights, workers.MIN_PART_POLYGONS)
+
+    def part(start: int, stop: int) -> tuple[_Totals, SweepAccumulator | None, dict[str, Any]]:
+        return _score_ids(ids[start:stop], gt, predictions, rules, p, len(parts) > 1, start == 0)
+
+    results = workers.run_parts(parts, part)
+    totals, sweep, per_image = results[0]
+    for more, more_sweep, more_images in results[1:]:
+        totals.add(more)
+        if sweep is not None and more_sweep is not None:
+            sweep.merge(more_sweep)
+        per_image.update(more_images)
+    return _result(rules, p, totals, sweep, per_image)
+
+
+def _score_ids(
+    ids: list[str],
+    gt: Mapping[str, Sequence[Instance]],
+    predictions: Mapping[str, Sequence[Prediction]],
+    rules: Rules,
+    p: Params,
+    split: bool,
+    progress: bool,
+) -> tuple[_Totals, SweepAccumulator | None, dict[str, Any]]:
+    """The totals, sweep and per-image entries of the images ``ids``."""
+    if split:  # the limits measure images ahead: only this part's
+        restrict = getattr(gt, "restrict", None)
+        if restrict is not None:
+            restrict(ids)
     totals = _Totals()
     sweep = SweepAccumulator() if p.sweep else None
     per_image: dict[str, dict[str, Any]] = {}
@@ -166,7 +215,7 @@ def score(
     certified = getattr(gt, "certified_simple", None)
     chunk: list[tuple[str, Sequence[Instance], Sequence[Prediction] | None]] = []
     pending = 0
-    for sid in _progress(ids, rules.protocol):
+    for sid in _progress(ids, rules.protocol) if progress else ids:
         instances = gt[sid]
         dets = predictions.get(sid)  # None: no prediction file
         chunk.append((sid, instances, dets))
@@ -177,7 +226,7 @@ def score(
             pending = 0
     if chunk:
         _score_chunk(chunk, rules, p, totals, sweep, per_image, certified)
-    return _result(rules, p, totals, sweep, per_image)
+    return totals, sweep, per_image
 
 
 def _progress(ids: list[str], desc: str) -> Iterable[str]:
@@ -217,8 +266,10 @@ def _result(
         )
     tiou_r = tiou_p = tiou_h = None
     if p.tiou:
-        tiou_r = 0 if t.gt_care == 0 else t.tiou_recall / t.gt_care
-        tiou_p = 0 if t.det_care == 0 else t.tiou_precision / t.det_care
+        sum_r = float(np.sum(np.concatenate(t.tiou_r))) if t.tiou_r else 0.0
+        sum_p = float(np.sum(np.concatenate(t.tiou_p))) if t.tiou_p else 0.0
+        tiou_r = 0 if t.gt_care == 0 else sum_r / t.gt_care
+        tiou_p = 0 if t.det_care == 0 else sum_p / t.det_care
         tiou_h = _hmean(tiou_p, tiou_r)
     extra: dict[str, Any] = {
         "num_images": t.images,
@@ -400,8 +451,8 @@ def _score_chunk(
             md,
             rules.ot_tolerance,
         )
-        totals.tiou_recall += float(np.sum(tiou_r))
-        totals.tiou_precision += float(np.sum(tiou_p))
+        totals.tiou_r.append(np.asarray(tiou_r, dtype=np.float64))
+        totals.tiou_p.append(np.asarray(tiou_p, dtype=np.float64))
 
     totals.matched += int(mg.size)
     totals.gt_care += int(n_gt_care.sum())

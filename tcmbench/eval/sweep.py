@@ -103,6 +103,13 @@ class SweepAccumulator:
         self.num_gt[index] += num_gt
         self.num_det[index] += num_det
 
+    def merge(self, other: SweepAccumulator) -> None:
+        """Add ``other``'s credits and denominators (the images that follow)."""
+        self.recall_credit += other.recall_credit
+        self.precision_credit += other.precision_credit
+        self.num_gt += other.num_gt
+        self.num_det += other.num_det
+
     def result(self) -> dict[str, Any]:
         recall = [
             0.0 if g == 0 else float(c) / float(g) for c, g in zip(self.recall_credit, self.num_gt)
