@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -211,6 +212,42 @@ def test_score_imports_only_what_it_needs(ic15: tuple[Path, Path]) -> None:
     )
     assert res.returncode == 0, res.stderr
     assert "LOADED []" in res.stdout, res.stdout
+
+
+def test_numpy_starts_with_one_blas_thread(ic15: tuple[Path, Path]) -> None:
+    """Scoring does no linear algebra: numpy must be first imported after
+    the command asked OpenBLAS for one thread (a pool of one spinning thread
+    per core costs CPU time and start-up). An option parsed with an import
+    that pulls numpy in early broke this once."""
+    gt, pred = ic15
+    code = (
+        "import builtins, os, sys\n"
+        "seen = []\n"
+        "real_import = builtins.__import__\n"
+        "def spy(name, *a, **k):\n"
+        "    if name == 'numpy' and 'numpy' not in sys.modules and not seen:\n"
+        "        seen.append(os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+        "    return real_import(name, *a, **k)\n"
+        "builtins.__import__ = spy\n"
+        "from tcmbench.cli import main\n"
+        "try:\n"
+        f"    main(['score', '-p', 'icdar2015', '--gt', {str(gt)!r}, '--pred', {str(pred)!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('BLAS THREADS AT NUMPY IMPORT', seen)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "BLAS THREADS AT NUMPY IMPORT ['1']" in res.stdout, res.stdout
 
 
 @pytest.mark.realdata

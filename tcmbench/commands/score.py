@@ -25,12 +25,11 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, str]:
 
 
 def _workers(value: str) -> int:
-    """``--workers``: ``auto`` or a count of at least 1."""
-    from tcmbench.eval.workers import auto_workers
-
+    """``--workers``: a count of at least 1, or 0 for ``auto`` (resolved by
+    the run, after it has set up numpy's threads: nothing is imported here)."""
     text = value.strip().lower()
     if text == "auto":
-        return auto_workers()
+        return 0
     if text.isdigit() and 1 <= int(text) <= 1024:
         return int(text)
     raise click.BadParameter(

@@ -126,9 +126,10 @@ def run(
 ) -> None:
     """Score ``pred_path`` against the ground truth and print the table
     through ``echo`` (the options are ``tcmbench score``'s). With
-    ``workers`` > 1 a forked process reads the predictions while this one
-    reads the ground truth, and the protocol may split the images over
-    that many processes (:mod:`tcmbench.eval.workers`)."""
+    ``workers`` > 1 (0: as many as :func:`~tcmbench.eval.workers.auto_workers`
+    says) a forked process reads the predictions while this one reads the
+    ground truth, and the protocol may split the images over that many
+    processes (:mod:`tcmbench.eval.workers`)."""
     import os
     import sys
 
@@ -153,6 +154,9 @@ def run(
         received_predictions,
         scored_as_evaluated,
     )
+
+    if workers < 1:
+        workers = worker_pool.auto_workers()
 
     cfg = None
     if dataset is not None:
