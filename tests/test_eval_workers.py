@@ -280,3 +280,38 @@ def test_the_benchmark_sets_score_the_same_with_workers(
         data["params"].pop("workers", None)
         got.append((stdout, data))
     assert got[1] == got[0]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [[1.0, 2.0], [3.0, 4.0], [5.0, 7.0]],
+        [[1.5, 2.0], [3.0, 4.0], [5.0, 7.0]],
+        [[-0.0, 2.0], [3.0, 4.0], [5.0, 7.0]],
+        [[1e39, 2.0], [3.0, 4.0], [5.0, 7.0]],
+        [[float("nan"), 2.0], [float("inf"), 4.0], [5.0, -7.0]],
+        [[2.0**31, 2.0], [3.0, 4.0], [5.0, 7.0]],
+        [[40000.0, 2.0], [3.0, 4.0], [5.0, 7.0]],
+        [[65537.0, 2.0], [3.0, 4.0], [5.0, 7.0]],
+    ],
+)
+def test_predictions_cross_processes_unchanged(values: list[list[float]]) -> None:
+    """What the worker reading the predictions sends back is what it read,
+    to the bit (whole-pixel submissions travel as int16 or int32)."""
+    import pickle
+
+    from tcmbench.eval.io import PredictionFiles, flat_predictions, unflat_predictions
+
+    poly = np.array(values, dtype=np.float64)
+    files = PredictionFiles(
+        {"img_1": [Prediction(poly, 0.5), Prediction(poly[::-1].copy(), None)], "img_2": []},
+        {"img_1": ("x.zip:res_img_1.txt", [1, 2]), "img_2": ("x.zip:res_img_2.txt", [])},
+        "rrc",
+    )
+    back = unflat_predictions(pickle.loads(pickle.dumps(flat_predictions(files))))
+    assert list(back) == ["img_1", "img_2"] and back.origins == files.origins
+    assert back.style == "rrc" and back["img_2"] == []
+    for got, want in zip(back["img_1"], files["img_1"]):
+        assert got.polygon.dtype == np.float64
+        assert got.polygon.tobytes() == want.polygon.tobytes()
+        assert got.score == want.score
