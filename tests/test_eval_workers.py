@@ -315,3 +315,13 @@ def test_predictions_cross_processes_unchanged(values: list[list[float]]) -> Non
         assert got.polygon.dtype == np.float64
         assert got.polygon.tobytes() == want.polygon.tobytes()
         assert got.score == want.score
+
+
+def test_a_worker_forks_no_workers_of_its_own() -> None:
+    def part(lo: int, hi: int) -> tuple[int, bool]:
+        return os.getpid(), workers.wanted()
+
+    with workers.use(2):
+        (here, here_wanted), (there, there_wanted) = workers.run_parts([(0, 1), (1, 2)], part)
+    assert here == os.getpid() and here_wanted
+    assert there != here and not there_wanted

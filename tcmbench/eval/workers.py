@@ -221,6 +221,7 @@ def start(fn: Callable[[], Any]) -> Child | None:
         return None
     if pid == 0:  # the child: never returns
         code = 0
+        _state["workers"] = 1  # a worker never forks workers of its own
         try:
             os.close(read_fd)
             try:
