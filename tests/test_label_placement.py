@@ -17,7 +17,7 @@ import pytest
 from conftest import shared_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely.geometry import Polygon, box
+from shapely.geometry import Point, Polygon, box
 
 from tcmbench.cli import main
 from tcmbench.data.schema import Prediction
@@ -246,3 +246,21 @@ def test_predict_ppocr_labels_leave_the_sign_text_readable(
         assert (colour_mask(drawn, colour) & inside).sum() == before, colour
     labels = colour_mask(drawn, PRED_COLOUR) & ~grown(drawn.shape[:2], polys, margin=t + 2)
     assert labels.sum() > 200 * len(polys), "the labels are drawn, outside the polygons"
+
+
+def test_a_label_that_cannot_be_attached_is_level_with_its_own_line() -> None:
+    """Three lines stacked 3 px apart leave no gap for the middle line's
+    label: it goes beside the line, level with it (its own outline is the
+    nearest to the label's centre), not level with the line above, and its
+    leader ends on its own outline."""
+    placements = place_labels((H, W), SCENE, [LABEL] * len(SCENE))
+    middle = placements[5]
+    assert middle.free and middle.anchor is not None
+    centre = np.array([(middle.x0 + middle.x1 - 1) / 2, (middle.y0 + middle.y1 - 1) / 2])
+
+    def distance(poly: np.ndarray) -> float:
+        return Polygon(poly).exterior.distance(Point(*centre))
+
+    own = distance(SCENE[5])
+    assert all(distance(p) > own for k, p in enumerate(SCENE) if k != 5)
+    assert Polygon(SCENE[5]).exterior.distance(Point(*middle.anchor)) <= 1.0

@@ -24,10 +24,12 @@ A candidate is *free* when it covers no text pixel and no earlier label,
 and *attached* when it lies within half its height of its own polygon and
 every other polygon is half its height farther (a label in the gap between
 two stacked lines would read as belonging to either). The first free and
-attached candidate wins; failing that the first free one; when none is
-free, the one that covers the fewest pixels (:attr:`Placement.free` is
-then False). A label not attached gets :attr:`Placement.anchor`, the
-polygon's corner nearest to it, for the caller's leader line. Cost: a few
+attached candidate wins; failing that the first free one whose own polygon
+is the nearest to its centre (level with its own line, not with the next
+one); failing that the first free one; when none is free, the one that
+covers the fewest pixels (:attr:`Placement.free` is then False). A label
+not attached gets :attr:`Placement.anchor`, the point of its polygon's
+outline nearest to its centre, for the caller's leader line. Cost: a few
 hundred boxes on a 4000-pixel photo take well under a second.
 """
 
@@ -72,8 +74,8 @@ def polygon_mask(
     polygon (a label must not touch the drawn line either)."""
     mask = np.zeros(shape, np.uint8)
     pts = [_int_points(p).astype(np.int32) for p in polygons if len(p)]
-    if pts:
-        cv2.fillPoly(mask, pts, 1)
+    for one in pts:  # one at a time: fillPoly of a list leaves overlaps as holes
+        cv2.fillPoly(mask, [one], 1)
     if pts and clearance > 1:
         return cv2.dilate(mask, np.ones((2 * clearance - 1,) * 2, np.uint8)).astype(bool)
     return mask.astype(bool)
@@ -123,8 +125,12 @@ def place_labels(
             rect = _inside(rect, w, h)
             overlap = _covered(text, rect) + _covered(taken, rect)
             # a covering candidate ranks by what it covers alone (cheaper)
-            clear_of_others = overlap == 0 and _attached(rect, i, samples, extents, near, lh // 2)
-            rank = (overlap, 0 if clear_of_others else 1)
+            if overlap:
+                rank = (overlap, 2)
+            elif _attached(rect, i, samples, extents, near, lh // 2):
+                rank = (0, 0)
+            else:  # free but not attached: at least nearest to its own polygon
+                rank = (0, 1 if _own_is_nearest(rect, i, samples) else 2)
             if best is None or rank < best[0]:
                 best = (rank, rect)
             if rank == (0, 0):
@@ -133,7 +139,7 @@ def place_labels(
         (overlap, _), (x0, y0, x1, y1) = best
         taken[y0:y1, x0:x1] = True
         detached = len(poly) > 0 and not _attached(best[1], i, samples, extents, near, lh // 2)
-        anchor = _nearest_vertex(poly, best[1]) if detached else None
+        anchor = _nearest_outline_point(samples[i], best[1]) if detached else None
         out.append(Placement(x0, y0, x1, y1, free=overlap == 0, anchor=anchor))
     return out
 
@@ -263,7 +269,28 @@ def _covered(mask: np.ndarray, rect: Rect) -> int:
     return int(np.count_nonzero(mask[y0:y1, x0:x1]))
 
 
-def _nearest_vertex(pts: np.ndarray, rect: Rect) -> tuple[int, int]:
-    cx, cy = (rect[0] + rect[2]) / 2, (rect[1] + rect[3]) / 2
-    i = int(np.argmin((pts[:, 0] - cx) ** 2 + (pts[:, 1] - cy) ** 2))
-    return (int(pts[i, 0]), int(pts[i, 1]))
+def _centre_distances(rect: Rect, points: np.ndarray) -> np.ndarray:
+    cx, cy = (rect[0] + rect[2] - 1) / 2, (rect[1] + rect[3] - 1) / 2
+    return np.hypot(points[:, 0] - cx, points[:, 1] - cy)
+
+
+def _own_is_nearest(rect: Rect, own: int, samples: Sequence[np.ndarray]) -> bool:
+    """Whether, seen from the label's centre, its own polygon's outline is
+    nearer than any other's: a label that cannot be attached (stacked
+    lines leave no gap) is then at least level with its own line, not with
+    the next one, and its leader line reads the right way."""
+    if not len(samples[own]):
+        return False
+    mine = float(_centre_distances(rect, samples[own]).min())
+    return all(
+        float(_centre_distances(rect, s).min()) > mine
+        for j, s in enumerate(samples)
+        if j != own and len(s)
+    )
+
+
+def _nearest_outline_point(points: np.ndarray, rect: Rect) -> tuple[int, int]:
+    """The point of a polygon's outline nearest the label's centre (where
+    its leader line ends)."""
+    k = int(np.argmin(_centre_distances(rect, points)))
+    return (int(np.rint(points[k, 0])), int(np.rint(points[k, 1])))
