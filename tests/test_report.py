@@ -286,6 +286,16 @@ def test_a_miss_stays_visible_under_a_false_positive() -> None:
     assert column[4] == COLOURS["det_fp"]  # the edge itself: the false positive on top
 
 
+def test_overlapping_errors_are_tinted_where_they_overlap_too() -> None:
+    """Two overlapping false positives: their common part is tinted like
+    the rest (cv2.fillPoly of a list of polygons leaves overlaps as holes)."""
+    image = np.zeros((100, 200, 3), np.uint8)
+    fps = [Prediction(box(20, 20, 120, 70)), Prediction(box(60, 30, 160, 80))]
+    out = draw_outcomes(image, [], [], fps, [FP, FP], max_side=200)
+    alone, common = out[25, 40], out[50, 90]
+    assert alone[0] > 40 and tuple(int(v) for v in common) == tuple(int(v) for v in alone)
+
+
 def test_thumbnails_are_drawn_at_thumbnail_scale() -> None:
     image = np.zeros((1000, 2000, 3), np.uint8)
     out = draw_outcomes(image, [], [], [Prediction(box(1000, 500, 1400, 700))], [FP], max_side=500)

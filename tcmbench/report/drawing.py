@@ -85,7 +85,8 @@ def draw_outcomes(
         if key in _ERRORS:
             t = thickness + _WIDER[key]
             tint = out.copy()
-            cv2.fillPoly(tint, layers[key], COLOURS[key])
+            for poly in layers[key]:  # one at a time: a list leaves overlaps as holes
+                cv2.fillPoly(tint, [poly], COLOURS[key])
             out = cv2.addWeighted(tint, FILL_ALPHA, out, 1.0 - FILL_ALPHA, 0.0)
         elif key in ("gt_dc", "det_dc"):
             t = max(1, thickness - 1)
