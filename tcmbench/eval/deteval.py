@@ -371,20 +371,6 @@ def evaluate_totaltext_deteval(
 
     rule = {k: p[k] for k in ("tr", "tp", "k", "penalty")}
     sweep = SweepAccumulator() if p["sweep"] else None
-    parts = [(0, len(ids))]
-    if sweep is None and workers.wanted():  # the sweep's float credits stay in one process
-        size = getattr(gt, "size", None) or (lambda sid: len(gt[sid]))
-        dsize = getattr(predictions, "size", None) or (lambda sid: len(predictions[sid]))
-        weights = [size(sid) + (dsize(sid) if sid in predictions else 0) for sid in ids]
-        parts = workers.ranges(weights, workers.MIN_PART_POLYGONS)
-
-    def part(start: int, stop: int) -> list[_ImageScore]:
-        if len(parts) > 1:  # the limits measure images ahead: only this part's
-            restrict = getattr(gt, "restrict", None)
-            if restrict is not None:
-                restrict(ids[start:stop])
-        return _score_part(gt, predictions, ids[start:stop], rule, sweep, p["details"], start == 0)
-
     acc_r = 0.0
     acc_p = 0.0
     total_gt = 0  # care GTs (the official total_num_gt)
@@ -392,7 +378,14 @@ def evaluate_totaltext_deteval(
     all_gt = 0
     all_det = 0
     per_image: dict[str, dict[str, Any]] = {}
-    for images in workers.run_parts(parts, part):
+    scored = workers.map_images(
+        ids,
+        gt,
+        predictions,
+        lambda part, first: _score_part(gt, predictions, part, rule, sweep, p["details"], first),
+        split=sweep is None,  # the sweep's float credits stay in one process
+    )
+    for images in scored:
         # one image after the other, as the official script sums
         for sample_id, recall_credits, precision_credits, entry in images:
             for c in recall_credits:

@@ -174,17 +174,9 @@ def score(
     contiguous runs of images in worker processes where
     :func:`tcmbench.eval.workers.use` allows it."""
     ids = sorted(gt, key=natural_key)
-    parts = [(0, len(ids))]
-    if workers.wanted():
-        size = getattr(gt, "size", None) or (lambda sid: len(gt[sid]))
-        dsize = getattr(predictions, "size", None) or (lambda sid: len(predictions[sid]))
-        weights = [size(sid) + (dsize(sid) if sid in predictions else 0) for sid in ids]
-        parts = workers.ranges(weights, workers.MIN_PART_POLYGONS)
-
-    def part(start: int, stop: int) -> tuple[_Totals, SweepAccumulator | None, dict[str, Any]]:
-        return _score_ids(ids[start:stop], gt, predictions, rules, p, len(parts) > 1, start == 0)
-
-    results = workers.run_parts(parts, part)
+    results = workers.map_images(
+        ids, gt, predictions, lambda part, first: _score_ids(part, gt, predictions, rules, p, first)
+    )
     totals, sweep, per_image = results[0]
     for more, more_sweep, more_images in results[1:]:
         totals.add(more)
@@ -200,14 +192,9 @@ def _score_ids(
     predictions: Mapping[str, Sequence[Prediction]],
     rules: Rules,
     p: Params,
-    split: bool,
     progress: bool,
 ) -> tuple[_Totals, SweepAccumulator | None, dict[str, Any]]:
     """The totals, sweep and per-image entries of the images ``ids``."""
-    if split:  # the limits measure images ahead: only this part's
-        restrict = getattr(gt, "restrict", None)
-        if restrict is not None:
-            restrict(ids)
     totals = _Totals()
     sweep = SweepAccumulator() if p.sweep else None
     per_image: dict[str, dict[str, Any]] = {}

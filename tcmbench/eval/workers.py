@@ -36,7 +36,7 @@ import os
 import pickle
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar, cast
 
@@ -121,6 +121,38 @@ def ranges(weights: Sequence[int], min_weight: int) -> list[tuple[int, int]]:
             start = i + 1
     out.append((start, n))
     return out
+
+
+def map_images(
+    ids: Sequence[str],
+    gt: Mapping[str, Sequence[Any]],
+    predictions: Mapping[str, Sequence[Any]],
+    score_part: Callable[[list[str], bool], T],
+    *,
+    split: bool = True,
+) -> list[T]:
+    """``score_part(part_ids, first)`` over contiguous parts of the images
+    ``ids`` (in order; ``first`` for the part this process scores), split by
+    their polygons, ground truth and detections, where :func:`wanted` and
+    ``split`` allow (else one part: all of them). Each part's geometry
+    limits look ahead only within the part (``gt.restrict``, the
+    :class:`~tcmbench.eval.bounds.Bounded` view's). The engines merge the
+    results in order."""
+    parts = [(0, len(ids))]
+    if split and wanted():
+        size = getattr(gt, "size", None) or (lambda sid: len(gt[sid]))
+        dsize = getattr(predictions, "size", None) or (lambda sid: len(predictions[sid]))
+        weights = [size(sid) + (dsize(sid) if sid in predictions else 0) for sid in ids]
+        parts = ranges(weights, MIN_PART_POLYGONS)
+    restrict = getattr(gt, "restrict", None) if len(parts) > 1 else None
+
+    def run(lo: int, hi: int) -> T:
+        part_ids = list(ids[lo:hi])
+        if restrict is not None:
+            restrict(part_ids)
+        return score_part(part_ids, lo == 0)
+
+    return run_parts(parts, run)
 
 
 class Child:
