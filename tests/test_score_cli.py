@@ -37,6 +37,19 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def run_code(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -c code`` from the repository, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env=env,
+    )
+
+
 @pytest.fixture()
 def ic15(tmp_path: Path) -> tuple[Path, Path]:
     gt = make_zip(tmp_path / "gt.zip", GT_IC15)
@@ -202,14 +215,7 @@ def test_score_imports_only_what_it_needs(ic15: tuple[Path, Path]) -> None:
         " '--param', 'confidences=true'])\n"
         f"print('LOADED', [m for m in {NOT_ON_THE_SCORE_PATH!r} if m in sys.modules])\n"
     )
-    res = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
+    res = run_code(code)
     assert res.returncode == 0, res.stderr
     assert "LOADED []" in res.stdout, res.stdout
 
@@ -236,16 +242,7 @@ def test_numpy_starts_with_one_blas_thread(ic15: tuple[Path, Path]) -> None:
         "    pass\n"
         "print('BLAS THREADS AT NUMPY IMPORT', seen)\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    res = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        env=env,
-    )
+    res = run_code(code, env={k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"})
     assert res.returncode == 0, res.stderr
     assert "BLAS THREADS AT NUMPY IMPORT ['1']" in res.stdout, res.stdout
 
