@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -30,6 +31,15 @@ _TCM_KEYS = (
     "no_tcm_text_decoder",
     "clip_weights",
     "clip_random",
+)
+
+
+#: ``DIR``: the folder of an ``experiment run`` (``experiment status`` and
+#: ``experiment report`` read it).
+experiment_dir_argument = click.argument(
+    "directory",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
 
 

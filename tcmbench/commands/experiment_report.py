@@ -15,15 +15,11 @@ from pathlib import Path
 
 import click
 
-from tcmbench.commands._options import OneLineError
+from tcmbench.commands._options import OneLineError, experiment_dir_argument
 
 
 @click.command("report")
-@click.argument(
-    "directory",
-    metavar="DIR",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-)
+@experiment_dir_argument
 @click.option(
     "--out",
     "out_dir",

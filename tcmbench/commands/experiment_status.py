@@ -13,15 +13,11 @@ from pathlib import Path
 
 import click
 
-from tcmbench.commands._options import OneLineError, json_option
+from tcmbench.commands._options import OneLineError, experiment_dir_argument, json_option
 
 
 @click.command("status")
-@click.argument(
-    "directory",
-    metavar="DIR",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-)
+@experiment_dir_argument
 @click.option(
     "--scheduler/--no-scheduler",
     "ask",
